@@ -1,0 +1,4 @@
+//! gitlab-license-server: GitLab's license and seat APIs, self-hosted.
+
+pub mod cli;
+pub mod license_key;

@@ -1,0 +1,10 @@
+//! One integration-test binary (one link step on slow machines), one module per area.
+
+mod support;
+
+mod cli;
+mod codec_fuzz;
+mod codec_rejections;
+mod codec_round_trip;
+mod ruby_compat;
+mod vectors;

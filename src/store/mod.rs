@@ -1,0 +1,634 @@
+//! Persistence. The only module that sees SQL.
+//!
+//! One `Store` holds either a SQLite or a PostgreSQL pool. Most statements are written once and
+//! compiled against both drivers through [`with_pool!`], so the shared test suite keeps both
+//! honest; where the dialects differ, each backend gets its own statement side by side.
+
+mod models;
+
+pub use models::*;
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// PostgreSQL channel on which every committed change is announced to the other replicas.
+pub const CHANGE_CHANNEL: &str = "gitlab_license_server_changes";
+
+/// GitLab's usage-trends identifier for billable users.
+pub const BILLABLE_USERS_MEASUREMENT: i16 = 11;
+
+/// Access levels above Guest (Planner 15 and up) occupy a seat on Ultimate.
+pub const GUEST_ACCESS_LEVEL: i32 = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("DATABASE_URL must start with sqlite:// or postgres:// (got `{0}…`)")]
+    UnsupportedUrl(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The database, plus a counter bumped after every committed write so that caches can tell
+/// whether what they hold is still current.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: Db,
+    changes: Arc<AtomicU64>,
+}
+
+#[derive(Clone, Debug)]
+enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same block against whichever pool the store holds; the block is compiled once
+/// per driver, so a statement that one backend cannot type fails the build.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Announces a committed change to other replicas (PostgreSQL only; SQLite has one process).
+macro_rules! announce_change {
+    (sqlite, $tx:expr) => {};
+    (postgres, $tx:expr) => {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGE_CHANNEL)
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+/// Inserts a token inside an open transaction and evaluates to its id.
+macro_rules! insert_token {
+    ($tx:expr, $user_id:expr, $token:expr, $now:expr) => {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, revoked, created_at)
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+        )
+        .bind($user_id)
+        .bind(&$token.name)
+        .bind(&$token.digest)
+        .bind($token.scopes.join(" "))
+        .bind($token.expires_at)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("a token with this value already exists".into())
+            }
+            _ => StoreError::Database(error),
+        })?
+    };
+}
+
+impl Store {
+    fn new(db: Db) -> Self {
+        Self {
+            db,
+            changes: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// How many writes this process has committed or heard of; a cached value read before the
+    /// number moved may be stale.
+    pub fn change_count(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
+    }
+
+    /// Records that the data changed: after every local commit, and when another replica
+    /// announces one.
+    pub fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Connects to `url` (`sqlite://…` or `postgres://…`); a missing SQLite file is created.
+    pub async fn connect(url: &str, pool_size: Option<u32>) -> StoreResult<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+                // Keep per-connection page caches small: the working set is tiny.
+                .pragma("cache_size", "-512");
+            if let Some(parent) = options.get_filename().parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
+                }
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(pool_size.unwrap_or(4))
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Self::new(Db::Sqlite(pool)))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options =
+                PgConnectOptions::from_str(url)?.application_name("gitlab-license-server");
+            let pool = PgPoolOptions::new()
+                .max_connections(pool_size.unwrap_or(10))
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Self::new(Db::Postgres(pool)))
+        } else {
+            let scheme: String = url.chars().take_while(|c| *c != ':').take(16).collect();
+            Err(StoreError::UnsupportedUrl(scheme))
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match &self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgresql",
+        }
+    }
+
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres(pool) => Some(pool),
+            Db::Sqlite(_) => None,
+        }
+    }
+
+    /// Applies the migrations of this backend (PostgreSQL serialises concurrent replicas with an
+    /// advisory lock).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.db {
+            Db::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Db::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+
+    // ----- users and tokens -------------------------------------------------------------
+
+    /// On an empty directory, creates `root` (admin) and its first token in one transaction.
+    /// Returns false when users already exist (another replica, or an earlier run, did it).
+    pub async fn bootstrap_root(&self, token: &NewToken, now: DateTime<Utc>) -> StoreResult<bool> {
+        macro_rules! bootstrap {
+            ($kind:ident, $begin:expr, $lock:expr) => {{
+                let mut tx = $begin;
+                if let Some(lock) = $lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if users > 0 {
+                    return Ok(false);
+                }
+                let user_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                     VALUES ('root', 'Administrator', 'admin@example.com', 'active', 'human', TRUE, $1, $1)
+                     RETURNING id",
+                )
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                insert_token!(tx, user_id, token, now);
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(true)
+            }};
+        }
+        match &self.db {
+            // Read-then-write: take SQLite's write lock up front so two starts cannot race.
+            Db::Sqlite(pool) => {
+                bootstrap!(
+                    sqlite,
+                    pool.begin_with("BEGIN IMMEDIATE").await?,
+                    None::<&str>
+                )
+            }
+            Db::Postgres(pool) => bootstrap!(
+                postgres,
+                pool.begin().await?,
+                Some("SELECT pg_advisory_xact_lock(7250001)")
+            ),
+        }
+    }
+
+    pub async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, User>(
+                "SELECT id, username, name, email, state, user_type, admin, created_at
+                 FROM users WHERE lower(username) = lower($1)",
+            )
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// The token with this digest and its owner.
+    pub async fn find_token(&self, digest: &str) -> StoreResult<Option<TokenWithUser>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, TokenWithUser>(
+                "SELECT t.id AS token_id, t.name AS token_name, t.scopes, t.expires_at, t.revoked,
+                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at
+                 FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.token_digest = $1",
+            )
+            .bind(digest)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        token: &NewToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        macro_rules! create {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let id = insert_token!(tx, user_id, token, now);
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(id)
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => create!(sqlite, pool),
+            Db::Postgres(pool) => create!(postgres, pool),
+        }
+    }
+
+    /// Adds a user; a taken username or email is a [`StoreError::Conflict`] naming it.
+    pub async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+        macro_rules! create {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let created = sqlx::query_as::<_, User>(
+                    "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                     RETURNING id, username, name, email, state, user_type, admin, created_at",
+                )
+                .bind(&user.username)
+                .bind(&user.name)
+                .bind(&user.email)
+                .bind(&user.state)
+                .bind(&user.user_type)
+                .bind(user.admin)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|error| unique_violation(error, &[
+                    ("users_username_unique", "Username has already been taken"),
+                    ("users_email_unique", "Email has already been taken"),
+                ]))?;
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(created)
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => create!(sqlite, pool),
+            Db::Postgres(pool) => create!(postgres, pool),
+        }
+    }
+
+    /// Gives a user access to a group or project at `access_level`.
+    pub async fn add_membership(
+        &self,
+        user_id: i64,
+        source_type: &str,
+        source_id: i64,
+        access_level: i32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        macro_rules! add {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user_id)
+                .bind(source_type)
+                .bind(source_id)
+                .bind(access_level)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(())
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => add!(sqlite, pool),
+            Db::Postgres(pool) => add!(postgres, pool),
+        }
+    }
+
+    /// Revokes a token; false when there was none with this id.
+    pub async fn revoke_token(&self, token_id: i64) -> StoreResult<bool> {
+        macro_rules! revoke {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let revoked =
+                    sqlx::query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1")
+                        .bind(token_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(revoked > 0)
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => revoke!(sqlite, pool),
+            Db::Postgres(pool) => revoke!(postgres, pool),
+        }
+    }
+
+    // ----- licenses ---------------------------------------------------------------------
+
+    /// Up to `limit` licenses, newest id first (GitLab considers the 100 most recent).
+    pub async fn recent_licenses(&self, limit: i64) -> StoreResult<Vec<LicenseRow>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, LicenseRow>(
+                "SELECT id, data, created_at FROM licenses ORDER BY id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn find_license(&self, id: i64) -> StoreResult<Option<LicenseRow>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, LicenseRow>("SELECT id, data, created_at FROM licenses WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Stores an uploaded license; a trial license also sets the instance's trial end date
+    /// when none is set yet. One transaction.
+    pub async fn create_license(
+        &self,
+        data: &str,
+        trial_ends_on: Option<NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<LicenseRow> {
+        macro_rules! create {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let row = sqlx::query_as::<_, LicenseRow>(
+                    "INSERT INTO licenses (data, created_at, updated_at) VALUES ($1, $2, $2)
+                     RETURNING id, data, created_at",
+                )
+                .bind(data)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                if let Some(ends_on) = trial_ends_on {
+                    sqlx::query(
+                        "INSERT INTO application_settings (name, value, updated_at)
+                         VALUES ('license_trial_ends_on', $1, $2)
+                         ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(ends_on.format("%Y-%m-%d").to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(row)
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => create!(sqlite, pool),
+            Db::Postgres(pool) => create!(postgres, pool),
+        }
+    }
+
+    /// Deletes a license; false when there was none with this id.
+    pub async fn delete_license(&self, id: i64) -> StoreResult<bool> {
+        macro_rules! delete {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM licenses WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(deleted > 0)
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => delete!(sqlite, pool),
+            Db::Postgres(pool) => delete!(postgres, pool),
+        }
+    }
+
+    pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, String>("SELECT value FROM application_settings WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    // ----- billable users and history -------------------------------------------------------
+
+    /// GitLab's `User.billable` count, in one query: active humans and service users, and on
+    /// Ultimate only those with a membership above Guest.
+    pub async fn count_billable_users(&self, ultimate: bool) -> StoreResult<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM users u
+                 WHERE u.state = 'active'
+                   AND u.user_type IN ('human', 'service_user')
+                   AND (NOT $1 OR EXISTS (
+                        SELECT 1 FROM members m
+                        WHERE m.user_id = u.id AND m.access_level > $2))",
+            )
+            .bind(ultimate)
+            .bind(GUEST_ACCESS_LEVEL)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// The newest billable-users measurement.
+    pub async fn latest_billable_measurement(&self) -> StoreResult<Option<i64>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count FROM usage_trends_measurements
+                 WHERE identifier = $1 ORDER BY recorded_at DESC, id DESC LIMIT 1",
+            )
+            .bind(BILLABLE_USERS_MEASUREMENT)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Stores a billable-users measurement; a second one at the same instant is ignored.
+    pub async fn record_billable_measurement(
+        &self,
+        count: i64,
+        recorded_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        macro_rules! record {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO usage_trends_measurements (identifier, count, recorded_at)
+                     VALUES ($1, $2, $3) ON CONFLICT (identifier, recorded_at) DO NOTHING",
+                )
+                .bind(BILLABLE_USERS_MEASUREMENT)
+                .bind(count)
+                .bind(recorded_at)
+                .execute(&mut *tx)
+                .await?;
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(())
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => record!(sqlite, pool),
+            Db::Postgres(pool) => record!(postgres, pool),
+        }
+    }
+
+    /// The largest daily snapshot with `from <= recorded_at <= to`, or 0.
+    pub async fn historical_max(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> StoreResult<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(active_user_count) FROM historical_data
+                 WHERE recorded_at >= $1 AND recorded_at <= $2",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_one(pool)
+            .await?
+            .unwrap_or(0)
+        }))
+    }
+
+    /// Snapshots with `from <= recorded_at <= to`, oldest row first (GitLab's `find_each`).
+    pub async fn history_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> StoreResult<Vec<HistoryRow>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, HistoryRow>(
+                "SELECT recorded_at, active_user_count FROM historical_data
+                 WHERE recorded_at >= $1 AND recorded_at <= $2 ORDER BY id",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Adds daily snapshots (tests and imports).
+    pub async fn insert_history(&self, rows: &[HistoryRow]) -> StoreResult<()> {
+        macro_rules! insert {
+            ($kind:ident, $pool:expr) => {{
+                let mut tx = $pool.begin().await?;
+                for row in rows {
+                    sqlx::query(
+                        "INSERT INTO historical_data (recorded_at, active_user_count) VALUES ($1, $2)",
+                    )
+                    .bind(row.recorded_at)
+                    .bind(row.active_user_count)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(())
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => insert!(sqlite, pool),
+            Db::Postgres(pool) => insert!(postgres, pool),
+        }
+    }
+}
+
+/// Maps a unique-constraint violation to the user-facing message of the constraint it broke.
+fn unique_violation(error: sqlx::Error, messages: &[(&str, &str)]) -> StoreError {
+    if let sqlx::Error::Database(database_error) = &error {
+        if database_error.is_unique_violation() {
+            let text = database_error.message();
+            let constraint = database_error.constraint().unwrap_or_default();
+            for (name, message) in messages {
+                // PostgreSQL names the index; SQLite names the indexed expression's table.column.
+                let column = name
+                    .trim_start_matches("users_")
+                    .trim_end_matches("_unique");
+                if constraint == *name
+                    || text.contains(name)
+                    || text.contains(&format!("users.{column}"))
+                    || text.contains(&format!("lower({column})"))
+                {
+                    return StoreError::Conflict((*message).to_string());
+                }
+            }
+            return StoreError::Conflict("already exists".into());
+        }
+    }
+    StoreError::Database(error)
+}

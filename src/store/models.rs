@@ -1,0 +1,82 @@
+//! Rows as the store returns them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub state: String,
+    pub user_type: String,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token row joined with its owner, as authentication needs it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenWithUser {
+    pub token_id: i64,
+    pub token_name: String,
+    /// Space-separated.
+    pub scopes: String,
+    pub expires_at: Option<NaiveDate>,
+    pub revoked: bool,
+    #[sqlx(flatten)]
+    pub user: User,
+}
+
+impl TokenWithUser {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes
+            .split_whitespace()
+            .any(|granted| granted == scope)
+    }
+}
+
+/// A token to store: only its digest, never its value.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub digest: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LicenseRow {
+    pub id: i64,
+    pub data: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HistoryRow {
+    pub recorded_at: DateTime<Utc>,
+    pub active_user_count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub state: String,
+    pub user_type: String,
+    pub admin: bool,
+}
+
+impl NewUser {
+    /// An active human user, the common case.
+    pub fn human(username: &str, admin: bool) -> Self {
+        Self {
+            username: username.into(),
+            name: username.into(),
+            email: format!("{username}@example.com"),
+            state: "active".into(),
+            user_type: "human".into(),
+            admin,
+        }
+    }
+}

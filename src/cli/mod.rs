@@ -2,6 +2,7 @@
 
 mod keys;
 mod license;
+mod ops;
 
 use std::process::ExitCode;
 
@@ -11,29 +12,43 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "gitlab-license-server",
     version,
-    about = "A self-hosted server that speaks GitLab's license and seat APIs"
+    about = "A self-hosted server that speaks GitLab's license and seat APIs",
+    long_about = "A self-hosted server that speaks GitLab's license and seat APIs.\n\nWith no command it serves. Settings come from the environment (see .env.example)."
 )]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
     /// Manage the RSA key pair that signs and verifies license keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     /// Issue and inspect license keys.
     #[command(subcommand)]
     License(license::LicenseCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Token(ops::TokenCommand),
+    /// Exit 0 when the local server answers its readiness probe (for container health checks).
+    Healthcheck,
 }
 
 /// Parses the arguments, runs the command and turns failures into a one-line message.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let outcome = match cli.command {
+    let outcome = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => ops::serve(),
+        Command::Migrate => ops::migrate(),
         Command::Keys(command) => keys::run(command),
         Command::License(command) => license::run(command),
+        Command::Token(command) => ops::token(command),
+        Command::Healthcheck => ops::healthcheck(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

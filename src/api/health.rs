@@ -1,0 +1,48 @@
+//! `/-/health`, `/-/liveness`, `/-/readiness` (the last one checks the database).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/-/health", get(health))
+        .route("/-/liveness", get(liveness))
+        .route("/-/readiness", get(readiness))
+}
+
+async fn health() -> &'static str {
+    "GitLab OK"
+}
+
+async fn liveness() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
+    // A pool waiting for a dead database would hang the probe; answer within two seconds.
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
+    match ping
+        .map_err(|_| "timed out".to_string())
+        .and_then(|result| result.map_err(|error| error.to_string()))
+    {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "db_check": [{"status": "ok"}]})),
+        ),
+        Err(error) => {
+            tracing::warn!(error, "readiness: database unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unreachable"}]}),
+                ),
+            )
+        }
+    }
+}

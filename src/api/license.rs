@@ -1,0 +1,96 @@
+//! The seven License endpoints (`ee/lib/api/license.rb`), all admin-only.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::params::{IdParam, Params};
+use crate::auth::Admin;
+use crate::error::{ApiError, ApiResult, NOT_FOUND};
+use crate::services::licenses::{self, UploadError};
+use crate::state::AppState;
+
+/// `DELETE` reaches GitLab's RecordNotFound handler, which words it differently.
+const DELETE_NOT_FOUND: &str = "404 Not found";
+/// Our answer for an export with no current license (GitLab raises a 500 there).
+const NO_LICENSE_FOR_EXPORT: &str = "404 License Not Found";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/license", get(current).post(create))
+        .route("/api/v4/licenses", get(list))
+        // Declared before `/license/{id}`, as in GitLab, so they never read as an id.
+        .route("/api/v4/license/usage_export.csv", get(usage_export))
+        .route("/api/v4/license/usage_export", get(usage_export))
+        .route("/api/v4/license/{id}", get(show).delete(destroy))
+        .route(
+            "/api/v4/license/{id}/refresh_billable_users",
+            put(refresh_billable_users),
+        )
+}
+
+fn json_bytes(body: bytes::Bytes) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn current(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(json_bytes(licenses::current_license_json(&state).await?))
+}
+
+async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(licenses::list(&state).await?).into_response())
+}
+
+async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    let IdParam(Some(id)) = id else {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    };
+    match licenses::find(&state, id).await? {
+        Some(entity) => Ok(Json(entity).into_response()),
+        None => Err(ApiError::NotFound(NOT_FOUND)),
+    }
+}
+
+async fn create(_: Admin, State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let data = params.required_string("license")?;
+    match licenses::upload(&state, &data).await {
+        Ok(entity) => Ok((StatusCode::CREATED, Json(entity)).into_response()),
+        Err(UploadError::Rejected(rejected)) => Err(ApiError::BadRequest(rejected.0)),
+        Err(UploadError::Store(error)) => Err(error.into()),
+    }
+}
+
+async fn destroy(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    let IdParam(Some(id)) = id else {
+        return Err(ApiError::NotFound(DELETE_NOT_FOUND));
+    };
+    if licenses::delete(&state, id).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::NotFound(DELETE_NOT_FOUND))
+    }
+}
+
+async fn refresh_billable_users(
+    _: Admin,
+    id: IdParam,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let IdParam(Some(id)) = id else {
+        return Err(ApiError::NotFound(NOT_FOUND));
+    };
+    match licenses::refresh_billable_users(&state, id).await? {
+        Some(()) => Ok((StatusCode::ACCEPTED, Json(json!({"success": true}))).into_response()),
+        None => Err(ApiError::NotFound(NOT_FOUND)),
+    }
+}
+
+async fn usage_export(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    match licenses::usage_csv(&state).await? {
+        Some(csv) => Ok(([(header::CONTENT_TYPE, "text/csv")], csv).into_response()),
+        None => Err(ApiError::NotFound(NO_LICENSE_FOR_EXPORT)),
+    }
+}

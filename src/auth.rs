@@ -1,0 +1,251 @@
+//! Personal access tokens: where a request's token comes from, what it may do, and the
+//! extractors that make "authenticated" and "administrator" types a handler can demand.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::Method;
+use sha2::{Digest, Sha256};
+
+use crate::cache::Cache;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::TokenWithUser;
+
+pub const TOKEN_PREFIX: &str = "glpat-";
+const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const TOKEN_RANDOM_CHARS: usize = 20;
+
+pub const SCOPE_API: &str = "api";
+pub const SCOPE_READ_API: &str = "read_api";
+pub const SCOPE_ADMIN_MODE: &str = "admin_mode";
+/// Scopes a token may be created with here.
+pub const KNOWN_SCOPES: &[&str] = &[
+    SCOPE_API,
+    SCOPE_READ_API,
+    "read_user",
+    SCOPE_ADMIN_MODE,
+    "sudo",
+    "create_runner",
+    "manage_runner",
+    "ai_features",
+    "k8s_proxy",
+    "read_repository",
+    "write_repository",
+    "read_registry",
+    "write_registry",
+    "self_rotate",
+];
+
+/// The SHA-256 digest a token is stored as (hex).
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A new `glpat-` token with 120 random bits.
+pub fn generate_token() -> String {
+    use rand_core::RngCore as _;
+    let mut bytes = [0u8; TOKEN_RANDOM_CHARS];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    let random: String = bytes
+        .iter()
+        .map(|byte| TOKEN_ALPHABET[usize::from(*byte) % TOKEN_ALPHABET.len()] as char)
+        .collect();
+    format!("{TOKEN_PREFIX}{random}")
+}
+
+/// The token a request carries, in GitLab's order: `private_token` parameter, `PRIVATE-TOKEN`
+/// header, then the OAuth places (`access_token` parameter, `Authorization: Bearer`). Empty
+/// values count as absent, so an empty `PRIVATE-TOKEN:` header is anonymous.
+pub fn request_token(parts: &Parts) -> Option<String> {
+    let query = parts.uri.query().unwrap_or_default();
+    let parameter = |name: &str| {
+        form_urlencoded_pairs(query)
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+            .filter(|value| !value.is_empty())
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_string)
+    };
+    let bearer = || {
+        header("authorization").and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            let token = token.trim();
+            (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+        })
+    };
+    parameter("private_token")
+        .or_else(|| header("private-token"))
+        .or_else(|| parameter("access_token"))
+        .or_else(bearer)
+}
+
+fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .into_iter()
+}
+
+/// GitLab's reasons for refusing an account's API access (`403 Forbidden - …`).
+fn account_refusal(state: &str) -> Option<&'static str> {
+    match state {
+        "active" => None,
+        "blocked_pending_approval" => {
+            Some("Your account is pending approval from your administrator and hence blocked.")
+        }
+        "deactivated" => Some(
+            "Your account has been deactivated by your administrator. Please log back in from a web browser to reactivate your account",
+        ),
+        "banned" => Some("Your account has been banned."),
+        _ => Some("Your account has been blocked."),
+    }
+}
+
+/// A request's authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub token: Arc<TokenWithUser>,
+}
+
+impl Actor {
+    pub fn user(&self) -> &crate::store::User {
+        &self.token.user
+    }
+}
+
+/// Looks the token up (through the cache) and applies GitLab's checks in its order: known,
+/// not revoked, not expired, scope fits the method, account active.
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+    let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
+    let digest = token_digest(&token);
+    let record = match state.cache.token(&digest, &state.store) {
+        Some(record) => record,
+        None => {
+            let ticket = Cache::ticket(&state.store);
+            let record = Arc::new(
+                state
+                    .store
+                    .find_token(&digest)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?,
+            );
+            state.cache.put_token(&digest, ticket, Arc::clone(&record));
+            record
+        }
+    };
+    if record.revoked {
+        return Err(ApiError::TokenRevoked);
+    }
+    if record
+        .expires_at
+        .is_some_and(|expires_at| state.clock.today() >= expires_at)
+    {
+        return Err(ApiError::TokenExpired);
+    }
+    let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+    let scope_fits = record.has_scope(SCOPE_API) || (read_only && record.has_scope(SCOPE_READ_API));
+    if !scope_fits {
+        return Err(ApiError::InsufficientScope(if read_only {
+            "api read_api"
+        } else {
+            "api"
+        }));
+    }
+    if let Some(reason) = account_refusal(&record.user.state) {
+        return Err(ApiError::ForbiddenBecause(reason));
+    }
+    Ok(Actor { token: record })
+}
+
+/// Any authenticated user.
+pub struct Authenticated(pub Actor);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state).await.map(Self)
+    }
+}
+
+/// An administrator (with the `admin_mode` scope when Admin Mode is on). Only this type opens
+/// the admin-only handlers, and it is extracted before any parameter is looked at.
+pub struct Admin(pub Actor);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let actor = authenticate(parts, state).await?;
+        let admin_mode_ok = !state.config.admin_mode || actor.token.has_scope(SCOPE_ADMIN_MODE);
+        if actor.user().admin && admin_mode_ok {
+            Ok(Self(actor))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut builder = axum::http::Request::builder().uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).expect("request").into_parts().0
+    }
+
+    #[test]
+    fn token_sources_in_gitlab_order() {
+        let all = parts(
+            "/x?private_token=p&access_token=a",
+            &[("PRIVATE-TOKEN", "h"), ("Authorization", "Bearer b")],
+        );
+        assert_eq!(request_token(&all).as_deref(), Some("p"));
+        let header_and_bearer = parts(
+            "/x?access_token=a",
+            &[("PRIVATE-TOKEN", "h"), ("Authorization", "Bearer b")],
+        );
+        assert_eq!(request_token(&header_and_bearer).as_deref(), Some("h"));
+        let oauth = parts("/x?access_token=a", &[("Authorization", "Bearer b")]);
+        assert_eq!(request_token(&oauth).as_deref(), Some("a"));
+        let bearer = parts("/x", &[("Authorization", "bearer b")]);
+        assert_eq!(request_token(&bearer).as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn empty_values_are_anonymous() {
+        assert_eq!(
+            request_token(&parts("/x?private_token=", &[("PRIVATE-TOKEN", "")])),
+            None
+        );
+        assert_eq!(
+            request_token(&parts("/x", &[("Authorization", "Bearer ")])),
+            None
+        );
+        assert_eq!(
+            request_token(&parts("/x", &[("Authorization", "Basic abc")])),
+            None
+        );
+    }
+
+    #[test]
+    fn generated_tokens_look_like_gitlab_tokens() {
+        let token = generate_token();
+        assert!(token.starts_with("glpat-"));
+        assert_eq!(token.len(), 26);
+        assert_ne!(token, generate_token());
+        assert_eq!(token_digest("abc").len(), 64);
+    }
+}

@@ -1,0 +1,146 @@
+//! In-process caches for the hot read paths (token lookups, decoded licenses, the current
+//! license's JSON).
+//!
+//! Freshness rule: an entry is served only if no write has been committed or announced since it
+//! was read ([`Store::change_count`]), and only for [`MAX_AGE`]. Local writes invalidate at
+//! once; on PostgreSQL other replicas' writes arrive by `LISTEN/NOTIFY` within milliseconds, and
+//! `MAX_AGE` bounds staleness should a notification ever be missed (or when a command-line tool
+//! writes to the database behind the server's back).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+
+use crate::license_key::{DecodeError, License};
+use crate::store::{Store, TokenWithUser};
+
+/// A license's decoding, shared between requests.
+pub type Decoded = Arc<Result<License, DecodeError>>;
+
+pub const MAX_AGE: Duration = Duration::from_secs(1);
+/// Tokens are few; a flood of distinct valid tokens just empties the map.
+const MAX_AUTH_ENTRIES: usize = 10_000;
+const MAX_DECODED_ENTRIES: usize = 1_000;
+
+#[derive(Clone)]
+struct Entry<T> {
+    changes: u64,
+    stored_at: Instant,
+    value: T,
+}
+
+pub struct Cache {
+    /// False while cross-replica notifications are not being received (PostgreSQL listener
+    /// down): then nothing is served from cache at all.
+    enabled: AtomicBool,
+    auth: RwLock<HashMap<String, Entry<Arc<TokenWithUser>>>>,
+    /// License id → (stored text, its decoding).
+    decoded: RwLock<HashMap<i64, (String, Decoded)>>,
+    current_license: RwLock<Option<Entry<(NaiveDate, bytes::Bytes)>>>,
+}
+
+/// A read's starting point: capture it *before* querying, store with it afterwards.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+impl Cache {
+    pub fn new(enabled: bool) -> Self {
+        Self {
+            enabled: AtomicBool::new(enabled),
+            auth: RwLock::default(),
+            decoded: RwLock::default(),
+            current_license: RwLock::default(),
+        }
+    }
+
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::Release);
+    }
+
+    pub fn ticket(store: &Store) -> Ticket {
+        Ticket(store.change_count())
+    }
+
+    fn fresh<T>(&self, entry: &Entry<T>, store: &Store) -> bool {
+        self.enabled.load(Ordering::Acquire)
+            && entry.changes == store.change_count()
+            && entry.stored_at.elapsed() < MAX_AGE
+    }
+
+    pub fn token(&self, digest: &str, store: &Store) -> Option<Arc<TokenWithUser>> {
+        let map = self
+            .auth
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(digest)
+            .filter(|entry| self.fresh(entry, store))
+            .map(|entry| Arc::clone(&entry.value))
+    }
+
+    pub fn put_token(&self, digest: &str, ticket: Ticket, value: Arc<TokenWithUser>) {
+        let mut map = self
+            .auth
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() >= MAX_AUTH_ENTRIES {
+            map.clear();
+        }
+        map.insert(
+            digest.to_string(),
+            Entry {
+                changes: ticket.0,
+                stored_at: Instant::now(),
+                value,
+            },
+        );
+    }
+
+    /// Decoding is a pure function of the stored text, so a decoded license stays valid for
+    /// as long as its row holds the same text.
+    pub fn decoded(&self, id: i64, data: &str) -> Option<Decoded> {
+        let map = self
+            .decoded
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(&id)
+            .filter(|(cached_data, _)| cached_data == data)
+            .map(|(_, decoded)| Arc::clone(decoded))
+    }
+
+    pub fn put_decoded(&self, id: i64, data: &str, decoded: Decoded) {
+        let mut map = self
+            .decoded
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() >= MAX_DECODED_ENTRIES {
+            map.clear();
+        }
+        map.insert(id, (data.to_string(), decoded));
+    }
+
+    /// The JSON body of `GET /license`, if computed for `today` since the last change.
+    pub fn current_license(&self, today: NaiveDate, store: &Store) -> Option<bytes::Bytes> {
+        let slot = self
+            .current_license
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.as_ref()
+            .filter(|entry| entry.value.0 == today && self.fresh(entry, store))
+            .map(|entry| entry.value.1.clone())
+    }
+
+    pub fn put_current_license(&self, today: NaiveDate, ticket: Ticket, body: bytes::Bytes) {
+        let mut slot = self
+            .current_license
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(Entry {
+            changes: ticket.0,
+            stored_at: Instant::now(),
+            value: (today, body),
+        });
+    }
+}

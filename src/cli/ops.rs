@@ -1,0 +1,129 @@
+//! Commands that need the configuration and the database: serve, migrate, token, healthcheck.
+
+use std::io::{Read as _, Write as _};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use clap::Subcommand;
+
+use super::CliResult;
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a personal access token for a user and print it (shown once).
+    Create {
+        #[arg(long)]
+        username: String,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. api,admin_mode or read_api.
+        #[arg(long, value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// Last day before the token stops working (YYYY-MM-DD); never expires if omitted.
+        #[arg(long, value_parser = parse_day)]
+        expires_at: Option<NaiveDate>,
+    },
+}
+
+fn parse_day(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| format!("`{text}` is not a date of the form YYYY-MM-DD"))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))
+}
+
+pub fn serve() -> CliResult {
+    let config = Config::from_env()?;
+    crate::server::init_logging(config.log_format);
+    runtime()?.block_on(crate::server::serve(config))
+}
+
+async fn open_store(config: &Config) -> Result<Store, String> {
+    let store = Store::connect(config.database_url.expose(), Some(1))
+        .await
+        .map_err(|error| format!("cannot open the database: {error}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|error| format!("cannot migrate the database: {error}"))?;
+    Ok(store)
+}
+
+pub fn migrate() -> CliResult {
+    let config = Config::from_env()?;
+    runtime()?.block_on(async {
+        let store = open_store(&config).await?;
+        store.close().await;
+        println!("migrations applied ({})", store.backend_name());
+        Ok(())
+    })
+}
+
+pub fn token(command: TokenCommand) -> CliResult {
+    let TokenCommand::Create {
+        username,
+        name,
+        scopes,
+        expires_at,
+    } = command;
+    let config = Config::from_env()?;
+    runtime()?.block_on(async {
+        let store = open_store(&config).await?;
+        let token = crate::services::tokens::create_for_user(
+            &store,
+            &username,
+            &name,
+            &scopes,
+            expires_at,
+            chrono::Utc::now(),
+        )
+        .await;
+        store.close().await;
+        println!("{}", token?);
+        Ok(())
+    })
+}
+
+/// GET /-/readiness on the configured address with a plain socket (no HTTP client needed).
+pub fn healthcheck() -> CliResult {
+    let config = Config::from_env()?;
+    let mut address = config.listen_addr;
+    if address.ip().is_unspecified() {
+        let loopback = if address.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        };
+        address = SocketAddr::new(loopback, address.port());
+    }
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&address, timeout)
+        .map_err(|error| format!("cannot connect to {address}: {error}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|error| error.to_string())?;
+    write!(
+        stream,
+        "GET /-/readiness HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|error| format!("cannot send the probe: {error}"))?;
+    let mut response = String::new();
+    let _ = stream.take(4096).read_to_string(&mut response);
+    let status_line = response.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(format!("not ready: {status_line}"))
+    }
+}

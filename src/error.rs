@@ -1,0 +1,136 @@
+//! The one place where error responses are made, in GitLab's exact shapes.
+//!
+//! GitLab-raised errors are `{"message": …}`, parameter-validation errors and unknown routes are
+//! `{"error": …}`, and token problems use the OAuth2 shape with a `WWW-Authenticate` header.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Why a request failed, as the client must see it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No usable credentials: `401 {"message":"401 Unauthorized"}`.
+    Unauthorized,
+    /// A token past its expiry date.
+    TokenExpired,
+    /// A revoked token.
+    TokenRevoked,
+    /// The token lacks a scope the request needs (`scope` lists the acceptable ones).
+    InsufficientScope(&'static str),
+    /// `403 {"message":"403 Forbidden"}`.
+    Forbidden,
+    /// `403 {"message":"403 Forbidden - <reason>"}` (e.g. a blocked account).
+    ForbiddenBecause(&'static str),
+    /// `404 {"message": <text>}`: GitLab words these differently per route.
+    NotFound(&'static str),
+    /// Unknown route: `404 {"error":"404 Not Found"}`.
+    RouteNotFound,
+    MethodNotAllowed,
+    /// A model validation failed: `400 {"message": <text>}`.
+    BadRequest(String),
+    /// A parameter is missing or malformed: `400 {"error": <text>}`.
+    InvalidParameter(String),
+    PayloadTooLarge,
+    ServiceUnavailable,
+    /// Anything unexpected. The cause is logged here and never shown to the client.
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub const NOT_FOUND: &str = "404 Not Found";
+
+impl ApiError {
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self::Internal(cause.to_string())
+    }
+
+    pub fn missing(parameter: &str) -> Self {
+        Self::InvalidParameter(format!("{parameter} is missing"))
+    }
+
+    pub fn invalid(parameter: &str) -> Self {
+        Self::InvalidParameter(format!("{parameter} is invalid"))
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::internal(error)
+    }
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let challenge =
+        format!("Bearer realm=\"\", error=\"{error}\", error_description=\"{description}\"");
+    let mut response = (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = |status: StatusCode, text: &str| {
+            (status, axum::Json(json!({ "message": text }))).into_response()
+        };
+        let error = |status: StatusCode, text: &str| {
+            (status, axum::Json(json!({ "error": text }))).into_response()
+        };
+        match self {
+            Self::Unauthorized => message(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
+            Self::TokenExpired => oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "Token is expired. You can either do re-authorization or token refresh.",
+            ),
+            Self::TokenRevoked => oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "Token was revoked. You have to re-authorize from the user.",
+            ),
+            Self::InsufficientScope(scope) => {
+                let description =
+                    "The request requires higher privileges than provided by the access token.";
+                let mut response =
+                    oauth_error(StatusCode::FORBIDDEN, "insufficient_scope", description);
+                *response.body_mut() = axum::body::Body::from(
+                    json!({"error": "insufficient_scope", "error_description": description, "scope": scope})
+                        .to_string(),
+                );
+                response
+            }
+            Self::Forbidden => message(StatusCode::FORBIDDEN, "403 Forbidden"),
+            Self::ForbiddenBecause(reason) => {
+                message(StatusCode::FORBIDDEN, &format!("403 Forbidden - {reason}"))
+            }
+            Self::NotFound(text) => message(StatusCode::NOT_FOUND, text),
+            Self::RouteNotFound => error(StatusCode::NOT_FOUND, NOT_FOUND),
+            Self::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "405 Not Allowed"),
+            Self::BadRequest(text) => message(StatusCode::BAD_REQUEST, &text),
+            Self::InvalidParameter(text) => error(StatusCode::BAD_REQUEST, &text),
+            Self::PayloadTooLarge => message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Request Entity Too Large",
+            ),
+            Self::ServiceUnavailable => {
+                message(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "request failed");
+                message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error",
+                )
+            }
+        }
+    }
+}

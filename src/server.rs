@@ -1,0 +1,148 @@
+//! Start-up, serving and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::bootstrap::{self, KeySource, RootSetup};
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::config::{Config, LogFormat};
+use crate::state::AppState;
+use crate::store::{Store, CHANGE_CHANNEL};
+
+/// Connects, migrates, creates root and loads the keys: everything before the first request.
+pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+    let store = Store::connect(config.database_url.expose(), config.database_pool_size)
+        .await
+        .map_err(|error| format!("cannot open the database: {error}"))?;
+    store
+        .migrate()
+        .await
+        .map_err(|error| format!("cannot migrate the database: {error}"))?;
+    match bootstrap::ensure_root(&store, &config, clock.now()).await? {
+        RootSetup::Existing => {}
+        RootSetup::FromConfig => {
+            tracing::info!("created the root user with the token from INITIAL_ROOT_TOKEN")
+        }
+        RootSetup::Generated(path) => tracing::info!(
+            path = %path.display(),
+            "created the root user; its personal access token is in this file"
+        ),
+    }
+    let (license_keys, source) = bootstrap::license_keys(&config)?;
+    match source {
+        KeySource::Configured(path) | KeySource::DataDir(path) => tracing::info!(
+            path = %path.display(),
+            keys = license_keys.len(),
+            "license verification keys loaded"
+        ),
+        KeySource::Generated(path) => tracing::info!(
+            public_key = %path.display(),
+            private_key = %path.with_extension("").display(),
+            "generated a license signing key pair; issue licenses with `gitlab-license-server license issue --private-key <private_key> …`"
+        ),
+    }
+    // SQLite has one writer process, so local invalidation is exact from the start; on
+    // PostgreSQL caching waits for the change listener.
+    let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
+    let state = AppState {
+        config: Arc::new(config),
+        store,
+        clock,
+        license_keys: Arc::new(license_keys),
+        cache,
+    };
+    spawn_change_listener(&state);
+    Ok(state)
+}
+
+/// On PostgreSQL, follows the other replicas' writes so caches drop what they changed; while
+/// the listener is down, caching is off.
+fn spawn_change_listener(state: &AppState) {
+    let Some(pool) = state.store.postgres_pool().cloned() else {
+        return;
+    };
+    let store = state.store.clone();
+    let cache = Arc::clone(&state.cache);
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut listener) => {
+                    if listener.listen(CHANGE_CHANNEL).await.is_ok() {
+                        store.changed();
+                        cache.set_enabled(true);
+                        while listener.try_recv().await.ok().flatten().is_some() {
+                            store.changed();
+                        }
+                    }
+                    tracing::warn!("change listener disconnected; caching paused");
+                }
+                Err(error) => tracing::warn!(%error, "change listener cannot connect"),
+            }
+            cache.set_enabled(false);
+            store.changed();
+            if pool.is_closed() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+}
+
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// `serve`: runs until SIGINT or SIGTERM, then finishes the requests in flight.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let listen_addr = config.listen_addr;
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+    let state = prepare(config, clock).await?;
+    let store = state.store.clone();
+    let listener = TcpListener::bind(listen_addr)
+        .await
+        .map_err(|error| format!("cannot listen on {listen_addr}: {error}"))?;
+    tracing::info!(
+        address = %listen_addr,
+        database = store.backend_name(),
+        version = env!("CARGO_PKG_VERSION"),
+        "ready"
+    );
+    axum::serve(listener, crate::api::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|error| format!("server error: {error}"))?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,263 @@
+//! License use cases: read the store, apply the domain rules, keep the caches honest.
+//! No HTTP here (handlers turn results into responses) and no SQL (the store does that).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::NaiveDate;
+
+use crate::cache::Cache;
+use crate::domain::licenses::{
+    current_license, license_entity, license_term, LicenseEntity, StoredLicense, UsageFigures,
+    CURRENT_LICENSE_WINDOW,
+};
+use crate::domain::upload::{self, invalid_key_message, Measured};
+use crate::domain::usage_csv;
+use crate::license_key::{self, License};
+use crate::state::AppState;
+use crate::store::{LicenseRow, StoreResult};
+
+/// Why an upload was refused: GitLab's first validation message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected(pub String);
+
+#[derive(Debug)]
+pub enum UploadError {
+    Rejected(Rejected),
+    Store(crate::store::StoreError),
+}
+
+impl From<crate::store::StoreError> for UploadError {
+    fn from(error: crate::store::StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// Decodes a stored row, reusing an earlier decode of the same text.
+fn stored(state: &AppState, row: &LicenseRow) -> StoredLicense {
+    let decoded = state.cache.decoded(row.id, &row.data).unwrap_or_else(|| {
+        let decoded = Arc::new(license_key::decode(&row.data, &state.license_keys));
+        state
+            .cache
+            .put_decoded(row.id, &row.data, Arc::clone(&decoded));
+        decoded
+    });
+    StoredLicense {
+        id: row.id,
+        created_at: row.created_at,
+        decoded,
+    }
+}
+
+async fn recent(state: &AppState, limit: i64) -> StoreResult<Vec<(LicenseRow, StoredLicense)>> {
+    let rows = state.store.recent_licenses(limit).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let decoded = stored(state, &row);
+            (row, decoded)
+        })
+        .collect())
+}
+
+/// The current license with its stored row.
+pub async fn current(
+    state: &AppState,
+    today: NaiveDate,
+) -> StoreResult<Option<(LicenseRow, License)>> {
+    let rows = recent(state, CURRENT_LICENSE_WINDOW).await?;
+    let licenses: Vec<StoredLicense> = rows.iter().map(|(_, stored)| stored.clone()).collect();
+    let Some(chosen) = current_license(&licenses, today) else {
+        return Ok(None);
+    };
+    let Some(license) = chosen.license().cloned() else {
+        return Ok(None);
+    };
+    Ok(rows
+        .into_iter()
+        .find(|(row, _)| row.id == chosen.id)
+        .map(|(row, _)| (row, license)))
+}
+
+/// GitLab's `daily_billable_users_count`: the newest measurement, or a live count.
+pub async fn daily_billable_users(state: &AppState, current: Option<&License>) -> StoreResult<i64> {
+    if let Some(count) = state.store.latest_billable_measurement().await? {
+        return Ok(count);
+    }
+    live_billable_users(state, current).await
+}
+
+async fn live_billable_users(state: &AppState, current: Option<&License>) -> StoreResult<i64> {
+    let ultimate = current.is_some_and(|license| license.plan() == "ultimate");
+    state.store.count_billable_users(ultimate).await
+}
+
+async fn entity(
+    state: &AppState,
+    row: &LicenseRow,
+    license: &License,
+    daily_billable_users: i64,
+    current_active_users: Option<i64>,
+    with_active_users: bool,
+) -> StoreResult<LicenseEntity> {
+    let today = state.clock.today();
+    let (from, to) = license_term(license, today);
+    let figures = UsageFigures {
+        historical_max: state.store.historical_max(from, to).await?,
+        daily_billable_users,
+        current_active_users,
+    };
+    Ok(license_entity(
+        row.id,
+        row.created_at,
+        license,
+        figures,
+        today,
+        with_active_users,
+    ))
+}
+
+/// The body of `GET /license`: the current license, or `null`. Served from cache while nothing
+/// has changed since it was computed today.
+pub async fn current_license_json(state: &AppState) -> StoreResult<Bytes> {
+    let today = state.clock.today();
+    if let Some(body) = state.cache.current_license(today, &state.store) {
+        return Ok(body);
+    }
+    let ticket = Cache::ticket(&state.store);
+    let body = match current(state, today).await? {
+        None => Bytes::from_static(b"null"),
+        Some((row, license)) => {
+            let daily = daily_billable_users(state, Some(&license)).await?;
+            let entity = entity(state, &row, &license, daily, None, true).await?;
+            Bytes::from(serde_json::to_vec(&entity).unwrap_or_default())
+        }
+    };
+    state.cache.put_current_license(today, ticket, body.clone());
+    Ok(body)
+}
+
+/// `GET /licenses`: every decodable row, newest first. Rows whose key no longer decodes (for
+/// example after the issuer key was rotated away) are left out rather than failing the list.
+pub async fn list(state: &AppState) -> StoreResult<Vec<LicenseEntity>> {
+    let today = state.clock.today();
+    let rows = recent(state, i64::MAX).await?;
+    let licenses: Vec<StoredLicense> = rows.iter().map(|(_, stored)| stored.clone()).collect();
+    let current = current_license(&licenses, today).and_then(StoredLicense::license);
+    let daily = daily_billable_users(state, current).await?;
+    let current_active_users = current.map(|_| daily);
+    let mut entities = Vec::with_capacity(rows.len());
+    for (row, stored) in &rows {
+        if let Some(license) = stored.license() {
+            entities.push(entity(state, row, license, daily, current_active_users, false).await?);
+        }
+    }
+    Ok(entities)
+}
+
+/// `GET /license/:id`: any row, current or not. `None` when absent or no longer decodable.
+pub async fn find(state: &AppState, id: i64) -> StoreResult<Option<LicenseEntity>> {
+    let Some(row) = state.store.find_license(id).await? else {
+        return Ok(None);
+    };
+    let decoded = stored(state, &row);
+    let Some(license) = decoded.license() else {
+        return Ok(None);
+    };
+    let current = current(state, state.clock.today()).await?;
+    let daily = daily_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
+    Ok(Some(entity(state, &row, license, daily, None, true).await?))
+}
+
+/// `POST /license`: decode, run GitLab's validations in order, store.
+pub async fn upload(state: &AppState, data: &str) -> Result<LicenseEntity, UploadError> {
+    let invalid = || {
+        UploadError::Rejected(Rejected(invalid_key_message(
+            &state.config.license_issuer_name,
+        )))
+    };
+    let license = license_key::decode(data, &state.license_keys).map_err(|error| {
+        tracing::info!(stage = error.stage(), "license upload refused: {error}");
+        invalid()
+    })?;
+    let now = state.clock.now();
+    let today = now.date_naive();
+    let current = current(state, today).await?;
+    let current_license = current.as_ref().map(|(_, license)| license);
+    let needed = upload::history_needed(&license, current_license);
+    let measured = Measured {
+        prior_historical_max: state
+            .store
+            .historical_max(needed.prior.0, needed.prior.1)
+            .await?,
+        trueup_historical_max: match needed.trueup {
+            Some((from, to)) => Some(state.store.historical_max(from, to).await?),
+            None => None,
+        },
+        daily_billable_users: daily_billable_users(state, current_license).await?,
+    };
+    upload::validate(&license, &measured, today)
+        .map_err(|message| UploadError::Rejected(Rejected(message)))?;
+
+    let trial_ends_on = if license.restrictions.trial {
+        license.expires_at
+    } else {
+        None
+    };
+    let row = state.store.create_license(data, trial_ends_on, now).await?;
+    tracing::info!(license_id = row.id, plan = license.plan(), "license added");
+    if license.started(today) {
+        // GitLab recounts billable users after a started license is added.
+        if let Err(error) = refresh_billable_users_now(state).await {
+            tracing::warn!(%error, "billable-user recount after upload failed");
+        }
+    }
+    let current = self::current(state, today).await?;
+    let daily = daily_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
+    Ok(entity(state, &row, &license, daily, None, true).await?)
+}
+
+/// `DELETE /license/:id`: false when there was no such license.
+pub async fn delete(state: &AppState, id: i64) -> StoreResult<bool> {
+    let deleted = state.store.delete_license(id).await?;
+    if deleted {
+        tracing::info!(license_id = id, "license removed");
+    }
+    Ok(deleted)
+}
+
+/// Counts billable users now and stores the measurement.
+pub async fn refresh_billable_users_now(state: &AppState) -> StoreResult<i64> {
+    let now = state.clock.now();
+    let current = current(state, now.date_naive()).await?;
+    let count = live_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
+    state.store.record_billable_measurement(count, now).await?;
+    Ok(count)
+}
+
+/// `PUT /license/:id/refresh_billable_users`: `None` for an unknown id. A license that has not
+/// started yet triggers no recount (GitLab's newest behaviour) but still answers success.
+pub async fn refresh_billable_users(state: &AppState, id: i64) -> StoreResult<Option<()>> {
+    let Some(row) = state.store.find_license(id).await? else {
+        return Ok(None);
+    };
+    let started = stored(state, &row)
+        .license()
+        .is_some_and(|license| license.started(state.clock.today()));
+    if started {
+        refresh_billable_users_now(state).await?;
+    }
+    Ok(Some(()))
+}
+
+/// `GET /license/usage_export.csv`: `None` when there is no current license.
+pub async fn usage_csv(state: &AppState) -> StoreResult<Option<String>> {
+    let now = state.clock.now();
+    let today = now.date_naive();
+    let Some((row, license)) = current(state, today).await? else {
+        return Ok(None);
+    };
+    let (from, to) = license_term(&license, today);
+    let history = state.store.history_between(from, to).await?;
+    Ok(Some(usage_csv::render(&row.data, &license, &history, now)))
+}

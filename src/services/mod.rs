@@ -1,0 +1,4 @@
+//! Use cases: each reads and writes through the store and applies the domain rules.
+
+pub mod licenses;
+pub mod tokens;

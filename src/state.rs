@@ -1,0 +1,19 @@
+//! What every request handler can reach.
+
+use std::sync::Arc;
+
+use crate::cache::Cache;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::license_key::RsaPublicKey;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    /// Keys that verify license keys, tried in order (rotation).
+    pub license_keys: Arc<Vec<RsaPublicKey>>,
+    pub cache: Arc<Cache>,
+}

@@ -2,6 +2,9 @@
 
 mod support;
 
+mod api_auth;
+mod api_instance;
+mod api_license;
 mod cli;
 mod codec_fuzz;
 mod codec_rejections;

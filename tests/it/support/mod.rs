@@ -60,3 +60,6 @@ pub fn cases(default: u32) -> u32 {
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
 }
+
+pub mod app;
+pub mod licenses;

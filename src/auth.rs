@@ -20,11 +20,17 @@ const TOKEN_RANDOM_CHARS: usize = 20;
 pub const SCOPE_API: &str = "api";
 pub const SCOPE_READ_API: &str = "read_api";
 pub const SCOPE_ADMIN_MODE: &str = "admin_mode";
+pub const SCOPE_READ_USER: &str = "read_user";
+
+/// Read scopes the license API accepts (for GET and HEAD) besides `api`.
+pub const LICENSE_READ_SCOPES: &[&str] = &[SCOPE_READ_API];
+/// `/user`, `/version` and `/metadata` also take `read_user` tokens, as GitLab's do.
+pub const USER_READ_SCOPES: &[&str] = &[SCOPE_READ_API, SCOPE_READ_USER];
 /// Scopes a token may be created with here.
 pub const KNOWN_SCOPES: &[&str] = &[
     SCOPE_API,
     SCOPE_READ_API,
-    "read_user",
+    SCOPE_READ_USER,
     SCOPE_ADMIN_MODE,
     "sudo",
     "create_runner",
@@ -122,8 +128,13 @@ impl Actor {
 }
 
 /// Looks the token up (through the cache) and applies GitLab's checks in its order: known,
-/// not revoked, not expired, scope fits the method, account active.
-pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiError> {
+/// not revoked, not expired, scope fits the method (`api`, or one of `read_scopes` for GET and
+/// HEAD), account active.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    read_scopes: &'static [&'static str],
+) -> Result<Actor, ApiError> {
     let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
     let digest = token_digest(&token);
     let record = match state.cache.token(&digest, &state.store) {
@@ -151,13 +162,16 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiE
         return Err(ApiError::TokenExpired);
     }
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
-    let scope_fits = record.has_scope(SCOPE_API) || (read_only && record.has_scope(SCOPE_READ_API));
+    let scope_fits = record.has_scope(SCOPE_API)
+        || (read_only && read_scopes.iter().any(|scope| record.has_scope(scope)));
     if !scope_fits {
-        return Err(ApiError::InsufficientScope(if read_only {
-            "api read_api"
-        } else {
-            "api"
-        }));
+        return Err(ApiError::InsufficientScope(
+            match (read_only, read_scopes) {
+                (false, _) => "api",
+                (true, [SCOPE_READ_API]) => "api read_api",
+                (true, _) => "api read_api read_user",
+            },
+        ));
     }
     if let Some(reason) = account_refusal(&record.user.state) {
         return Err(ApiError::ForbiddenBecause(reason));
@@ -165,14 +179,14 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, ApiE
     Ok(Actor { token: record })
 }
 
-/// Any authenticated user.
+/// Any authenticated user, on the endpoints that also accept `read_user` tokens.
 pub struct Authenticated(pub Actor);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state).await.map(Self)
+        authenticate(parts, state, USER_READ_SCOPES).await.map(Self)
     }
 }
 
@@ -184,7 +198,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let actor = authenticate(parts, state).await?;
+        let actor = authenticate(parts, state, LICENSE_READ_SCOPES).await?;
         let admin_mode_ok = !state.config.admin_mode || actor.token.has_scope(SCOPE_ADMIN_MODE);
         if actor.user().admin && admin_mode_ok {
             Ok(Self(actor))

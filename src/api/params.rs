@@ -17,10 +17,13 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct Params(pub Map<String, Value>);
 
 impl Params {
-    /// A required string parameter (`requires :name, type: String`).
+    /// A required string parameter (`requires :name, type: String`). Grape only checks that
+    /// the key is present, so an explicit JSON `null` passes as an empty value and meets the
+    /// model's own validation.
     pub fn required_string(&self, name: &str) -> Result<String, ApiError> {
         match self.0.get(name) {
-            None | Some(Value::Null) => Err(ApiError::missing(name)),
+            None => Err(ApiError::missing(name)),
+            Some(Value::Null) => Ok(String::new()),
             Some(Value::String(text)) => Ok(text.clone()),
             // Grape coerces scalars to String; arrays and hashes do not coerce.
             Some(Value::Number(number)) => Ok(number.to_string()),

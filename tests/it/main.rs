@@ -10,4 +10,5 @@ mod codec_fuzz;
 mod codec_rejections;
 mod codec_round_trip;
 mod ruby_compat;
+mod server_process;
 mod vectors;

@@ -1,0 +1,169 @@
+//! The real binary as an operator runs it: start-up messages, JSON request logs that never
+//! contain a secret, and a clean exit on SIGTERM — on both backends.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::support::app::{postgres_available, Backend, TestApp};
+use crate::support::licenses::premium;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+async fn run_and_inspect(backend: Backend) {
+    // TestApp provides a fresh database (and its cleanup); the binary gets its own process.
+    let app = TestApp::start(backend, &[]).await;
+    let port = free_port();
+    let data_dir = app.data_dir.join("process");
+    let secret_token = "glpat-process-secret-000001";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("DATA_DIR", &data_dir)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "LICENSE_PUBLIC_KEY_FILE",
+            crate::support::vectors_dir().join("public_key.pem"),
+        )
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("server starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while client
+        .get(format!("{base}/-/readiness"))
+        .send()
+        .await
+        .map(|r| r.status())
+        .ok()
+        != Some(StatusCode::OK)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The database already has root (TestApp made it), so mint a token through the CLI.
+    let output = Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
+        .args([
+            "token",
+            "create",
+            "--username",
+            "root",
+            "--name",
+            "logs",
+            "--scopes",
+            "api",
+        ])
+        .env("DATABASE_URL", &app.database_url)
+        .output()
+        .expect("cli");
+    let token = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
+    assert!(token.starts_with("glpat-"));
+    let license = premium(10);
+    let reply = client
+        .post(format!("{base}/api/v4/license"))
+        .header("PRIVATE-TOKEN", &token)
+        .json(&json!({"license": license}))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(reply.status(), StatusCode::CREATED);
+    let _ = client
+        .get(format!("{base}/api/v4/license?private_token={token}"))
+        .send()
+        .await;
+    let _ = client
+        .get(format!("{base}/api/v4/license"))
+        .bearer_auth(secret_token)
+        .send()
+        .await;
+    let _ = client
+        .post(format!("{base}/api/v4/license"))
+        .header("PRIVATE-TOKEN", &token)
+        .form(&[("license", "not-a-key-SECRETISH")])
+        .send()
+        .await;
+
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(terminated.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+
+    let mut lines = Vec::new();
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        lines.extend(BufReader::new(stream).lines().map_while(Result::ok));
+    }
+    let log = lines.join("\n");
+    assert!(
+        log.contains("\"ready\""),
+        "start-up announces readiness:\n{log}"
+    );
+    assert!(log.contains("stopped"), "shutdown is logged");
+    let request_line = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| entry["message"] == "response" && entry["status"] == 201)
+        .unwrap_or_else(|| panic!("a JSON response line for the upload:\n{log}"));
+    let span = request_line.get("span").cloned().unwrap_or_default();
+    assert_eq!(span["method"], "POST");
+    assert_eq!(span["route"], "/api/v4/license");
+    assert!(span["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(request_line["latency_ms"].is_number());
+    for secret in [
+        token.as_str(),
+        secret_token,
+        &license[..40],
+        "not-a-key-SECRETISH",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "a secret reached the log ({backend:?}): {}",
+            &secret[..10]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_hold_no_secrets_and_sigterm_stops_cleanly_on_sqlite() {
+    run_and_inspect(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_hold_no_secrets_and_sigterm_stops_cleanly_on_postgres() {
+    if postgres_available() {
+        run_and_inspect(Backend::Postgres).await;
+    }
+}

@@ -196,6 +196,19 @@ async fn scopes(app: TestApp) {
         (reply.status, reply.json()["scope"].clone()),
         (StatusCode::FORBIDDEN, json!("api read_api"))
     );
+    // The login endpoints take read_user tokens, as GitLab's do (python-gitlab's auth()).
+    for path in ["/api/v4/user", "/api/v4/version", "/api/v4/metadata"] {
+        let reply = app.send(Method::GET, path, Some(&user_only)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+    }
+    let (runner_only, _) = app.token_for(&root, &["create_runner"], None).await;
+    let reply = app
+        .send(Method::GET, "/api/v4/user", Some(&runner_only))
+        .await;
+    assert_eq!(
+        (reply.status, reply.json()["scope"].clone()),
+        (StatusCode::FORBIDDEN, json!("api read_api read_user"))
+    );
 }
 
 async fn non_admins_are_refused_before_validation(app: TestApp) {

@@ -255,8 +255,11 @@ async fn upload_parameter_errors(app: TestApp) {
             json!({"error": "license is invalid"})
         )
     );
+    // Present but null, empty or not a key: the model's invalid-key message (Grape's
+    // `requires` only checks that the key is there).
     for body in [
         json!({"license": ""}),
+        json!({"license": null}),
         json!({"license": 12}),
         json!({"license": "foo"}),
     ] {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Throughput and latency of GET /api/v4/license against a bare axum JSON handler, measured in
+# the same run on the same machine, plus start-up time and idle memory.
+#
+#   scripts/bench.sh [sqlite|postgres]      (default sqlite)
+#
+# Needs wrk (installed from Debian when missing) and, for postgres, the local PostgreSQL at
+# 127.0.0.1:5432 (user postgres). Loopback only; every run is bounded by DURATION seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BACKEND="${1:-sqlite}"
+DURATION="${DURATION:-10}"
+CONNECTIONS="${CONNECTIONS:-64}"
+THREADS="${THREADS:-2}"
+BARE_PORT=18081
+SERVER_PORT=18082
+TOKEN="glpat-benchmark-token-000000"
+WORK="$(mktemp -d)"
+PIDS=()
+PG_DB=""
+
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+  wait 2>/dev/null || true
+  if [ -n "$PG_DB" ]; then
+    psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+for port in "$BARE_PORT" "$SERVER_PORT"; do
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "port $port is already in use; stop whatever listens there first" >&2
+    exit 1
+  fi
+done
+
+if ! command -v wrk >/dev/null; then
+  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release --locked --quiet --bin gitlab-license-server --example bare_json
+BIN=target/release/gitlab-license-server
+
+case "$BACKEND" in
+  sqlite) DATABASE_URL="sqlite://$WORK/bench.db" ;;
+  postgres)
+    PG_DB="gls_bench_$$"
+    psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $PG_DB" >/dev/null
+    DATABASE_URL="postgres://postgres@127.0.0.1:5432/$PG_DB" ;;
+  *) echo "usage: $0 [sqlite|postgres]" >&2; exit 2 ;;
+esac
+
+now_ms() { date +%s%3N; }
+
+# Start-up: a first run (migrations, root user, key generation) and a second one on the same
+# database, timed from spawn to the first 200 from /-/readiness.
+start_server() {
+  DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$SERVER_PORT" \
+    INITIAL_ROOT_TOKEN="$TOKEN" RUST_LOG=warn "$BIN" serve >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  local started; started=$(now_ms)
+  until curl -fs -o /dev/null "http://127.0.0.1:$SERVER_PORT/-/readiness"; do
+    sleep 0.002
+    if [ $(( $(now_ms) - started )) -gt 30000 ]; then echo "server did not start" >&2; cat "$WORK/server.log" >&2; exit 1; fi
+  done
+  READY_MS=$(( $(now_ms) - started ))
+}
+start_server
+FIRST_READY_MS=$READY_MS
+kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+start_server
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+sleep 1
+IDLE_RSS_KIB=$(rss_kib "$SERVER_PID")
+
+"$BIN" license issue --private-key "$WORK/data/keys/license_key" --name Bench --email bench@example.org \
+  --company Bench --plan ultimate --seats 100 --starts 2026-01-01 --expires 2036-01-01 >"$WORK/bench.license"
+curl -fs -o /dev/null -H "PRIVATE-TOKEN: $TOKEN" --data-urlencode "license@$WORK/bench.license" \
+  "http://127.0.0.1:$SERVER_PORT/api/v4/license"
+
+./target/release/examples/bare_json "127.0.0.1:$BARE_PORT" &
+PIDS+=("$!")
+until curl -fs -o /dev/null "http://127.0.0.1:$BARE_PORT/license"; do sleep 0.01; done
+
+# wrk prints "Requests/sec: N" and, with --latency, a "99%" percentile line.
+measure() {
+  local output
+  output=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")
+  echo "$output" >>"$WORK/wrk.log"
+  local rps p99
+  rps=$(echo "$output" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$output" | awk '$1 == "99%" {print $2}')
+  echo "$rps $p99"
+}
+to_ms() {
+  awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v*1000 } else print v }'
+}
+
+read -r BARE_RPS BARE_P99 < <(measure "http://127.0.0.1:$BARE_PORT/license")
+read -r API_RPS API_P99 < <(measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$SERVER_PORT/api/v4/license")
+LOADED_RSS_KIB=$(rss_kib "$SERVER_PID")
+
+BARE_P99_MS=$(to_ms "$BARE_P99"); API_P99_MS=$(to_ms "$API_P99")
+awk -v backend="$BACKEND" -v bare="$BARE_RPS" -v api="$API_RPS" -v bp="$BARE_P99_MS" -v ap="$API_P99_MS" \
+    -v first="$FIRST_READY_MS" -v ready="$READY_MS" -v idle="$IDLE_RSS_KIB" -v loaded="$LOADED_RSS_KIB" \
+    -v conns="$CONNECTIONS" -v dur="$DURATION" 'BEGIN {
+  printf "backend: %s, wrk -t'"$THREADS"' -c%d -d%ds, %s\n", backend, conns, dur, "loopback, same machine"
+  printf "| measure | bare axum JSON | GET /api/v4/license | ratio | aim |\n|---|---|---|---|---|\n"
+  printf "| requests/s | %.0f | %.0f | %.2f | > 0.50 |\n", bare, api, api / bare
+  printf "| p99 latency | %.2f ms | %.2f ms | %.2f× | < 2× |\n", bp, ap, ap / bp
+  printf "| ready after start (first run / later) | | %d ms / %d ms | | < 200 ms |\n", first, ready
+  printf "| resident memory idle / after load | | %.1f MiB / %.1f MiB | | idle < 20 MiB |\n", idle / 1024, loaded / 1024
+}'

@@ -71,6 +71,21 @@ async fn readiness_fails_without_database(app: TestApp) {
     let ready = app.send(Method::GET, "/-/readiness", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.json()["status"], "failed");
+    // Anything that needs the database is a 500 in GitLab's shape, with no detail leaked.
+    let reply = app
+        .send(
+            Method::GET,
+            "/api/v4/licenses",
+            Some("glpat-uncached-token-0000"),
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            r#"{"message":"500 Internal Server Error"}"#
+        )
+    );
     assert_eq!(
         app.send(Method::GET, "/-/liveness", None).await.status,
         StatusCode::OK,

@@ -37,3 +37,8 @@ pub fn premium(seats: u64) -> String {
         json!({"plan": "premium", "active_user_count": seats}),
     )
 }
+
+/// A signed license with an arbitrary payload (for flags `NewLicense` does not set).
+pub fn license_from_payload(payload: Value) -> String {
+    license_key::encode(&payload.to_string(), &test_private_key(), None).expect("encode")
+}

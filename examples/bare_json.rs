@@ -19,7 +19,9 @@ async fn license() -> Json<Value> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18081".into());
+    let address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:18081".into());
     let listener = tokio::net::TcpListener::bind(&address).await?;
     axum::serve(listener, Router::new().route("/license", get(license))).await
 }

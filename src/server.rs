@@ -12,15 +12,21 @@ use crate::config::{Config, LogFormat};
 use crate::state::AppState;
 use crate::store::{Store, CHANGE_CHANNEL};
 
-/// Connects, migrates, creates root and loads the keys: everything before the first request.
-pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
-    let store = Store::connect(config.database_url.expose(), config.database_pool_size)
+/// Connects to the configured database and brings its schema up to date.
+pub async fn open_store(config: &Config, pool_size: Option<u32>) -> Result<Store, String> {
+    let store = Store::connect(config.database_url.expose(), pool_size)
         .await
         .map_err(|error| format!("cannot open the database: {error}"))?;
     store
         .migrate()
         .await
         .map_err(|error| format!("cannot migrate the database: {error}"))?;
+    Ok(store)
+}
+
+/// Connects, migrates, creates root and loads the keys: everything before the first request.
+pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+    let store = open_store(&config, config.database_pool_size).await?;
     match bootstrap::ensure_root(&store, &config, clock.now()).await? {
         RootSetup::Existing => {}
         RootSetup::FromConfig => {

@@ -47,15 +47,9 @@ pub fn serve() -> CliResult {
     runtime()?.block_on(crate::server::serve(config))
 }
 
+/// Command-line tools need one connection, not a pool.
 async fn open_store(config: &Config) -> Result<Store, String> {
-    let store = Store::connect(config.database_url.expose(), Some(1))
-        .await
-        .map_err(|error| format!("cannot open the database: {error}"))?;
-    store
-        .migrate()
-        .await
-        .map_err(|error| format!("cannot migrate the database: {error}"))?;
-    Ok(store)
+    crate::server::open_store(config, Some(1)).await
 }
 
 pub fn migrate() -> CliResult {

@@ -80,6 +80,31 @@ macro_rules! announce_change {
     };
 }
 
+/// Runs `$body` in one write transaction on either backend, then commits, announces the change
+/// to other replicas (PostgreSQL `NOTIFY`, delivered on commit) and bumps the local change
+/// counter — the steps every write needs, in the only order that keeps caches honest.
+macro_rules! in_write_tx {
+    ($store:expr, $tx:ident => $body:expr) => {{
+        let value = match &$store.db {
+            Db::Sqlite(pool) => {
+                let mut $tx = pool.begin().await?;
+                let value = $body;
+                $tx.commit().await?;
+                value
+            }
+            Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let value = $body;
+                announce_change!(postgres, $tx);
+                $tx.commit().await?;
+                value
+            }
+        };
+        $store.changed();
+        value
+    }};
+}
+
 /// Inserts a token inside an open transaction and evaluates to its id.
 macro_rules! insert_token {
     ($tx:expr, $user_id:expr, $token:expr, $now:expr) => {
@@ -279,55 +304,33 @@ impl Store {
         token: &NewToken,
         now: DateTime<Utc>,
     ) -> StoreResult<i64> {
-        macro_rules! create {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let id = insert_token!(tx, user_id, token, now);
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(id)
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => create!(sqlite, pool),
-            Db::Postgres(pool) => create!(postgres, pool),
-        }
+        Ok(in_write_tx!(self, tx => {
+            insert_token!(tx, user_id, token, now)
+        }))
     }
 
     /// Adds a user; a taken username or email is a [`StoreError::Conflict`] naming it.
     pub async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
-        macro_rules! create {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let created = sqlx::query_as::<_, User>(
-                    "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                     RETURNING id, username, name, email, state, user_type, admin, created_at",
-                )
-                .bind(&user.username)
-                .bind(&user.name)
-                .bind(&user.email)
-                .bind(&user.state)
-                .bind(&user.user_type)
-                .bind(user.admin)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|error| unique_violation(error, &[
-                    ("users_username_unique", "Username has already been taken"),
-                    ("users_email_unique", "Email has already been taken"),
-                ]))?;
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(created)
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => create!(sqlite, pool),
-            Db::Postgres(pool) => create!(postgres, pool),
-        }
+        Ok(in_write_tx!(self, tx => {
+            sqlx::query_as::<_, User>(
+                "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 RETURNING id, username, name, email, state, user_type, admin, created_at",
+            )
+            .bind(&user.username)
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(&user.state)
+            .bind(&user.user_type)
+            .bind(user.admin)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, &[
+                ("users_username_unique", "Username has already been taken"),
+                ("users_email_unique", "Email has already been taken"),
+            ]))?
+        }))
     }
 
     /// Gives a user access to a group or project at `access_level`.
@@ -339,53 +342,33 @@ impl Store {
         access_level: i32,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        macro_rules! add {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(user_id)
-                .bind(source_type)
-                .bind(source_id)
-                .bind(access_level)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(())
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => add!(sqlite, pool),
-            Db::Postgres(pool) => add!(postgres, pool),
-        }
+        in_write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(user_id)
+            .bind(source_type)
+            .bind(source_id)
+            .bind(access_level)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Revokes a token; false when there was none with this id.
     pub async fn revoke_token(&self, token_id: i64) -> StoreResult<bool> {
-        macro_rules! revoke {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let revoked =
-                    sqlx::query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1")
-                        .bind(token_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(revoked > 0)
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => revoke!(sqlite, pool),
-            Db::Postgres(pool) => revoke!(postgres, pool),
-        }
+        Ok(in_write_tx!(self, tx => {
+            let revoked =
+                sqlx::query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1")
+                    .bind(token_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            revoked > 0
+        }))
     }
 
     // ----- licenses ---------------------------------------------------------------------
@@ -419,60 +402,40 @@ impl Store {
         trial_ends_on: Option<NaiveDate>,
         now: DateTime<Utc>,
     ) -> StoreResult<LicenseRow> {
-        macro_rules! create {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let row = sqlx::query_as::<_, LicenseRow>(
-                    "INSERT INTO licenses (data, created_at, updated_at) VALUES ($1, $2, $2)
-                     RETURNING id, data, created_at",
+        Ok(in_write_tx!(self, tx => {
+            let row = sqlx::query_as::<_, LicenseRow>(
+                "INSERT INTO licenses (data, created_at, updated_at) VALUES ($1, $2, $2)
+                 RETURNING id, data, created_at",
+            )
+            .bind(data)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(ends_on) = trial_ends_on {
+                sqlx::query(
+                    "INSERT INTO application_settings (name, value, updated_at)
+                     VALUES ('license_trial_ends_on', $1, $2)
+                     ON CONFLICT (name) DO NOTHING",
                 )
-                .bind(data)
+                .bind(ends_on.format("%Y-%m-%d").to_string())
                 .bind(now)
-                .fetch_one(&mut *tx)
+                .execute(&mut *tx)
                 .await?;
-                if let Some(ends_on) = trial_ends_on {
-                    sqlx::query(
-                        "INSERT INTO application_settings (name, value, updated_at)
-                         VALUES ('license_trial_ends_on', $1, $2)
-                         ON CONFLICT (name) DO NOTHING",
-                    )
-                    .bind(ends_on.format("%Y-%m-%d").to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(row)
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => create!(sqlite, pool),
-            Db::Postgres(pool) => create!(postgres, pool),
-        }
+            }
+            row
+        }))
     }
 
     /// Deletes a license; false when there was none with this id.
     pub async fn delete_license(&self, id: i64) -> StoreResult<bool> {
-        macro_rules! delete {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                let deleted = sqlx::query("DELETE FROM licenses WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(deleted > 0)
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => delete!(sqlite, pool),
-            Db::Postgres(pool) => delete!(postgres, pool),
-        }
+        Ok(in_write_tx!(self, tx => {
+            let deleted = sqlx::query("DELETE FROM licenses WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            deleted > 0
+        }))
     }
 
     pub async fn setting(&self, name: &str) -> StoreResult<Option<String>> {
@@ -524,28 +487,18 @@ impl Store {
         count: i64,
         recorded_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        macro_rules! record {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO usage_trends_measurements (identifier, count, recorded_at)
-                     VALUES ($1, $2, $3) ON CONFLICT (identifier, recorded_at) DO NOTHING",
-                )
-                .bind(BILLABLE_USERS_MEASUREMENT)
-                .bind(count)
-                .bind(recorded_at)
-                .execute(&mut *tx)
-                .await?;
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(())
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => record!(sqlite, pool),
-            Db::Postgres(pool) => record!(postgres, pool),
-        }
+        in_write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO usage_trends_measurements (identifier, count, recorded_at)
+                 VALUES ($1, $2, $3) ON CONFLICT (identifier, recorded_at) DO NOTHING",
+            )
+            .bind(BILLABLE_USERS_MEASUREMENT)
+            .bind(count)
+            .bind(recorded_at)
+            .execute(&mut *tx)
+            .await?;
+        });
+        Ok(())
     }
 
     /// The largest daily snapshot with `from <= recorded_at <= to`, or 0.
@@ -583,28 +536,18 @@ impl Store {
 
     /// Adds daily snapshots (tests and imports).
     pub async fn insert_history(&self, rows: &[HistoryRow]) -> StoreResult<()> {
-        macro_rules! insert {
-            ($kind:ident, $pool:expr) => {{
-                let mut tx = $pool.begin().await?;
-                for row in rows {
-                    sqlx::query(
-                        "INSERT INTO historical_data (recorded_at, active_user_count) VALUES ($1, $2)",
-                    )
-                    .bind(row.recorded_at)
-                    .bind(row.active_user_count)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                announce_change!($kind, tx);
-                tx.commit().await?;
-                self.changed();
-                Ok(())
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => insert!(sqlite, pool),
-            Db::Postgres(pool) => insert!(postgres, pool),
-        }
+        in_write_tx!(self, tx => {
+            for row in rows {
+                sqlx::query(
+                    "INSERT INTO historical_data (recorded_at, active_user_count) VALUES ($1, $2)",
+                )
+                .bind(row.recorded_at)
+                .bind(row.active_user_count)
+                .execute(&mut *tx)
+                .await?;
+            }
+        });
+        Ok(())
     }
 }
 

@@ -2,11 +2,12 @@
 //! reach the innermost rules. The property is "never panics; every refusal is typed; anything
 //! accepted is a gem-valid license". `FUZZ_CASES` sets the effort (`.ci/run` raises it).
 
-use gitlab_license_server::license_key::{self, DecodeError, Secrets};
+use gitlab_license_server::license_key::{self, DecodeError};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use crate::support::{cases, fixture_json, test_private_key, test_public_key, today};
+use crate::support::licenses::seal_raw_payload;
+use crate::support::{cases, fixture_json, test_public_key, today};
 
 fn seeds() -> Vec<String> {
     fixture_json("vectors.json")
@@ -150,36 +151,6 @@ fn payload_value() -> impl Strategy<Value = Value> {
         })
 }
 
-/// Seals any bytes as a payload under the test key, skipping the encoder's validity check.
-fn seal_raw(payload: &[u8]) -> String {
-    use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
-    use base64::Engine as _;
-    const SECRETS: Secrets = Secrets {
-        aes_key: [3; 16],
-        iv: [5; 16],
-    };
-    // One RSA signature for the whole run: only the AES data changes between cases.
-    static TEMPLATE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    let template = TEMPLATE.get_or_init(|| {
-        let valid =
-            json!({"licensee": {"N": 1}, "issued_at": "2025-01-01", "expires_at": "2026-01-01"});
-        let text =
-            license_key::encode_with(&valid.to_string(), &test_private_key(), None, &SECRETS)
-                .expect("encode");
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let envelope = base64::engine::general_purpose::STANDARD
-            .decode(compact)
-            .expect("b64");
-        serde_json::from_slice(&envelope).expect("json")
-    });
-    let secrets = &SECRETS;
-    let mut envelope = template.clone();
-    let data = cbc::Encryptor::<aes::Aes128>::new(&secrets.aes_key.into(), &secrets.iv.into())
-        .encrypt_padded_vec_mut::<Pkcs7>(payload);
-    envelope["data"] = Value::from(base64::engine::general_purpose::STANDARD.encode(data));
-    base64::engine::general_purpose::STANDARD.encode(envelope.to_string())
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(256), failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -197,7 +168,7 @@ proptest! {
 
     #[test]
     fn arbitrary_payloads_never_panic(payload in payload_value()) {
-        let text = seal_raw(payload.to_string().as_bytes());
+        let text = seal_raw_payload(payload.to_string().as_bytes());
         let outcome = license_key::decode(&text, &[test_public_key()]);
         // Sealed with the right key: any refusal must come from the payload stages.
         if let Err(error) = &outcome {
@@ -211,6 +182,6 @@ proptest! {
 
     #[test]
     fn arbitrary_payload_bytes_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..512)) {
-        check(seal_raw(&payload).as_bytes())?;
+        check(seal_raw_payload(&payload).as_bytes())?;
     }
 }

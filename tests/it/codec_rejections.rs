@@ -1,10 +1,11 @@
 //! Inputs the decoder must refuse with a typed error, quickly, without panicking.
 
 use base64::Engine as _;
-use gitlab_license_server::license_key::{self, DecodeError, Secrets, ValidationError};
+use gitlab_license_server::license_key::{self, DecodeError, ValidationError};
 use serde_json::{json, Value};
 
-use crate::support::{fixture_json, other_key_pair, test_private_key, test_public_key};
+use crate::support::licenses::{envelope_of, license_of, seal_raw_payload};
+use crate::support::{fixture_json, other_key_pair, test_public_key};
 
 fn decode(text: impl AsRef<[u8]>) -> Result<license_key::License, DecodeError> {
     license_key::decode(text, &[test_public_key()])
@@ -19,50 +20,12 @@ fn valid_license_text() -> String {
 
 /// The envelope of a valid license as JSON, to tamper with.
 fn valid_envelope() -> serde_json::Map<String, Value> {
-    let text = valid_license_text();
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let json = base64::engine::general_purpose::STANDARD
-        .decode(compact)
-        .expect("base64");
-    match serde_json::from_slice(&json) {
-        Ok(Value::Object(envelope)) => envelope,
-        other => panic!("not an envelope: {other:?}"),
-    }
-}
-
-fn wrap_envelope(envelope: &serde_json::Map<String, Value>) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Value::Object(envelope.clone()).to_string())
+    envelope_of(&valid_license_text())
 }
 
 /// Encrypts an arbitrary payload with the test key, to reach the payload rules.
 fn license_with_payload(payload: &Value) -> String {
-    let secrets = Secrets {
-        aes_key: [7; 16],
-        iv: [9; 16],
-    };
-    // Bypass the encoder's own validation by sealing a valid payload and swapping the data.
-    let mut envelope = {
-        let valid = json!({"licensee": {"Name": "x"}, "issued_at": "2025-01-01", "expires_at": "2026-01-01"});
-        let text =
-            license_key::encode_with(&valid.to_string(), &test_private_key(), None, &secrets)
-                .expect("encode");
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let json = base64::engine::general_purpose::STANDARD
-            .decode(compact)
-            .expect("b64");
-        match serde_json::from_slice::<Value>(&json) {
-            Ok(Value::Object(envelope)) => envelope,
-            other => panic!("{other:?}"),
-        }
-    };
-    use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
-    let data = cbc::Encryptor::<aes::Aes128>::new(&secrets.aes_key.into(), &secrets.iv.into())
-        .encrypt_padded_vec_mut::<Pkcs7>(payload.to_string().as_bytes());
-    envelope.insert(
-        "data".into(),
-        Value::from(base64::engine::general_purpose::STANDARD.encode(data)),
-    );
-    wrap_envelope(&envelope)
+    seal_raw_payload(payload.to_string().as_bytes())
 }
 
 #[test]
@@ -79,13 +42,13 @@ fn envelope_without_iv_is_refused() {
     let mut envelope = valid_envelope();
     envelope.remove("iv");
     assert_eq!(
-        decode(wrap_envelope(&envelope)),
+        decode(license_of(&envelope)),
         Err(DecodeError::MissingField("iv"))
     );
     let mut envelope = valid_envelope();
     envelope.insert("key".into(), Value::from(12));
     assert_eq!(
-        decode(wrap_envelope(&envelope)),
+        decode(license_of(&envelope)),
         Err(DecodeError::MissingField("key"))
     );
 }
@@ -122,7 +85,7 @@ fn flipped_ciphertext_bytes_are_refused() {
             "data".into(),
             Value::from(base64::engine::general_purpose::STANDARD.encode(flipped)),
         );
-        let error = decode(wrap_envelope(&tampered)).expect_err("tampered");
+        let error = decode(license_of(&tampered)).expect_err("tampered");
         assert!(
             matches!(
                 error,
@@ -137,13 +100,10 @@ fn flipped_ciphertext_bytes_are_refused() {
 fn short_iv_and_key_are_refused() {
     let mut envelope = valid_envelope();
     envelope.insert("iv".into(), Value::from("AAAA\n"));
-    assert_eq!(decode(wrap_envelope(&envelope)), Err(DecodeError::Cipher));
+    assert_eq!(decode(license_of(&envelope)), Err(DecodeError::Cipher));
     let mut envelope = valid_envelope();
     envelope.insert("key".into(), Value::from("AAAA\n"));
-    assert_eq!(
-        decode(wrap_envelope(&envelope)),
-        Err(DecodeError::KeyUnwrap)
-    );
+    assert_eq!(decode(license_of(&envelope)), Err(DecodeError::KeyUnwrap));
 }
 
 #[test]

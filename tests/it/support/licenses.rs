@@ -42,3 +42,51 @@ pub fn premium(seats: u64) -> String {
 pub fn license_from_payload(payload: Value) -> String {
     license_key::encode(&payload.to_string(), &test_private_key(), None).expect("encode")
 }
+
+/// The envelope object `{data, key, iv}` of a license text.
+pub fn envelope_of(text: &str) -> Map<String, Value> {
+    use base64::Engine as _;
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .expect("base64");
+    match serde_json::from_slice(&json) {
+        Ok(Value::Object(envelope)) => envelope,
+        other => panic!("not an envelope: {other:?}"),
+    }
+}
+
+/// An envelope as license text.
+pub fn license_of(envelope: &Map<String, Value>) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(Value::Object(envelope.clone()).to_string())
+}
+
+/// Seals any bytes as a payload under the test key, skipping the encoder's validity check, so
+/// the payload stages of the decoder can be reached with anything. One RSA signature is made
+/// per test run; only the AES data changes between calls.
+pub fn seal_raw_payload(payload: &[u8]) -> String {
+    use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
+    use base64::Engine as _;
+    const SECRETS: license_key::Secrets = license_key::Secrets {
+        aes_key: [3; 16],
+        iv: [5; 16],
+    };
+    static TEMPLATE: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    let template = TEMPLATE.get_or_init(|| {
+        let valid =
+            json!({"licensee": {"N": 1}, "issued_at": "2025-01-01", "expires_at": "2026-01-01"});
+        let text =
+            license_key::encode_with(&valid.to_string(), &test_private_key(), None, &SECRETS)
+                .expect("encode");
+        envelope_of(&text)
+    });
+    let data = cbc::Encryptor::<aes::Aes128>::new(&SECRETS.aes_key.into(), &SECRETS.iv.into())
+        .encrypt_padded_vec_mut::<Pkcs7>(payload);
+    let mut envelope = template.clone();
+    envelope.insert(
+        "data".into(),
+        Value::from(base64::engine::general_purpose::STANDARD.encode(data)),
+    );
+    license_of(&envelope)
+}

@@ -14,7 +14,29 @@ on_both_backends!(
     request_ids_are_echoed,
     cli_token_create_works_against_the_running_server,
     root_is_created_once,
+    migrate_command_is_idempotent,
 );
+
+async fn migrate_command_is_idempotent(app: TestApp) {
+    for _ in 0..2 {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
+            .arg("migrate")
+            .env("DATABASE_URL", &app.database_url)
+            .output()
+            .expect("cli runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).contains("migrations applied"));
+    }
+    assert_eq!(
+        app.get("/api/v4/license").await.status,
+        StatusCode::OK,
+        "the server still works"
+    );
+}
 
 async fn current_user_version_and_metadata(app: TestApp) {
     let me = app.get("/api/v4/user").await;

@@ -102,6 +102,21 @@ async fn run_and_inspect(backend: Backend) {
         .send()
         .await;
 
+    // The container health check: healthy while serving …
+    let healthcheck = || {
+        Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
+            .arg("healthcheck")
+            .env("LISTEN_ADDR", format!("0.0.0.0:{port}"))
+            .output()
+            .expect("healthcheck runs")
+    };
+    let healthy = healthcheck();
+    assert!(
+        healthy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&healthy.stderr)
+    );
+
     let terminated = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -109,6 +124,10 @@ async fn run_and_inspect(backend: Backend) {
     assert!(terminated.success());
     let exit = child.wait().expect("wait");
     assert!(exit.success(), "graceful shutdown exits 0, got {exit:?}");
+    // … and unhealthy once stopped.
+    let stopped = healthcheck();
+    assert!(!stopped.status.success());
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("cannot connect"));
 
     let mut lines = Vec::new();
     for stream in [

@@ -59,6 +59,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         clock,
         license_keys: Arc::new(license_keys),
         cache,
+        jobs_wake: crate::jobs::wake_handle(),
     };
     spawn_change_listener(&state);
     Ok(state)
@@ -72,6 +73,7 @@ fn spawn_change_listener(state: &AppState) {
     };
     let store = state.store.clone();
     let cache = Arc::clone(&state.cache);
+    let jobs_wake = Arc::clone(&state.jobs_wake);
     tokio::spawn(async move {
         loop {
             match sqlx::postgres::PgListener::connect_with(&pool).await {
@@ -81,6 +83,8 @@ fn spawn_change_listener(state: &AppState) {
                         cache.set_enabled(true);
                         while listener.try_recv().await.ok().flatten().is_some() {
                             store.changed();
+                            // Another replica may have queued work.
+                            jobs_wake.notify_one();
                         }
                     }
                     tracing::warn!("change listener disconnected; caching paused");
@@ -121,6 +125,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
     let state = prepare(config, clock).await?;
     let store = state.store.clone();
+    let worker = crate::jobs::spawn_worker(state.clone());
     let listener = TcpListener::bind(listen_addr)
         .await
         .map_err(|error| format!("cannot listen on {listen_addr}: {error}"))?;
@@ -134,6 +139,8 @@ pub async fn serve(config: Config) -> Result<(), String> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|error| format!("server error: {error}"))?;
+    // A job cut off here is claimed again once its lease runs out.
+    worker.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -16,4 +16,6 @@ pub struct AppState {
     /// Keys that verify license keys, tried in order (rotation).
     pub license_keys: Arc<Vec<RsaPublicKey>>,
     pub cache: Arc<Cache>,
+    /// Wakes the job worker when work was queued (here or, on PostgreSQL, by a replica).
+    pub jobs_wake: Arc<tokio::sync::Notify>,
 }

@@ -87,7 +87,8 @@ pub async fn daily_billable_users(state: &AppState, current: Option<&License>) -
     live_billable_users(state, current).await
 }
 
-async fn live_billable_users(state: &AppState, current: Option<&License>) -> StoreResult<i64> {
+/// A billable-user count made now (one SQL aggregate).
+pub async fn live_billable_users(state: &AppState, current: Option<&License>) -> StoreResult<i64> {
     let ultimate = current.is_some_and(|license| license.plan() == "ultimate");
     state.store.count_billable_users(ultimate).await
 }
@@ -208,9 +209,7 @@ pub async fn upload(state: &AppState, data: &str) -> Result<LicenseEntity, Uploa
     tracing::info!(license_id = row.id, plan = license.plan(), "license added");
     if license.started(today) {
         // GitLab recounts billable users after a started license is added.
-        if let Err(error) = refresh_billable_users_now(state).await {
-            tracing::warn!(%error, "billable-user recount after upload failed");
-        }
+        crate::jobs::enqueue_recount(state).await?;
     }
     let current = self::current(state, today).await?;
     let daily = daily_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
@@ -226,17 +225,9 @@ pub async fn delete(state: &AppState, id: i64) -> StoreResult<bool> {
     Ok(deleted)
 }
 
-/// Counts billable users now and stores the measurement.
-pub async fn refresh_billable_users_now(state: &AppState) -> StoreResult<i64> {
-    let now = state.clock.now();
-    let current = current(state, now.date_naive()).await?;
-    let count = live_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
-    state.store.record_billable_measurement(count, now).await?;
-    Ok(count)
-}
-
-/// `PUT /license/:id/refresh_billable_users`: `None` for an unknown id. A license that has not
-/// started yet triggers no recount (GitLab's newest behaviour) but still answers success.
+/// `PUT /license/:id/refresh_billable_users`: `None` for an unknown id. Queues a recount; a
+/// license that has not started yet queues none (GitLab's newest behaviour) but still answers
+/// success.
 pub async fn refresh_billable_users(state: &AppState, id: i64) -> StoreResult<Option<()>> {
     let Some(row) = state.store.find_license(id).await? else {
         return Ok(None);
@@ -245,7 +236,7 @@ pub async fn refresh_billable_users(state: &AppState, id: i64) -> StoreResult<Op
         .license()
         .is_some_and(|license| license.started(state.clock.today()));
     if started {
-        refresh_billable_users_now(state).await?;
+        crate::jobs::enqueue_recount(state).await?;
     }
     Ok(Some(()))
 }

@@ -80,3 +80,37 @@ impl NewUser {
         }
     }
 }
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: i64,
+    pub kind: String,
+    pub unique_key: Option<String>,
+    pub run_at: DateTime<Utc>,
+    /// Which claim this is; completing needs the same number, so a stale worker cannot.
+    pub attempts: i32,
+}
+
+/// A job as listed for inspection.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct JobStatus {
+    pub id: i64,
+    pub kind: String,
+    pub unique_key: Option<String>,
+    pub run_at: DateTime<Utc>,
+    pub state: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// What a job writes when it completes (in the same transaction as its completion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEffect {
+    Nothing,
+    Measurement {
+        count: i64,
+        recorded_at: DateTime<Utc>,
+    },
+    History(HistoryRow),
+}

@@ -9,6 +9,7 @@ mod cli;
 mod codec_fuzz;
 mod codec_rejections;
 mod codec_round_trip;
+mod jobs;
 mod ruby_compat;
 mod server_process;
 mod vectors;

@@ -458,3 +458,12 @@ impl TestApp {
         .expect("raw request")
     }
 }
+
+impl TestApp {
+    /// Runs every due job now (tests drive the worker by hand, on the test clock).
+    pub async fn run_jobs(&self) -> usize {
+        gitlab_license_server::jobs::run_due(&self.state)
+            .await
+            .expect("jobs run")
+    }
+}

@@ -1,0 +1,180 @@
+//! Background work: billable-user recounts and the daily history snapshot.
+//!
+//! Jobs are rows (durable across crashes and restarts). A worker claims one at a time with a
+//! lease; the job's effect and its completion commit together, guarded by the claim, so each
+//! job takes effect exactly once however many replicas run workers. The schedule is made of
+//! jobs with one unique key per day and kind, so replicas scheduling the same day collide
+//! harmlessly, and days missed while no server ran are scheduled when one comes back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use tokio::sync::Notify;
+
+use crate::services::licenses;
+use crate::state::AppState;
+use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
+
+/// Counts billable users and stores a measurement (GitLab's usage-trends counter job).
+pub const RECOUNT: &str = "billable_users_count";
+/// Snapshots the latest count into `historical_data` (GitLab's `HistoricalDataWorker`).
+pub const HISTORY: &str = "historical_data";
+
+/// GitLab's schedule: the count at 23:50 UTC, the snapshot at 12:00 UTC.
+const RECOUNT_AT: (u32, u32) = (23, 50);
+const HISTORY_AT: (u32, u32) = (12, 0);
+/// How far back missed days are made up (an instance down for longer keeps its gap).
+const CATCH_UP_DAYS: i64 = 31;
+/// The setting that marks the first day this instance scheduled anything.
+const SCHEDULE_START_SETTING: &str = "schedule_started_on";
+
+const LEASE: TimeDelta = TimeDelta::minutes(5);
+const MAX_ATTEMPTS: i32 = 5;
+const POLL_INTERVAL: Duration = Duration::from_secs(15);
+
+fn at(day: NaiveDate, (hour, minute): (u32, u32)) -> DateTime<Utc> {
+    day.and_time(NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN))
+        .and_utc()
+}
+
+/// Queues a recount now (the refresh endpoint, and uploads of started licenses).
+pub async fn enqueue_recount(state: &AppState) -> StoreResult<()> {
+    let now = state.clock.now();
+    state.store.enqueue_job(RECOUNT, None, now, now).await?;
+    state.jobs_wake.notify_one();
+    Ok(())
+}
+
+/// Makes sure every scheduled run due by now exists as a job, back to the start of the
+/// schedule (at most [`CATCH_UP_DAYS`]). Returns how many were added.
+pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
+    let now = state.clock.now();
+    let today = now.date_naive();
+    let started_on = state
+        .store
+        .setting_or_insert(
+            SCHEDULE_START_SETTING,
+            &today.format("%Y-%m-%d").to_string(),
+            now,
+        )
+        .await?;
+    let started_on = NaiveDate::parse_from_str(&started_on, "%Y-%m-%d").unwrap_or(today);
+    let first_day = started_on.max(today - TimeDelta::days(CATCH_UP_DAYS));
+    let mut added = 0;
+    let mut day = first_day;
+    while day <= today {
+        for (kind, time) in [(HISTORY, HISTORY_AT), (RECOUNT, RECOUNT_AT)] {
+            let run_at = at(day, time);
+            if run_at <= now {
+                let key = format!("{kind}:{}", day.format("%Y-%m-%d"));
+                if state
+                    .store
+                    .enqueue_job(kind, Some(&key), run_at, now)
+                    .await?
+                {
+                    added += 1;
+                }
+            }
+        }
+        day += TimeDelta::days(1);
+    }
+    Ok(added)
+}
+
+/// What a job does, computed before its effect is committed.
+async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> {
+    let today = state.clock.today();
+    match job.kind.as_str() {
+        RECOUNT => {
+            let current = licenses::current(state, today)
+                .await
+                .map_err(|error| error.to_string())?;
+            let count = licenses::live_billable_users(state, current.as_ref().map(|(_, l)| l))
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(JobEffect::Measurement {
+                count,
+                recorded_at: job.run_at,
+            })
+        }
+        HISTORY => {
+            let current = licenses::current(state, today)
+                .await
+                .map_err(|error| error.to_string())?;
+            // GitLab skips the snapshot without a current license and for trials.
+            let Some((_, license)) = current.filter(|(_, license)| !license.restrictions.trial)
+            else {
+                return Ok(JobEffect::Nothing);
+            };
+            let count = licenses::daily_billable_users(state, Some(&license))
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(JobEffect::History(HistoryRow {
+                recorded_at: job.run_at,
+                active_user_count: count,
+            }))
+        }
+        other => Err(format!("unknown job kind `{other}`")),
+    }
+}
+
+/// Claims and runs one due job; false when none was due.
+pub async fn run_next(state: &AppState) -> StoreResult<bool> {
+    let now = state.clock.now();
+    let Some(job) = state.store.claim_job(now, now + LEASE).await? else {
+        return Ok(false);
+    };
+    match effect_of(state, &job).await {
+        Ok(effect) => {
+            if !state
+                .store
+                .finish_job(&job, &effect, state.clock.now())
+                .await?
+            {
+                tracing::warn!(
+                    job_id = job.id,
+                    kind = job.kind,
+                    "job lease lost; not committed"
+                );
+            }
+        }
+        Err(error) => {
+            let retry_at = (job.attempts < MAX_ATTEMPTS)
+                .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)));
+            tracing::warn!(job_id = job.id, kind = job.kind, error, "job failed");
+            state.store.fail_job(&job, &error, retry_at).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Runs due jobs until none is left; returns how many ran.
+pub async fn run_due(state: &AppState) -> StoreResult<usize> {
+    let mut ran = 0;
+    while run_next(state).await? {
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// The background worker of `serve`: schedules, then runs what is due, whenever woken (a
+/// local enqueue or another replica's change) or every [`POLL_INTERVAL`].
+pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Err(error) = schedule_due(&state).await {
+                tracing::warn!(%error, "scheduling failed");
+            }
+            if let Err(error) = run_due(&state).await {
+                tracing::warn!(%error, "running jobs failed");
+            }
+            let _ = tokio::time::timeout(POLL_INTERVAL, state.jobs_wake.notified()).await;
+        }
+    })
+}
+
+/// A wake-up handle shared by the enqueuers and the worker.
+pub fn wake_handle() -> Arc<Notify> {
+    Arc::new(Notify::new())
+}

@@ -29,6 +29,10 @@ pub enum ApiError {
     MethodNotAllowed,
     /// A model validation failed: `400 {"message": <text>}`.
     BadRequest(String),
+    /// A model validation failed on fields: `400 {"message": {"field": ["message"]}}`.
+    FieldInvalid(&'static str, String),
+    /// Any status with GitLab's `{"message": <text>}` (409 conflicts, 403/409 moderation rules).
+    Message(StatusCode, String),
     /// A parameter is missing or malformed: `400 {"error": <text>}`.
     InvalidParameter(String),
     PayloadTooLarge,
@@ -116,6 +120,12 @@ impl IntoResponse for ApiError {
             Self::RouteNotFound => error(StatusCode::NOT_FOUND, NOT_FOUND),
             Self::MethodNotAllowed => error(StatusCode::METHOD_NOT_ALLOWED, "405 Not Allowed"),
             Self::BadRequest(text) => message(StatusCode::BAD_REQUEST, &text),
+            Self::FieldInvalid(field, text) => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "message": { field: [text] } })),
+            )
+                .into_response(),
+            Self::Message(status, text) => message(status, &text),
             Self::InvalidParameter(text) => error(StatusCode::BAD_REQUEST, &text),
             Self::PayloadTooLarge => message(
                 StatusCode::PAYLOAD_TOO_LARGE,

@@ -5,11 +5,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use super::users::{user_entity, Detail};
 use crate::auth::Authenticated;
-use crate::domain::licenses::timestamp_text;
 use crate::error::ApiResult;
 use crate::state::AppState;
-use crate::store::User;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -18,56 +17,21 @@ pub fn router() -> Router<AppState> {
         .route("/api/v4/metadata", get(metadata))
 }
 
-/// GitLab's `UserPublic`-style entity for the caller (the fields clients read).
-pub fn user_json(user: &User, external_url: &str) -> Value {
-    let bot = !matches!(user.user_type.as_str(), "human" | "service_user");
-    json!({
-        "id": user.id,
-        "username": user.username,
-        "name": user.name,
-        "state": user.state,
-        "locked": false,
-        "avatar_url": Value::Null,
-        "web_url": format!("{external_url}/{}", user.username),
-        "created_at": timestamp_text(user.created_at),
-        "bio": "",
-        "location": "",
-        "public_email": Value::Null,
-        "linkedin": "",
-        "twitter": "",
-        "discord": "",
-        "website_url": "",
-        "organization": "",
-        "job_title": "",
-        "pronouns": Value::Null,
-        "bot": bot,
-        "work_information": Value::Null,
-        "local_time": Value::Null,
-        "last_sign_in_at": Value::Null,
-        "confirmed_at": timestamp_text(user.created_at),
-        "last_activity_on": Value::Null,
-        "email": user.email,
-        "theme_id": 1,
-        "color_scheme_id": 1,
-        "projects_limit": 100000,
-        "current_sign_in_at": Value::Null,
-        "identities": [],
-        "can_create_group": true,
-        "can_create_project": true,
-        "two_factor_enabled": false,
-        "external": false,
-        "private_profile": false,
-        "commit_email": user.email,
-        "is_admin": user.admin,
-        "note": Value::Null,
-    })
-}
-
 async fn current_user(
     Authenticated(actor): Authenticated,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(user_json(actor.user(), &state.config.external_url)))
+    // Administrators see themselves as `UserWithAdmin`, everybody else as `UserPublic`.
+    let detail = if actor.user().admin {
+        Detail::WithAdmin
+    } else {
+        Detail::Public
+    };
+    Ok(Json(user_entity(
+        actor.user(),
+        &state.config.external_url,
+        detail,
+    )))
 }
 
 fn version_json(state: &AppState) -> Value {

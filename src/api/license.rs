@@ -54,20 +54,28 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
     }
 }
 
-async fn create(_: Admin, State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+async fn create(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
     let data = params.required_string("license")?;
-    match licenses::upload(&state, &data).await {
+    match licenses::upload(&state, actor.user(), &data).await {
         Ok(entity) => Ok((StatusCode::CREATED, Json(entity)).into_response()),
         Err(UploadError::Rejected(rejected)) => Err(ApiError::BadRequest(rejected.0)),
         Err(UploadError::Store(error)) => Err(error.into()),
     }
 }
 
-async fn destroy(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+async fn destroy(
+    Admin(actor): Admin,
+    id: IdParam,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
     let IdParam(Some(id)) = id else {
         return Err(ApiError::NotFound(DELETE_NOT_FOUND));
     };
-    if licenses::delete(&state, id).await? {
+    if licenses::delete(&state, actor.user(), id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(DELETE_NOT_FOUND))

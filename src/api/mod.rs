@@ -1,9 +1,12 @@
 //! The HTTP surface: one router per resource, and the middleware every request passes.
 
+pub mod audit;
 pub mod health;
 pub mod instance;
 pub mod license;
+pub mod pagination;
 pub mod params;
+pub mod users;
 
 use std::time::Duration;
 
@@ -29,6 +32,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(license::router())
         .merge(instance::router())
+        .merge(users::router())
+        .merge(audit::router())
         .merge(health::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

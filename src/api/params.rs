@@ -33,6 +33,80 @@ impl Params {
     }
 }
 
+impl Params {
+    /// Fails with `"a is missing, b is missing"` (Grape's wording and order) when any of
+    /// `names` is absent.
+    pub fn require(&self, names: &[&str]) -> Result<(), ApiError> {
+        let missing: Vec<String> = names
+            .iter()
+            .filter(|name| !self.0.contains_key(**name))
+            .map(|name| format!("{name} is missing"))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidParameter(missing.join(", ")))
+        }
+    }
+
+    /// An optional string; scalars coerce to text, arrays and objects are invalid.
+    pub fn optional_string(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => self.required_string(name).map(Some),
+        }
+    }
+
+    /// An optional integer from a JSON number or a decimal string.
+    pub fn optional_integer(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid(name)),
+            Some(Value::String(text)) if text.is_empty() => Ok(None),
+            Some(Value::String(text)) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::invalid(name)),
+            Some(_) => Err(ApiError::invalid(name)),
+        }
+    }
+
+    /// An optional boolean as Grape coerces one (`true`/`false`, `1`/`0`, `t`/`f`, `yes`/`no`).
+    pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(Value::Number(number)) if number.as_i64() == Some(1) => Ok(Some(true)),
+            Some(Value::Number(number)) if number.as_i64() == Some(0) => Ok(Some(false)),
+            Some(Value::String(text)) => match text.to_ascii_lowercase().as_str() {
+                "true" | "t" | "1" | "yes" | "y" => Ok(Some(true)),
+                "false" | "f" | "0" | "no" | "n" => Ok(Some(false)),
+                "" => Ok(None),
+                _ => Err(ApiError::invalid(name)),
+            },
+            Some(_) => Err(ApiError::invalid(name)),
+        }
+    }
+
+    /// An optional value that must be one of `allowed`.
+    pub fn optional_choice(
+        &self,
+        name: &str,
+        allowed: &[&str],
+    ) -> Result<Option<String>, ApiError> {
+        match self.optional_string(name)? {
+            Some(value) if !allowed.contains(&value.as_str()) => Err(ApiError::InvalidParameter(
+                format!("{name} does not have a valid value"),
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
 fn query_params(parts: &Parts) -> Map<String, Value> {
     let query = parts.uri.query().unwrap_or_default();
     serde_urlencoded::from_str::<Vec<(String, String)>>(query)
@@ -187,5 +261,27 @@ mod tests {
         for bad in ["", "abc", "1.5", "1e3", "_1", "1__0", " 1", "0x10", "-"] {
             assert_eq!(parse_integer(bad), None, "{bad:?}");
         }
+    }
+}
+
+/// A numeric `:id` segment on routes GitLab declares with a `[0-9]*` requirement: anything else
+/// matches no route (`404 {"error":"404 Not Found"}`); an integer too large to be an id is kept
+/// as `None` so the route can answer its own 404.
+#[derive(Debug, Clone, Copy)]
+pub struct NumericId(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for NumericId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(segments) =
+            axum::extract::Path::<Vec<String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::RouteNotFound)?;
+        let text = segments.first().ok_or(ApiError::RouteNotFound)?;
+        if text.is_empty() || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(ApiError::RouteNotFound);
+        }
+        Ok(Self(text.parse().ok()))
     }
 }

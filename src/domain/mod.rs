@@ -4,3 +4,4 @@ pub mod licenses;
 pub mod text;
 pub mod upload;
 pub mod usage_csv;
+pub mod users;

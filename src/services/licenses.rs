@@ -14,8 +14,9 @@ use crate::domain::licenses::{
 use crate::domain::upload::{self, invalid_key_message, Measured};
 use crate::domain::usage_csv;
 use crate::license_key::{self, License};
+use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{LicenseRow, StoreResult};
+use crate::store::{LicenseRow, StoreResult, User};
 
 /// Why an upload was refused: GitLab's first validation message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,7 +172,11 @@ pub async fn find(state: &AppState, id: i64) -> StoreResult<Option<LicenseEntity
 }
 
 /// `POST /license`: decode, run GitLab's validations in order, store.
-pub async fn upload(state: &AppState, data: &str) -> Result<LicenseEntity, UploadError> {
+pub async fn upload(
+    state: &AppState,
+    author: &User,
+    data: &str,
+) -> Result<LicenseEntity, UploadError> {
     let invalid = || {
         UploadError::Rejected(Rejected(invalid_key_message(
             &state.config.license_issuer_name,
@@ -205,7 +210,22 @@ pub async fn upload(state: &AppState, data: &str) -> Result<LicenseEntity, Uploa
     } else {
         None
     };
-    let row = state.store.create_license(data, trial_ends_on, now).await?;
+    let event = audit::event(
+        author,
+        audit::INSTANCE_SCOPE,
+        1,
+        "license_added",
+        format!(
+            "Added {} license for {}",
+            license.plan(),
+            licensee_name(&license)
+        ),
+        ("License", 0, license.plan()),
+    );
+    let row = state
+        .store
+        .create_license(data, trial_ends_on, now, Some(&event))
+        .await?;
     tracing::info!(license_id = row.id, plan = license.plan(), "license added");
     if license.started(today) {
         // GitLab recounts billable users after a started license is added.
@@ -217,8 +237,19 @@ pub async fn upload(state: &AppState, data: &str) -> Result<LicenseEntity, Uploa
 }
 
 /// `DELETE /license/:id`: false when there was no such license.
-pub async fn delete(state: &AppState, id: i64) -> StoreResult<bool> {
-    let deleted = state.store.delete_license(id).await?;
+pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<bool> {
+    let event = audit::event(
+        author,
+        audit::INSTANCE_SCOPE,
+        1,
+        "license_removed",
+        format!("Removed license {id}"),
+        ("License", id, ""),
+    );
+    let deleted = state
+        .store
+        .delete_license(id, state.clock.now(), Some(&event))
+        .await?;
     if deleted {
         tracing::info!(license_id = id, "license removed");
     }
@@ -251,4 +282,13 @@ pub async fn usage_csv(state: &AppState) -> StoreResult<Option<String>> {
     let (from, to) = license_term(&license, today);
     let history = state.store.history_between(from, to).await?;
     Ok(Some(usage_csv::render(&row.data, &license, &history, now)))
+}
+
+fn licensee_name(license: &License) -> String {
+    license
+        .licensee
+        .get("Name")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }

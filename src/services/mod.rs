@@ -1,4 +1,6 @@
 //! Use cases: each reads and writes through the store and applies the domain rules.
 
+pub mod audit;
 pub mod licenses;
 pub mod tokens;
+pub mod users;

@@ -129,6 +129,26 @@ macro_rules! insert_token {
     };
 }
 
+/// Records an audit event inside an open transaction.
+macro_rules! insert_audit {
+    ($tx:expr, $audit:expr, $now:expr) => {
+        if let Some(audit) = $audit {
+            sqlx::query(
+                "INSERT INTO audit_events (author_id, entity_type, entity_id, event_name, details, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(audit.author_id)
+            .bind(audit.entity_type)
+            .bind(audit.entity_id)
+            .bind(audit.event_name)
+            .bind(audit.details.to_string())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
 impl Store {
     fn new(db: Db) -> Self {
         Self {
@@ -274,7 +294,7 @@ impl Store {
     pub async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         Ok(with_pool!(self, pool => {
             sqlx::query_as::<_, User>(
-                "SELECT id, username, name, email, state, user_type, admin, created_at
+                "SELECT id, username, name, email, state, user_type, admin, created_at, last_activity_on
                  FROM users WHERE lower(username) = lower($1)",
             )
             .bind(username)
@@ -288,7 +308,8 @@ impl Store {
         Ok(with_pool!(self, pool => {
             sqlx::query_as::<_, TokenWithUser>(
                 "SELECT t.id AS token_id, t.name AS token_name, t.scopes, t.expires_at, t.revoked,
-                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at
+                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
+                        u.last_activity_on
                  FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.token_digest = $1",
             )
@@ -310,12 +331,17 @@ impl Store {
     }
 
     /// Adds a user; a taken username or email is a [`StoreError::Conflict`] naming it.
-    pub async fn create_user(&self, user: &NewUser, now: DateTime<Utc>) -> StoreResult<User> {
+    pub async fn create_user(
+        &self,
+        user: &NewUser,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<User> {
         Ok(in_write_tx!(self, tx => {
-            sqlx::query_as::<_, User>(
+            let created = sqlx::query_as::<_, User>(
                 "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                 RETURNING id, username, name, email, state, user_type, admin, created_at",
+                 RETURNING id, username, name, email, state, user_type, admin, created_at, last_activity_on",
             )
             .bind(&user.username)
             .bind(&user.name)
@@ -329,7 +355,9 @@ impl Store {
             .map_err(|error| unique_violation(error, &[
                 ("users_username_unique", "Username has already been taken"),
                 ("users_email_unique", "Email has already been taken"),
-            ]))?
+            ]))?;
+            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: created.id, ..audit.clone() }), now);
+            created
         }))
     }
 
@@ -339,16 +367,240 @@ impl Store {
         user_id: i64,
         state: &str,
         now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            sqlx::query("UPDATE users SET state = $2, updated_at = $3 WHERE id = $1")
+            let changed = sqlx::query("UPDATE users SET state = $2, updated_at = $3 WHERE id = $1")
                 .bind(user_id)
                 .bind(state)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
-                > 0
+                > 0;
+            if changed {
+                insert_audit!(tx, audit, now);
+            }
+            changed
+        }))
+    }
+
+    pub async fn find_user(&self, id: i64) -> StoreResult<Option<User>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, User>(
+                "SELECT id, username, name, email, state, user_type, admin, created_at, last_activity_on
+                 FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Which of `email` and `username` another user (not `except_id`) already has, email
+    /// first, as GitLab checks them.
+    pub async fn user_conflict(
+        &self,
+        email: Option<&str>,
+        username: Option<&str>,
+        except_id: Option<i64>,
+    ) -> StoreResult<Option<&'static str>> {
+        let except_id = except_id.unwrap_or(0);
+        let taken = |column: &'static str, value: &str| {
+            let value = value.to_string();
+            async move {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM users WHERE lower({column}) = lower($1) AND id <> $2"
+                );
+                Ok::<bool, StoreError>(with_pool!(self, pool => {
+                    sqlx::query_scalar::<_, i64>(&sql)
+                        .bind(&value)
+                        .bind(except_id)
+                        .fetch_one(pool)
+                        .await?
+                        > 0
+                }))
+            }
+        };
+        if let Some(email) = email {
+            if taken("email", email).await? {
+                return Ok(Some("Email has already been taken"));
+            }
+        }
+        if let Some(username) = username {
+            if taken("username", username).await? {
+                return Ok(Some("Username has already been taken"));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `GET /users`: one page in the requested order, and the total matching.
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        order: (&'static str, &'static str),
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL
+                    OR lower(username) LIKE $1 OR lower(name) LIKE $1 OR lower(email) LIKE $1)
+               AND (CAST($2 AS TEXT) IS NULL OR lower(username) = lower($2))
+               AND (NOT $3 OR (state = 'active' AND user_type <> 'ghost'))
+               AND (NOT $4 OR state IN ('blocked', 'ldap_blocked'))
+               AND (NOT $5 OR user_type = 'human')
+               AND (NOT $6 OR user_type IN ('human', 'project_bot', 'service_user', 'service_account'))";
+        let (column, direction) = order;
+        let search = filter.search.as_ref().map(|text| {
+            format!(
+                "%{}%",
+                text.to_lowercase().replace('%', "\\%").replace('_', "\\_")
+            )
+        });
+        let page_sql = format!(
+            "SELECT id, username, name, email, state, user_type, admin, created_at, last_activity_on
+             FROM users {WHERE} ORDER BY {column} {direction}, id {direction} LIMIT $7 OFFSET $8"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM users {WHERE}");
+        Ok(with_pool!(self, pool => {
+            let users = sqlx::query_as::<_, User>(&page_sql)
+                .bind(&search)
+                .bind(&filter.username)
+                .bind(filter.active)
+                .bind(filter.blocked)
+                .bind(filter.humans)
+                .bind(filter.exclude_internal)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar::<_, i64>(&count_sql)
+                .bind(&search)
+                .bind(&filter.username)
+                .bind(filter.active)
+                .bind(filter.blocked)
+                .bind(filter.humans)
+                .bind(filter.exclude_internal)
+                .fetch_one(pool)
+                .await?;
+            (users, total)
+        }))
+    }
+
+    /// Applies `changes`; `None` when there is no such user.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<Option<User>> {
+        Ok(in_write_tx!(self, tx => {
+            let updated = sqlx::query_as::<_, User>(
+                "UPDATE users SET
+                    username = COALESCE($2, username), name = COALESCE($3, name),
+                    email = COALESCE($4, email), admin = COALESCE($5, admin),
+                    user_type = COALESCE($6, user_type), updated_at = $7
+                 WHERE id = $1
+                 RETURNING id, username, name, email, state, user_type, admin, created_at, last_activity_on",
+            )
+            .bind(id)
+            .bind(&changes.username)
+            .bind(&changes.name)
+            .bind(&changes.email)
+            .bind(changes.admin)
+            .bind(&changes.user_type)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, &[
+                ("users_username_unique", "Username has already been taken"),
+                ("users_email_unique", "Email has already been taken"),
+            ]))?;
+            if updated.is_some() {
+                insert_audit!(tx, audit, now);
+            }
+            updated
+        }))
+    }
+
+    /// Deletes a user with their tokens and memberships; false when there was none.
+    pub async fn delete_user(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if deleted {
+                insert_audit!(tx, audit, now);
+            }
+            deleted
+        }))
+    }
+
+    /// Audit events, newest first, optionally for one entity and within a time window.
+    pub async fn audit_events(
+        &self,
+        entity: Option<(&str, Option<i64>)>,
+        created_after: Option<DateTime<Utc>>,
+        created_before: Option<DateTime<Utc>>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<AuditRow>, i64)> {
+        const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL OR entity_type = $1)
+               AND ($2 = 0 OR entity_id = $2)
+               AND (NOT $3 OR created_at >= $4) AND (NOT $5 OR created_at <= $6)";
+        let (entity_type, entity_id) = match entity {
+            Some((entity_type, id)) => (Some(entity_type.to_string()), id.unwrap_or(0)),
+            None => (None, 0),
+        };
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let page_sql = format!(
+            "SELECT id, author_id, entity_type, entity_id, event_name, details, created_at
+             FROM audit_events {WHERE} ORDER BY id DESC LIMIT $7 OFFSET $8"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM audit_events {WHERE}");
+        Ok(with_pool!(self, pool => {
+            let rows = sqlx::query_as::<_, AuditRow>(&page_sql)
+                .bind(&entity_type)
+                .bind(entity_id)
+                .bind(created_after.is_some())
+                .bind(created_after.unwrap_or(epoch))
+                .bind(created_before.is_some())
+                .bind(created_before.unwrap_or(epoch))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar::<_, i64>(&count_sql)
+                .bind(&entity_type)
+                .bind(entity_id)
+                .bind(created_after.is_some())
+                .bind(created_after.unwrap_or(epoch))
+                .bind(created_before.is_some())
+                .bind(created_before.unwrap_or(epoch))
+                .fetch_one(pool)
+                .await?;
+            (rows, total)
+        }))
+    }
+
+    pub async fn find_audit_event(&self, id: i64) -> StoreResult<Option<AuditRow>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, AuditRow>(
+                "SELECT id, author_id, entity_type, entity_id, event_name, details, created_at
+                 FROM audit_events WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 
@@ -420,6 +672,7 @@ impl Store {
         data: &str,
         trial_ends_on: Option<NaiveDate>,
         now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
     ) -> StoreResult<LicenseRow> {
         Ok(in_write_tx!(self, tx => {
             let row = sqlx::query_as::<_, LicenseRow>(
@@ -441,18 +694,27 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: row.id, ..audit.clone() }), now);
             row
         }))
     }
 
     /// Deletes a license; false when there was none with this id.
-    pub async fn delete_license(&self, id: i64) -> StoreResult<bool> {
+    pub async fn delete_license(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let deleted = sqlx::query("DELETE FROM licenses WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            if deleted > 0 {
+                insert_audit!(tx, audit, now);
+            }
             deleted > 0
         }))
     }

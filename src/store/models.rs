@@ -12,6 +12,7 @@ pub struct User {
     pub user_type: String,
     pub admin: bool,
     pub created_at: DateTime<Utc>,
+    pub last_activity_on: Option<NaiveDate>,
 }
 
 /// A token row joined with its owner, as authentication needs it.
@@ -113,4 +114,46 @@ pub enum JobEffect {
         recorded_at: DateTime<Utc>,
     },
     History(HistoryRow),
+}
+
+/// An audit event to record in the same transaction as the change it describes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAudit {
+    pub author_id: i64,
+    pub entity_type: &'static str,
+    pub entity_id: i64,
+    pub event_name: &'static str,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub author_id: i64,
+    pub entity_type: String,
+    pub entity_id: i64,
+    pub event_name: String,
+    pub details: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `GET /users` filters (GitLab's parameter names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub search: Option<String>,
+    pub username: Option<String>,
+    pub active: bool,
+    pub blocked: bool,
+    pub humans: bool,
+    pub exclude_internal: bool,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub admin: Option<bool>,
+    pub user_type: Option<String>,
 }

@@ -216,7 +216,7 @@ async fn block_refresh_and_history_move_the_license_figures(app: TestApp) {
     // Blocking a user and recounting drops active_users and the overage; the peak stays.
     app.state
         .store
-        .set_user_state(users[0].id, "blocked", test_now())
+        .set_user_state(users[0].id, "blocked", test_now(), None)
         .await
         .expect("block");
     app.set_now(Utc.with_ymd_and_hms(2026, 6, 15, 12, 5, 0).unwrap());

@@ -5,6 +5,7 @@ mod support;
 mod api_auth;
 mod api_instance;
 mod api_license;
+mod api_users;
 mod cli;
 mod codec_fuzz;
 mod codec_rejections;

@@ -11,6 +11,16 @@ use serde_json::{json, Value};
 use crate::support::app::{postgres_available, Backend, TestApp};
 use crate::support::licenses::premium;
 
+/// Kills the server if the test fails before stopping it, so no stray process outlives it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -24,22 +34,34 @@ async fn run_and_inspect(backend: Backend) {
     let port = free_port();
     let data_dir = app.data_dir.join("process");
     let secret_token = "glpat-process-secret-000001";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.database_url)
-        .env("DATA_DIR", &data_dir)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "LICENSE_PUBLIC_KEY_FILE",
-            crate::support::vectors_dir().join("public_key.pem"),
-        )
-        .env("LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("server starts");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let log_path = app.data_dir.join("server.log");
+    let error_log_path = app.data_dir.join("server.err.log");
+    let mut server = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &app.database_url)
+            .env("DATA_DIR", &data_dir)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "LICENSE_PUBLIC_KEY_FILE",
+                crate::support::vectors_dir().join("public_key.pem"),
+            )
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "debug")
+            // A file, not a pipe: nobody reads a pipe while the server runs, and a full one would
+            // block its logging.
+            .stdout(Stdio::from(
+                std::fs::File::create(&log_path).expect("log file"),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(&error_log_path).expect("log file"),
+            ))
+            .spawn()
+            .expect("server starts"),
+    );
+    let child = &mut server.0;
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -130,20 +152,9 @@ async fn run_and_inspect(backend: Backend) {
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("cannot connect"));
 
     let mut lines = Vec::new();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn std::io::Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        lines.extend(BufReader::new(stream).lines().map_while(Result::ok));
+    for path in [&log_path, &error_log_path] {
+        let file = std::fs::File::open(path).expect("log");
+        lines.extend(BufReader::new(file).lines().map_while(Result::ok));
     }
     let log = lines.join("\n");
     assert!(

@@ -362,7 +362,7 @@ impl TestApp {
     pub async fn add_user(&self, user: NewUser) -> User {
         self.state
             .store
-            .create_user(&user, test_now())
+            .create_user(&user, test_now(), None)
             .await
             .expect("create user")
     }

@@ -1,0 +1,81 @@
+//! `GET /api/v4/audit_events`: the audit trail, newest first (admins only).
+
+use axum::extract::{OriginalUri, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::pagination::Page;
+use super::params::{IdParam, Params};
+use crate::auth::Admin;
+use crate::domain::licenses::timestamp_text;
+use crate::error::{ApiError, ApiResult};
+use crate::services::audit::{details, ENTITY_TYPES};
+use crate::state::AppState;
+use crate::store::AuditRow;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/audit_events", get(list))
+        .route("/api/v4/audit_events/{id}", get(show))
+}
+
+fn entity(row: &AuditRow) -> Value {
+    json!({
+        "id": row.id,
+        "author_id": row.author_id,
+        "entity_id": row.entity_id,
+        "entity_type": row.entity_type,
+        "event_name": row.event_name,
+        "details": details(&row.details),
+        "created_at": timestamp_text(row.created_at),
+    })
+}
+
+fn date_time(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match params.optional_string(name)? {
+        None => Ok(None),
+        Some(text) => crate::license_key::dates::parse_date_time(&text)
+            .map(|at| Some(at.with_timezone(&Utc)))
+            .ok_or_else(|| ApiError::invalid(name)),
+    }
+}
+
+async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let page = Page::from_params(&params)?;
+    let entity_type = params.optional_choice("entity_type", ENTITY_TYPES)?;
+    let entity_id = params.optional_integer("entity_id")?;
+    if entity_id.is_some() && entity_type.is_none() {
+        return Err(ApiError::missing("entity_type"));
+    }
+    let created_after = date_time(&params, "created_after")?;
+    let created_before = date_time(&params, "created_before")?;
+    let (rows, total) = state
+        .store
+        .audit_events(
+            entity_type.as_deref().map(|kind| (kind, entity_id)),
+            created_after,
+            created_before,
+            page.offset(),
+            page.per_page,
+        )
+        .await?;
+    let headers = page.headers(total, &state.config.external_url, &uri, &params);
+    Ok((headers, Json(rows.iter().map(entity).collect::<Vec<_>>())).into_response())
+}
+
+async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    let row = match id.0 {
+        Some(id) => state.store.find_audit_event(id).await?,
+        None => None,
+    };
+    row.map(|row| Json(entity(&row)).into_response())
+        .ok_or(ApiError::NotFound("404 Not found"))
+}

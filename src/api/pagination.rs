@@ -1,0 +1,100 @@
+//! GitLab's offset pagination: `page` / `per_page` (20 by default, at most 100) and the
+//! `X-Page`, `X-Per-Page`, `X-Next-Page`, `X-Prev-Page`, `X-Total`, `X-Total-Pages` and `Link`
+//! headers, with links that repeat the request's own parameters.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use serde_json::Value;
+
+use super::params::Params;
+use crate::error::ApiError;
+
+pub const DEFAULT_PER_PAGE: i64 = 20;
+pub const MAX_PER_PAGE: i64 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl Page {
+    pub fn offset(&self) -> i64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+
+    /// Reads `page` and `per_page`: non-integers are `{"error":"page is invalid"}`, a zero
+    /// `per_page` is not allowed, pages below 1 mean page 1, and `per_page` is capped at 100.
+    pub fn from_params(params: &Params) -> Result<Self, ApiError> {
+        let page = params.optional_integer("page")?.unwrap_or(1).max(1);
+        let per_page = match params.optional_integer("per_page")? {
+            None => DEFAULT_PER_PAGE,
+            Some(0) => {
+                return Err(ApiError::InvalidParameter(
+                    "per_page has a value not allowed".into(),
+                ))
+            }
+            Some(per_page) => per_page.clamp(1, MAX_PER_PAGE),
+        };
+        Ok(Self { page, per_page })
+    }
+
+    /// The pagination headers for a page of a `total`-item list fetched at `uri`.
+    pub fn headers(&self, total: i64, external_url: &str, uri: &Uri, params: &Params) -> HeaderMap {
+        let total_pages = ((total + self.per_page - 1) / self.per_page).max(1);
+        let next = (self.page < total_pages).then_some(self.page + 1);
+        let prev = (self.page > 1).then_some((self.page - 1).min(total_pages));
+        let link = |page: i64| {
+            let mut query: Vec<(String, String)> = params
+                .0
+                .iter()
+                .filter(|(key, _)| {
+                    !matches!(
+                        key.as_str(),
+                        "page" | "per_page" | "private_token" | "access_token"
+                    )
+                })
+                .map(|(key, value)| {
+                    let text = match value {
+                        Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    };
+                    (key.clone(), text)
+                })
+                .collect();
+            query.push(("page".into(), page.to_string()));
+            query.push(("per_page".into(), self.per_page.to_string()));
+            query.sort();
+            let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+            format!("<{external_url}{}?{query}>", uri.path())
+        };
+        let mut links = Vec::new();
+        if let Some(prev) = prev {
+            links.push(format!("{}; rel=\"prev\"", link(prev)));
+        }
+        if let Some(next) = next {
+            links.push(format!("{}; rel=\"next\"", link(next)));
+        }
+        links.push(format!("{}; rel=\"first\"", link(1)));
+        links.push(format!("{}; rel=\"last\"", link(total_pages)));
+        let mut headers = HeaderMap::new();
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        set("x-per-page", self.per_page.to_string());
+        set("x-page", self.page.to_string());
+        set(
+            "x-next-page",
+            next.map(|page| page.to_string()).unwrap_or_default(),
+        );
+        set(
+            "x-prev-page",
+            prev.map(|page| page.to_string()).unwrap_or_default(),
+        );
+        set("link", links.join(", "));
+        set("x-total", total.to_string());
+        set("x-total-pages", total_pages.to_string());
+        headers
+    }
+}

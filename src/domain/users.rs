@@ -1,0 +1,411 @@
+//! Users as GitLab models them: types, states and the moderation actions' rules and messages.
+
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::{json, Value};
+
+use crate::store::User;
+
+/// GitLab's user types.
+pub const USER_TYPES: &[&str] = &[
+    "human",
+    "support_bot",
+    "alert_bot",
+    "visual_review_bot",
+    "service_user",
+    "ghost",
+    "project_bot",
+    "migration_bot",
+    "security_bot",
+    "automation_bot",
+    "security_policy_bot",
+    "admin_bot",
+    "suggested_reviewers_bot",
+    "service_account",
+    "llm_bot",
+    "placeholder",
+    "duo_code_review_bot",
+    "import_user",
+];
+
+const BOT_TYPES: &[&str] = &[
+    "alert_bot",
+    "project_bot",
+    "support_bot",
+    "visual_review_bot",
+    "migration_bot",
+    "security_bot",
+    "automation_bot",
+    "security_policy_bot",
+    "admin_bot",
+    "suggested_reviewers_bot",
+    "service_account",
+    "llm_bot",
+    "duo_code_review_bot",
+];
+
+const NON_INTERNAL_TYPES: &[&str] = &["human", "project_bot", "service_user", "service_account"];
+
+/// GitLab's "dormant" period: only users inactive this long may be deactivated.
+pub const DEACTIVATION_INACTIVE_DAYS: i64 = 90;
+
+pub fn is_bot(user_type: &str) -> bool {
+    BOT_TYPES.contains(&user_type)
+}
+
+pub fn is_internal(user_type: &str) -> bool {
+    !NON_INTERNAL_TYPES.contains(&user_type)
+}
+
+/// States in which GitLab's `blocked?` holds.
+fn is_blocked(state: &str) -> bool {
+    matches!(
+        state,
+        "blocked" | "ldap_blocked" | "blocked_pending_approval" | "banned"
+    )
+}
+
+/// The state-changing actions of `POST /users/:id/<action>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Block,
+    Unblock,
+    Deactivate,
+    Activate,
+    Ban,
+    Unban,
+    Approve,
+}
+
+impl Action {
+    pub fn from_path(text: &str) -> Option<Self> {
+        Some(match text {
+            "block" => Self::Block,
+            "unblock" => Self::Unblock,
+            "deactivate" => Self::Deactivate,
+            "activate" => Self::Activate,
+            "ban" => Self::Ban,
+            "unban" => Self::Unban,
+            "approve" => Self::Approve,
+            _ => return None,
+        })
+    }
+
+    /// The audit event name for the change.
+    pub fn event_name(self) -> &'static str {
+        match self {
+            Self::Block => "user_blocked",
+            Self::Unblock => "user_unblocked",
+            Self::Deactivate => "user_deactivated",
+            Self::Activate => "user_activated",
+            Self::Ban => "user_banned",
+            Self::Unban => "user_unbanned",
+            Self::Approve => "user_approved",
+        }
+    }
+}
+
+/// What an action does to a user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// Move to this state and answer 201 with this body.
+    To(&'static str, Value),
+    /// Nothing changes; answer 201 with this body.
+    Unchanged(Value),
+    /// Refused: status and GitLab's `message`.
+    Refused(u16, String),
+}
+
+/// GitLab's rules for `action` on `user` by the administrator `actor_id`.
+pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) -> Transition {
+    let state = user.state.as_str();
+    let forbidden = |message: &str| Transition::Refused(403, message.to_string());
+    match action {
+        Action::Block => {
+            if state == "ldap_blocked" {
+                forbidden("403 Forbidden - LDAP blocked users cannot be modified by the API")
+            } else if user.id == actor_id {
+                forbidden("403 Forbidden - The API initiating user cannot be blocked by the API")
+            } else if is_internal(&user.user_type) {
+                forbidden("An internal user cannot be blocked")
+            } else if state == "blocked" {
+                Transition::Unchanged(Value::Null)
+            } else {
+                Transition::To("blocked", json!(true))
+            }
+        }
+        Action::Unblock => match state {
+            "ldap_blocked" => {
+                forbidden("403 Forbidden - LDAP blocked users cannot be unblocked by the API")
+            }
+            "deactivated" => {
+                forbidden("403 Forbidden - Deactivated users cannot be unblocked by the API")
+            }
+            "blocked" | "banned" | "blocked_pending_approval" => {
+                Transition::To("active", json!(true))
+            }
+            _ => Transition::Unchanged(json!(false)),
+        },
+        Action::Deactivate => {
+            let last_active = user
+                .last_activity_on
+                .unwrap_or(user.created_at.date_naive());
+            if is_blocked(state) {
+                forbidden("Error occurred. A blocked user cannot be deactivated")
+            } else if state == "deactivated" {
+                Transition::Unchanged(Value::Null)
+            } else if is_internal(&user.user_type) {
+                forbidden("Internal users cannot be deactivated")
+            } else if last_active > today - TimeDelta::days(DEACTIVATION_INACTIVE_DAYS) {
+                forbidden(&format!(
+                    "The user you are trying to deactivate has been active in the past {DEACTIVATION_INACTIVE_DAYS} days and cannot be deactivated"
+                ))
+            } else {
+                Transition::To("deactivated", json!(true))
+            }
+        }
+        Action::Activate => {
+            if is_blocked(state) {
+                forbidden("Error occurred. A blocked user must be unblocked to be activated")
+            } else if state == "active" {
+                Transition::Unchanged(json!(true))
+            } else {
+                Transition::To("active", json!(true))
+            }
+        }
+        Action::Ban => {
+            if state == "active" {
+                Transition::To("banned", json!(true))
+            } else {
+                forbidden(&format!("You cannot ban {state} users."))
+            }
+        }
+        Action::Unban => {
+            if state == "banned" {
+                Transition::To("active", json!(true))
+            } else {
+                forbidden(&format!("You cannot unban {state} users."))
+            }
+        }
+        Action::Approve => {
+            if state == "blocked_pending_approval" {
+                Transition::To("active", json!({"message": "Success"}))
+            } else {
+                Transition::Refused(
+                    409,
+                    "The user you are trying to approve is not pending approval".into(),
+                )
+            }
+        }
+    }
+}
+
+/// Checks a new or changed username and email the way GitLab's model does; the error is the
+/// field and its message.
+pub fn validate_identity(
+    username: Option<&str>,
+    email: Option<&str>,
+    name: Option<&str>,
+) -> Result<(), (&'static str, &'static str)> {
+    if let Some(username) = username {
+        let valid_chars = username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        let edges_ok = username
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !username.ends_with('.')
+            && !username.ends_with(".git")
+            && !username.ends_with(".atom");
+        if username.is_empty() || username.len() > 255 || !valid_chars || !edges_ok {
+            return Err((
+                "username",
+                "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
+            ));
+        }
+    }
+    if let Some(email) = email {
+        let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }) && !email.contains(char::is_whitespace);
+        if !well_formed {
+            return Err(("email", "is invalid"));
+        }
+    }
+    if let Some(name) = name {
+        if name.trim().is_empty() {
+            return Err(("name", "can't be blank"));
+        }
+        if name.chars().count() > 255 {
+            return Err(("name", "is too long (maximum is 255 characters)"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(state: &str, user_type: &str) -> User {
+        User {
+            id: 5,
+            username: "u".into(),
+            name: "U".into(),
+            email: "u@example.com".into(),
+            state: state.into(),
+            user_type: user_type.into(),
+            admin: false,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            last_activity_on: None,
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 6, 15).expect("date")
+    }
+
+    #[test]
+    fn gitlab_moderation_rules() {
+        use Action::*;
+        let cases = [
+            (
+                Block,
+                "active",
+                "human",
+                Transition::To("blocked", json!(true)),
+            ),
+            (
+                Block,
+                "blocked",
+                "human",
+                Transition::Unchanged(Value::Null),
+            ),
+            (
+                Block,
+                "active",
+                "ghost",
+                Transition::Refused(403, "An internal user cannot be blocked".into()),
+            ),
+            (
+                Unblock,
+                "active",
+                "human",
+                Transition::Unchanged(json!(false)),
+            ),
+            (
+                Unblock,
+                "deactivated",
+                "human",
+                Transition::Refused(
+                    403,
+                    "403 Forbidden - Deactivated users cannot be unblocked by the API".into(),
+                ),
+            ),
+            (
+                Deactivate,
+                "blocked",
+                "human",
+                Transition::Refused(
+                    403,
+                    "Error occurred. A blocked user cannot be deactivated".into(),
+                ),
+            ),
+            (
+                Deactivate,
+                "active",
+                "human",
+                Transition::To("deactivated", json!(true)),
+            ),
+            (
+                Activate,
+                "deactivated",
+                "human",
+                Transition::To("active", json!(true)),
+            ),
+            (
+                Activate,
+                "blocked",
+                "human",
+                Transition::Refused(
+                    403,
+                    "Error occurred. A blocked user must be unblocked to be activated".into(),
+                ),
+            ),
+            (
+                Ban,
+                "blocked",
+                "human",
+                Transition::Refused(403, "You cannot ban blocked users.".into()),
+            ),
+            (
+                Unban,
+                "active",
+                "human",
+                Transition::Refused(403, "You cannot unban active users.".into()),
+            ),
+            (
+                Approve,
+                "active",
+                "human",
+                Transition::Refused(
+                    409,
+                    "The user you are trying to approve is not pending approval".into(),
+                ),
+            ),
+            (
+                Approve,
+                "blocked_pending_approval",
+                "human",
+                Transition::To("active", json!({"message": "Success"})),
+            ),
+        ];
+        for (action, state, user_type, expected) in cases {
+            assert_eq!(
+                transition(action, &user(state, user_type), 1, today()),
+                expected,
+                "{action:?} {state}"
+            );
+        }
+        assert!(
+            matches!(
+                transition(Block, &user("active", "human"), 5, today()),
+                Transition::Refused(403, _)
+            ),
+            "not yourself"
+        );
+    }
+
+    #[test]
+    fn recently_active_users_cannot_be_deactivated() {
+        let mut recent = user("active", "human");
+        recent.last_activity_on = Some(today() - TimeDelta::days(10));
+        assert!(
+            matches!(transition(Action::Deactivate, &recent, 1, today()), Transition::Refused(403, message) if message.contains("90 days"))
+        );
+    }
+
+    #[test]
+    fn identity_checks() {
+        assert!(validate_identity(Some("ada.admin"), Some("ada@example.org"), Some("Ada")).is_ok());
+        assert_eq!(
+            validate_identity(Some("-ada"), None, None).map_err(|e| e.0),
+            Err("username")
+        );
+        assert_eq!(
+            validate_identity(Some("ada.git"), None, None).map_err(|e| e.0),
+            Err("username")
+        );
+        assert_eq!(
+            validate_identity(None, Some("not-an-email"), None),
+            Err(("email", "is invalid"))
+        );
+        assert_eq!(
+            validate_identity(None, None, Some("  ")),
+            Err(("name", "can't be blank"))
+        );
+    }
+}

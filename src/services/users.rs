@@ -1,0 +1,180 @@
+//! The user directory: create, change, delete and moderate users, with audit events.
+
+use chrono::NaiveDate;
+
+use crate::domain::users::{transition, validate_identity, Action, Transition, USER_TYPES};
+use crate::services::audit;
+use crate::state::AppState;
+use crate::store::{NewUser, StoreError, User, UserChanges};
+
+/// Why a user operation was refused, in the terms GitLab answers with.
+#[derive(Debug)]
+pub enum UserError {
+    NotFound,
+    /// 409 with GitLab's message (a taken email or username).
+    Conflict(String),
+    /// 400 `{"message": {field: [message]}}`.
+    Invalid(&'static str, String),
+    /// A moderation rule: status and message.
+    Refused(u16, String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for UserError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Conflict(message) => Self::Conflict(message),
+            other => Self::Store(other),
+        }
+    }
+}
+
+fn check_type(user_type: Option<&str>) -> Result<(), UserError> {
+    match user_type {
+        Some(user_type) if !USER_TYPES.contains(&user_type) => Err(UserError::Invalid(
+            "user_type",
+            "is not included in the list".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<User, UserError> {
+    validate_identity(Some(&new.username), Some(&new.email), Some(&new.name))
+        .map_err(|(field, message)| UserError::Invalid(field, message.into()))?;
+    check_type(Some(&new.user_type))?;
+    if let Some(message) = state
+        .store
+        .user_conflict(Some(&new.email), Some(&new.username), None)
+        .await?
+    {
+        return Err(UserError::Conflict(message.into()));
+    }
+    let event = audit::event(
+        author,
+        "User",
+        0,
+        "user_created",
+        format!("Created user {}", new.username),
+        ("User", 0, &new.username),
+    );
+    let user = state
+        .store
+        .create_user(&new, state.clock.now(), Some(&event))
+        .await?;
+    tracing::info!(user_id = user.id, "user created");
+    Ok(user)
+}
+
+pub async fn update(
+    state: &AppState,
+    author: &User,
+    id: i64,
+    changes: UserChanges,
+) -> Result<User, UserError> {
+    let existing = state
+        .store
+        .find_user(id)
+        .await?
+        .ok_or(UserError::NotFound)?;
+    validate_identity(
+        changes.username.as_deref(),
+        changes.email.as_deref(),
+        changes.name.as_deref(),
+    )
+    .map_err(|(field, message)| UserError::Invalid(field, message.into()))?;
+    check_type(changes.user_type.as_deref())?;
+    if let Some(message) = state
+        .store
+        .user_conflict(
+            changes.email.as_deref(),
+            changes.username.as_deref(),
+            Some(id),
+        )
+        .await?
+    {
+        return Err(UserError::Conflict(message.into()));
+    }
+    let event = audit::event(
+        author,
+        "User",
+        id,
+        "user_updated",
+        format!("Updated user {}", existing.username),
+        ("User", id, &existing.username),
+    );
+    state
+        .store
+        .update_user(id, &changes, state.clock.now(), Some(&event))
+        .await?
+        .ok_or(UserError::NotFound)
+}
+
+pub async fn delete(state: &AppState, author: &User, id: i64) -> Result<(), UserError> {
+    let existing = state
+        .store
+        .find_user(id)
+        .await?
+        .ok_or(UserError::NotFound)?;
+    let event = audit::event(
+        author,
+        "User",
+        id,
+        "user_destroyed",
+        format!("Removed user {}", existing.username),
+        ("User", id, &existing.username),
+    );
+    if state
+        .store
+        .delete_user(id, state.clock.now(), Some(&event))
+        .await?
+    {
+        tracing::info!(user_id = id, "user removed");
+        Ok(())
+    } else {
+        Err(UserError::NotFound)
+    }
+}
+
+/// Applies a moderation action; the answer is the JSON body of GitLab's 201.
+pub async fn moderate(
+    state: &AppState,
+    author: &User,
+    id: i64,
+    action: Action,
+    today: NaiveDate,
+) -> Result<serde_json::Value, UserError> {
+    let user = state
+        .store
+        .find_user(id)
+        .await?
+        .ok_or(UserError::NotFound)?;
+    match transition(action, &user, author.id, today) {
+        Transition::Refused(status, message) => Err(UserError::Refused(status, message)),
+        Transition::Unchanged(body) => Ok(body),
+        Transition::To(new_state, body) => {
+            let event = audit::event(
+                author,
+                "User",
+                id,
+                action.event_name(),
+                format!(
+                    "Changed state of {} from {} to {new_state}",
+                    user.username, user.state
+                ),
+                ("User", id, &user.username),
+            );
+            state
+                .store
+                .set_user_state(id, new_state, state.clock.now(), Some(&event))
+                .await?;
+            tracing::info!(
+                user_id = id,
+                from = user.state,
+                to = new_state,
+                "user state changed"
+            );
+            Ok(body)
+        }
+    }
+}

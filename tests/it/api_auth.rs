@@ -230,16 +230,14 @@ async fn non_admins_are_refused_before_validation(app: TestApp) {
             "{method} {path}"
         );
     }
-    // Non-admins may still see who they are.
+    // Non-admins may still see who they are, as GitLab's `UserPublic` (no admin fields).
     let me = app.send(Method::GET, "/api/v4/user", Some(&token)).await;
     assert_eq!(
-        (
-            me.status,
-            me.json()["username"].clone(),
-            me.json()["is_admin"].clone()
-        ),
-        (StatusCode::OK, json!("dev"), json!(false))
+        (me.status, me.json()["username"].clone()),
+        (StatusCode::OK, json!("dev"))
     );
+    assert!(me.json().get("is_admin").is_none());
+    assert_eq!(me.json()["email"], "dev@example.com");
 }
 
 async fn inactive_accounts(app: TestApp) {

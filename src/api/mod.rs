@@ -1,11 +1,13 @@
 //! The HTTP surface: one router per resource, and the middleware every request passes.
 
 pub mod audit;
+pub mod groups;
 pub mod health;
 pub mod instance;
 pub mod license;
 pub mod pagination;
 pub mod params;
+pub mod tokens;
 pub mod users;
 
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub fn app(state: AppState) -> Router {
         .merge(instance::router())
         .merge(users::router())
         .merge(audit::router())
+        .merge(groups::router())
+        .merge(tokens::router())
         .merge(health::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -241,9 +241,11 @@ async fn destroy(
     Admin(actor): Admin,
     id: NumericId,
     State(state): State<AppState>,
+    params: Params,
 ) -> ApiResult<Response> {
     let id = id.0.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
-    users::delete(&state, actor.user(), id)
+    let hard_delete = params.optional_bool("hard_delete")?.unwrap_or(false);
+    users::delete(&state, actor.user(), id, hard_delete)
         .await
         .map_err(user_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

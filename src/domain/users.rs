@@ -199,6 +199,26 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
     }
 }
 
+/// GitLab's access levels: Minimal Access, Guest, Planner, Reporter, Developer, Maintainer,
+/// Owner.
+pub const ACCESS_LEVELS: &[i32] = &[5, 10, 15, 20, 30, 40, 50];
+pub const OWNER: i32 = 50;
+
+/// A namespace path (username or group path) as GitLab allows it.
+pub fn valid_path(path: &str) -> bool {
+    let valid_chars = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let edges_ok = path
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !path.ends_with('.')
+        && !path.ends_with(".git")
+        && !path.ends_with(".atom");
+    !path.is_empty() && path.len() <= 255 && valid_chars && edges_ok
+}
+
 /// Checks a new or changed username and email the way GitLab's model does; the error is the
 /// field and its message.
 pub fn validate_identity(
@@ -207,17 +227,7 @@ pub fn validate_identity(
     name: Option<&str>,
 ) -> Result<(), (&'static str, &'static str)> {
     if let Some(username) = username {
-        let valid_chars = username
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        let edges_ok = username
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !username.ends_with('.')
-            && !username.ends_with(".git")
-            && !username.ends_with(".atom");
-        if username.is_empty() || username.len() > 255 || !valid_chars || !edges_ok {
+        if !valid_path(username) {
             return Err((
                 "username",
                 "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",

@@ -1,6 +1,7 @@
 //! Use cases: each reads and writes through the store and applies the domain rules.
 
 pub mod audit;
+pub mod groups;
 pub mod licenses;
 pub mod tokens;
 pub mod users;

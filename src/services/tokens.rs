@@ -3,7 +3,93 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::auth::{generate_token, token_digest, KNOWN_SCOPES};
-use crate::store::{NewToken, Store};
+use crate::services::audit;
+use crate::state::AppState;
+use crate::store::{NewToken, Store, StoreError, TokenRow, User};
+
+/// GitLab's default lifetime for a token created without an expiry date.
+pub const DEFAULT_LIFETIME_DAYS: i64 = 365;
+
+#[derive(Debug)]
+pub enum TokenError {
+    UserNotFound,
+    /// 400 `{"error": …}` (a bad parameter).
+    InvalidParameter(String),
+    /// 422 `{"message": …}`.
+    Unprocessable(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// `POST /users/:id/personal_access_tokens`: the new token's row and its value (shown once).
+pub async fn create_for(
+    state: &AppState,
+    author: &User,
+    user_id: i64,
+    name: &str,
+    scopes: &[String],
+    expires_at: Option<NaiveDate>,
+) -> Result<(TokenRow, String), TokenError> {
+    if scopes.is_empty()
+        || scopes
+            .iter()
+            .any(|scope| !KNOWN_SCOPES.contains(&scope.as_str()))
+    {
+        return Err(TokenError::InvalidParameter(
+            "scopes does not have a valid value".into(),
+        ));
+    }
+    let user = state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or(TokenError::UserNotFound)?;
+    let now = state.clock.now();
+    let today = now.date_naive();
+    let expires_at = expires_at.unwrap_or(today + chrono::TimeDelta::days(DEFAULT_LIFETIME_DAYS));
+    let value = generate_token();
+    let token = new_token(&value, name, scopes, Some(expires_at), today)
+        .map_err(TokenError::Unprocessable)?;
+    let event = audit::event(
+        author,
+        "User",
+        user.id,
+        "personal_access_token_created",
+        format!("Created personal access token {name} for {}", user.username),
+        ("PersonalAccessToken", 0, name),
+    );
+    let id = state
+        .store
+        .create_token(user.id, &token, now, Some(&event))
+        .await?;
+    let row = state
+        .store
+        .find_token_by_id(id)
+        .await?
+        .ok_or(StoreError::NotFound("token"))?;
+    Ok((row, value))
+}
+
+/// Revokes a token; false when it was revoked already.
+pub async fn revoke(state: &AppState, author: &User, token: &TokenRow) -> Result<bool, StoreError> {
+    let event = audit::event(
+        author,
+        "User",
+        token.user_id,
+        "personal_access_token_revoked",
+        format!("Revoked personal access token {}", token.name),
+        ("PersonalAccessToken", token.id, &token.name),
+    );
+    state
+        .store
+        .revoke_token(token.id, state.clock.now(), Some(&event))
+        .await
+}
 
 /// A token request, checked before anything is written.
 pub fn new_token(
@@ -56,7 +142,7 @@ pub async fn create_for_user(
     let value = generate_token();
     let token = new_token(&value, name, scopes, expires_at, now.date_naive())?;
     store
-        .create_token(user.id, &token, now)
+        .create_token(user.id, &token, now, None)
         .await
         .map_err(|error| error.to_string())?;
     Ok(value)

@@ -110,12 +110,24 @@ pub async fn update(
         .ok_or(UserError::NotFound)
 }
 
-pub async fn delete(state: &AppState, author: &User, id: i64) -> Result<(), UserError> {
+/// Deletes a user; like GitLab, not the sole owner of a group unless `hard_delete`.
+pub async fn delete(
+    state: &AppState,
+    author: &User,
+    id: i64,
+    hard_delete: bool,
+) -> Result<(), UserError> {
     let existing = state
         .store
         .find_user(id)
         .await?
         .ok_or(UserError::NotFound)?;
+    if !hard_delete && state.store.groups_solely_owned_by(id).await? > 0 {
+        return Err(UserError::Refused(
+            409,
+            "User cannot be removed while is the sole-owner of a group".into(),
+        ));
+    }
     let event = audit::event(
         author,
         "User",

@@ -324,9 +324,72 @@ impl Store {
         user_id: i64,
         token: &NewToken,
         now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
     ) -> StoreResult<i64> {
         Ok(in_write_tx!(self, tx => {
-            insert_token!(tx, user_id, token, now)
+            let id = insert_token!(tx, user_id, token, now);
+            insert_audit!(tx, audit.map(|audit| NewAudit {
+                details: {
+                    let mut details = audit.details.clone();
+                    details["target_id"] = serde_json::json!(id);
+                    details
+                },
+                ..audit.clone()
+            }), now);
+            id
+        }))
+    }
+
+    const TOKEN_COLUMNS: &'static str =
+        "id, user_id, name, scopes, expires_at, revoked, created_at, last_used_at";
+
+    pub async fn find_token_by_id(&self, id: i64) -> StoreResult<Option<TokenRow>> {
+        let sql = format!(
+            "SELECT {} FROM personal_access_tokens WHERE id = $1",
+            Self::TOKEN_COLUMNS
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, TokenRow>(&sql).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    pub async fn list_tokens(
+        &self,
+        filter: &TokenFilter,
+        today: NaiveDate,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<TokenRow>, i64)> {
+        const WHERE: &str = "WHERE ($1 = 0 OR user_id = $1)
+               AND (NOT $2 OR revoked = $3)
+               AND (NOT $4 OR ((NOT revoked AND (expires_at IS NULL OR expires_at > $6)) = $5))";
+        let page_sql = format!(
+            "SELECT {} FROM personal_access_tokens {WHERE} ORDER BY id LIMIT $7 OFFSET $8",
+            Self::TOKEN_COLUMNS
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens {WHERE}");
+        Ok(with_pool!(self, pool => {
+            let tokens = sqlx::query_as::<_, TokenRow>(&page_sql)
+                .bind(filter.user_id.unwrap_or(0))
+                .bind(filter.revoked.is_some())
+                .bind(filter.revoked.unwrap_or(false))
+                .bind(filter.active.is_some())
+                .bind(filter.active.unwrap_or(false))
+                .bind(today)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar::<_, i64>(&count_sql)
+                .bind(filter.user_id.unwrap_or(0))
+                .bind(filter.revoked.is_some())
+                .bind(filter.revoked.unwrap_or(false))
+                .bind(filter.active.is_some())
+                .bind(filter.active.unwrap_or(false))
+                .bind(today)
+                .fetch_one(pool)
+                .await?;
+            (tokens, total)
         }))
     }
 
@@ -624,21 +687,227 @@ impl Store {
             .bind(access_level)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(|error| unique_violation(error, &[("members_source_type_source_id_user_id_key", "Member already exists")]))?;
         });
         Ok(())
     }
 
     /// Revokes a token; false when there was none with this id.
-    pub async fn revoke_token(&self, token_id: i64) -> StoreResult<bool> {
+    pub async fn revoke_token(
+        &self,
+        token_id: i64,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            let revoked =
-                sqlx::query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1")
-                    .bind(token_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            revoked > 0
+            let revoked = sqlx::query(
+                "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
+            )
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if revoked {
+                insert_audit!(tx, audit, now);
+            }
+            revoked
+        }))
+    }
+
+    // ----- groups and members ----------------------------------------------------------------
+
+    pub async fn create_group(
+        &self,
+        group: &NewGroup,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<Group> {
+        Ok(in_write_tx!(self, tx => {
+            let created = sqlx::query_as::<_, Group>(
+                "INSERT INTO groups (name, path, description, visibility, created_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id, name, path, description, visibility, created_at",
+            )
+            .bind(&group.name)
+            .bind(&group.path)
+            .bind(&group.description)
+            .bind(&group.visibility)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, &[("groups_path_unique", "path")]))?;
+            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: created.id, ..audit.clone() }), now);
+            created
+        }))
+    }
+
+    pub async fn list_groups(
+        &self,
+        search: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Group>, i64)> {
+        const WHERE: &str =
+            "WHERE (CAST($1 AS TEXT) IS NULL OR lower(name) LIKE $1 OR lower(path) LIKE $1)";
+        let pattern = search.map(|text| format!("%{}%", text.to_lowercase()));
+        let page_sql = format!(
+            "SELECT id, name, path, description, visibility, created_at FROM groups {WHERE}
+             ORDER BY name ASC, id ASC LIMIT $2 OFFSET $3"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM groups {WHERE}");
+        Ok(with_pool!(self, pool => {
+            let groups = sqlx::query_as::<_, Group>(&page_sql)
+                .bind(&pattern)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = sqlx::query_scalar::<_, i64>(&count_sql)
+                .bind(&pattern)
+                .fetch_one(pool)
+                .await?;
+            (groups, total)
+        }))
+    }
+
+    /// A group by numeric id or by (case-insensitive) path.
+    pub async fn find_group(&self, id_or_path: &str) -> StoreResult<Option<Group>> {
+        let id: i64 = id_or_path.parse().unwrap_or(0);
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, Group>(
+                "SELECT id, name, path, description, visibility, created_at FROM groups
+                 WHERE id = $1 OR lower(path) = lower($2) ORDER BY id LIMIT 1",
+            )
+            .bind(id)
+            .bind(id_or_path)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Deletes a group and its memberships.
+    pub async fn delete_group(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            sqlx::query("DELETE FROM members WHERE source_type = 'Namespace' AND source_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let deleted = sqlx::query("DELETE FROM groups WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if deleted {
+                insert_audit!(tx, audit, now);
+            }
+            deleted
+        }))
+    }
+
+    pub async fn group_members(
+        &self,
+        group_id: i64,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Member>, i64)> {
+        Ok(with_pool!(self, pool => {
+            let members = sqlx::query_as::<_, Member>(
+                "SELECT m.access_level, m.created_at AS member_created_at,
+                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
+                        u.last_activity_on
+                 FROM members m JOIN users u ON u.id = m.user_id
+                 WHERE m.source_type = 'Namespace' AND m.source_id = $1
+                 ORDER BY m.id LIMIT $2 OFFSET $3",
+            )
+            .bind(group_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+            let total = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM members WHERE source_type = 'Namespace' AND source_id = $1",
+            )
+            .bind(group_id)
+            .fetch_one(pool)
+            .await?;
+            (members, total)
+        }))
+    }
+
+    pub async fn group_member(&self, group_id: i64, user_id: i64) -> StoreResult<Option<Member>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, Member>(
+                "SELECT m.access_level, m.created_at AS member_created_at,
+                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
+                        u.last_activity_on
+                 FROM members m JOIN users u ON u.id = m.user_id
+                 WHERE m.source_type = 'Namespace' AND m.source_id = $1 AND m.user_id = $2",
+            )
+            .bind(group_id)
+            .bind(user_id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Changes a group member's access level; false when they are not a member.
+    pub async fn set_member_access(
+        &self,
+        group_id: i64,
+        user_id: i64,
+        access_level: i32,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE members SET access_level = $3
+                 WHERE source_type = 'Namespace' AND source_id = $1 AND user_id = $2",
+            )
+            .bind(group_id)
+            .bind(user_id)
+            .bind(access_level)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
+    /// Removes a group member; false when they were not one.
+    pub async fn remove_member(&self, group_id: i64, user_id: i64) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            sqlx::query(
+                "DELETE FROM members WHERE source_type = 'Namespace' AND source_id = $1 AND user_id = $2",
+            )
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
+    /// Groups whose only owner (access 50) is this user.
+    pub async fn groups_solely_owned_by(&self, user_id: i64) -> StoreResult<i64> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM members m
+                 WHERE m.source_type = 'Namespace' AND m.user_id = $1 AND m.access_level = 50
+                   AND NOT EXISTS (SELECT 1 FROM members o
+                        WHERE o.source_type = 'Namespace' AND o.source_id = m.source_id
+                          AND o.access_level = 50 AND o.user_id <> m.user_id)",
+            )
+            .bind(user_id)
+            .fetch_one(pool)
+            .await?
         }))
     }
 
@@ -1021,6 +1290,9 @@ impl Store {
 fn unique_violation(error: sqlx::Error, messages: &[(&str, &str)]) -> StoreError {
     if let sqlx::Error::Database(database_error) = &error {
         if database_error.is_unique_violation() {
+            if let [(_, only)] = messages {
+                return StoreError::Conflict((*only).to_string());
+            }
             let text = database_error.message();
             let constraint = database_error.constraint().unwrap_or_default();
             for (name, message) in messages {

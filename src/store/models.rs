@@ -157,3 +157,53 @@ pub struct UserChanges {
     pub admin: Option<bool>,
     pub user_type: Option<String>,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    pub visibility: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewGroup {
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    pub visibility: String,
+}
+
+/// A group membership with its user.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Member {
+    pub access_level: i32,
+    #[sqlx(rename = "member_created_at")]
+    pub member_created_at: DateTime<Utc>,
+    #[sqlx(flatten)]
+    pub user: User,
+}
+
+/// A personal access token as the token API shows it (never its value).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub scopes: String,
+    pub expires_at: Option<NaiveDate>,
+    pub revoked: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /personal_access_tokens` filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    pub user_id: Option<i64>,
+    pub revoked: Option<bool>,
+    /// `Some(true)` for active (not revoked, not expired on `today`), `Some(false)` inactive.
+    pub active: Option<bool>,
+}

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::on_both_backends;
-use crate::support::app::{Backend, TestApp, ROOT_TOKEN};
+use crate::support::app::{test_now, Backend, TestApp, ROOT_TOKEN};
 use crate::support::licenses::premium;
 
 const UNAUTHORIZED: &str = r#"{"message":"401 Unauthorized"}"#;
@@ -129,7 +129,11 @@ async fn expired_and_revoked_tokens(app: TestApp) {
     );
 
     let (revoked, id) = app.token_for(&root, &["api"], None).await;
-    app.state.store.revoke_token(id).await.expect("revoke");
+    app.state
+        .store
+        .revoke_token(id, test_now(), None)
+        .await
+        .expect("revoke");
     let reply = app
         .send(Method::GET, "/api/v4/license", Some(&revoked))
         .await;
@@ -270,7 +274,11 @@ async fn revocation_takes_effect_immediately(app: TestApp) {
             .status,
         StatusCode::OK
     );
-    app.state.store.revoke_token(id).await.expect("revoke");
+    app.state
+        .store
+        .revoke_token(id, test_now(), None)
+        .await
+        .expect("revoke");
     assert_eq!(
         app.send(Method::GET, "/api/v4/license", Some(&token))
             .await

@@ -3,6 +3,7 @@
 mod support;
 
 mod api_auth;
+mod api_groups_tokens;
 mod api_instance;
 mod api_license;
 mod api_users;

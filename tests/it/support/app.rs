@@ -384,7 +384,7 @@ impl TestApp {
         let id = self
             .state
             .store
-            .create_token(user.id, &token, test_now())
+            .create_token(user.id, &token, test_now(), None)
             .await
             .expect("token");
         (value, id)

@@ -1,0 +1,271 @@
+//! `/api/v4/groups` and their members, in GitLab's shapes (admin-only here).
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::pagination::Page;
+use super::params::Params;
+use super::users::{user_entity, Detail};
+use crate::auth::Admin;
+use crate::domain::licenses::timestamp_text;
+use crate::error::{ApiError, ApiResult};
+use crate::services::groups::{self, GroupError};
+use crate::state::AppState;
+use crate::store::{Group, Member, NewGroup};
+
+const VISIBILITIES: &[&str] = &["private", "internal", "public"];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/groups", get(list).post(create))
+        .route("/api/v4/groups/{id}", get(show).delete(destroy))
+        .route("/api/v4/groups/{id}/members", get(members).post(add_member))
+        .route(
+            "/api/v4/groups/{id}/members/{user_id}",
+            get(show_member).put(update_member).delete(remove_member),
+        )
+}
+
+/// GitLab's `Group` entity (the fields clients read), in its order.
+pub fn group_entity(group: &Group, external_url: &str) -> Value {
+    json!({
+        "id": group.id,
+        "web_url": format!("{external_url}/groups/{}", group.path),
+        "name": group.name,
+        "path": group.path,
+        "description": group.description,
+        "visibility": group.visibility,
+        "share_with_group_lock": false,
+        "require_two_factor_authentication": false,
+        "two_factor_grace_period": 48,
+        "project_creation_level": "developer",
+        "auto_devops_enabled": Value::Null,
+        "subgroup_creation_level": "maintainer",
+        "emails_disabled": false,
+        "emails_enabled": true,
+        "mentions_disabled": Value::Null,
+        "lfs_enabled": true,
+        "default_branch": Value::Null,
+        "avatar_url": Value::Null,
+        "request_access_enabled": true,
+        "full_name": group.name,
+        "full_path": group.path,
+        "created_at": timestamp_text(group.created_at),
+        "parent_id": Value::Null,
+        "organization_id": 1,
+        "shared_runners_setting": "enabled",
+    })
+}
+
+/// GitLab's `Member` entity: the user's basic fields, then the membership.
+fn member_entity(member: &Member, external_url: &str) -> Value {
+    let user = user_entity(&member.user, external_url, Detail::Public);
+    let mut entity = serde_json::Map::new();
+    for key in [
+        "id",
+        "username",
+        "name",
+        "state",
+        "locked",
+        "avatar_url",
+        "web_url",
+    ] {
+        entity.insert(key.into(), user[key].clone());
+    }
+    entity.insert("access_level".into(), json!(member.access_level));
+    entity.insert(
+        "created_at".into(),
+        json!(timestamp_text(member.member_created_at)),
+    );
+    entity.insert("expires_at".into(), Value::Null);
+    entity.insert("membership_state".into(), json!("active"));
+    Value::Object(entity)
+}
+
+fn group_error(error: GroupError) -> ApiError {
+    match error {
+        GroupError::GroupNotFound => ApiError::NotFound("404 Group Not Found"),
+        GroupError::UserNotFound => ApiError::NotFound("404 User Not Found"),
+        GroupError::MemberNotFound => ApiError::NotFound("404 Not found"),
+        GroupError::Invalid(message) => ApiError::BadRequest(message),
+        GroupError::BadAccessLevel => {
+            ApiError::FieldInvalid("access_level", "is not included in the list".into())
+        }
+        GroupError::Conflict(message) => ApiError::Message(StatusCode::CONFLICT, message),
+        GroupError::Store(error) => error.into(),
+    }
+}
+
+async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let page = Page::from_params(&params)?;
+    let search = params.optional_string("search")?;
+    let (groups, total) = state
+        .store
+        .list_groups(
+            search.as_deref().filter(|text| !text.is_empty()),
+            page.offset(),
+            page.per_page,
+        )
+        .await?;
+    let body: Vec<Value> = groups
+        .iter()
+        .map(|group| group_entity(group, &state.config.external_url))
+        .collect();
+    Ok((
+        page.headers(total, &state.config.external_url, &uri, &params),
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn create(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    params.require(&["name", "path"])?;
+    let new = NewGroup {
+        name: params.required_string("name")?,
+        path: params.required_string("path")?,
+        description: params.optional_string("description")?.unwrap_or_default(),
+        visibility: params
+            .optional_choice("visibility", VISIBILITIES)?
+            .unwrap_or_else(|| "private".into()),
+    };
+    let group = groups::create(&state, actor.user(), new)
+        .await
+        .map_err(group_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(group_entity(&group, &state.config.external_url)),
+    )
+        .into_response())
+}
+
+async fn show(
+    _: Admin,
+    Path(id): Path<String>,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let group = groups::find(&state, &id).await.map_err(group_error)?;
+    Ok(Json(group_entity(&group, &state.config.external_url)).into_response())
+}
+
+async fn destroy(
+    Admin(actor): Admin,
+    Path(id): Path<String>,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    groups::delete(&state, actor.user(), &id)
+        .await
+        .map_err(group_error)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "202 Accepted"})),
+    )
+        .into_response())
+}
+
+async fn members(
+    _: Admin,
+    Path(id): Path<String>,
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let page = Page::from_params(&params)?;
+    let group = groups::find(&state, &id).await.map_err(group_error)?;
+    let (members, total) = state
+        .store
+        .group_members(group.id, page.offset(), page.per_page)
+        .await?;
+    let body: Vec<Value> = members
+        .iter()
+        .map(|member| member_entity(member, &state.config.external_url))
+        .collect();
+    Ok((
+        page.headers(total, &state.config.external_url, &uri, &params),
+        Json(body),
+    )
+        .into_response())
+}
+
+async fn add_member(
+    _: Admin,
+    Path(id): Path<String>,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    params.require(&["user_id", "access_level"])?;
+    let user_id = params
+        .optional_integer("user_id")?
+        .ok_or_else(|| ApiError::invalid("user_id"))?;
+    let access_level = params
+        .optional_integer("access_level")?
+        .ok_or_else(|| ApiError::invalid("access_level"))?;
+    let member = groups::add_member(&state, &id, user_id, access_level)
+        .await
+        .map_err(group_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(member_entity(&member, &state.config.external_url)),
+    )
+        .into_response())
+}
+
+fn member_path(path: &(String, String)) -> Result<i64, ApiError> {
+    path.1.parse().map_err(|_| ApiError::invalid("user_id"))
+}
+
+async fn show_member(
+    _: Admin,
+    Path(path): Path<(String, String)>,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let user_id = member_path(&path)?;
+    let group = groups::find(&state, &path.0).await.map_err(group_error)?;
+    let member = state
+        .store
+        .group_member(group.id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("404 Not found"))?;
+    Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
+}
+
+async fn update_member(
+    _: Admin,
+    Path(path): Path<(String, String)>,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let user_id = member_path(&path)?;
+    params.require(&["access_level"])?;
+    let access_level = params
+        .optional_integer("access_level")?
+        .ok_or_else(|| ApiError::invalid("access_level"))?;
+    let member = groups::update_member(&state, &path.0, user_id, access_level)
+        .await
+        .map_err(group_error)?;
+    Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
+}
+
+async fn remove_member(
+    _: Admin,
+    Path(path): Path<(String, String)>,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let user_id = member_path(&path)?;
+    groups::remove_member(&state, &path.0, user_id)
+        .await
+        .map_err(group_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

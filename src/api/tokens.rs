@@ -1,0 +1,210 @@
+//! Personal access tokens: `/users/:id/personal_access_tokens` and `/personal_access_tokens`.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+
+use super::pagination::Page;
+use super::params::{IdParam, NumericId, Params};
+use crate::auth::{Admin, Authenticated};
+use crate::domain::licenses::timestamp_text;
+use crate::error::{ApiError, ApiResult};
+use crate::services::tokens::{self, TokenError};
+use crate::state::AppState;
+use crate::store::{TokenFilter, TokenRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/users/{id}/personal_access_tokens", post(create))
+        .route("/api/v4/personal_access_tokens", get(list))
+        .route(
+            "/api/v4/personal_access_tokens/self",
+            get(show_self).delete(revoke_self),
+        )
+        .route(
+            "/api/v4/personal_access_tokens/{id}",
+            get(show).delete(revoke),
+        )
+}
+
+/// GitLab's token entity (17.x–18.x field order).
+fn token_entity(token: &TokenRow, today: NaiveDate) -> Value {
+    let active = !token.revoked && token.expires_at.is_none_or(|expires_at| expires_at > today);
+    json!({
+        "id": token.id,
+        "name": token.name,
+        "revoked": token.revoked,
+        "created_at": timestamp_text(token.created_at),
+        "description": Value::Null,
+        "scopes": token.scopes.split_whitespace().collect::<Vec<_>>(),
+        "user_id": token.user_id,
+        "last_used_at": token.last_used_at.map(timestamp_text),
+        "active": active,
+        "expires_at": token.expires_at.map(|day| day.format("%Y-%m-%d").to_string()),
+    })
+}
+
+/// Scopes as an array or a comma-separated string.
+fn scopes(params: &Params) -> Result<Vec<String>, ApiError> {
+    match params.0.get("scopes") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::invalid("scopes"))
+            })
+            .collect(),
+        Some(Value::String(text)) => Ok(text
+            .split(',')
+            .map(|scope| scope.trim().to_string())
+            .filter(|scope| !scope.is_empty())
+            .collect()),
+        _ => Err(ApiError::invalid("scopes")),
+    }
+}
+
+async fn create(
+    Admin(actor): Admin,
+    id: NumericId,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    params.require(&["name", "scopes"])?;
+    let name = params.required_string("name")?;
+    let scopes = scopes(&params)?;
+    let expires_at = match params.optional_string("expires_at")? {
+        None => None,
+        Some(text) => Some(
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid("expires_at"))?,
+        ),
+    };
+    let user_id = id.0.ok_or(ApiError::NotFound("404 User Not Found"))?;
+    match tokens::create_for(&state, actor.user(), user_id, &name, &scopes, expires_at).await {
+        Ok((row, value)) => {
+            let mut entity = token_entity(&row, state.clock.today());
+            entity["token"] = json!(value);
+            Ok((StatusCode::CREATED, Json(entity)).into_response())
+        }
+        Err(TokenError::UserNotFound) => Err(ApiError::NotFound("404 User Not Found")),
+        Err(TokenError::InvalidParameter(message)) => Err(ApiError::InvalidParameter(message)),
+        Err(TokenError::Unprocessable(message)) => {
+            Err(ApiError::Message(StatusCode::UNPROCESSABLE_ENTITY, message))
+        }
+        Err(TokenError::Store(error)) => Err(error.into()),
+    }
+}
+
+async fn list(
+    Authenticated(actor): Authenticated,
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let page = Page::from_params(&params)?;
+    let requested_user = params.optional_integer("user_id")?;
+    // Administrators see every token; everybody else only their own.
+    let user_id = if actor.user().admin {
+        requested_user
+    } else {
+        match requested_user {
+            Some(id) if id != actor.user().id => return Err(ApiError::Unauthorized),
+            _ => Some(actor.user().id),
+        }
+    };
+    let active = match params
+        .optional_choice("state", &["active", "inactive"])?
+        .as_deref()
+    {
+        Some("active") => Some(true),
+        Some(_) => Some(false),
+        None => None,
+    };
+    let filter = TokenFilter {
+        user_id,
+        revoked: params.optional_bool("revoked")?,
+        active,
+    };
+    let today = state.clock.today();
+    let (rows, total) = state
+        .store
+        .list_tokens(&filter, today, page.offset(), page.per_page)
+        .await?;
+    let body: Vec<Value> = rows.iter().map(|row| token_entity(row, today)).collect();
+    Ok((
+        page.headers(total, &state.config.external_url, &uri, &params),
+        Json(body),
+    )
+        .into_response())
+}
+
+/// A token the caller may see: any for administrators, their own otherwise.
+async fn visible_token(
+    state: &AppState,
+    actor: &crate::auth::Actor,
+    id: IdParam,
+    missing: &'static str,
+) -> ApiResult<TokenRow> {
+    let row = match id.0 {
+        Some(id) => state.store.find_token_by_id(id).await?,
+        None => None,
+    };
+    match row {
+        Some(row) if actor.user().admin || row.user_id == actor.user().id => Ok(row),
+        Some(_) => Err(ApiError::Unauthorized),
+        None if actor.user().admin => Err(ApiError::NotFound(missing)),
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+async fn show(
+    Authenticated(actor): Authenticated,
+    id: IdParam,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let row = visible_token(&state, &actor, id, "404 Not Found").await?;
+    Ok(Json(token_entity(&row, state.clock.today())).into_response())
+}
+
+async fn revoke(
+    Authenticated(actor): Authenticated,
+    id: IdParam,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let row = visible_token(&state, &actor, id, "404 Not found").await?;
+    if tokens::revoke(&state, actor.user(), &row).await? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::BadRequest("400 Bad request".into()))
+    }
+}
+
+async fn show_self(
+    Authenticated(actor): Authenticated,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let row = state
+        .store
+        .find_token_by_id(actor.token.token_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    Ok(Json(token_entity(&row, state.clock.today())).into_response())
+}
+
+async fn revoke_self(
+    Authenticated(actor): Authenticated,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let row = state
+        .store
+        .find_token_by_id(actor.token.token_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    tokens::revoke(&state, actor.user(), &row).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -35,6 +35,9 @@ enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Token(ops::TokenCommand),
+    /// Billable-user history (import past daily counts, e.g. from GitLab's usage export).
+    #[command(subcommand)]
+    History(ops::HistoryCommand),
     /// Exit 0 when the local server answers its readiness probe (for container health checks).
     Healthcheck,
 }
@@ -48,6 +51,7 @@ pub fn run() -> ExitCode {
         Command::Keys(command) => keys::run(command),
         Command::License(command) => license::run(command),
         Command::Token(command) => ops::token(command),
+        Command::History(command) => ops::history(command),
         Command::Healthcheck => ops::healthcheck(),
     };
     match outcome {

@@ -29,6 +29,39 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Import `Date,Billable User Count` rows (a usage export, or just its table). Rows already
+    /// present are skipped, so importing twice adds nothing.
+    Import {
+        #[arg(value_name = "FILE.csv")]
+        file: std::path::PathBuf,
+    },
+}
+
+pub fn history(command: HistoryCommand) -> CliResult {
+    let HistoryCommand::Import { file } = command;
+    let text = super::read_text(&file)?;
+    let rows = crate::domain::usage_csv::parse_history(&text)
+        .map_err(|error| format!("{}: {error}", file.display()))?;
+    let config = Config::from_env()?;
+    runtime()?.block_on(async {
+        let store = open_store(&config).await?;
+        let inserted = store
+            .import_history(&rows)
+            .await
+            .map_err(|error| error.to_string());
+        store.close().await;
+        let inserted = inserted?;
+        println!(
+            "imported {inserted} of {} rows ({} already present)",
+            rows.len(),
+            rows.len() - inserted
+        );
+        Ok(())
+    })
+}
+
 fn parse_day(text: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| format!("`{text}` is not a date of the form YYYY-MM-DD"))

@@ -70,6 +70,52 @@ pub fn render(data: &str, license: &License, history: &[HistoryRow], now: DateTi
     csv
 }
 
+/// The history rows of a usage export (or of just its table): every line after the
+/// `Date,Billable User Count` header (or the older `Date,Active User Count`). Errors name the
+/// line.
+pub fn parse_history(text: &str) -> Result<Vec<HistoryRow>, String> {
+    let mut lines = text.lines().enumerate();
+    let header = lines.by_ref().find(|(_, line)| {
+        let line = line.trim().trim_start_matches('\u{feff}');
+        line == "Date,Billable User Count" || line == "Date,Active User Count"
+    });
+    if header.is_none() {
+        return Err("no `Date,Billable User Count` header line was found".into());
+    }
+    let mut rows = Vec::new();
+    for (index, line) in lines {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let number = index + 1;
+        let (date, count) = line
+            .split_once(',')
+            .ok_or_else(|| format!("line {number}: expected `date,count`"))?;
+        let date = date.trim().trim_matches('"').trim_start_matches('\'');
+        let recorded_at = chrono::NaiveDateTime::parse_from_str(date, "%Y-%m-%d %H:%M:%S")
+            .or_else(|_| {
+                chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map(|day| {
+                    day.and_time(chrono::NaiveTime::from_hms_opt(12, 0, 0).unwrap_or_default())
+                })
+            })
+            .map_err(|_| format!("line {number}: `{date}` is not a date (YYYY-MM-DD HH:MM:SS)"))?
+            .and_utc();
+        let active_user_count: i64 = count
+            .trim()
+            .trim_matches('"')
+            .parse()
+            .ok()
+            .filter(|count: &i64| *count >= 0)
+            .ok_or_else(|| format!("line {number}: `{}` is not a user count", count.trim()))?;
+        rows.push(HistoryRow {
+            recorded_at,
+            active_user_count,
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +127,22 @@ mod tests {
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
         assert_eq!(table_cell("=SUM(A1)"), "'=SUM(A1)");
+    }
+
+    #[test]
+    fn history_parses_from_the_table() {
+        let text = "License Key,\"abc\ndef\n\"\nEmail,a@b\n\"\",\"\"\nDate,Billable User Count\n2026-01-01 12:00:04,98\n2026-01-02,7\n\n";
+        let rows = parse_history(text).expect("parses");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0].recorded_at.to_rfc3339(),
+            "2026-01-01T12:00:04+00:00"
+        );
+        assert_eq!(rows[1].active_user_count, 7);
+        assert!(parse_history("nothing").is_err());
+        assert!(parse_history("Date,Billable User Count\n2026-13-01,5")
+            .expect_err("bad")
+            .contains("line 2"));
+        assert!(parse_history("Date,Billable User Count\n2026-01-01,-5").is_err());
     }
 }

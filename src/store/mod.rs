@@ -1269,6 +1269,27 @@ impl Store {
         }))
     }
 
+    /// Adds history rows not already present (same instant and count); returns how many were
+    /// new. One transaction, so an import lands whole or not at all.
+    pub async fn import_history(&self, rows: &[HistoryRow]) -> StoreResult<usize> {
+        Ok(in_write_tx!(self, tx => {
+            let mut inserted = 0;
+            for row in rows {
+                inserted += sqlx::query(
+                    "INSERT INTO historical_data (recorded_at, active_user_count)
+                     SELECT $1, $2 WHERE NOT EXISTS (
+                         SELECT 1 FROM historical_data WHERE recorded_at = $1 AND active_user_count = $2)",
+                )
+                .bind(row.recorded_at)
+                .bind(row.active_user_count)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as usize;
+            }
+            inserted
+        }))
+    }
+
     /// Adds daily snapshots (tests and imports).
     pub async fn insert_history(&self, rows: &[HistoryRow]) -> StoreResult<()> {
         in_write_tx!(self, tx => {

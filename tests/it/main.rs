@@ -12,6 +12,7 @@ mod codec_fuzz;
 mod codec_rejections;
 mod codec_round_trip;
 mod jobs;
+mod replicas;
 mod ruby_compat;
 mod server_process;
 mod vectors;

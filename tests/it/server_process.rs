@@ -10,23 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::app::{postgres_available, Backend, TestApp};
 use crate::support::licenses::premium;
-
-/// Kills the server if the test fails before stopping it, so no stray process outlives it.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("free port")
-}
+use crate::support::process::{free_port, KillOnDrop};
 
 async fn run_and_inspect(backend: Backend) {
     // TestApp provides a fresh database (and its cleanup); the binary gets its own process.

@@ -63,3 +63,4 @@ pub fn cases(default: u32) -> u32 {
 
 pub mod app;
 pub mod licenses;
+pub mod process;

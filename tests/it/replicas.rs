@@ -1,0 +1,192 @@
+//! Several real server processes on one database, and the history import command.
+
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveTime, TimeDelta, Utc};
+use serde_json::json;
+
+use crate::on_both_backends;
+use crate::support::app::{postgres_available, Backend, TestApp, ROOT_TOKEN};
+use crate::support::licenses::license;
+use crate::support::process::{binary, free_port, start_server};
+
+on_both_backends!(history_import_round_trips_with_the_export);
+
+async fn history_import_round_trips_with_the_export(app: TestApp) {
+    let key = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "premium", "active_user_count": 10}),
+    );
+    app.upload(&key).await;
+    let rows: Vec<_> = (0..5)
+        .map(|day| gitlab_license_server::store::HistoryRow {
+            recorded_at: crate::support::app::test_now() - TimeDelta::days(day)
+                + TimeDelta::seconds(day),
+            active_user_count: 7 + day,
+        })
+        .collect();
+    app.state
+        .store
+        .insert_history(&rows)
+        .await
+        .expect("history");
+    let export = app.get("/api/v4/license/usage_export.csv").await.body;
+    let file = app.data_dir.join("export.csv");
+    std::fs::write(&file, &export).expect("write");
+
+    let fresh = TestApp::start(app.backend, &[]).await;
+    let import = || {
+        binary()
+            .args(["history", "import"])
+            .arg(&file)
+            .env("DATABASE_URL", &fresh.database_url)
+            .output()
+            .expect("cli")
+    };
+    let first = import();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        "imported 5 of 5 rows (0 already present)"
+    );
+    let second = import();
+    assert_eq!(
+        String::from_utf8_lossy(&second.stdout).trim(),
+        "imported 0 of 5 rows (5 already present)"
+    );
+    fresh.upload(&key).await;
+    let table = |csv: &str| {
+        csv.split_once("Date,Billable User Count\n")
+            .map(|(_, rows)| rows.to_string())
+    };
+    let re_exported = fresh.get("/api/v4/license/usage_export.csv").await.body;
+    assert_eq!(
+        table(&re_exported),
+        table(&export),
+        "the imported history exports the same"
+    );
+    assert_eq!(
+        fresh.get("/api/v4/license").await.json()["historical_max"],
+        11
+    );
+
+    let bad = app.data_dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "Date,Billable User Count\n2026-01-01 12:00:00,5\nnot a row\n",
+    )
+    .expect("write");
+    let output = binary()
+        .args(["history", "import"])
+        .arg(&bad)
+        .env("DATABASE_URL", &fresh.database_url)
+        .output()
+        .expect("cli");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 3"));
+}
+
+/// Two `serve` processes on one PostgreSQL database: the schedule, the made-up days and a
+/// burst of refreshes sent to both each take effect exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_run_each_job_exactly_once() {
+    if !postgres_available() {
+        return;
+    }
+    let app = TestApp::start(Backend::Postgres, &[]).await;
+    let now = Utc::now();
+    let today = now.date_naive();
+    let key = license(
+        "2026-01-01",
+        "2099-01-01",
+        json!({"plan": "premium", "active_user_count": 100}),
+    );
+    // A license current by the real clock, and a schedule that began four days ago.
+    app.upload(&key).await;
+    let started_on = today - TimeDelta::days(4);
+    app.state
+        .store
+        .setting_or_insert(
+            "schedule_started_on",
+            &started_on.format("%Y-%m-%d").to_string(),
+            now,
+        )
+        .await
+        .expect("setting");
+    let ports = [free_port(), free_port()];
+    let replicas = [
+        start_server(&app.database_url, &app.data_dir.join("a"), ports[0], &[]).await,
+        start_server(&app.database_url, &app.data_dir.join("b"), ports[1], &[]).await,
+    ];
+    let client = reqwest::Client::new();
+    let id = app.get("/api/v4/license").await.json()["id"].clone();
+    for round in 0..10 {
+        let port = ports[round % 2];
+        let reply = client
+            .put(format!(
+                "http://127.0.0.1:{port}/api/v4/license/{id}/refresh_billable_users"
+            ))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .send()
+            .await
+            .expect("refresh");
+        assert_eq!(reply.status(), reqwest::StatusCode::ACCEPTED);
+    }
+    // Wait for both workers to drain the queue.
+    let started = Instant::now();
+    loop {
+        let jobs = app.state.store.jobs().await.expect("jobs");
+        if !jobs.is_empty() && jobs.iter().all(|job| job.state == "done") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "jobs did not finish: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let jobs = app.state.store.jobs().await.expect("jobs");
+    assert!(
+        jobs.iter().all(|job| job.attempts == 1),
+        "each job claimed once: {jobs:?}"
+    );
+    let noon = NaiveTime::from_hms_opt(12, 0, 0).expect("noon");
+    let expected_days: Vec<_> = (0..=4)
+        .map(|back| today - TimeDelta::days(back))
+        .filter(|day| day.and_time(noon).and_utc() <= now)
+        .collect();
+    let history_jobs = jobs
+        .iter()
+        .filter(|job| job.kind == "historical_data")
+        .count();
+    assert_eq!(
+        history_jobs,
+        expected_days.len(),
+        "one snapshot job per day, whichever replica scheduled it"
+    );
+    let history = app
+        .state
+        .store
+        .history_between(
+            started_on.and_time(NaiveTime::MIN).and_utc(),
+            now + TimeDelta::days(1),
+        )
+        .await
+        .expect("history");
+    assert_eq!(
+        history.len(),
+        expected_days.len(),
+        "one snapshot per day: {history:?}"
+    );
+    let recounts = jobs
+        .iter()
+        .filter(|job| job.kind == "billable_users_count" && job.unique_key.is_none())
+        .count();
+    assert_eq!(recounts, 11, "ten refreshes and the upload's recount");
+    drop(replicas);
+}

@@ -188,5 +188,93 @@ async fn two_replicas_run_each_job_exactly_once() {
         .filter(|job| job.kind == "billable_users_count" && job.unique_key.is_none())
         .count();
     assert_eq!(recounts, 11, "ten refreshes and the upload's recount");
+
+    // The administrator's flow across both replicas: a 2-seat license, three new users,
+    // refresh, block one, refresh — active_users and overage follow GitLab's rules.
+    let base = |replica: usize| format!("http://127.0.0.1:{}/api/v4", ports[replica]);
+    let small = license(
+        "2026-01-01",
+        "2099-01-01",
+        json!({"plan": "premium", "active_user_count": 2}),
+    );
+    let reply = client
+        .post(format!("{}/license", base(0)))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .json(&json!({"license": small}))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(reply.status(), reqwest::StatusCode::CREATED);
+    let small_id = reply.json::<serde_json::Value>().await.expect("json")["id"].clone();
+    let mut user_ids = Vec::new();
+    for name in ["ada", "bob", "cy"] {
+        let reply = client
+            .post(format!("{}/users", base(0)))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .json(&json!({"username": name, "name": name, "email": format!("{name}@example.org")}))
+            .send()
+            .await
+            .expect("create user");
+        assert_eq!(reply.status(), reqwest::StatusCode::CREATED);
+        user_ids.push(reply.json::<serde_json::Value>().await.expect("json")["id"].clone());
+    }
+    let refresh_and_read = |refresh_on: usize, read_on: usize| {
+        let client = client.clone();
+        let app = &app;
+        let (refresh, read) = (base(refresh_on), base(read_on));
+        let small_id = small_id.clone();
+        async move {
+            client
+                .put(format!(
+                    "{refresh}/license/{small_id}/refresh_billable_users"
+                ))
+                .header("PRIVATE-TOKEN", ROOT_TOKEN)
+                .send()
+                .await
+                .expect("refresh");
+            let started = Instant::now();
+            while app
+                .state
+                .store
+                .jobs()
+                .await
+                .expect("jobs")
+                .iter()
+                .any(|job| job.state != "done")
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "recount did not run"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            client
+                .get(format!("{read}/license"))
+                .header("PRIVATE-TOKEN", ROOT_TOKEN)
+                .send()
+                .await
+                .expect("read")
+                .json::<serde_json::Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let current = refresh_and_read(1, 0).await;
+    assert_eq!(
+        (current["active_users"].clone(), current["overage"].clone()),
+        (json!(4), json!(2))
+    );
+    let reply = client
+        .post(format!("{}/users/{}/block", base(1), user_ids[0]))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .expect("block");
+    assert_eq!(reply.status(), reqwest::StatusCode::CREATED);
+    let current = refresh_and_read(0, 1).await;
+    assert_eq!(
+        (current["active_users"].clone(), current["overage"].clone()),
+        (json!(3), json!(1))
+    );
     drop(replicas);
 }

@@ -28,6 +28,17 @@ pub const BILLABLE_USERS_MEASUREMENT: i16 = 11;
 /// Access levels above Guest (Planner 15 and up) occupy a seat on Ultimate.
 pub const GUEST_ACCESS_LEVEL: i32 = 10;
 
+/// The columns of a [`User`], for every statement that returns users.
+const USER_COLUMNS: &str =
+    "id, username, name, email, state, user_type, admin, created_at, last_activity_on";
+
+/// A group's memberships joined with their users (as [`Member`] rows); callers add conditions.
+const MEMBER_SELECT: &str = "SELECT m.access_level, m.created_at AS member_created_at,
+        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
+        u.last_activity_on
+    FROM members m JOIN users u ON u.id = m.user_id
+    WHERE m.source_type = 'Namespace' AND m.source_id = $1";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -293,10 +304,9 @@ impl Store {
 
     pub async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, User>(
-                "SELECT id, username, name, email, state, user_type, admin, created_at, last_activity_on
-                 FROM users WHERE lower(username) = lower($1)",
-            )
+            sqlx::query_as::<_, User>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
+            ))
             .bind(username)
             .fetch_optional(pool)
             .await?
@@ -401,11 +411,11 @@ impl Store {
         audit: Option<&NewAudit>,
     ) -> StoreResult<User> {
         Ok(in_write_tx!(self, tx => {
-            let created = sqlx::query_as::<_, User>(
+            let created = sqlx::query_as::<_, User>(&format!(
                 "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                 RETURNING id, username, name, email, state, user_type, admin, created_at, last_activity_on",
-            )
+                 RETURNING {USER_COLUMNS}"
+            ))
             .bind(&user.username)
             .bind(&user.name)
             .bind(&user.email)
@@ -450,10 +460,7 @@ impl Store {
 
     pub async fn find_user(&self, id: i64) -> StoreResult<Option<User>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, User>(
-                "SELECT id, username, name, email, state, user_type, admin, created_at, last_activity_on
-                 FROM users WHERE id = $1",
-            )
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(pool)
             .await?
@@ -521,8 +528,8 @@ impl Store {
             )
         });
         let page_sql = format!(
-            "SELECT id, username, name, email, state, user_type, admin, created_at, last_activity_on
-             FROM users {WHERE} ORDER BY {column} {direction}, id {direction} LIMIT $7 OFFSET $8"
+            "SELECT {USER_COLUMNS} FROM users {WHERE}
+             ORDER BY {column} {direction}, id {direction} LIMIT $7 OFFSET $8"
         );
         let count_sql = format!("SELECT COUNT(*) FROM users {WHERE}");
         Ok(with_pool!(self, pool => {
@@ -559,14 +566,14 @@ impl Store {
         audit: Option<&NewAudit>,
     ) -> StoreResult<Option<User>> {
         Ok(in_write_tx!(self, tx => {
-            let updated = sqlx::query_as::<_, User>(
+            let updated = sqlx::query_as::<_, User>(&format!(
                 "UPDATE users SET
                     username = COALESCE($2, username), name = COALESCE($3, name),
                     email = COALESCE($4, email), admin = COALESCE($5, admin),
                     user_type = COALESCE($6, user_type), updated_at = $7
                  WHERE id = $1
-                 RETURNING id, username, name, email, state, user_type, admin, created_at, last_activity_on",
-            )
+                 RETURNING {USER_COLUMNS}"
+            ))
             .bind(id)
             .bind(&changes.username)
             .bind(&changes.name)
@@ -819,14 +826,9 @@ impl Store {
         limit: i64,
     ) -> StoreResult<(Vec<Member>, i64)> {
         Ok(with_pool!(self, pool => {
-            let members = sqlx::query_as::<_, Member>(
-                "SELECT m.access_level, m.created_at AS member_created_at,
-                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
-                        u.last_activity_on
-                 FROM members m JOIN users u ON u.id = m.user_id
-                 WHERE m.source_type = 'Namespace' AND m.source_id = $1
-                 ORDER BY m.id LIMIT $2 OFFSET $3",
-            )
+            let members = sqlx::query_as::<_, Member>(&format!(
+                "{MEMBER_SELECT} ORDER BY m.id LIMIT $2 OFFSET $3"
+            ))
             .bind(group_id)
             .bind(limit)
             .bind(offset)
@@ -844,13 +846,7 @@ impl Store {
 
     pub async fn group_member(&self, group_id: i64, user_id: i64) -> StoreResult<Option<Member>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, Member>(
-                "SELECT m.access_level, m.created_at AS member_created_at,
-                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
-                        u.last_activity_on
-                 FROM members m JOIN users u ON u.id = m.user_id
-                 WHERE m.source_type = 'Namespace' AND m.source_id = $1 AND m.user_id = $2",
-            )
+            sqlx::query_as::<_, Member>(&format!("{MEMBER_SELECT} AND m.user_id = $2"))
             .bind(group_id)
             .bind(user_id)
             .fetch_optional(pool)

@@ -101,17 +101,17 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
 }
 
 /// GitLab's reasons for refusing an account's API access (`403 Forbidden - …`).
-fn account_refusal(state: &str) -> Option<&'static str> {
+fn account_refusal(state: &str, external_url: &str) -> Option<String> {
     match state {
         "active" => None,
-        "blocked_pending_approval" => {
-            Some("Your account is pending approval from your administrator and hence blocked.")
-        }
-        "deactivated" => Some(
-            "Your account has been deactivated by your administrator. Please log back in from a web browser to reactivate your account",
+        "blocked_pending_approval" => Some(
+            "Your account is pending approval from your administrator and hence blocked.".into(),
         ),
-        "banned" => Some("Your account has been banned."),
-        _ => Some("Your account has been blocked."),
+        "deactivated" => Some(format!(
+            "Your account has been deactivated by your administrator. Please log back in from a web browser to reactivate your account at {external_url}"
+        )),
+        "banned" => Some("Your account has been banned.".into()),
+        _ => Some("Your account has been blocked.".into()),
     }
 }
 
@@ -173,7 +173,7 @@ pub async fn authenticate(
             },
         ));
     }
-    if let Some(reason) = account_refusal(&record.user.state) {
+    if let Some(reason) = account_refusal(&record.user.state, &state.config.external_url) {
         return Err(ApiError::ForbiddenBecause(reason));
     }
     Ok(Actor { token: record })

@@ -21,7 +21,7 @@ pub enum ApiError {
     /// `403 {"message":"403 Forbidden"}`.
     Forbidden,
     /// `403 {"message":"403 Forbidden - <reason>"}` (e.g. a blocked account).
-    ForbiddenBecause(&'static str),
+    ForbiddenBecause(String),
     /// `404 {"message": <text>}`: GitLab words these differently per route.
     NotFound(&'static str),
     /// Unknown route: `404 {"error":"404 Not Found"}`.

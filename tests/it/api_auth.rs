@@ -248,6 +248,11 @@ async fn inactive_accounts(app: TestApp) {
     for (state, message) in [
         ("blocked", "403 Forbidden - Your account has been blocked."),
         ("blocked_pending_approval", "403 Forbidden - Your account is pending approval from your administrator and hence blocked."),
+        ("banned", "403 Forbidden - Your account has been banned."),
+        (
+            "deactivated",
+            "403 Forbidden - Your account has been deactivated by your administrator. Please log back in from a web browser to reactivate your account at http://localhost:0",
+        ),
     ] {
         let mut user = NewUser::human(&format!("user_{state}"), true);
         user.state = state.into();

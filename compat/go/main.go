@@ -262,7 +262,7 @@ func main() {
 		l, _, err := gl.License.GetLicense()
 		noErr(err, "GetLicense")
 		want := state["lic"].(*gitlab.License)
-		must(reflect.DeepEqual(l, want), "GetLicense %+v != AddLicense %+v", *l, *want)
+		must(reflect.DeepEqual(stable(*l), stable(*want)), "GetLicense %+v != AddLicense %+v", *l, *want)
 		var raw bytes.Buffer
 		_, err = do(gl, http.MethodGet, "license", nil, &raw)
 		noErr(err, "raw GET /license")
@@ -281,7 +281,7 @@ func main() {
 		resp, err := do(gl, http.MethodGet, fmt.Sprintf("license/%d", want.ID), nil, got)
 		noErr(err, "GET /license/:id")
 		must(resp.StatusCode == 200, "status %d", resp.StatusCode)
-		must(reflect.DeepEqual(got, want), "%+v != %+v", *got, *want)
+		must(reflect.DeepEqual(stable(*got), stable(*want)), "%+v != %+v", *got, *want)
 		_, err = do(gl, http.MethodGet, "license/987654321", nil, new(gitlab.License))
 		expectError(err, 404, map[string]string{"message": "404 Not Found"})
 	})
@@ -292,8 +292,7 @@ func main() {
 		_, err := do(gl, http.MethodGet, "licenses", nil, &all)
 		noErr(err, "GET /licenses")
 		must(len(all) == 1, "%d licenses", len(all))
-		want.ActiveUsers = 0 // not part of GitLab's /licenses entity
-		must(reflect.DeepEqual(*all[0], want), "%+v != %+v", *all[0], want)
+		must(reflect.DeepEqual(stable(*all[0]), stable(want)), "%+v != %+v", *all[0], want)
 	})
 
 	check("License.AddLicense(expired key) -> 400 This license has already expired.", []string{"lic"}, func() {
@@ -388,4 +387,11 @@ func main() {
 	if failed > 0 || skipped > 0 {
 		os.Exit(1)
 	}
+}
+
+// stable keeps a license's own fields: the usage figures are instance-wide and move when the
+// billable-user recount GitLab queues after an upload has run.
+func stable(l gitlab.License) gitlab.License {
+	l.HistoricalMax, l.MaximumUserCount, l.Overage, l.ActiveUsers = 0, 0, 0, 0
+	return l
 }

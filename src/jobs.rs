@@ -61,20 +61,26 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
         .await?;
     let started_on = NaiveDate::parse_from_str(&started_on, "%Y-%m-%d").unwrap_or(today);
     let first_day = started_on.max(today - TimeDelta::days(CATCH_UP_DAYS));
+    // Every write wakes every replica (PostgreSQL NOTIFY) and invalidates caches, so only the
+    // runs not scheduled yet are inserted; an idle tick is a single read.
+    let existing = state
+        .store
+        .scheduled_job_keys(at(first_day, (0, 0)))
+        .await?;
     let mut added = 0;
     let mut day = first_day;
     while day <= today {
         for (kind, time) in [(HISTORY, HISTORY_AT), (RECOUNT, RECOUNT_AT)] {
             let run_at = at(day, time);
-            if run_at <= now {
-                let key = format!("{kind}:{}", day.format("%Y-%m-%d"));
-                if state
+            let key = format!("{kind}:{}", day.format("%Y-%m-%d"));
+            if run_at <= now
+                && !existing.contains(&key)
+                && state
                     .store
                     .enqueue_job(kind, Some(&key), run_at, now)
                     .await?
-                {
-                    added += 1;
-                }
+            {
+                added += 1;
             }
         }
         day += TimeDelta::days(1);

@@ -1154,13 +1154,35 @@ impl Store {
         }))
     }
 
-    /// Sets a setting unless it is set, and returns the value now stored.
+    /// The unique keys of scheduled jobs due at or after `since` (one read per scheduler tick,
+    /// so that an idle tick writes nothing).
+    pub async fn scheduled_job_keys(
+        &self,
+        since: DateTime<Utc>,
+    ) -> StoreResult<std::collections::HashSet<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT unique_key FROM jobs WHERE unique_key IS NOT NULL AND run_at >= $1",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect()
+        }))
+    }
+
+    /// Sets a setting unless it is set, and returns the value now stored. Reads first: a
+    /// setting that exists costs no write (and so no cache invalidation or notification).
     pub async fn setting_or_insert(
         &self,
         name: &str,
         value: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<String> {
+        if let Some(existing) = self.setting(name).await? {
+            return Ok(existing);
+        }
         in_write_tx!(self, tx => {
             sqlx::query(
                 "INSERT INTO application_settings (name, value, updated_at) VALUES ($1, $2, $3)

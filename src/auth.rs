@@ -115,6 +115,28 @@ fn account_refusal(state: &str, external_url: &str) -> Option<String> {
     }
 }
 
+/// How often a token's `last_used_at` is written (GitLab's interval).
+const LAST_USED_INTERVAL_MINUTES: i64 = 10;
+
+/// Keeps `last_used_at` current without a write per request: at most one write per token per
+/// ten minutes and process, skipped when the stored time is recent anyway.
+async fn record_use(state: &AppState, record: &TokenWithUser) {
+    let now = state.clock.now();
+    let interval = chrono::TimeDelta::minutes(LAST_USED_INTERVAL_MINUTES);
+    let recent = record.last_used_at.is_some_and(|at| now - at < interval);
+    let throttle = interval.to_std().unwrap_or_default();
+    if recent || !state.cache.should_touch_token(record.token_id, throttle) {
+        return;
+    }
+    if let Err(error) = state
+        .store
+        .touch_token(record.token_id, now, interval)
+        .await
+    {
+        tracing::warn!(%error, "could not record a token's use");
+    }
+}
+
 /// A request's authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Actor {
@@ -176,6 +198,7 @@ pub async fn authenticate(
     if let Some(reason) = account_refusal(&record.user.state, &state.config.external_url) {
         return Err(ApiError::ForbiddenBecause(reason));
     }
+    record_use(state, &record).await;
     Ok(Actor { token: record })
 }
 

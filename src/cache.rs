@@ -40,6 +40,9 @@ pub struct Cache {
     /// License id → (stored text, its decoding).
     decoded: RwLock<HashMap<i64, (String, Decoded)>>,
     current_license: RwLock<Option<Entry<(NaiveDate, bytes::Bytes)>>>,
+    /// When this process last recorded each token's use (GitLab records it at most every
+    /// ten minutes).
+    token_touches: std::sync::Mutex<HashMap<i64, Instant>>,
 }
 
 /// A read's starting point: capture it *before* querying, store with it afterwards.
@@ -53,6 +56,7 @@ impl Cache {
             auth: RwLock::default(),
             decoded: RwLock::default(),
             current_license: RwLock::default(),
+            token_touches: std::sync::Mutex::default(),
         }
     }
 
@@ -96,6 +100,25 @@ impl Cache {
                 value,
             },
         );
+    }
+
+    /// True at most once per `interval` per token in this process: whether to record its use.
+    pub fn should_touch_token(&self, token_id: i64, interval: Duration) -> bool {
+        let mut touches = self
+            .token_touches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if touches.len() >= MAX_AUTH_ENTRIES {
+            touches.clear();
+        }
+        let now = Instant::now();
+        match touches.get(&token_id) {
+            Some(last) if now.duration_since(*last) < interval => false,
+            _ => {
+                touches.insert(token_id, now);
+                true
+            }
+        }
     }
 
     /// Decoding is a pure function of the stored text, so a decoded license stays valid for

@@ -24,6 +24,7 @@ pub struct TokenWithUser {
     pub scopes: String,
     pub expires_at: Option<NaiveDate>,
     pub revoked: bool,
+    pub last_used_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
     pub user: User,
 }

@@ -311,6 +311,9 @@ async fn personal_access_tokens(app: TestApp) {
         (own["id"].clone(), own.get("token").is_none()),
         (token["id"].clone(), true)
     );
+    // Using the token records when (GitLab writes it at most every ten minutes).
+    assert_eq!(token["last_used_at"], Value::Null, "unused when created");
+    assert_eq!(own["last_used_at"], "2026-06-15T10:30:00.000Z");
     let errors = [
         (
             json!({"name": "x", "scopes": ["root"]}),

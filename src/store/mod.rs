@@ -537,19 +537,15 @@ impl Store {
         limit: i64,
     ) -> StoreResult<(Vec<User>, i64)> {
         const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL
-                    OR lower(username) LIKE $1 OR lower(name) LIKE $1 OR lower(email) LIKE $1)
+                    OR lower(username) LIKE $1 ESCAPE '\\' OR lower(name) LIKE $1 ESCAPE '\\'
+                    OR lower(email) LIKE $1 ESCAPE '\\')
                AND (CAST($2 AS TEXT) IS NULL OR lower(username) = lower($2))
                AND (NOT $3 OR (state = 'active' AND user_type <> 'ghost'))
                AND (NOT $4 OR state IN ('blocked', 'ldap_blocked'))
                AND (NOT $5 OR user_type = 'human')
                AND (NOT $6 OR user_type IN ('human', 'project_bot', 'service_user', 'service_account'))";
         let (column, direction) = order;
-        let search = filter.search.as_ref().map(|text| {
-            format!(
-                "%{}%",
-                text.to_lowercase().replace('%', "\\%").replace('_', "\\_")
-            )
-        });
+        let search = filter.search.as_deref().map(contains_pattern);
         let page_sql = format!(
             "SELECT {USER_COLUMNS} FROM users {WHERE}
              ORDER BY {column} {direction}, id {direction} LIMIT $7 OFFSET $8"
@@ -780,8 +776,8 @@ impl Store {
         limit: i64,
     ) -> StoreResult<(Vec<Group>, i64)> {
         const WHERE: &str =
-            "WHERE (CAST($1 AS TEXT) IS NULL OR lower(name) LIKE $1 OR lower(path) LIKE $1)";
-        let pattern = search.map(|text| format!("%{}%", text.to_lowercase()));
+            "WHERE (CAST($1 AS TEXT) IS NULL OR lower(name) LIKE $1 ESCAPE '\\' OR lower(path) LIKE $1 ESCAPE '\\')";
+        let pattern = search.map(contains_pattern);
         let page_sql = format!(
             "SELECT id, name, path, description, visibility, created_at FROM groups {WHERE}
              ORDER BY name ASC, id ASC LIMIT $2 OFFSET $3"
@@ -1374,4 +1370,15 @@ fn unique_violation(error: sqlx::Error, messages: &[(&str, &str)]) -> StoreError
         }
     }
     StoreError::Database(error)
+}
+
+/// A case-insensitive `LIKE … ESCAPE '\'` pattern matching `text` anywhere, taking `%`, `_`
+/// and `\` in it literally (SQLite has no default escape character, PostgreSQL's is `\`).
+fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
 }

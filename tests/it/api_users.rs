@@ -247,6 +247,13 @@ async fn list_filters_and_pagination(app: TestApp) {
         app.get("/api/v4/users?humans=true").await.header("x-total"),
         Some("26")
     );
+    // `_` and `%` in a search are literal characters, not wildcards.
+    app.add_user(NewUser::human("snake_case", false)).await;
+    assert_eq!(
+        names(app.get("/api/v4/users?search=e_c").await),
+        ["snake_case"]
+    );
+    assert!(names(app.get("/api/v4/users?search=%25").await).is_empty());
     for (query, error) in [
         ("page=x", "page is invalid"),
         ("per_page=0", "per_page has a value not allowed"),

@@ -71,12 +71,15 @@ fn spawn_change_listener(state: &AppState) {
     let Some(pool) = state.store.postgres_pool().cloned() else {
         return;
     };
+    // Its own connection, not one of the pool's: a listener holds its connection for good, and
+    // with a small DATABASE_POOL_SIZE it would starve the requests.
+    let url = state.config.database_url.expose().to_string();
     let store = state.store.clone();
     let cache = Arc::clone(&state.cache);
     let jobs_wake = Arc::clone(&state.jobs_wake);
     tokio::spawn(async move {
         loop {
-            match sqlx::postgres::PgListener::connect_with(&pool).await {
+            match sqlx::postgres::PgListener::connect(&url).await {
                 Ok(mut listener) => {
                     if listener.listen(CHANGE_CHANNEL).await.is_ok() {
                         store.changed();

@@ -373,3 +373,24 @@ async fn unusable_database_urls_fail_with_a_message() {
     .expect("refused");
     assert!(error.contains("sqlite:// or postgres://"), "{error}");
 }
+
+/// The change listener must not take one of the pool's connections: with a pool of one,
+/// requests would otherwise wait for a connection that never comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_one_connection_still_serves() {
+    let mut backends = vec![Backend::Sqlite];
+    if crate::support::app::postgres_available() {
+        backends.push(Backend::Postgres);
+    }
+    for backend in backends {
+        let app = TestApp::start(backend, &[("DATABASE_POOL_SIZE", "1")]).await;
+        // Give the listener time to connect before the requests.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        for _ in 0..3 {
+            let reply = app
+                .send(Method::GET, "/api/v4/licenses", Some(ROOT_TOKEN))
+                .await;
+            assert_eq!(reply.status, StatusCode::OK, "{backend:?}: {}", reply.body);
+        }
+    }
+}

@@ -402,24 +402,18 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens {WHERE}");
         Ok(with_pool!(self, pool => {
-            let tokens = sqlx::query_as::<_, TokenRow>(&page_sql)
-                .bind(filter.user_id.unwrap_or(0))
-                .bind(filter.revoked.is_some())
-                .bind(filter.revoked.unwrap_or(false))
-                .bind(filter.active.is_some())
-                .bind(filter.active.unwrap_or(false))
-                .bind(today)
+            // The page and the total share one WHERE clause and so one set of binds.
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(filter.user_id.unwrap_or(0)).bind(filter.revoked.is_some()).bind(filter.revoked.unwrap_or(false)).bind(filter.active.is_some()).bind(filter.active.unwrap_or(false)).bind(today)
+                };
+            }
+            let tokens = filtered!(sqlx::query_as::<_, TokenRow>(&page_sql))
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(pool)
                 .await?;
-            let total = sqlx::query_scalar::<_, i64>(&count_sql)
-                .bind(filter.user_id.unwrap_or(0))
-                .bind(filter.revoked.is_some())
-                .bind(filter.revoked.unwrap_or(false))
-                .bind(filter.active.is_some())
-                .bind(filter.active.unwrap_or(false))
-                .bind(today)
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
                 .fetch_one(pool)
                 .await?;
             (tokens, total)
@@ -552,24 +546,18 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM users {WHERE}");
         Ok(with_pool!(self, pool => {
-            let users = sqlx::query_as::<_, User>(&page_sql)
-                .bind(&search)
-                .bind(&filter.username)
-                .bind(filter.active)
-                .bind(filter.blocked)
-                .bind(filter.humans)
-                .bind(filter.exclude_internal)
+            // The page and the total share one WHERE clause and so one set of binds.
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(&search).bind(&filter.username).bind(filter.active).bind(filter.blocked).bind(filter.humans).bind(filter.exclude_internal)
+                };
+            }
+            let users = filtered!(sqlx::query_as::<_, User>(&page_sql))
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(pool)
                 .await?;
-            let total = sqlx::query_scalar::<_, i64>(&count_sql)
-                .bind(&search)
-                .bind(&filter.username)
-                .bind(filter.active)
-                .bind(filter.blocked)
-                .bind(filter.humans)
-                .bind(filter.exclude_internal)
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
                 .fetch_one(pool)
                 .await?;
             (users, total)
@@ -657,24 +645,18 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM audit_events {WHERE}");
         Ok(with_pool!(self, pool => {
-            let rows = sqlx::query_as::<_, AuditRow>(&page_sql)
-                .bind(&entity_type)
-                .bind(entity_id)
-                .bind(created_after.is_some())
-                .bind(created_after.unwrap_or(epoch))
-                .bind(created_before.is_some())
-                .bind(created_before.unwrap_or(epoch))
+            // The page and the total share one WHERE clause and so one set of binds.
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(&entity_type).bind(entity_id).bind(created_after.is_some()).bind(created_after.unwrap_or(epoch)).bind(created_before.is_some()).bind(created_before.unwrap_or(epoch))
+                };
+            }
+            let rows = filtered!(sqlx::query_as::<_, AuditRow>(&page_sql))
                 .bind(limit)
                 .bind(offset)
                 .fetch_all(pool)
                 .await?;
-            let total = sqlx::query_scalar::<_, i64>(&count_sql)
-                .bind(&entity_type)
-                .bind(entity_id)
-                .bind(created_after.is_some())
-                .bind(created_after.unwrap_or(epoch))
-                .bind(created_before.is_some())
-                .bind(created_before.unwrap_or(epoch))
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
                 .fetch_one(pool)
                 .await?;
             (rows, total)

@@ -7,7 +7,7 @@ use gitlab_license_server::store::{JobEffect, NewUser};
 use serde_json::json;
 
 use crate::on_both_backends;
-use crate::support::app::{test_now, TestApp};
+use crate::support::app::{test_now, TestApp, ROOT_TOKEN};
 use crate::support::licenses::{license, premium};
 
 on_both_backends!(
@@ -204,9 +204,19 @@ async fn abandoned_jobs_are_claimed_again(app: TestApp) {
 async fn block_refresh_and_history_move_the_license_figures(app: TestApp) {
     // 3 seats; root plus three users is one over.
     let id = app.upload(&premium(3)).await.json()["id"].clone();
-    let mut users = Vec::new();
+    // Everything through the API an administrator uses.
+    let mut user_ids = Vec::new();
     for name in ["alice", "bob", "carol"] {
-        users.push(app.add_user(NewUser::human(name, false)).await);
+        let reply = app
+            .send_with(
+                app.client.post(app.url("/api/v4/users")).json(
+                    &json!({"username": name, "name": name, "email": format!("{name}@example.org")}),
+                ),
+                Some(ROOT_TOKEN),
+            )
+            .await;
+        assert_eq!(reply.status, reqwest::StatusCode::CREATED, "{}", reply.body);
+        user_ids.push(reply.json()["id"].clone());
     }
     app.set_now(test_now() + TimeDelta::minutes(1));
     app.put(&format!("/api/v4/license/{id}/refresh_billable_users"))
@@ -223,11 +233,17 @@ async fn block_refresh_and_history_move_the_license_figures(app: TestApp) {
     app.run_jobs().await;
     assert_eq!(app.get("/api/v4/license").await.json()["historical_max"], 4);
     // Blocking a user and recounting drops active_users and the overage; the peak stays.
-    app.state
-        .store
-        .set_user_state(users[0].id, "blocked", test_now(), None)
-        .await
-        .expect("block");
+    let blocked = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v4/users/{}/block", user_ids[0]),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (blocked.status, blocked.json()),
+        (reqwest::StatusCode::CREATED, json!(true))
+    );
     app.set_now(Utc.with_ymd_and_hms(2026, 6, 15, 12, 5, 0).unwrap());
     app.put(&format!("/api/v4/license/{id}/refresh_billable_users"))
         .await;

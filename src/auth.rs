@@ -101,7 +101,7 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
 }
 
 /// GitLab's reasons for refusing an account's API access (`403 Forbidden - …`).
-fn account_refusal(state: &str, external_url: &str) -> Option<String> {
+pub fn account_refusal(state: &str, external_url: &str) -> Option<String> {
     match state {
         "active" => None,
         "blocked_pending_approval" => Some(
@@ -120,7 +120,7 @@ const LAST_USED_INTERVAL_MINUTES: i64 = 10;
 
 /// Keeps `last_used_at` current without a write per request: at most one write per token per
 /// ten minutes and process, skipped when the stored time is recent anyway.
-async fn record_use(state: &AppState, record: &TokenWithUser) {
+pub async fn record_use(state: &AppState, record: &TokenWithUser) {
     let now = state.clock.now();
     let interval = chrono::TimeDelta::minutes(LAST_USED_INTERVAL_MINUTES);
     let recent = record.last_used_at.is_some_and(|at| now - at < interval);
@@ -157,6 +157,29 @@ pub async fn authenticate(
     state: &AppState,
     read_scopes: &'static [&'static str],
 ) -> Result<Actor, ApiError> {
+    let record = lookup_token(parts, state).await?;
+    let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+    let scope_fits = record.has_scope(SCOPE_API)
+        || (read_only && read_scopes.iter().any(|scope| record.has_scope(scope)));
+    if !scope_fits {
+        return Err(ApiError::InsufficientScope(
+            match (read_only, read_scopes) {
+                (false, _) => "api",
+                (true, [SCOPE_READ_API]) => "api read_api",
+                (true, _) => "api read_api read_user",
+            },
+        ));
+    }
+    if let Some(reason) = account_refusal(&record.user.state, &state.config.external_url) {
+        return Err(ApiError::ForbiddenBecause(reason));
+    }
+    record_use(state, &record).await;
+    Ok(Actor { token: record })
+}
+
+/// The request's token record, if it is known, not revoked and not expired (scope and
+/// account state are the caller's to check).
+pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWithUser>, ApiError> {
     let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
     let digest = token_digest(&token);
     let record = match state.cache.token(&digest, &state.store) {
@@ -183,23 +206,7 @@ pub async fn authenticate(
     {
         return Err(ApiError::TokenExpired);
     }
-    let read_only = matches!(parts.method, Method::GET | Method::HEAD);
-    let scope_fits = record.has_scope(SCOPE_API)
-        || (read_only && read_scopes.iter().any(|scope| record.has_scope(scope)));
-    if !scope_fits {
-        return Err(ApiError::InsufficientScope(
-            match (read_only, read_scopes) {
-                (false, _) => "api",
-                (true, [SCOPE_READ_API]) => "api read_api",
-                (true, _) => "api read_api read_user",
-            },
-        ));
-    }
-    if let Some(reason) = account_refusal(&record.user.state, &state.config.external_url) {
-        return Err(ApiError::ForbiddenBecause(reason));
-    }
-    record_use(state, &record).await;
-    Ok(Actor { token: record })
+    Ok(record)
 }
 
 /// Any authenticated user, on the endpoints that also accept `read_user` tokens.

@@ -9,10 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Notify;
 
-use crate::services::licenses;
+use crate::services::{add_ons, licenses};
 use crate::state::AppState;
 use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
 
@@ -20,6 +20,11 @@ use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
 pub const RECOUNT: &str = "billable_users_count";
 /// Snapshots the latest count into `historical_data` (GitLab's `HistoricalDataWorker`).
 pub const HISTORY: &str = "historical_data";
+
+/// Re-provisions license add-ons and frees seats of users who may no longer hold them
+/// (GitLab's `RefreshUserAssignmentsWorker` and overage reconciliation), every four hours.
+pub const SEAT_REFRESH: &str = "add_on_seats_refresh";
+const SEAT_REFRESH_HOURS: u32 = 4;
 
 /// GitLab's schedule: the count at 23:50 UTC, the snapshot at 12:00 UTC.
 const RECOUNT_AT: (u32, u32) = (23, 50);
@@ -85,6 +90,17 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
         }
         day += TimeDelta::days(1);
     }
+    // The seat refresh only needs its latest run: it looks at the present, not at a day.
+    let slot_hour = now.hour() / SEAT_REFRESH_HOURS * SEAT_REFRESH_HOURS;
+    let key = format!("{SEAT_REFRESH}:{}T{slot_hour:02}", today.format("%Y-%m-%d"));
+    if !existing.contains(&key)
+        && state
+            .store
+            .enqueue_job(SEAT_REFRESH, Some(&key), at(today, (slot_hour, 0)), now)
+            .await?
+    {
+        added += 1;
+    }
     Ok(added)
 }
 
@@ -120,6 +136,13 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
                 recorded_at: job.run_at,
                 active_user_count: count,
             }))
+        }
+        SEAT_REFRESH => {
+            // Idempotent, so it commits on its own; running it twice frees nothing more.
+            add_ons::refresh_seats(state)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(JobEffect::Nothing)
         }
         other => Err(format!("unknown job kind `{other}`")),
     }

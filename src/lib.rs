@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod graphql;
 pub mod jobs;
 pub mod keyfiles;
 pub mod license_key;

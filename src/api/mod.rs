@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per resource, and the middleware every request passes.
 
+pub mod add_on_purchases;
 pub mod audit;
 pub mod groups;
 pub mod health;
@@ -39,6 +40,8 @@ pub fn app(state: AppState) -> Router {
         .merge(groups::router())
         .merge(tokens::router())
         .merge(health::router())
+        .merge(add_on_purchases::router())
+        .merge(crate::graphql::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

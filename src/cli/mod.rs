@@ -40,6 +40,8 @@ enum Command {
     History(ops::HistoryCommand),
     /// Exit 0 when the local server answers its readiness probe (for container health checks).
     Healthcheck,
+    /// Print the GraphQL schema as SDL (the committed `schema.graphql`).
+    GraphqlSchema,
 }
 
 /// Parses the arguments, runs the command and turns failures into a one-line message.
@@ -53,6 +55,10 @@ pub fn run() -> ExitCode {
         Command::Token(command) => ops::token(command),
         Command::History(command) => ops::history(command),
         Command::Healthcheck => ops::healthcheck(),
+        Command::GraphqlSchema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! Pure rules: no HTTP, no SQL, no clock. Callers pass rows, counts and today's date.
 
+pub mod add_ons;
 pub mod licenses;
 pub mod text;
 pub mod upload;

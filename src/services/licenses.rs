@@ -231,9 +231,19 @@ pub async fn upload(
         // GitLab recounts billable users after a started license is added.
         crate::jobs::enqueue_recount(state).await?;
     }
+    reprovision_add_ons(state).await;
     let current = self::current(state, today).await?;
     let daily = daily_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
     Ok(entity(state, &row, &license, daily, None, true).await?)
+}
+
+/// The current license may have changed: its add-on products become the instance's add-on
+/// purchases. The license change is already committed; should this step fail, the scheduled
+/// seat refresh repeats it, so it is logged rather than reported to the client.
+async fn reprovision_add_ons(state: &AppState) {
+    if let Err(error) = crate::services::add_ons::provision_from_license(state).await {
+        tracing::warn!(%error, "could not provision add-on purchases from the license");
+    }
 }
 
 /// `DELETE /license/:id`: false when there was no such license.
@@ -252,6 +262,7 @@ pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<boo
         .await?;
     if deleted {
         tracing::info!(license_id = id, "license removed");
+        reprovision_add_ons(state).await;
     }
     Ok(deleted)
 }

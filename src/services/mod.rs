@@ -1,5 +1,6 @@
 //! Use cases: each reads and writes through the store and applies the domain rules.
 
+pub mod add_ons;
 pub mod audit;
 pub mod groups;
 pub mod licenses;

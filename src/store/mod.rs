@@ -85,7 +85,7 @@ macro_rules! announce_change {
     (sqlite, $tx:expr) => {};
     (postgres, $tx:expr) => {
         sqlx::query("SELECT pg_notify($1, '')")
-            .bind(CHANGE_CHANNEL)
+            .bind($crate::store::CHANGE_CHANNEL)
             .execute(&mut *$tx)
             .await?;
     };
@@ -159,6 +159,10 @@ macro_rules! insert_audit {
         }
     };
 }
+
+mod add_ons;
+
+pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode};
 
 impl Store {
     fn new(db: Db) -> Self {

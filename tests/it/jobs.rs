@@ -45,13 +45,14 @@ async fn all_history(app: &TestApp) -> Vec<(String, i64)> {
 
 async fn daily_schedule_records_history_once(app: TestApp) {
     app.upload(&premium(10)).await;
-    // 10:30: nothing is due yet today.
-    assert_eq!(jobs::schedule_due(&app.state).await.expect("schedule"), 0);
+    // 10:30: only the four-hourly seat refresh (its 08:00 run) is due today.
+    assert_eq!(jobs::schedule_due(&app.state).await.expect("schedule"), 1);
     app.run_jobs().await;
     assert_eq!(all_history(&app).await, vec![]);
-    // 12:00 passes: one snapshot of the latest count; scheduling again adds nothing.
+    // 12:00 passes: one snapshot of the latest count (and the 12:00 seat refresh);
+    // scheduling again adds nothing.
     app.set_now(Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 5).unwrap());
-    assert_eq!(jobs::schedule_due(&app.state).await.expect("schedule"), 1);
+    assert_eq!(jobs::schedule_due(&app.state).await.expect("schedule"), 2);
     // On PostgreSQL our own earlier NOTIFY comes back through the listener and bumps the
     // counter asynchronously; let it arrive before measuring the idle tick.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -74,7 +75,7 @@ async fn daily_schedule_records_history_once(app: TestApp) {
     // 23:50 passes: a measurement; the next noon's snapshot reads it.
     app.add_user(NewUser::human("alice", false)).await;
     app.set_now(Utc.with_ymd_and_hms(2026, 6, 16, 12, 30, 0).unwrap());
-    assert_eq!(jobs::schedule_due(&app.state).await.expect("schedule"), 2);
+    assert_eq!(jobs::schedule_due(&app.state).await.expect("schedule"), 3);
     app.run_jobs().await;
     let history = all_history(&app).await;
     assert_eq!(history.len(), 2);

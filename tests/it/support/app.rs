@@ -467,3 +467,18 @@ impl TestApp {
             .expect("jobs run")
     }
 }
+
+impl TestApp {
+    /// `POST /api/graphql` with `Authorization: Bearer` (GitLab's documented form).
+    pub async fn graphql(&self, token: Option<&str>, query: &str, variables: Value) -> Reply {
+        let request = self
+            .client
+            .post(self.url("/api/graphql"))
+            .json(&serde_json::json!({ "query": query, "variables": variables }));
+        let request = match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        self.send_with(request, None).await
+    }
+}

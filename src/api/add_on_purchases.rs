@@ -1,0 +1,206 @@
+//! `/api/v4/namespaces/:id/subscription_add_on_purchase/:add_on_name` (admin): provisions a
+//! group's add-on purchase, GitLab.com style. GitLab marks it deprecated and internal (the
+//! billing system calls it); here it is how administrators seed group purchases.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+
+use super::params::Params;
+use crate::auth::Admin;
+use crate::domain::add_ons::{self, PurchaseTerms};
+use crate::error::{ApiError, ApiResult};
+use crate::services::add_ons as seats;
+use crate::state::AppState;
+use crate::store::{AddOnPurchase, Group, SaveMode, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}",
+        get(show).post(create).put(update),
+    )
+}
+
+/// GitLab's REST `AddOnPurchase` entity.
+fn purchase_entity(purchase: &AddOnPurchase, group: &Group) -> Value {
+    json!({
+        "id": purchase.id,
+        "namespace_id": group.id,
+        "namespace_name": group.name,
+        "add_on": titleize(&purchase.add_on_name),
+        "quantity": purchase.quantity,
+        "started_on": purchase.started_on.to_string(),
+        "expires_on": purchase.expires_on.to_string(),
+        "purchase_xid": purchase.purchase_xid,
+        "trial": purchase.trial,
+    })
+}
+
+/// Rails' `titleize` of an add-on name: `code_suggestions` → `Code Suggestions`.
+fn titleize(name: &str) -> String {
+    name.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The namespace and add-on a path names, or GitLab's 404s.
+async fn target(state: &AppState, id: &str, add_on_name: &str) -> ApiResult<(Group, &'static str)> {
+    let group = match id.parse::<i64>() {
+        Ok(_) => state.store.find_group(id).await?,
+        Err(_) => None,
+    }
+    .ok_or(ApiError::NotFound("404 Namespace Not Found"))?;
+    let add_on = add_ons::add_on(add_on_name)
+        .filter(|add_on| add_on.name == add_on_name)
+        .ok_or(ApiError::NotFound("404 Add-on Not Found"))?;
+    Ok((group, add_on.name))
+}
+
+fn optional_date(params: &Params, name: &'static str) -> ApiResult<Option<NaiveDate>> {
+    params
+        .optional_string(name)?
+        .map(|text| {
+            NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| ApiError::invalid(name))
+        })
+        .transpose()
+}
+
+/// The terms a request gives, over `base` (PUT changes only what it names).
+fn terms(params: &Params, base: Option<&AddOnPurchase>) -> ApiResult<PurchaseTerms> {
+    let quantity = params
+        .optional_integer("quantity")?
+        .or(base.map(|purchase| purchase.quantity))
+        .ok_or_else(|| ApiError::missing("quantity"))?;
+    let started_on = optional_date(params, "started_on")?
+        .or(base.map(|purchase| purchase.started_on))
+        .ok_or_else(|| ApiError::missing("started_on"))?;
+    let expires_on = optional_date(params, "expires_on")?
+        .or(base.map(|purchase| purchase.expires_on))
+        .ok_or_else(|| ApiError::missing("expires_on"))?;
+    let purchase_xid = match params.optional_string("purchase_xid")? {
+        Some(xid) => Some(xid),
+        None => base.and_then(|purchase| purchase.purchase_xid.clone()),
+    };
+    let trial = params
+        .optional_bool("trial")?
+        .or(base.map(|purchase| purchase.trial))
+        .unwrap_or(false);
+    if quantity < 1 {
+        return Err(ApiError::FieldInvalid(
+            "quantity",
+            "must be greater than or equal to 1".into(),
+        ));
+    }
+    if expires_on <= started_on {
+        return Err(ApiError::FieldInvalid(
+            "expires_on",
+            "must be after started_on".into(),
+        ));
+    }
+    if purchase_xid.as_ref().is_some_and(|xid| xid.len() > 255) {
+        return Err(ApiError::FieldInvalid(
+            "purchase_xid",
+            "is too long (maximum is 255 characters)".into(),
+        ));
+    }
+    Ok(PurchaseTerms {
+        quantity,
+        started_on,
+        expires_on,
+        purchase_xid,
+        trial,
+    })
+}
+
+async fn show(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((id, add_on_name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
+    let purchase = state
+        .store
+        .find_add_on_purchase_by_name(Some(group.id), add_on_name)
+        .await?
+        .ok_or(ApiError::NotFound(
+            "404 Subscription Add-on Purchase Not Found",
+        ))?;
+    Ok(Json(purchase_entity(&purchase, &group)).into_response())
+}
+
+async fn create(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    Path((id, add_on_name)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Response> {
+    let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
+    params.require(&["quantity", "started_on", "expires_on"])?;
+    let terms = terms(&params, None)?;
+    let saved = seats::save_group_purchase(
+        &state,
+        actor.user(),
+        group.id,
+        add_on_name,
+        &terms,
+        SaveMode::Create,
+    )
+    .await
+    .map_err(|error| match error {
+        StoreError::Conflict(message) => ApiError::BadRequest(message),
+        other => other.into(),
+    })?
+    .ok_or(ApiError::NotFound(
+        "404 Subscription Add-on Purchase Not Found",
+    ))?;
+    Ok((StatusCode::CREATED, Json(purchase_entity(&saved, &group))).into_response())
+}
+
+async fn update(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    Path((id, add_on_name)): Path<(String, String)>,
+    params: Params,
+) -> ApiResult<Response> {
+    let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
+    let existing = state
+        .store
+        .find_add_on_purchase_by_name(Some(group.id), add_on_name)
+        .await?
+        .ok_or(ApiError::NotFound(
+            "404 Subscription Add-on Purchase Not Found",
+        ))?;
+    let terms = terms(&params, Some(&existing))?;
+    let saved = seats::save_group_purchase(
+        &state,
+        actor.user(),
+        group.id,
+        add_on_name,
+        &terms,
+        SaveMode::Update,
+    )
+    .await?
+    .ok_or(ApiError::NotFound(
+        "404 Subscription Add-on Purchase Not Found",
+    ))?;
+    Ok(Json(purchase_entity(&saved, &group)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn titleize_like_rails() {
+        assert_eq!(super::titleize("code_suggestions"), "Code Suggestions");
+        assert_eq!(super::titleize("duo_enterprise"), "Duo Enterprise");
+    }
+}

@@ -1,0 +1,600 @@
+//! The object types: add-on purchases, users (as `UserCore` and `AddOnUser`), seats,
+//! groups and namespaces, and their connections.
+
+use async_graphql::connection::{self, Connection, ConnectionNameType, EdgeNameType, EmptyFields};
+use async_graphql::{
+    Context, Enum, InputValueError, InputValueResult, Object, OutputType, Result, Scalar,
+    ScalarType, Value, ID,
+};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::gid::{AddOnPurchaseId, UserId};
+use super::{internal, request};
+use crate::domain::add_ons::display_name;
+use crate::services::add_ons as seats;
+use crate::store::{AddOnPurchase, EligibleUserFilter, Group, User};
+
+/// GitLab's `Time` scalar: an ISO 8601 timestamp.
+pub struct Time(pub DateTime<Utc>);
+
+#[Scalar(name = "Time")]
+impl ScalarType for Time {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => DateTime::parse_from_rfc3339(text)
+                .map(|time| Self(time.with_timezone(&Utc)))
+                .map_err(|_| {
+                    InputValueError::custom(format!("{text:?} is not a valid ISO 8601 time"))
+                }),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    }
+}
+
+/// GitLab's `Date` scalar: an ISO 8601 date.
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(text) => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(Self)
+                .map_err(|_| {
+                    InputValueError::custom(format!("{text:?} is not a valid ISO 8601 date"))
+                }),
+            _ => Err(InputValueError::expected_type(value)),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// GitLab's largest (and default) page of a connection.
+pub const MAX_PAGE_SIZE: usize = 100;
+
+/// An add-on purchase (`AddOnPurchase`): seats bought and seats in use.
+pub struct AddOnPurchaseObject(pub AddOnPurchase);
+
+#[Object(name = "AddOnPurchase")]
+impl AddOnPurchaseObject {
+    /// ID of the add-on purchase.
+    async fn id(&self) -> AddOnPurchaseId {
+        AddOnPurchaseId::of(self.0.id)
+    }
+
+    /// Name of the add-on.
+    async fn name(&self) -> String {
+        display_name(&self.0.add_on_name)
+    }
+
+    /// Number of seats purchased.
+    async fn purchased_quantity(&self) -> i64 {
+        self.0.quantity
+    }
+
+    /// Number of seats assigned.
+    async fn assigned_quantity(&self) -> i64 {
+        self.0.assigned_quantity
+    }
+}
+
+/// Types of add-ons.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "GitlabSubscriptionsAddOnType")]
+pub enum AddOnType {
+    /// GitLab Duo Core add-on.
+    DuoCore,
+    /// GitLab Duo Pro add-on.
+    CodeSuggestions,
+    /// GitLab Duo Enterprise add-on.
+    DuoEnterprise,
+    /// GitLab Duo with Amazon Q add-on.
+    DuoAmazonQ,
+}
+
+impl AddOnType {
+    /// The internal add-on name.
+    pub fn internal_name(self) -> &'static str {
+        match self {
+            Self::DuoCore => "duo_core",
+            Self::CodeSuggestions => "code_suggestions",
+            Self::DuoEnterprise => "duo_enterprise",
+            Self::DuoAmazonQ => "duo_amazon_q",
+        }
+    }
+}
+
+/// Values for sorting users.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "GitlabSubscriptionsUserSort")]
+pub enum UserSort {
+    /// Id by ascending order.
+    IdAsc,
+    /// Id by descending order.
+    IdDesc,
+    /// Name by ascending order.
+    NameAsc,
+    /// Name by descending order.
+    NameDesc,
+    /// Last activity by ascending order.
+    LastActivityOnAsc,
+    /// Last activity by descending order.
+    LastActivityOnDesc,
+}
+
+impl UserSort {
+    pub fn order(self) -> (&'static str, &'static str) {
+        match self {
+            Self::IdAsc => ("u.id", "ASC"),
+            Self::IdDesc => ("u.id", "DESC"),
+            Self::NameAsc => ("u.name", "ASC"),
+            Self::NameDesc => ("u.name", "DESC"),
+            Self::LastActivityOnAsc => ("u.last_activity_on", "ASC"),
+            Self::LastActivityOnDesc => ("u.last_activity_on", "DESC"),
+        }
+    }
+}
+
+/// Possible states of a user.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(name = "UserState", rename_items = "snake_case")]
+pub enum UserState {
+    /// User is active and can use the system.
+    Active,
+    /// User has been blocked by an administrator and cannot use the system.
+    Blocked,
+    /// User is no longer active and cannot use the system.
+    Deactivated,
+    /// User is blocked, and their contributions are hidden.
+    Banned,
+    /// User has been blocked by the system.
+    LdapBlocked,
+    /// User is blocked and pending approval.
+    BlockedPendingApproval,
+}
+
+impl UserState {
+    fn of(state: &str) -> Self {
+        match state {
+            "active" => Self::Active,
+            "deactivated" => Self::Deactivated,
+            "banned" => Self::Banned,
+            "ldap_blocked" => Self::LdapBlocked,
+            "blocked_pending_approval" => Self::BlockedPendingApproval,
+            _ => Self::Blocked,
+        }
+    }
+}
+
+fn web_url(ctx: &Context<'_>, path: &str) -> String {
+    format!(
+        "{}/{path}",
+        request(ctx).state.config.external_url.trim_end_matches('/')
+    )
+}
+
+/// A user's fields, shared by `UserCore` and `AddOnUser` (the same user under two names, as
+/// in GitLab's schema); `$extra` adds a type's own fields.
+macro_rules! user_object {
+    ($rust:ident, $graphql:literal, $description:literal, { $($extra:tt)* }) => {
+        #[doc = $description]
+        pub struct $rust(pub User);
+
+        #[Object(name = $graphql)]
+        impl $rust {
+            /// Global ID of the user.
+            async fn id(&self) -> UserId {
+                UserId::of(self.0.id)
+            }
+
+            /// Username of the user.
+            async fn username(&self) -> &str {
+                &self.0.username
+            }
+
+            /// Human-readable name of the user.
+            async fn name(&self) -> &str {
+                &self.0.name
+            }
+
+            /// State of the user.
+            async fn state(&self) -> UserState {
+                UserState::of(&self.0.state)
+            }
+
+            /// Indicates if the user is a bot.
+            async fn bot(&self) -> bool {
+                crate::domain::users::is_bot(&self.0.user_type)
+            }
+
+            /// Indicates if the user is a regular human user.
+            async fn human(&self) -> bool {
+                self.0.user_type == "human"
+            }
+
+            /// Indicates if the user is active.
+            async fn active(&self) -> bool {
+                self.0.state == "active"
+            }
+
+            /// User's public email (not kept by this server).
+            async fn public_email(&self) -> Option<String> {
+                None
+            }
+
+            /// URL of the user's avatar (not kept by this server).
+            async fn avatar_url(&self) -> Option<String> {
+                None
+            }
+
+            /// Web URL of the user.
+            async fn web_url(&self, ctx: &Context<'_>) -> String {
+                web_url(ctx, &self.0.username)
+            }
+
+            /// Web path of the user.
+            async fn web_path(&self) -> String {
+                format!("/{}", self.0.username)
+            }
+
+            /// Timestamp of when the user was created.
+            async fn created_at(&self) -> Time {
+                Time(self.0.created_at)
+            }
+
+            /// Date the user was last active.
+            async fn last_activity_on(&self) -> Option<Date> {
+                self.0.last_activity_on.map(Date)
+            }
+
+            /// Timestamp of the last sign-in (sign-ins are not tracked here).
+            async fn last_login_at(&self) -> Option<Time> {
+                None
+            }
+
+            /// Date of the user's last GitLab Duo activity (not tracked here).
+            async fn last_duo_activity_on(&self) -> Option<Date> {
+                None
+            }
+
+            $($extra)*
+        }
+    };
+}
+
+user_object!(
+    UserCore,
+    "UserCore",
+    "Core representation of a GitLab user.",
+    {}
+);
+
+user_object!(AddOnUser, "AddOnUser", "A user with add-on data.", {
+    /// Add-on purchase assignments for the user.
+    async fn add_on_assignments(
+        &self,
+        ctx: &Context<'_>,
+        add_on_purchase_ids: Vec<AddOnPurchaseId>,
+        after: Option<String>,
+        before: Option<String>,
+        first: Option<i32>,
+        last: Option<i32>,
+    ) -> Result<Option<AssignmentConnection>> {
+        let context = request(ctx);
+        let ids: Vec<i64> = add_on_purchase_ids
+            .iter()
+            .map(AddOnPurchaseId::number)
+            .collect();
+        let mut visible = Vec::new();
+        for purchase in context
+            .state
+            .store
+            .user_add_on_seats(self.0.id, &ids, context.state.clock.today())
+            .await
+            .map_err(internal)?
+        {
+            if seats::can_administer(&context.state, &context.caller, &purchase)
+                .await
+                .map_err(internal)?
+            {
+                visible.push(UserAddOnAssignment(purchase));
+            }
+        }
+        paginate_list(visible, after, before, first, last)
+            .await
+            .map(Some)
+    }
+});
+
+/// An assignment of an AddOnPurchase to a User.
+pub struct UserAddOnAssignment(pub AddOnPurchase);
+
+#[Object(name = "UserAddOnAssignment")]
+impl UserAddOnAssignment {
+    /// Add-on purchase the user is assigned to.
+    async fn add_on_purchase(&self) -> AddOnPurchaseObject {
+        AddOnPurchaseObject(self.0.clone())
+    }
+}
+
+macro_rules! connection_names {
+    ($connection:ident, $edge:ident, $connection_name:literal, $edge_name:literal) => {
+        pub struct $connection;
+        impl ConnectionNameType for $connection {
+            fn type_name<T: OutputType>() -> String {
+                $connection_name.into()
+            }
+        }
+        pub struct $edge;
+        impl EdgeNameType for $edge {
+            fn type_name<T: OutputType>() -> String {
+                $edge_name.into()
+            }
+        }
+    };
+}
+
+connection_names!(
+    AddOnUserConnectionName,
+    AddOnUserEdgeName,
+    "AddOnUserConnection",
+    "AddOnUserEdge"
+);
+connection_names!(
+    AssignmentConnectionName,
+    AssignmentEdgeName,
+    "UserAddOnAssignmentConnection",
+    "UserAddOnAssignmentEdge"
+);
+
+pub type AddOnUserConnection = Connection<
+    usize,
+    AddOnUser,
+    EmptyFields,
+    EmptyFields,
+    AddOnUserConnectionName,
+    AddOnUserEdgeName,
+>;
+pub type AssignmentConnection = Connection<
+    usize,
+    UserAddOnAssignment,
+    EmptyFields,
+    EmptyFields,
+    AssignmentConnectionName,
+    AssignmentEdgeName,
+>;
+
+/// The offset window `first/last/after/before` select from `total` items (offset cursors,
+/// as GitLab's offset-paginated lists; at most [`MAX_PAGE_SIZE`] per page).
+pub fn window(
+    after: Option<usize>,
+    before: Option<usize>,
+    first: Option<usize>,
+    last: Option<usize>,
+    total: usize,
+) -> (usize, usize) {
+    let mut start = after.map_or(0, |after| after + 1).min(total);
+    let mut end = before.unwrap_or(total).min(total).max(start);
+    if let Some(first) = first {
+        end = end.min(start + first.min(MAX_PAGE_SIZE));
+    }
+    if let Some(last) = last {
+        start = start.max(end.saturating_sub(last.min(MAX_PAGE_SIZE)));
+    }
+    if first.is_none() && last.is_none() {
+        end = end.min(start + MAX_PAGE_SIZE);
+    }
+    (start, end)
+}
+
+/// A connection over a list already in memory (mutation payloads, a user's seats).
+pub async fn paginate_list<Node, Name, EdgeName>(
+    items: Vec<Node>,
+    after: Option<String>,
+    before: Option<String>,
+    first: Option<i32>,
+    last: Option<i32>,
+) -> Result<Connection<usize, Node, EmptyFields, EmptyFields, Name, EdgeName>>
+where
+    Node: OutputType,
+    Name: ConnectionNameType,
+    EdgeName: EdgeNameType,
+{
+    connection::query(
+        after,
+        before,
+        first,
+        last,
+        |after, before, first, last| async move {
+            let total = items.len();
+            let (start, end) = window(after, before, first, last, total);
+            let mut connection = Connection::new(start > 0, end < total);
+            connection.edges.extend(
+                items
+                    .into_iter()
+                    .enumerate()
+                    .skip(start)
+                    .take(end - start)
+                    .map(|(index, node)| connection::Edge::new(index, node)),
+            );
+            Ok::<_, async_graphql::Error>(connection)
+        },
+    )
+    .await
+}
+
+/// The arguments of both eligible-user lists.
+pub struct EligibleUsersQuery {
+    pub namespace_id: Option<i64>,
+    pub add_on_type: AddOnType,
+    pub add_on_purchase_ids: Vec<AddOnPurchaseId>,
+    pub search: Option<String>,
+    pub sort: Option<UserSort>,
+    pub filter_by_assigned_seat: Option<String>,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub first: Option<i32>,
+    pub last: Option<i32>,
+}
+
+/// Users who may hold seats of a namespace's (or the instance's) purchases, one page at a
+/// time, counted and paged in SQL.
+pub async fn eligible_users(
+    ctx: &Context<'_>,
+    query: EligibleUsersQuery,
+) -> Result<AddOnUserConnection> {
+    let context = request(ctx);
+    let duo = crate::domain::add_ons::add_on(query.add_on_type.internal_name())
+        .is_some_and(|add_on| add_on.duo);
+    // "true"/"false" filter on the first purchase's seats; anything else means no filter.
+    let holders = match query.filter_by_assigned_seat.as_deref() {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
+    let filter = EligibleUserFilter {
+        search: query.search.filter(|search| !search.is_empty()),
+        seat_holders: holders
+            .zip(query.add_on_purchase_ids.first())
+            .map(|(holders, purchase)| (purchase.number(), holders)),
+    };
+    let order = query.sort.unwrap_or(UserSort::IdAsc).order();
+    let state = context.state.clone();
+    let namespace_id = query.namespace_id;
+    connection::query(
+        query.after,
+        query.before,
+        query.first,
+        query.last,
+        |after: Option<usize>, before: Option<usize>, first, last| async move {
+            if !duo {
+                return Ok::<_, async_graphql::Error>(Connection::new(false, false));
+            }
+            // The total first, then the page: offsets need to know where the end is.
+            let (_, total) = seats::eligible_users(&state, namespace_id, &filter, order, 0, 0)
+                .await
+                .map_err(internal)?;
+            let total = usize::try_from(total).unwrap_or(0);
+            let (start, end) = window(after, before, first, last, total);
+            let (users, _) = seats::eligible_users(
+                &state,
+                namespace_id,
+                &filter,
+                order,
+                i64::try_from(start).unwrap_or(i64::MAX),
+                i64::try_from(end - start).unwrap_or(0),
+            )
+            .await
+            .map_err(internal)?;
+            let mut connection = Connection::new(start > 0, end < total);
+            connection.edges.extend(
+                users
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, user)| connection::Edge::new(start + index, AddOnUser(user))),
+            );
+            Ok(connection)
+        },
+    )
+    .await
+}
+
+/// A group's fields, shared by `Group` and `Namespace` (a group is a namespace).
+macro_rules! namespace_object {
+    ($rust:ident, $graphql:literal, $description:literal) => {
+        #[doc = $description]
+        pub struct $rust(pub Group);
+
+        #[Object(name = $graphql)]
+        impl $rust {
+            /// ID of the namespace.
+            async fn id(&self) -> ID {
+                ID(format!("gid://gitlab/Group/{}", self.0.id))
+            }
+
+            /// Name of the namespace.
+            async fn name(&self) -> &str {
+                &self.0.name
+            }
+
+            /// Path of the namespace.
+            async fn path(&self) -> &str {
+                &self.0.path
+            }
+
+            /// Full path of the namespace.
+            async fn full_path(&self) -> ID {
+                ID(self.0.path.clone())
+            }
+
+            /// Full name of the namespace.
+            async fn full_name(&self) -> &str {
+                &self.0.name
+            }
+
+            /// Visibility of the namespace.
+            async fn visibility(&self) -> &str {
+                &self.0.visibility
+            }
+
+            /// Web URL of the namespace.
+            async fn web_url(&self, ctx: &Context<'_>) -> String {
+                web_url(ctx, &self.0.path)
+            }
+
+            /// Users in the namespace hierarchy that add-ons are applicable for. Only
+            /// available for root namespaces (every group here is one).
+            #[allow(clippy::too_many_arguments)]
+            async fn add_on_eligible_users(
+                &self,
+                ctx: &Context<'_>,
+                add_on_type: AddOnType,
+                add_on_purchase_ids: Vec<AddOnPurchaseId>,
+                search: Option<String>,
+                sort: Option<UserSort>,
+                filter_by_assigned_seat: Option<String>,
+                after: Option<String>,
+                before: Option<String>,
+                first: Option<i32>,
+                last: Option<i32>,
+            ) -> Result<Option<AddOnUserConnection>> {
+                let context = request(ctx);
+                if !seats::owns_group(&context.state, &context.caller, self.0.id)
+                    .await
+                    .map_err(internal)?
+                {
+                    return Err(super::response::execution_error(
+                        seats::SeatError::NotAvailable.to_string(),
+                    ));
+                }
+                eligible_users(
+                    ctx,
+                    EligibleUsersQuery {
+                        namespace_id: Some(self.0.id),
+                        add_on_type,
+                        add_on_purchase_ids,
+                        search,
+                        sort,
+                        filter_by_assigned_seat,
+                        after,
+                        before,
+                        first,
+                        last,
+                    },
+                )
+                .await
+                .map(Some)
+            }
+        }
+    };
+}
+
+namespace_object!(GroupObject, "Group", "A group (a top-level namespace).");
+namespace_object!(NamespaceObject, "Namespace", "A namespace.");

@@ -1,0 +1,401 @@
+//! GitLab Duo seats: who may see and manage which purchase, and the four assignment
+//! operations. GraphQL (and any other surface) goes through these, so the rules exist once.
+
+use crate::auth::{Actor, SCOPE_ADMIN_MODE, SCOPE_API};
+use crate::domain::add_ons::{
+    self, decide_bulk, decide_single, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE,
+    BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
+};
+use crate::domain::users::OWNER;
+use crate::services::{audit, licenses};
+use crate::state::AppState;
+use crate::store::{
+    AddOnPurchase, EligibleUserFilter, Locked, SaveMode, StoreError, StoreResult, User,
+};
+
+/// Who is asking: anonymous, or a user whose token may or may not write.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub user: Option<User>,
+    /// An administrator, with the `admin_mode` scope where Admin Mode is on.
+    pub admin: bool,
+    /// The token carries `api` (mutations need it).
+    pub can_write: bool,
+}
+
+impl Caller {
+    pub fn from_actor(state: &AppState, actor: Option<&Actor>) -> Self {
+        let Some(actor) = actor else {
+            return Self::default();
+        };
+        let admin_mode_ok = !state.config.admin_mode || actor.token.has_scope(SCOPE_ADMIN_MODE);
+        Self {
+            user: Some(actor.user().clone()),
+            admin: actor.user().admin && admin_mode_ok,
+            can_write: actor.token.has_scope(SCOPE_API),
+        }
+    }
+}
+
+/// Why a seat operation did not happen, in GitLab's three tiers.
+#[derive(Debug, thiserror::Error)]
+pub enum SeatError {
+    /// The one "resource not available" error: missing, not allowed, inactive or empty,
+    /// deliberately indistinguishable.
+    #[error("The resource that you are attempting to access does not exist or you don't have permission to perform this action")]
+    NotAvailable,
+    /// A top-level error with its own message (the bulk limits).
+    #[error("{0}")]
+    Limit(&'static str),
+    /// A business-rule refusal, reported as a code in the payload's `errors`.
+    #[error("{0}")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type SeatResult<T> = Result<T, SeatError>;
+
+/// GitLab's `admin_add_on_purchase`: instance administrators, and Owners of the purchase's
+/// group.
+pub async fn can_administer(
+    state: &AppState,
+    caller: &Caller,
+    purchase: &AddOnPurchase,
+) -> StoreResult<bool> {
+    match (&caller.user, purchase.namespace_id) {
+        (None, _) => Ok(false),
+        (Some(_), _) if caller.admin => Ok(true),
+        (Some(_), None) => Ok(false),
+        (Some(user), Some(group_id)) => is_owner(state, group_id, user).await,
+    }
+}
+
+/// The caller owns the group (or is an administrator).
+pub async fn owns_group(state: &AppState, caller: &Caller, group_id: i64) -> StoreResult<bool> {
+    match &caller.user {
+        None => Ok(false),
+        Some(_) if caller.admin => Ok(true),
+        Some(user) => is_owner(state, group_id, user).await,
+    }
+}
+
+async fn is_owner(state: &AppState, group_id: i64, user: &User) -> StoreResult<bool> {
+    Ok(state
+        .store
+        .group_member(group_id, user.id)
+        .await?
+        .is_some_and(|member| member.access_level >= OWNER))
+}
+
+/// `addOnPurchases`: the namespace's (or the instance's) active purchases the caller may
+/// administer; the others are left out without an error.
+pub async fn visible_purchases(
+    state: &AppState,
+    caller: &Caller,
+    namespace_id: Option<i64>,
+) -> StoreResult<Vec<AddOnPurchase>> {
+    let mut visible = Vec::new();
+    for purchase in state
+        .store
+        .active_add_on_purchases(namespace_id, state.clock.today())
+        .await?
+    {
+        if can_administer(state, caller, &purchase).await? {
+            visible.push(purchase);
+        }
+    }
+    Ok(visible)
+}
+
+/// A purchase by id if the caller may administer it (active or not).
+pub async fn administrable_purchase(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> StoreResult<Option<AddOnPurchase>> {
+    match state.store.find_add_on_purchase(id).await? {
+        Some(purchase) if can_administer(state, caller, &purchase).await? => Ok(Some(purchase)),
+        _ => Ok(None),
+    }
+}
+
+fn is_active(state: &AppState, purchase: &AddOnPurchase) -> bool {
+    add_ons::is_active(
+        purchase.started_on,
+        purchase.expires_on,
+        state.clock.today(),
+    )
+}
+
+/// The checks every assignment mutation makes first: a token that may write, a purchase the
+/// caller administers; then the mutation's own (limit, active, non-empty).
+async fn ready(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_count: usize,
+    limit_message: Option<&'static str>,
+) -> SeatResult<AddOnPurchase> {
+    if caller.user.is_none() || !caller.can_write {
+        return Err(SeatError::NotAvailable);
+    }
+    let purchase = administrable_purchase(state, caller, purchase_id)
+        .await?
+        .ok_or(SeatError::NotAvailable)?;
+    if let Some(message) = limit_message {
+        if user_count > MAX_BULK_USERS {
+            return Err(SeatError::Limit(message));
+        }
+    }
+    if !is_active(state, &purchase) || user_count == 0 {
+        return Err(SeatError::NotAvailable);
+    }
+    Ok(purchase)
+}
+
+/// The purchase as it is now (its assigned count after a change).
+async fn reloaded(state: &AppState, purchase: &AddOnPurchase) -> SeatResult<AddOnPurchase> {
+    state
+        .store
+        .find_add_on_purchase(purchase.id)
+        .await?
+        .ok_or(SeatError::NotAvailable)
+}
+
+/// Turns the store's view under the lock into the mutation's outcome.
+fn settled<T>(locked: Locked<Result<T, add_ons::SeatRefusal>>) -> SeatResult<T> {
+    match locked {
+        Locked::Missing | Locked::Inactive => Err(SeatError::NotAvailable),
+        Locked::Decided(Err(refusal)) => Err(SeatError::Refused(refusal.code())),
+        Locked::Decided(Ok(value)) => Ok(value),
+    }
+}
+
+/// A purchase and the users a mutation reports.
+#[derive(Debug, Clone)]
+pub struct SeatChange {
+    pub purchase: AddOnPurchase,
+    pub users: Vec<User>,
+}
+
+/// `userAddOnAssignmentBulkCreate` (GitLab 18's partial-success rule). `user_ids` are as
+/// the request gave them, duplicates included (they count toward the limit).
+pub async fn assign_bulk(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_ids: &[i64],
+) -> SeatResult<SeatChange> {
+    let purchase = ready(
+        state,
+        caller,
+        purchase_id,
+        user_ids.len(),
+        Some(BULK_ASSIGN_LIMIT_MESSAGE),
+    )
+    .await?;
+    if !add_ons::add_on(&purchase.add_on_name).is_some_and(|add_on| add_on.duo) {
+        return Err(SeatError::Refused("INCOMPATIBLE_ADD_ON"));
+    }
+    let mut unique = user_ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    let now = state.clock.now();
+    let eligible = settled(
+        state
+            .store
+            .assign_add_on_seats(purchase.id, &unique, state.clock.today(), now, |facts| {
+                decide_bulk(facts)
+            })
+            .await?,
+    )?;
+    Ok(SeatChange {
+        purchase: reloaded(state, &purchase).await?,
+        users: state.store.users_by_ids(&eligible).await?,
+    })
+}
+
+/// `userAddOnAssignmentCreate`.
+pub async fn assign_one(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_id: i64,
+) -> SeatResult<SeatChange> {
+    let purchase = ready(state, caller, purchase_id, 1, None).await?;
+    let user = state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or(SeatError::NotAvailable)?;
+    settled(
+        state
+            .store
+            .assign_add_on_seats(
+                purchase.id,
+                &[user.id],
+                state.clock.today(),
+                state.clock.now(),
+                |facts| decide_single(facts, user.id).map(|insert| (insert, ())),
+            )
+            .await?,
+    )?;
+    Ok(SeatChange {
+        purchase: reloaded(state, &purchase).await?,
+        users: vec![user],
+    })
+}
+
+/// `userAddOnAssignmentRemove`: `None` when the user held no seat (GitLab answers `null`
+/// without an error).
+pub async fn remove_one(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_id: i64,
+) -> SeatResult<Option<SeatChange>> {
+    let purchase = ready(state, caller, purchase_id, 1, None).await?;
+    let user = state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or(SeatError::NotAvailable)?;
+    if state
+        .store
+        .remove_add_on_seats(purchase.id, &[user.id])
+        .await?
+        == 0
+    {
+        return Ok(None);
+    }
+    Ok(Some(SeatChange {
+        purchase: reloaded(state, &purchase).await?,
+        users: vec![user],
+    }))
+}
+
+/// `userAddOnAssignmentBulkRemove`: the payload lists every requested user that exists.
+pub async fn remove_bulk(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_ids: &[i64],
+) -> SeatResult<SeatChange> {
+    let purchase = ready(
+        state,
+        caller,
+        purchase_id,
+        user_ids.len(),
+        Some(BULK_UNASSIGN_LIMIT_MESSAGE),
+    )
+    .await?;
+    let mut unique = user_ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    if state
+        .store
+        .remove_add_on_seats(purchase.id, &unique)
+        .await?
+        == 0
+    {
+        return Err(SeatError::Refused("NO_ASSIGNMENTS_FOUND"));
+    }
+    Ok(SeatChange {
+        purchase: reloaded(state, &purchase).await?,
+        users: state.store.users_by_ids(&unique).await?,
+    })
+}
+
+/// A page of eligible users and the total.
+pub async fn eligible_users(
+    state: &AppState,
+    namespace_id: Option<i64>,
+    filter: &EligibleUserFilter,
+    order: (&'static str, &'static str),
+    offset: i64,
+    limit: i64,
+) -> StoreResult<(Vec<User>, i64)> {
+    state
+        .store
+        .eligible_users(namespace_id, filter, order, offset, limit)
+        .await
+}
+
+/// Brings the instance's purchases in line with the current license's `add_on_products`
+/// (after uploads and deletions, at start-up, and on the seat-refresh schedule).
+pub async fn provision_from_license(state: &AppState) -> StoreResult<bool> {
+    let today = state.clock.today();
+    let current = licenses::current(state, today).await?;
+    let products = current
+        .as_ref()
+        .map(|(_, license)| &license.restrictions.add_on_products);
+    let provisioned = add_ons::provisioned_from_license(
+        |product| {
+            products
+                .and_then(|products| products.get(product))
+                .map(Vec::as_slice)
+        },
+        today,
+    );
+    state
+        .store
+        .provision_instance_add_ons(&provisioned, today, state.clock.now())
+        .await
+}
+
+/// The scheduled refresh: re-provision from the license, then free the seats of users who
+/// may no longer hold them and any seats beyond a purchase's quantity.
+pub async fn refresh_seats(state: &AppState) -> StoreResult<u64> {
+    provision_from_license(state).await?;
+    let freed = state.store.clean_up_add_on_seats(state.clock.now()).await?;
+    if freed > 0 {
+        tracing::info!(freed, "add-on seats of ineligible users or overage freed");
+    }
+    Ok(freed)
+}
+
+/// `POST`/`PUT /namespaces/:id/subscription_add_on_purchase/:add_on_name`.
+pub async fn save_group_purchase(
+    state: &AppState,
+    author: &User,
+    group_id: i64,
+    add_on_name: &'static str,
+    terms: &PurchaseTerms,
+    mode: SaveMode,
+) -> StoreResult<Option<AddOnPurchase>> {
+    let event = audit::event(
+        author,
+        "Group",
+        group_id,
+        match mode {
+            SaveMode::Create => "add_on_purchase_created",
+            SaveMode::Update => "add_on_purchase_updated",
+        },
+        format!(
+            "{} {add_on_name} add-on purchase: {} seats until {}",
+            match mode {
+                SaveMode::Create => "Created",
+                SaveMode::Update => "Updated",
+            },
+            terms.quantity,
+            terms.expires_on
+        ),
+        ("GitlabSubscriptions::AddOnPurchase", group_id, add_on_name),
+    );
+    let saved = state
+        .store
+        .save_add_on_purchase(
+            Some(group_id),
+            add_on_name,
+            terms,
+            mode,
+            state.clock.now(),
+            Some(&event),
+        )
+        .await?;
+    match saved {
+        Some(id) => state.store.find_add_on_purchase(id).await,
+        None => Ok(None),
+    }
+}

@@ -1,0 +1,549 @@
+//! Add-on purchases and their seats (user assignments).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{contains_pattern, Db, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS};
+use crate::domain::add_ons::{PurchaseTerms, SeatFacts};
+
+/// Every purchase column, with the namespace's path and the seats in use (a plain count of
+/// assignment rows, as GitLab's `assigned_quantity`).
+const PURCHASE_SELECT: &str =
+    "SELECT p.id, p.add_on_name, p.namespace_id, g.path AS namespace_path,
+        p.quantity, p.started_on, p.expires_on, p.purchase_xid, p.trial, p.created_at, p.updated_at,
+        (SELECT COUNT(*) FROM user_add_on_assignments a WHERE a.add_on_purchase_id = p.id)
+            AS assigned_quantity
+    FROM add_on_purchases p LEFT JOIN groups g ON g.id = p.namespace_id";
+
+/// Who may hold a seat of a purchase whose namespace is `{ns}` (a placeholder; NULL for an
+/// instance purchase): active humans and service users — GitLab's "active, non-internal, not
+/// a bot, not the ghost" — and for a group's purchase only the group's members from Guest up.
+const ELIGIBLE: &str = "u.state = 'active' AND u.user_type IN ('human', 'service_user')
+    AND (CAST({ns} AS BIGINT) IS NULL OR EXISTS (
+        SELECT 1 FROM members m
+        WHERE m.user_id = u.id AND m.source_type = 'Namespace'
+          AND m.source_id = CAST({ns} AS BIGINT) AND m.access_level >= 10))";
+
+fn eligible_where(namespace_placeholder: &str) -> String {
+    ELIGIBLE.replace("{ns}", namespace_placeholder)
+}
+
+/// `$first, $first+1, …` for `count` values (at least one, so `IN (…)` stays valid SQL).
+fn placeholders(first: usize, count: usize) -> String {
+    if count == 0 {
+        return "NULL".into();
+    }
+    (first..first + count)
+        .map(|index| format!("${index}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Deletes the newest assignments of every purchase holding more than it bought.
+const TRIM_OVERAGE: &str = "DELETE FROM user_add_on_assignments WHERE id IN (
+        SELECT id FROM (
+            SELECT a.id, p.quantity,
+                   ROW_NUMBER() OVER (PARTITION BY a.add_on_purchase_id ORDER BY a.created_at, a.id) AS seat
+            FROM user_add_on_assignments a JOIN add_on_purchases p ON p.id = a.add_on_purchase_id
+        ) ranked WHERE seat > quantity)";
+
+/// Runs `$body` in a write transaction that may turn out to change nothing. The body evaluates
+/// to `(value, wrote)`; only a transaction that wrote is committed and announced, so idle
+/// checks neither wake replicas nor invalidate caches. SQLite takes its write lock at `BEGIN`
+/// (read-then-write bodies are serialised); on PostgreSQL `$lock` is `FOR UPDATE`, for the
+/// body to lock the rows it reads.
+macro_rules! in_checked_write_tx {
+    ($store:expr, $tx:ident, $lock:ident => $body:expr) => {{
+        let (value, wrote) = match &$store.db {
+            Db::Sqlite(pool) => {
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let $lock = "";
+                let (value, wrote) = $body;
+                if wrote {
+                    $tx.commit().await?;
+                }
+                (value, wrote)
+            }
+            Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let $lock = "FOR UPDATE";
+                let (value, wrote) = $body;
+                if wrote {
+                    announce_change!(postgres, $tx);
+                    $tx.commit().await?;
+                }
+                (value, wrote)
+            }
+        };
+        if wrote {
+            $store.changed();
+        }
+        value
+    }};
+}
+
+/// The purchase as the seat mutations found it under its lock.
+pub enum Locked<T> {
+    Missing,
+    Inactive,
+    Decided(T),
+}
+
+/// Creating versus updating a purchase through the REST provisioning API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveMode {
+    Create,
+    Update,
+}
+
+impl Store {
+    /// Active purchases of a namespace (`None`: the instance's), oldest first.
+    pub async fn active_add_on_purchases(
+        &self,
+        namespace_id: Option<i64>,
+        today: NaiveDate,
+    ) -> StoreResult<Vec<AddOnPurchase>> {
+        let sql = format!(
+            "{PURCHASE_SELECT}
+             WHERE COALESCE(p.namespace_id, 0) = COALESCE(CAST($1 AS BIGINT), 0)
+               AND p.started_on <= $2 AND $2 < p.expires_on
+             ORDER BY p.id"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, AddOnPurchase>(&sql)
+                .bind(namespace_id)
+                .bind(today)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Every purchase, active or not, oldest first.
+    pub async fn all_add_on_purchases(&self) -> StoreResult<Vec<AddOnPurchase>> {
+        let sql = format!("{PURCHASE_SELECT} ORDER BY p.id");
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, AddOnPurchase>(&sql).fetch_all(pool).await?
+        }))
+    }
+
+    pub async fn find_add_on_purchase(&self, id: i64) -> StoreResult<Option<AddOnPurchase>> {
+        let sql = format!("{PURCHASE_SELECT} WHERE p.id = $1");
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, AddOnPurchase>(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// The purchase of one add-on for a namespace (`None`: the instance).
+    pub async fn find_add_on_purchase_by_name(
+        &self,
+        namespace_id: Option<i64>,
+        add_on_name: &str,
+    ) -> StoreResult<Option<AddOnPurchase>> {
+        let sql = format!(
+            "{PURCHASE_SELECT}
+             WHERE COALESCE(p.namespace_id, 0) = COALESCE(CAST($1 AS BIGINT), 0)
+               AND p.add_on_name = $2"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, AddOnPurchase>(&sql)
+                .bind(namespace_id)
+                .bind(add_on_name)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Creates or updates a group's (or the instance's) purchase of one add-on. A lower
+    /// quantity frees the newest seats beyond it in the same transaction. `None` when updating
+    /// a purchase that does not exist; a conflict when creating one that does.
+    pub async fn save_add_on_purchase(
+        &self,
+        namespace_id: Option<i64>,
+        add_on_name: &str,
+        terms: &PurchaseTerms,
+        mode: SaveMode,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<Option<i64>> {
+        let id = in_write_tx!(self, tx => {
+            let existing = sqlx::query_scalar::<_, i64>(
+                "SELECT id FROM add_on_purchases
+                 WHERE COALESCE(namespace_id, 0) = COALESCE(CAST($1 AS BIGINT), 0) AND add_on_name = $2",
+            )
+            .bind(namespace_id)
+            .bind(add_on_name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let id = match (mode, existing) {
+                (SaveMode::Create, Some(_)) => {
+                    return Err(StoreError::Conflict(
+                        "Add-on purchase already exists for this namespace".into(),
+                    ))
+                }
+                (SaveMode::Update, None) => None,
+                (SaveMode::Create, None) => Some(
+                    sqlx::query_scalar::<_, i64>(
+                        "INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on,
+                             expires_on, purchase_xid, trial, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                    )
+                    .bind(add_on_name)
+                    .bind(namespace_id)
+                    .bind(terms.quantity)
+                    .bind(terms.started_on)
+                    .bind(terms.expires_on)
+                    .bind(&terms.purchase_xid)
+                    .bind(terms.trial)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?,
+                ),
+                (SaveMode::Update, Some(id)) => {
+                    sqlx::query(
+                        "UPDATE add_on_purchases SET quantity = $2, started_on = $3, expires_on = $4,
+                             purchase_xid = $5, trial = $6, updated_at = $7
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(terms.quantity)
+                    .bind(terms.started_on)
+                    .bind(terms.expires_on)
+                    .bind(&terms.purchase_xid)
+                    .bind(terms.trial)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(TRIM_OVERAGE).execute(&mut *tx).await?;
+                    Some(id)
+                }
+            };
+            if id.is_some() {
+                insert_audit!(tx, audit, now);
+            }
+            id
+        });
+        Ok(id)
+    }
+
+    /// Brings the instance's license-provisioned purchases in line with the current license:
+    /// `Some(terms)` creates or updates one, `None` ends an active one today (its seats are
+    /// kept, for a renewal to find them). Writes only what differs; true when it wrote.
+    pub async fn provision_instance_add_ons(
+        &self,
+        provisioned: &[(&'static str, Option<PurchaseTerms>)],
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(in_checked_write_tx!(self, tx, lock => {
+            let mut wrote = false;
+            for (add_on_name, terms) in provisioned {
+                let existing = sqlx::query_as::<_, (i64, i64, NaiveDate, NaiveDate, Option<String>, bool)>(
+                    &format!(
+                        "SELECT id, quantity, started_on, expires_on, purchase_xid, trial
+                         FROM add_on_purchases WHERE namespace_id IS NULL AND add_on_name = $1 {lock}"
+                    ),
+                )
+                .bind(add_on_name)
+                .fetch_optional(&mut *tx)
+                .await?;
+                match (terms, existing) {
+                    (Some(terms), None) => {
+                        sqlx::query(
+                            "INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on,
+                                 expires_on, purchase_xid, trial, created_at, updated_at)
+                             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $7)",
+                        )
+                        .bind(add_on_name)
+                        .bind(terms.quantity)
+                        .bind(terms.started_on)
+                        .bind(terms.expires_on)
+                        .bind(&terms.purchase_xid)
+                        .bind(terms.trial)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        wrote = true;
+                    }
+                    (Some(terms), Some((id, quantity, started_on, expires_on, purchase_xid, trial))) => {
+                        let current = PurchaseTerms { quantity, started_on, expires_on, purchase_xid, trial };
+                        if &current != terms {
+                            sqlx::query(
+                                "UPDATE add_on_purchases SET quantity = $2, started_on = $3, expires_on = $4,
+                                     purchase_xid = $5, trial = $6, updated_at = $7
+                                 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(terms.quantity)
+                            .bind(terms.started_on)
+                            .bind(terms.expires_on)
+                            .bind(&terms.purchase_xid)
+                            .bind(terms.trial)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            wrote = true;
+                        }
+                    }
+                    (None, Some((id, _, started_on, expires_on, _, _))) if started_on <= today && today < expires_on => {
+                        sqlx::query("UPDATE add_on_purchases SET expires_on = $2, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(today)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        wrote = true;
+                    }
+                    (None, _) => {}
+                }
+            }
+            if wrote {
+                sqlx::query(TRIM_OVERAGE).execute(&mut *tx).await?;
+            }
+            (wrote, wrote)
+        }))
+    }
+
+    /// Assigns seats of a purchase under its lock: the purchase row is locked (PostgreSQL) or
+    /// the database is (SQLite), the facts are read, `decide` picks the users to insert, and
+    /// they are inserted in the same transaction — so concurrent requests, on any replica,
+    /// cannot hand out more seats than `decide` allows. A refusal writes nothing.
+    pub async fn assign_add_on_seats<T, E>(
+        &self,
+        purchase_id: i64,
+        user_ids: &[i64],
+        today: NaiveDate,
+        now: DateTime<Utc>,
+        decide: impl FnOnce(&SeatFacts) -> Result<(Vec<i64>, T), E>,
+    ) -> StoreResult<Locked<Result<T, E>>> {
+        let eligible_sql = format!(
+            "SELECT u.id FROM users u WHERE u.id IN ({}) AND {}",
+            placeholders(2, user_ids.len()),
+            eligible_where("$1")
+        );
+        let assigned_sql = format!(
+            "SELECT user_id FROM user_add_on_assignments
+             WHERE add_on_purchase_id = $1 AND user_id IN ({})",
+            placeholders(2, user_ids.len())
+        );
+        Ok(in_checked_write_tx!(self, tx, lock => {
+            let purchase = sqlx::query_as::<_, (i64, Option<i64>, NaiveDate, NaiveDate)>(&format!(
+                "SELECT quantity, namespace_id, started_on, expires_on FROM add_on_purchases WHERE id = $1 {lock}"
+            ))
+            .bind(purchase_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match purchase {
+                None => (Locked::Missing, false),
+                Some((_, _, started_on, expires_on)) if !(started_on <= today && today < expires_on) => {
+                    (Locked::Inactive, false)
+                }
+                Some((quantity, namespace_id, _, _)) => {
+                    let assigned = sqlx::query_scalar::<_, i64>(
+                        "SELECT COUNT(*) FROM user_add_on_assignments WHERE add_on_purchase_id = $1",
+                    )
+                    .bind(purchase_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let mut eligible_query = sqlx::query_scalar::<_, i64>(&eligible_sql)
+                        .bind(namespace_id);
+                    let mut assigned_query = sqlx::query_scalar::<_, i64>(&assigned_sql)
+                        .bind(purchase_id);
+                    for user_id in user_ids {
+                        eligible_query = eligible_query.bind(*user_id);
+                        assigned_query = assigned_query.bind(*user_id);
+                    }
+                    let facts = SeatFacts {
+                        quantity,
+                        assigned,
+                        eligible: eligible_query.fetch_all(&mut *tx).await?.into_iter().collect(),
+                        already_assigned: assigned_query.fetch_all(&mut *tx).await?.into_iter().collect::<BTreeSet<_>>(),
+                    };
+                    match decide(&facts) {
+                        Err(refusal) => (Locked::Decided(Err(refusal)), false),
+                        Ok((to_insert, value)) => {
+                            for user_id in &to_insert {
+                                sqlx::query(
+                                    "INSERT INTO user_add_on_assignments (add_on_purchase_id, user_id, created_at)
+                                     VALUES ($1, $2, $3) ON CONFLICT (add_on_purchase_id, user_id) DO NOTHING",
+                                )
+                                .bind(purchase_id)
+                                .bind(*user_id)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            (Locked::Decided(Ok(value)), !to_insert.is_empty())
+                        }
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Frees the seats these users hold on a purchase; how many were freed.
+    pub async fn remove_add_on_seats(
+        &self,
+        purchase_id: i64,
+        user_ids: &[i64],
+    ) -> StoreResult<u64> {
+        let sql = format!(
+            "DELETE FROM user_add_on_assignments WHERE add_on_purchase_id = $1 AND user_id IN ({})",
+            placeholders(2, user_ids.len())
+        );
+        Ok(in_checked_write_tx!(self, tx, _lock => {
+            let mut query = sqlx::query(&sql).bind(purchase_id);
+            for user_id in user_ids {
+                query = query.bind(*user_id);
+            }
+            let removed = query.execute(&mut *tx).await?.rows_affected();
+            (removed, removed > 0)
+        }))
+    }
+
+    /// The users among `ids` that exist, by id.
+    pub async fn users_by_ids(&self, ids: &[i64]) -> StoreResult<Vec<User>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id IN ({}) ORDER BY id",
+            placeholders(1, ids.len())
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, User>(&sql);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// One page of the users who may hold seats of a namespace's purchases (`None`: the
+    /// instance's), with the total; optionally searched, and narrowed to holders (or
+    /// non-holders) of one purchase.
+    pub async fn eligible_users(
+        &self,
+        namespace_id: Option<i64>,
+        filter: &EligibleUserFilter,
+        order: (&'static str, &'static str),
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        let where_clause = format!(
+            "WHERE {}
+               AND (CAST($2 AS TEXT) IS NULL OR lower(u.username) LIKE $2 ESCAPE '\\'
+                    OR lower(u.name) LIKE $2 ESCAPE '\\' OR lower(u.email) LIKE $2 ESCAPE '\\')
+               AND (CAST($3 AS BIGINT) IS NULL
+                    OR $4 = EXISTS (SELECT 1 FROM user_add_on_assignments a
+                                    WHERE a.user_id = u.id AND a.add_on_purchase_id = $3))",
+            eligible_where("$1")
+        );
+        let (column, direction) = order;
+        let page_sql = format!(
+            "SELECT {} FROM users u {where_clause}
+             ORDER BY {column} {direction}, u.id {direction} LIMIT $5 OFFSET $6",
+            USER_COLUMNS
+                .split(", ")
+                .map(|column| format!("u.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM users u {where_clause}");
+        let search = filter.search.as_deref().map(contains_pattern);
+        let (purchase, holders) = match filter.seat_holders {
+            Some((purchase, holders)) => (Some(purchase), holders),
+            None => (None, false),
+        };
+        Ok(with_pool!(self, pool => {
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(namespace_id).bind(&search).bind(purchase).bind(holders)
+                };
+            }
+            let users = filtered!(sqlx::query_as::<_, User>(&page_sql))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
+                .fetch_one(pool)
+                .await?;
+            (users, total)
+        }))
+    }
+
+    /// A user's seats among `purchase_ids`, on purchases active today.
+    pub async fn user_add_on_seats(
+        &self,
+        user_id: i64,
+        purchase_ids: &[i64],
+        today: NaiveDate,
+    ) -> StoreResult<Vec<AddOnPurchase>> {
+        let sql = format!(
+            "{PURCHASE_SELECT}
+             WHERE p.started_on <= $2 AND $2 < p.expires_on
+               AND EXISTS (SELECT 1 FROM user_add_on_assignments a
+                           WHERE a.add_on_purchase_id = p.id AND a.user_id = $1)
+               AND p.id IN ({})
+             ORDER BY p.id",
+            placeholders(3, purchase_ids.len())
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, AddOnPurchase>(&sql).bind(user_id).bind(today);
+            for id in purchase_ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// The scheduled seat clean-up: frees the seats of users who may no longer hold them
+    /// (blocked, banned, deactivated, turned bot, left the purchase's group), then the newest
+    /// seats of purchases holding more than they bought. How many seats it freed.
+    pub async fn clean_up_add_on_seats(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let ineligible = format!(
+            "DELETE FROM user_add_on_assignments WHERE id IN (
+                SELECT a.id FROM user_add_on_assignments a
+                JOIN add_on_purchases p ON p.id = a.add_on_purchase_id
+                JOIN users u ON u.id = a.user_id
+                WHERE NOT ({}))",
+            eligible_where("p.namespace_id")
+        );
+        Ok(in_checked_write_tx!(self, tx, _lock => {
+            let freed = sqlx::query(&ineligible).execute(&mut *tx).await?.rows_affected()
+                + sqlx::query(TRIM_OVERAGE).execute(&mut *tx).await?.rows_affected();
+            if freed > 0 {
+                sqlx::query("UPDATE add_on_purchases SET last_assigned_users_refreshed_at = $1")
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            (freed, freed > 0)
+        }))
+    }
+}
+
+/// Narrows the eligible-user list.
+#[derive(Debug, Clone, Default)]
+pub struct EligibleUserFilter {
+    pub search: Option<String>,
+    /// `(purchase id, true)`: only users holding a seat of it; `false`: only those without.
+    pub seat_holders: Option<(i64, bool)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AddOnPurchase {
+    pub id: i64,
+    pub add_on_name: String,
+    pub namespace_id: Option<i64>,
+    pub namespace_path: Option<String>,
+    pub quantity: i64,
+    pub started_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub purchase_xid: Option<String>,
+    pub trial: bool,
+    pub assigned_quantity: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

@@ -1380,3 +1380,119 @@ fn the_committed_schema_matches_the_code() {
         "schema.graphql is out of date: run `cargo run -- graphql-schema > schema.graphql`"
     );
 }
+
+on_both_backends!(concurrent_assignments_across_two_replicas_never_oversell);
+
+/// Many bulk assignments at once, over more users than seats, split between two server
+/// processes sharing one database: the seats never exceed the purchase, and every answer
+/// agrees with the final state.
+async fn concurrent_assignments_across_two_replicas_never_oversell(app: TestApp) {
+    use crate::support::process::{free_port, start_server};
+    const SEATS: usize = 7;
+    let purchase = instance_purchase(&app, SEATS as u64).await;
+    let mut users = Vec::new();
+    for n in 0..24 {
+        users.push(user(&app, &format!("racer{n:02}")).await);
+    }
+    let ports = [free_port(), free_port()];
+    let _servers = [
+        start_server(&app.database_url, &app.data_dir.join("a"), ports[0], &[]).await,
+        start_server(&app.database_url, &app.data_dir.join("b"), ports[1], &[]).await,
+    ];
+    let client = reqwest::Client::new();
+    let requests = (0..32).map(|round: usize| {
+        // Overlapping groups of one to four users, so requests compete for the same seats
+        // and for different ones.
+        let size = 1 + round % 4;
+        let chosen: Vec<String> = (0..size)
+            .map(|k| gid(&users[(round * 5 + k * 7) % users.len()]))
+            .collect();
+        let url = format!("http://127.0.0.1:{}/api/graphql", ports[round % 2]);
+        let body = json!({"query": BULK_CREATE, "variables": {"p": purchase, "u": chosen}});
+        let client = client.clone();
+        async move {
+            let reply = client
+                .post(url)
+                .bearer_auth(ROOT_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(reply.status(), 200);
+            reply.json::<Value>().await.expect("json")
+        }
+    });
+    let answers = futures_join_all(requests).await;
+
+    let final_state = app
+        .graphql(
+            Some(ROOT_TOKEN),
+            "query($p: GitlabSubscriptionsAddOnPurchaseID!) {
+               addOnPurchases { assignedQuantity purchasedQuantity }
+               selfManagedAddOnEligibleUsers(addOnType: CODE_SUGGESTIONS, addOnPurchaseIds: [$p],
+                                             filterByAssignedSeat: \"true\") { nodes { username } } }",
+            json!({"p": purchase}),
+        )
+        .await
+        .json();
+    let assigned = final_state["data"]["addOnPurchases"][0]["assignedQuantity"]
+        .as_u64()
+        .expect("count") as usize;
+    let holders: std::collections::BTreeSet<String> = final_state["data"]
+        ["selfManagedAddOnEligibleUsers"]["nodes"]
+        .as_array()
+        .expect("holders")
+        .iter()
+        .map(|node| node["username"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(assigned <= SEATS, "oversold: {assigned} of {SEATS}");
+    assert_eq!(assigned, holders.len());
+    let mut granted = std::collections::BTreeSet::new();
+    let mut refusals = 0;
+    for answer in &answers {
+        let result = &answer["data"]["userAddOnAssignmentBulkCreate"];
+        match result["errors"].as_array().map(Vec::as_slice) {
+            Some([]) => {
+                let count = result["addOnPurchase"]["assignedQuantity"]
+                    .as_u64()
+                    .expect("count") as usize;
+                assert!(count <= SEATS, "{answer}");
+                for node in result["users"]["nodes"].as_array().expect("users") {
+                    let name = node["username"].as_str().unwrap_or_default().to_string();
+                    assert!(
+                        holders.contains(&name),
+                        "{name} was told they hold a seat: {answer}"
+                    );
+                    granted.insert(name);
+                }
+            }
+            Some([code]) if code == "NOT_ENOUGH_SEATS" => refusals += 1,
+            _ => panic!("unexpected answer {answer}"),
+        }
+    }
+    assert_eq!(
+        granted, holders,
+        "every seat holder was granted by some answer"
+    );
+    assert_eq!(
+        assigned, SEATS,
+        "demand exceeded the seats, so all were taken"
+    );
+    assert!(
+        refusals > 0,
+        "with more users than seats some requests must be refused"
+    );
+}
+
+/// Runs futures concurrently (a join over spawned tasks, so they really overlap).
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<Value>
+where
+    F: std::future::Future<Output = Value> + Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.expect("task"));
+    }
+    answers
+}

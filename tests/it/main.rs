@@ -11,6 +11,7 @@ mod cli;
 mod codec_fuzz;
 mod codec_rejections;
 mod codec_round_trip;
+mod explorer;
 mod graphql_seats;
 mod jobs;
 mod replicas;

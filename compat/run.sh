@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Client-compatibility run: real GitLab client libraries (python-gitlab, @gitbeaker/rest,
-# go-gitlab) against the gitlab-license-server binary.
+# go-gitlab, and python-gitlab's GraphQL client for GitLab Duo seats) against the
+# gitlab-license-server binary.
 #
 #   compat/run.sh [sqlite|postgres|both]      (default: both)
 #
@@ -11,7 +12,7 @@
 #
 # Environment:
 #   BIN             server binary (default: <repo>/target/release/gitlab-license-server)
-#   CLIENTS         which clients to run, in order (default: "python node go")
+#   CLIENTS         which clients to run, in order (default: "python node go python-graphql")
 #   CLIENT_TIMEOUT  seconds per client run (default: 300)
 #   PGHOST_COMPAT   PostgreSQL host (default 127.0.0.1), PGPORT_COMPAT (5432), PGUSER_COMPAT (postgres)
 #   TMPDIR          where the venv, the Go build and the per-run temp dirs go (default /tmp)
@@ -23,7 +24,7 @@ set -uo pipefail
 COMPAT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$COMPAT/.." && pwd)"
 BIN="${BIN:-$ROOT/target/release/gitlab-license-server}"
-CLIENTS="${CLIENTS:-python node go}"
+CLIENTS="${CLIENTS:-python node go python-graphql}"
 CLIENT_TIMEOUT="${CLIENT_TIMEOUT:-300}"
 TMPBASE="${TMPDIR:-/tmp}"
 VENV="$TMPBASE/gls-compat-venv"
@@ -151,7 +152,7 @@ install_client() {
   [ -n "${INSTALLED[$c]:-}" ] && return "${INSTALLED[$c]}"
   local rc=0
   case "$c" in
-    python) install_python || rc=1 ;;
+    python | python-graphql) install_python || rc=1 ;;
     node) install_node || rc=1 ;;
     go) install_go || rc=1 ;;
     *) log "unknown client $c"; rc=1 ;;
@@ -167,10 +168,11 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-issue_key() { # out-file plan seats starts expires
+issue_key() { # out-file plan seats starts expires [more license issue options]
+  local out="$1"
   "$BIN" license issue --private-key "$FIXTURES/private_key.pem" \
     --name "Ada Admin" --email ada@example.org --company "Example Org" \
-    --plan "$2" --seats "$3" --starts "$4" --expires "$5" >"$1"
+    --plan "$2" --seats "$3" --starts "$4" --expires "$5" "${@:6}" >"$out"
 }
 
 CLIENT_PGID=""
@@ -180,6 +182,7 @@ run_client() { # name; the client runs in its own session so that an interrupt c
   local -a cmd
   case "$c" in
     python) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_license_api.py) ;;
+    python-graphql) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_duo_seats.py) ;;
     node) dir="$COMPAT/node"; cmd=(node license.mjs) ;;
     go) dir="$COMPAT/go"; cmd=("$GOOUT/gls-compat-go") ;;
   esac
@@ -224,7 +227,8 @@ run_backend() { # sqlite|postgres
 
   if ! issue_key "$RUN_DIR/keys/ultimate.license" ultimate 100 2025-01-01 2035-01-01 \
     || ! issue_key "$RUN_DIR/keys/premium.license" premium 50 2025-02-01 2034-02-01 \
-    || ! issue_key "$RUN_DIR/keys/expired.license" premium 10 2019-01-01 2020-01-01; then
+    || ! issue_key "$RUN_DIR/keys/expired.license" premium 10 2019-01-01 2020-01-01 \
+    || ! issue_key "$RUN_DIR/keys/duo.license" premium 50 2025-03-01 2034-03-01 --add-on-product duo_pro=2; then
     log "could not issue license keys with $BIN license issue"
     SUMMARY+=("$backend: SETUP FAILED (license issue)"); cleanup; return 1
   fi
@@ -278,6 +282,7 @@ run_backend() { # sqlite|postgres
       GLS_LICENSE_FILE="$RUN_DIR/keys/ultimate.license" \
       GLS_LICENSE2_FILE="$RUN_DIR/keys/premium.license" \
       GLS_EXPIRED_LICENSE_FILE="$RUN_DIR/keys/expired.license" \
+      GLS_DUO_LICENSE_FILE="$RUN_DIR/keys/duo.license" \
       GLS_VECTORS_FILE="$FIXTURES/vectors.json" \
       GITLAB_READ_API_TOKEN="$read_api_token" GITLAB_READ_USER_TOKEN="$read_user_token" \
       run_client "$c"; then

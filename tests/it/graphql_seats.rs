@@ -212,6 +212,7 @@ on_both_backends!(
     eligible_user_lists,
     seats_follow_users_groups_and_purchases,
     transport_and_token_handling,
+    limits_accounts_and_admin_mode,
     group_purchase_provisioning_api,
 );
 
@@ -1248,6 +1249,75 @@ async fn transport_and_token_handling(app: TestApp) {
         reply.json(),
         json!({"data": {"user": {"username": "ada", "state": "active", "bot": false, "webPath": "/ada"}}})
     );
+}
+
+/// The remaining transport rules: GitLab's complexity limit, accounts that may not use the
+/// API, and Admin Mode.
+async fn limits_accounts_and_admin_mode(app: TestApp) {
+    instance_purchase(&app, 3).await;
+    // 130 aliased fields with a sub-field each: over the complexity limit of 250.
+    let wide: String = (0..130)
+        .map(|n| format!("u{n}: currentUser {{ username }} "))
+        .collect();
+    let reply = app
+        .graphql(Some(ROOT_TOKEN), &format!("{{ {wide} }}"), json!({}))
+        .await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert!(body.get("data").is_none(), "{body}");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("complex"),
+        "{body}"
+    );
+
+    let blocked = user_of(&app, "blocked", "blocked", "human").await;
+    let token = api_token(&app, &blocked).await;
+    let reply = app.graphql(Some(&token), PURCHASES, json!({})).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.json(),
+        json!({"errors": [{"message": "Your account has been blocked."}]})
+    );
+
+    // With Admin Mode on, an administrator's token needs `admin_mode` to act as one.
+    let strict = TestApp::start(app.backend, &[("ADMIN_MODE", "true")]).await;
+    instance_purchase_with_admin_mode(&strict).await;
+    let admin = strict.add_user(NewUser::human("boss", true)).await;
+    let (plain, _) = strict.token_for(&admin, &["api"], None).await;
+    let (elevated, _) = strict.token_for(&admin, &["api", "admin_mode"], None).await;
+    let listed = |token: String| {
+        let strict = &strict;
+        async move {
+            strict
+                .graphql(Some(&token), PURCHASES, json!({}))
+                .await
+                .json()["data"]["addOnPurchases"]
+                .as_array()
+                .map_or(0, Vec::len)
+        }
+    };
+    assert_eq!(listed(plain).await, 0);
+    assert_eq!(listed(elevated).await, 1);
+}
+
+/// Uploads the Duo license with an `admin_mode` token (the root token has none).
+async fn instance_purchase_with_admin_mode(app: &TestApp) {
+    let root = app
+        .state
+        .store
+        .find_user_by_username("root")
+        .await
+        .expect("db")
+        .expect("root");
+    let (token, _) = app.token_for(&root, &["api", "admin_mode"], None).await;
+    let request = app
+        .client
+        .post(app.url("/api/v4/license"))
+        .json(&json!({ "license": duo_license(2) }));
+    assert_eq!(app.send_with(request, Some(&token)).await.status, 201);
 }
 
 async fn group_purchase_provisioning_api(app: TestApp) {

@@ -84,30 +84,12 @@ fn outcome(
     }
 }
 
+/// A payload type: the fields every payload has, plus the users it reports (a connection for
+/// the bulk mutations, one user for the others). The extra field is spliced in as tokens, so
+/// that `#[Object]` sees it as one of its own methods.
 macro_rules! payload {
     ($rust:ident, $graphql:literal, users) => {
-        pub struct $rust(Outcome);
-
-        #[Object(name = $graphql)]
-        impl $rust {
-            /// A unique identifier for the client performing the mutation.
-            async fn client_mutation_id(&self) -> Option<&str> {
-                self.0.client_mutation_id.as_deref()
-            }
-
-            /// Errors encountered during the mutation.
-            async fn errors(&self) -> &[String] {
-                &self.0.errors
-            }
-
-            /// AddOnPurchase state after the mutation.
-            async fn add_on_purchase(&self) -> Option<AddOnPurchaseObject> {
-                self.0
-                    .change
-                    .as_ref()
-                    .map(|change| AddOnPurchaseObject(change.purchase.clone()))
-            }
-
+        payload!($rust, $graphql, {
             /// Users affected by the mutation.
             async fn users(
                 &self,
@@ -124,9 +106,21 @@ macro_rules! payload {
                     .await
                     .map(Some)
             }
-        }
+        });
     };
     ($rust:ident, $graphql:literal, user) => {
+        payload!($rust, $graphql, {
+            /// User that the add-on was (un)assigned to.
+            async fn user(&self) -> Option<AddOnUser> {
+                self.0
+                    .change
+                    .as_ref()
+                    .and_then(|change| change.users.first().cloned())
+                    .map(AddOnUser)
+            }
+        });
+    };
+    ($rust:ident, $graphql:literal, { $($extra:tt)* }) => {
         pub struct $rust(Outcome);
 
         #[Object(name = $graphql)]
@@ -149,14 +143,7 @@ macro_rules! payload {
                     .map(|change| AddOnPurchaseObject(change.purchase.clone()))
             }
 
-            /// User that the add-on was (un)assigned to.
-            async fn user(&self) -> Option<AddOnUser> {
-                self.0
-                    .change
-                    .as_ref()
-                    .and_then(|change| change.users.first().cloned())
-                    .map(AddOnUser)
-            }
+            $($extra)*
         }
     };
 }

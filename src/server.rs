@@ -60,7 +60,6 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         license_keys: Arc::new(license_keys),
         cache,
         jobs_wake: crate::jobs::wake_handle(),
-        graphql: crate::graphql::schema(),
     };
     spawn_change_listener(&state);
     Ok(state)

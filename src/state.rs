@@ -18,6 +18,4 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     /// Wakes the job worker when work was queued (here or, on PostgreSQL, by a replica).
     pub jobs_wake: Arc<tokio::sync::Notify>,
-    /// The GraphQL schema, built once.
-    pub graphql: crate::graphql::GitlabSchema,
 }

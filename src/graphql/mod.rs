@@ -219,6 +219,13 @@ pub fn schema() -> GitlabSchema {
         .finish()
 }
 
+/// The schema every request runs on, built on the first GraphQL request: servers that never
+/// see one (most replicas serve the REST API) do not keep its type registry in memory.
+fn shared_schema() -> &'static GitlabSchema {
+    static SCHEMA: std::sync::OnceLock<GitlabSchema> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(schema)
+}
+
 /// The schema as SDL (committed as `schema.graphql`; a test keeps the two equal).
 pub fn sdl() -> String {
     schema().sdl()
@@ -289,7 +296,7 @@ async fn execute(
         });
         response::shape(response, query, name)
     };
-    let body = match state.graphql.execute_batch(batch).await {
+    let body = match shared_schema().execute_batch(batch).await {
         async_graphql::BatchResponse::Single(response) => shaped(&response, 0),
         async_graphql::BatchResponse::Batch(responses) => serde_json::Value::Array(
             responses

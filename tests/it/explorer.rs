@@ -11,7 +11,7 @@ use crate::support::process::{free_port, KillOnDrop};
 
 on_both_backends!(
     the_explorer_page_and_its_assets_come_from_the_binary,
-    the_explorer_runs_the_documented_query_in_chromium
+    the_explorer_runs_the_documented_operations_in_chromium
 );
 
 async fn the_explorer_page_and_its_assets_come_from_the_binary(app: TestApp) {
@@ -192,7 +192,7 @@ impl Drop for Browser {
     }
 }
 
-async fn the_explorer_runs_the_documented_query_in_chromium(app: TestApp) {
+async fn the_explorer_runs_the_documented_operations_in_chromium(app: TestApp) {
     let Some((browser, driver)) = chromium() else {
         return;
     };
@@ -251,6 +251,53 @@ async fn the_explorer_runs_the_documented_query_in_chromium(app: TestApp) {
     assert!(result["data"]["addOnPurchases"][0]["id"]
         .as_str()
         .is_some_and(|id| id.starts_with("gid://gitlab/GitlabSubscriptions::AddOnPurchase/")));
+    // Then the documented mutation, its placeholders filled in.
+    let mut ids = Vec::new();
+    for name in ["ada", "grace", "linus"] {
+        let user = app
+            .add_user(gitlab_license_server::store::NewUser::human(name, false))
+            .await;
+        ids.push(user.id.to_string());
+    }
+    let purchase = result["data"]["addOnPurchases"][0]["id"]
+        .as_str()
+        .and_then(|id| id.rsplit('/').next())
+        .unwrap_or_default()
+        .to_string();
+    let mutation = "mutation {\n  userAddOnAssignmentBulkCreate(input: {\n    addOnPurchaseId: \"gid://gitlab/GitlabSubscriptions::AddOnPurchase/YOUR_ADDON_PURCHASE_ID\",\n    userIds: [\n      \"gid://gitlab/User/USER_ID_1\",\n      \"gid://gitlab/User/USER_ID_2\",\n      \"gid://gitlab/User/USER_ID_3\"\n    ]\n  }) {\n    addOnPurchase {\n      id\n      name\n      assignedQuantity\n      purchasedQuantity\n    }\n    users {\n      nodes {\n        id\n        username\n        }\n      }\n    errors\n  }\n}"
+        .replace("YOUR_ADDON_PURCHASE_ID", &purchase)
+        .replace("USER_ID_1", &ids[0])
+        .replace("USER_ID_2", &ids[1])
+        .replace("USER_ID_3", &ids[2]);
+    browser
+        .script(
+            "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(arguments[0]);\
+             document.querySelector('.graphiql-execute-button').click();",
+            json!([mutation]),
+        )
+        .await;
+    let result = browser
+        .wait_for(
+            "const r = document.querySelector('.graphiql-response .CodeMirror');\
+             const text = r ? r.CodeMirror.getValue() : '';\
+             return text.includes('userAddOnAssignmentBulkCreate') ? text : null;",
+            json!([]),
+            "the mutation's result",
+        )
+        .await;
+    let result: Value =
+        serde_json::from_str(result.as_str().unwrap_or_default()).expect("JSON result");
+    let payload = &result["data"]["userAddOnAssignmentBulkCreate"];
+    assert_eq!(payload["errors"], json!([]), "{result}");
+    assert_eq!(payload["addOnPurchase"]["assignedQuantity"], 3);
+    assert_eq!(
+        payload["users"]["nodes"].as_array().map(|nodes| nodes
+            .iter()
+            .map(|node| node["username"].clone())
+            .collect::<Vec<_>>()),
+        Some(vec![json!("ada"), json!("grace"), json!("linus")])
+    );
+
     // No request left the server: every resource the page loaded came from it.
     let foreign = browser
         .script(

@@ -960,39 +960,24 @@ async fn seats_follow_users_groups_and_purchases(app: TestApp) {
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     assert_eq!(assigned(&app).await, 2);
-    let freed = gitlab_license_server::services::add_ons::refresh_seats(&app.state)
-        .await
-        .expect("refresh");
-    assert_eq!(freed, 1);
-    assert_eq!(assigned(&app).await, 1);
-    // The refresh is also a scheduled job.
-    assert_eq!(assign(gids(&[&ada])).await["errors"], json!([]));
-    let kinds: Vec<String> = app
-        .state
-        .store
-        .jobs()
-        .await
-        .expect("jobs")
-        .into_iter()
-        .map(|job| job.kind)
-        .collect();
+    // The four-hourly refresh is a durable job like the others.
     gitlab_license_server::jobs::schedule_due(&app.state)
         .await
         .expect("schedule");
-    let after: Vec<String> = app
+    assert!(app.run_jobs().await >= 1);
+    assert_eq!(assigned(&app).await, 1);
+    let refreshes: Vec<_> = app
         .state
         .store
         .jobs()
         .await
         .expect("jobs")
         .into_iter()
-        .map(|job| job.kind)
+        .filter(|job| job.kind == gitlab_license_server::jobs::SEAT_REFRESH)
         .collect();
     assert!(
-        after
-            .iter()
-            .any(|kind| kind == gitlab_license_server::jobs::SEAT_REFRESH),
-        "{kinds:?} → {after:?}"
+        refreshes.len() == 1 && refreshes[0].state == "done",
+        "{refreshes:?}"
     );
 
     // A lower quantity in a new license trims the newest seats first.
@@ -1074,9 +1059,12 @@ async fn seats_follow_users_groups_and_purchases(app: TestApp) {
         .remove_member(group.group_id, m1.id)
         .await
         .expect("leave");
-    gitlab_license_server::services::add_ons::refresh_seats(&app.state)
+    // The next four-hour slot's refresh frees the seat of the member who left.
+    app.set_now(crate::support::app::test_now() + chrono::TimeDelta::hours(5));
+    gitlab_license_server::jobs::schedule_due(&app.state)
         .await
-        .expect("refresh");
+        .expect("schedule");
+    app.run_jobs().await;
     let group_assigned = || {
         let app = &app;
         let namespace = format!("gid://gitlab/Group/{}", group.group_id);

@@ -265,7 +265,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
         return Err(error_response(StatusCode::FORBIDDEN, &reason));
     }
     auth::record_use(state, &token).await;
-    Ok(Caller::from_actor(state, Some(&auth::Actor { token })))
+    Ok(Caller::from_actor(state, &auth::Actor { token }))
 }
 
 async fn execute(

@@ -477,22 +477,37 @@ pub async fn eligible_users(
             if !duo {
                 return Ok::<_, async_graphql::Error>(Connection::new(false, false));
             }
-            // The total first, then the page: offsets need to know where the end is.
-            let (_, total) = seats::eligible_users(&state, namespace_id, &filter, order, 0, 0)
-                .await
-                .map_err(internal)?;
-            let total = usize::try_from(total).unwrap_or(0);
-            let (start, end) = window(after, before, first, last, total);
-            let (users, _) = seats::eligible_users(
-                &state,
-                namespace_id,
-                &filter,
-                order,
-                i64::try_from(start).unwrap_or(i64::MAX),
-                i64::try_from(end - start).unwrap_or(0),
-            )
-            .await
-            .map_err(internal)?;
+            let page = |start: usize, end: usize| {
+                let (state, filter) = (&state, &filter);
+                async move {
+                    state
+                        .store
+                        .eligible_users(
+                            namespace_id,
+                            filter,
+                            order,
+                            i64::try_from(start).unwrap_or(i64::MAX),
+                            i64::try_from(end - start).unwrap_or(0),
+                        )
+                        .await
+                        .map_err(internal)
+                }
+            };
+            // Paging forwards needs no total to place the window: one query brings the page
+            // and the total. Paging backwards from the end (`last` without `before`) needs
+            // the total first.
+            let (start, end, users, total) = if last.is_none() || before.is_some() {
+                let (start, end) = window(after, before, first, last, usize::MAX);
+                let (users, total) = page(start, end).await?;
+                let total = usize::try_from(total).unwrap_or(0);
+                (start.min(total), end.min(total), users, total)
+            } else {
+                let (_, total) = page(0, 0).await?;
+                let total = usize::try_from(total).unwrap_or(0);
+                let (start, end) = window(after, before, first, last, total);
+                let (users, _) = page(start, end).await?;
+                (start, end, users, total)
+            };
             let mut connection = Connection::new(start > 0, end < total);
             connection.edges.extend(
                 users
@@ -598,3 +613,25 @@ macro_rules! namespace_object {
 
 namespace_object!(GroupObject, "Group", "A group (a top-level namespace).");
 namespace_object!(NamespaceObject, "Namespace", "A namespace.");
+
+#[cfg(test)]
+mod tests {
+    use super::{window, MAX_PAGE_SIZE};
+
+    #[test]
+    fn offset_windows_like_relay() {
+        assert_eq!(window(None, None, Some(2), None, 6), (0, 2));
+        assert_eq!(window(Some(1), None, Some(2), None, 6), (2, 4));
+        assert_eq!(window(Some(4), None, Some(2), None, 6), (5, 6));
+        assert_eq!(window(None, None, None, Some(2), 6), (4, 6));
+        assert_eq!(window(None, Some(4), None, Some(2), 6), (2, 4));
+        assert_eq!(window(Some(9), None, Some(2), None, 6), (6, 6));
+        assert_eq!(window(None, None, None, None, 500), (0, MAX_PAGE_SIZE));
+        assert_eq!(
+            window(None, None, Some(1000), None, 500),
+            (0, MAX_PAGE_SIZE)
+        );
+        // Forward windows do not depend on the total.
+        assert_eq!(window(Some(1), None, Some(2), None, usize::MAX), (2, 4));
+    }
+}

@@ -9,9 +9,7 @@ use crate::domain::add_ons::{
 use crate::domain::users::OWNER;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
-use crate::store::{
-    AddOnPurchase, EligibleUserFilter, Locked, SaveMode, StoreError, StoreResult, User,
-};
+use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User};
 
 /// Who is asking: anonymous, or a user whose token may or may not write.
 #[derive(Debug, Clone, Default)]
@@ -24,10 +22,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn from_actor(state: &AppState, actor: Option<&Actor>) -> Self {
-        let Some(actor) = actor else {
-            return Self::default();
-        };
+    /// An authenticated caller; `Caller::default()` is the anonymous one.
+    pub fn from_actor(state: &AppState, actor: &Actor) -> Self {
         let admin_mode_ok = !state.config.admin_mode || actor.token.has_scope(SCOPE_ADMIN_MODE);
         Self {
             user: Some(actor.user().clone()),
@@ -305,21 +301,6 @@ pub async fn remove_bulk(
         purchase: reloaded(state, &purchase).await?,
         users: state.store.users_by_ids(&unique).await?,
     })
-}
-
-/// A page of eligible users and the total.
-pub async fn eligible_users(
-    state: &AppState,
-    namespace_id: Option<i64>,
-    filter: &EligibleUserFilter,
-    order: (&'static str, &'static str),
-    offset: i64,
-    limit: i64,
-) -> StoreResult<(Vec<User>, i64)> {
-    state
-        .store
-        .eligible_users(namespace_id, filter, order, offset, limit)
-        .await
 }
 
 /// Brings the instance's purchases in line with the current license's `add_on_products`

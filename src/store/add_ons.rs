@@ -48,6 +48,30 @@ const TRIM_OVERAGE: &str = "DELETE FROM user_add_on_assignments WHERE id IN (
             FROM user_add_on_assignments a JOIN add_on_purchases p ON p.id = a.add_on_purchase_id
         ) ranked WHERE seat > quantity)";
 
+const ALREADY_EXISTS: &str = "Add-on purchase already exists for this namespace";
+
+const INSERT_PURCHASE: &str = "INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity,
+        started_on, expires_on, purchase_xid, trial, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
+
+const UPDATE_PURCHASE: &str = "UPDATE add_on_purchases SET quantity = $2, started_on = $3,
+        expires_on = $4, purchase_xid = $5, trial = $6, updated_at = $7
+    WHERE id = $1";
+
+/// Binds a purchase's terms and the time, after the binds `$query` already has (the name and
+/// namespace of [`INSERT_PURCHASE`], the id of [`UPDATE_PURCHASE`]).
+macro_rules! bind_terms {
+    ($query:expr, $terms:expr, $now:expr) => {
+        $query
+            .bind($terms.quantity)
+            .bind($terms.started_on)
+            .bind($terms.expires_on)
+            .bind(&$terms.purchase_xid)
+            .bind($terms.trial)
+            .bind($now)
+    };
+}
+
 /// Runs `$body` in a write transaction that may turn out to change nothing. The body evaluates
 /// to `(value, wrote)`; only a transaction that wrote is committed and announced, so idle
 /// checks neither wake replicas nor invalidate caches. SQLite takes its write lock at `BEGIN`
@@ -180,43 +204,29 @@ impl Store {
             .await?;
             let id = match (mode, existing) {
                 (SaveMode::Create, Some(_)) => {
-                    return Err(StoreError::Conflict(
-                        "Add-on purchase already exists for this namespace".into(),
-                    ))
+                    return Err(StoreError::Conflict(ALREADY_EXISTS.into()))
                 }
                 (SaveMode::Update, None) => None,
                 (SaveMode::Create, None) => Some(
-                    sqlx::query_scalar::<_, i64>(
-                        "INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on,
-                             expires_on, purchase_xid, trial, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+                    bind_terms!(
+                        sqlx::query_scalar::<_, i64>(INSERT_PURCHASE).bind(add_on_name).bind(namespace_id),
+                        terms,
+                        now
                     )
-                    .bind(add_on_name)
-                    .bind(namespace_id)
-                    .bind(terms.quantity)
-                    .bind(terms.started_on)
-                    .bind(terms.expires_on)
-                    .bind(&terms.purchase_xid)
-                    .bind(terms.trial)
-                    .bind(now)
                     .fetch_one(&mut *tx)
-                    .await?,
+                    .await
+                    // A concurrent create of the same purchase won the race.
+                    .map_err(|error| match &error {
+                        sqlx::Error::Database(db) if db.is_unique_violation() => {
+                            StoreError::Conflict(ALREADY_EXISTS.into())
+                        }
+                        _ => StoreError::Database(error),
+                    })?,
                 ),
                 (SaveMode::Update, Some(id)) => {
-                    sqlx::query(
-                        "UPDATE add_on_purchases SET quantity = $2, started_on = $3, expires_on = $4,
-                             purchase_xid = $5, trial = $6, updated_at = $7
-                         WHERE id = $1",
-                    )
-                    .bind(id)
-                    .bind(terms.quantity)
-                    .bind(terms.started_on)
-                    .bind(terms.expires_on)
-                    .bind(&terms.purchase_xid)
-                    .bind(terms.trial)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    bind_terms!(sqlx::query(UPDATE_PURCHASE).bind(id), terms, now)
+                        .execute(&mut *tx)
+                        .await?;
                     sqlx::query(TRIM_OVERAGE).execute(&mut *tx).await?;
                     Some(id)
                 }
@@ -252,39 +262,21 @@ impl Store {
                 .await?;
                 match (terms, existing) {
                     (Some(terms), None) => {
-                        sqlx::query(
-                            "INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on,
-                                 expires_on, purchase_xid, trial, created_at, updated_at)
-                             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $7)",
+                        bind_terms!(
+                            sqlx::query_scalar::<_, i64>(INSERT_PURCHASE).bind(add_on_name).bind(None::<i64>),
+                            terms,
+                            now
                         )
-                        .bind(add_on_name)
-                        .bind(terms.quantity)
-                        .bind(terms.started_on)
-                        .bind(terms.expires_on)
-                        .bind(&terms.purchase_xid)
-                        .bind(terms.trial)
-                        .bind(now)
-                        .execute(&mut *tx)
+                        .fetch_one(&mut *tx)
                         .await?;
                         wrote = true;
                     }
                     (Some(terms), Some((id, quantity, started_on, expires_on, purchase_xid, trial))) => {
                         let current = PurchaseTerms { quantity, started_on, expires_on, purchase_xid, trial };
                         if &current != terms {
-                            sqlx::query(
-                                "UPDATE add_on_purchases SET quantity = $2, started_on = $3, expires_on = $4,
-                                     purchase_xid = $5, trial = $6, updated_at = $7
-                                 WHERE id = $1",
-                            )
-                            .bind(id)
-                            .bind(terms.quantity)
-                            .bind(terms.started_on)
-                            .bind(terms.expires_on)
-                            .bind(&terms.purchase_xid)
-                            .bind(terms.trial)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
+                            bind_terms!(sqlx::query(UPDATE_PURCHASE).bind(id), terms, now)
+                                .execute(&mut *tx)
+                                .await?;
                             wrote = true;
                         }
                     }

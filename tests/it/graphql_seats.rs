@@ -892,6 +892,21 @@ async fn eligible_user_lists(app: TestApp) {
         after = connection["pageInfo"]["endCursor"].clone();
     }
     assert_eq!(seen, all);
+    // Backwards from the end.
+    let reply = app
+        .graphql(
+            Some(ROOT_TOKEN),
+            "query($p: GitlabSubscriptionsAddOnPurchaseID!) { selfManagedAddOnEligibleUsers(addOnType: CODE_SUGGESTIONS,
+                addOnPurchaseIds: [$p], sort: NAME_ASC, last: 2) {
+                  nodes { username } pageInfo { hasPreviousPage hasNextPage } } }",
+            json!({"p": purchase}),
+        )
+        .await;
+    assert_eq!(
+        reply.json()["data"]["selfManagedAddOnEligibleUsers"],
+        json!({"nodes": [{"username": "dave"}, {"username": "svc"}],
+               "pageInfo": {"hasPreviousPage": true, "hasNextPage": false}})
+    );
     // Every add-on type GraphQL can name is a Duo add-on; Duo Core lists the same users.
     let (core, _) = names(json!({"type": "DUO_CORE", "sort": "NAME_ASC"})).await;
     assert_eq!(core, all);

@@ -119,6 +119,40 @@ fn reorder(value: Value, sets: &[&SelectionSet], fragments: &Fragments, root: bo
     }
 }
 
+/// Puts `null` where a field failed (the end of an error's `path`), re-creating the objects
+/// on the way that async-graphql turned into `null` because their only fields failed — so
+/// `{"namespace": {"addOnEligibleUsers": null}}` rather than `{"namespace": null}`.
+fn fill_failed_fields(data: &mut Value, path: &[Value]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = data;
+    for segment in parents {
+        if current.is_null() && segment.is_string() {
+            *current = Value::Object(Map::new());
+        }
+        current = match (segment, current) {
+            (Value::String(key), Value::Object(map)) => {
+                map.entry(key.clone()).or_insert(Value::Null)
+            }
+            (Value::Number(index), Value::Array(items)) => {
+                let position = index.as_u64().and_then(|index| usize::try_from(index).ok());
+                match position.and_then(|position| items.get_mut(position)) {
+                    Some(item) => item,
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+    }
+    if current.is_null() {
+        *current = Value::Object(Map::new());
+    }
+    if let (Value::String(key), Value::Object(map)) = (last, current) {
+        map.entry(key.clone()).or_insert(Value::Null);
+    }
+}
+
 fn operation<'a>(
     document: &'a ExecutableDocument,
     name: Option<&str>,
@@ -168,12 +202,19 @@ pub fn shape(
         return body;
     };
     if let Some(operation) = operation(&document, operation_name) {
-        let data = object
+        let mut data = object
             .remove("data")
             .map_or(Value::Null, |data| match data {
                 Value::Null => Value::Object(Map::new()),
                 other => other,
             });
+        if let Some(Value::Array(errors)) = object.get("errors") {
+            for error in errors {
+                if let Some(Value::Array(path)) = error.get("path") {
+                    fill_failed_fields(&mut data, path);
+                }
+            }
+        }
         let data = reorder(
             data,
             &[&operation.selection_set.node],
@@ -213,6 +254,21 @@ mod tests {
         assert_eq!(
             text(&ordered),
             r#"{"b":{"y":2,"x":1},"first":2,"third":{"z":1}}"#
+        );
+    }
+
+    #[test]
+    fn failed_fields_are_null_inside_their_parents() {
+        let mut data = json!({"namespace": null, "list": [{"a": 1}]});
+        fill_failed_fields(
+            &mut data,
+            &[json!("namespace"), json!("addOnEligibleUsers")],
+        );
+        fill_failed_fields(&mut data, &[json!("list"), json!(0), json!("b")]);
+        fill_failed_fields(&mut data, &[json!("list"), json!(5), json!("b")]);
+        assert_eq!(
+            text(&data),
+            r#"{"namespace":{"addOnEligibleUsers":null},"list":[{"a":1,"b":null}]}"#
         );
     }
 

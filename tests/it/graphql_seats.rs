@@ -785,7 +785,17 @@ async fn owners_maintainers_admins_and_anonymous(app: TestApp) {
             json!({"path": "acme", "p": acme.purchase}),
         )
         .await;
-    assert_eq!(reply.json()["errors"][0]["message"], NOT_AVAILABLE);
+    let body = reply.json();
+    assert_eq!(body["errors"][0]["message"], NOT_AVAILABLE);
+    assert_eq!(
+        body["errors"][0]["path"],
+        json!(["namespace", "addOnEligibleUsers"])
+    );
+    assert_eq!(
+        body["data"],
+        json!({"namespace": {"addOnEligibleUsers": null}}),
+        "the failed field is null inside its parent, as graphql-ruby answers"
+    );
     let reply = app
         .graphql(
             Some(&other_owner),

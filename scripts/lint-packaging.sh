@@ -104,12 +104,12 @@ import sys
 
 import yaml  # installed with yamllint
 
-# The server's settings. Keep in step with .env.example and docs/deployment.md.
-SETTINGS = [
-    "DATABASE_URL", "DATABASE_POOL_SIZE", "LISTEN_ADDR", "DATA_DIR", "EXTERNAL_URL",
-    "LICENSE_PUBLIC_KEY_FILE", "LICENSE_ISSUER_NAME", "INITIAL_ROOT_TOKEN",
-    "INITIAL_ROOT_TOKEN_FILE", "ADMIN_MODE", "GITLAB_VERSION", "LOG_FORMAT", "RUST_LOG",
-]
+# The server's settings: every variable src/config.rs reads (so a new one cannot be left
+# undocumented), plus RUST_LOG, which tracing reads.
+config_source = open("src/config.rs", encoding="utf-8").read()
+SETTINGS = sorted(set(re.findall(r'\.get\("([A-Z][A-Z0-9_]*)"\)', config_source))) + ["RUST_LOG"]
+if len(SETTINGS) < 10:
+    sys.exit(f"could not read the settings from src/config.rs (found {SETTINGS})")
 problems = []
 
 # .env.example: every setting, once, as `VAR=default` or `# VAR=default`.

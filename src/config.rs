@@ -42,12 +42,17 @@ pub struct Config {
     pub admin_mode: bool,
     pub gitlab_version: String,
     pub log_format: LogFormat,
+    /// A second address serving only `/-/metrics` (as GitLab's exporters listen apart).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Peers that may scrape `/-/metrics` without a token (GitLab's monitoring allow-list).
+    pub metrics_allowed_cidrs: Vec<ipnet::IpNet>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gitlab-license-server.db";
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ISSUER_NAME: &str = "the license issuer";
 pub const DEFAULT_GITLAB_VERSION: &str = "18.6.0-ee";
+pub const DEFAULT_METRICS_ALLOWED_CIDRS: &str = "127.0.0.0/8,::1/128";
 
 /// Where settings come from: the process environment in production, a map in tests.
 pub trait Source {
@@ -103,6 +108,27 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => return Err(format!("LOG_FORMAT `{other}` is not text or json")),
         };
+        let metrics_addr = match source.get("METRICS_ADDR") {
+            None => None,
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| format!("METRICS_ADDR `{text}` is not an address:port"))?,
+            ),
+        };
+        let metrics_allowed_cidrs = source
+            .get("METRICS_ALLOWED_CIDRS")
+            .unwrap_or_else(|| DEFAULT_METRICS_ALLOWED_CIDRS.into())
+            .split(',')
+            .map(str::trim)
+            .filter(|cidr| !cidr.is_empty())
+            .map(|cidr| {
+                cidr.parse::<ipnet::IpNet>()
+                    .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        format!("METRICS_ALLOWED_CIDRS: `{cidr}` is not an address or CIDR block")
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let initial_root_token = match (
             source.get("INITIAL_ROOT_TOKEN"),
             source.get("INITIAL_ROOT_TOKEN_FILE"),
@@ -138,6 +164,8 @@ impl Config {
                 .get("GITLAB_VERSION")
                 .unwrap_or_else(|| DEFAULT_GITLAB_VERSION.into()),
             log_format,
+            metrics_addr,
+            metrics_allowed_cidrs,
         })
     }
 }

@@ -154,18 +154,22 @@ pub async fn run_next(state: &AppState) -> StoreResult<bool> {
     let Some(job) = state.store.claim_job(now, now + LEASE).await? else {
         return Ok(false);
     };
-    match effect_of(state, &job).await {
+    let started = std::time::Instant::now();
+    let outcome = match effect_of(state, &job).await {
         Ok(effect) => {
-            if !state
+            if state
                 .store
                 .finish_job(&job, &effect, state.clock.now())
                 .await?
             {
+                "done"
+            } else {
                 tracing::warn!(
                     job_id = job.id,
                     kind = job.kind,
                     "job lease lost; not committed"
                 );
+                "lost"
             }
         }
         Err(error) => {
@@ -173,8 +177,12 @@ pub async fn run_next(state: &AppState) -> StoreResult<bool> {
                 .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)));
             tracing::warn!(job_id = job.id, kind = job.kind, error, "job failed");
             state.store.fail_job(&job, &error, retry_at).await?;
+            "failed"
         }
-    }
+    };
+    state
+        .metrics
+        .observe_job(&job.kind, outcome, started.elapsed());
     Ok(true)
 }
 

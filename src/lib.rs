@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod jobs;
 pub mod keyfiles;
 pub mod license_key;
+pub mod metrics;
 pub mod server;
 pub mod services;
 pub mod state;

@@ -1,5 +1,6 @@
 //! Start-up, serving and shutdown.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         license_keys: Arc::new(license_keys),
         cache,
         jobs_wake: crate::jobs::wake_handle(),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
     };
     spawn_change_listener(&state);
     Ok(state)
@@ -138,10 +140,30 @@ pub async fn serve(config: Config) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "ready"
     );
-    axum::serve(listener, crate::api::app(state))
+    let metrics_server = match state.config.metrics_addr {
+        Some(address) => {
+            let metrics_listener = TcpListener::bind(address)
+                .await
+                .map_err(|error| format!("cannot listen on METRICS_ADDR {address}: {error}"))?;
+            tracing::info!(address = %address, "serving /-/metrics");
+            let metrics_app = crate::api::metrics_app(state.clone());
+            Some(tokio::spawn(async move {
+                let service = metrics_app.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(error) = axum::serve(metrics_listener, service).await {
+                    tracing::error!(%error, "the metrics listener stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+    let service = crate::api::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(|error| format!("server error: {error}"))?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.abort();
+    }
     // A job cut off here is claimed again once its lease runs out.
     worker.abort();
     store.close().await;

@@ -18,4 +18,5 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     /// Wakes the job worker when work was queued (here or, on PostgreSQL, by a replica).
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

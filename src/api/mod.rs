@@ -6,11 +6,13 @@ pub mod groups;
 pub mod health;
 pub mod instance;
 pub mod license;
+pub mod metrics;
 pub mod pagination;
 pub mod params;
 pub mod tokens;
 pub mod users;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -40,10 +42,15 @@ pub fn app(state: AppState) -> Router {
         .merge(groups::router())
         .merge(tokens::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(add_on_purchases::router())
         .merge(crate::graphql::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::observe,
+        ))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY_BYTES))
         // Outside the limit layer, so that its 413 is reshaped too.
@@ -78,6 +85,13 @@ pub fn app(state: AppState) -> Router {
                 .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// What `METRICS_ADDR` serves: the scrape endpoint alone.
+pub fn metrics_app(state: AppState) -> Router {
+    metrics::router()
+        .fallback(|| async { ApiError::RouteNotFound })
+        .with_state(state)
 }
 
 /// Responses made by layers rather than handlers (the body limit's 413) come out in GitLab's

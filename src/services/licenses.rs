@@ -127,16 +127,23 @@ pub async fn current_license_json(state: &AppState) -> StoreResult<Bytes> {
         return Ok(body);
     }
     let ticket = Cache::ticket(&state.store);
-    let body = match current(state, today).await? {
+    let body = match current_entity(state).await? {
         None => Bytes::from_static(b"null"),
-        Some((row, license)) => {
-            let daily = daily_billable_users(state, Some(&license)).await?;
-            let entity = entity(state, &row, &license, daily, None, true).await?;
-            Bytes::from(serde_json::to_vec(&entity).unwrap_or_default())
-        }
+        Some(entity) => Bytes::from(serde_json::to_vec(&entity).unwrap_or_default()),
     };
     state.cache.put_current_license(today, ticket, body.clone());
     Ok(body)
+}
+
+/// The current license as `GET /license` shows it (with `active_users`), if there is one.
+pub async fn current_entity(state: &AppState) -> StoreResult<Option<LicenseEntity>> {
+    let Some((row, license)) = current(state, state.clock.today()).await? else {
+        return Ok(None);
+    };
+    let daily = daily_billable_users(state, Some(&license)).await?;
+    Ok(Some(
+        entity(state, &row, &license, daily, None, true).await?,
+    ))
 }
 
 /// `GET /licenses`: every decodable row, newest first. Rows whose key no longer decodes (for

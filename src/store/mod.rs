@@ -39,6 +39,14 @@ const MEMBER_SELECT: &str = "SELECT m.access_level, m.created_at AS member_creat
     FROM members m JOIN users u ON u.id = m.user_id
     WHERE m.source_type = 'Namespace' AND m.source_id = $1";
 
+/// Connection-pool figures for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -220,6 +228,15 @@ impl Store {
             let scheme: String = url.chars().take_while(|c| *c != ':').take(16).collect();
             Err(StoreError::UnsupportedUrl(scheme))
         }
+    }
+
+    /// The connection pool's size now, its idle part and its limit.
+    pub fn pool_stats(&self) -> PoolStats {
+        with_pool!(self, pool => PoolStats {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {

@@ -14,6 +14,7 @@ mod codec_round_trip;
 mod explorer;
 mod graphql_seats;
 mod jobs;
+mod operations;
 mod replicas;
 mod ruby_compat;
 mod server_process;

@@ -296,7 +296,8 @@ impl TestApp {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let app = gitlab_license_server::api::app(state.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let _ = axum::serve(listener, service).await;
         });
         Self {
             backend,

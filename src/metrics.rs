@@ -1,0 +1,392 @@
+//! Prometheus metrics at `/-/metrics`: the license gauges GitLab license exporters publish
+//! (same names, so dashboards keep working), add-on seats, HTTP traffic, jobs, the database
+//! pool and build information.
+//!
+//! Counters and histograms live for the process; everything about the license, seats and the
+//! pool is read from the store at scrape time, so a scrape is never stale.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+use crate::domain::add_ons;
+use crate::services::licenses;
+use crate::state::AppState;
+use crate::store::StoreResult;
+
+/// The exposition's content type (OpenMetrics text, which Prometheus scrapes natively).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: &'static str,
+    /// The matched route (`/api/v4/license/{id}`), never the raw path.
+    pub route: String,
+    pub status: u16,
+}
+
+/// A histogram recorded with atomic adds only. The crate's own histogram takes a write lock
+/// per observation, which on the request path cost a fifth of `GET /license`'s throughput
+/// (lock hand-offs between cores); this one costs a few uncontended atomic adds.
+#[derive(Debug)]
+pub struct AtomicHistogram {
+    /// Upper bounds, ascending; a value lands in the first bucket whose bound it does not
+    /// exceed, or in none (only `+Inf`, which is `count`).
+    bounds: &'static [f64],
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_nanos: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        if let Some(index) = self.bounds.iter().position(|bound| seconds <= *bound) {
+            self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for AtomicHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for AtomicHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .zip(self.buckets.iter())
+            .map(|(bound, count)| (*bound, count.load(Ordering::Relaxed)))
+            .chain(std::iter::once((f64::MAX, 0)))
+            .collect();
+        let count = self.count.load(Ordering::Relaxed);
+        // The `+Inf` bucket holds what no bound took, so the cumulative counts end at `count`.
+        let counted: u64 = buckets.iter().map(|(_, n)| n).sum();
+        let mut buckets = buckets;
+        if let Some(last) = buckets.last_mut() {
+            *last = (f64::MAX, count.saturating_sub(counted));
+        }
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        encoder.encode_histogram::<()>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
+/// Request latencies: 0.5 ms doubling to about 16 s.
+const HTTP_BOUNDS: &[f64] = &[
+    0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048,
+    4.096, 8.192, 16.384,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: String,
+    /// `done`, `failed` (will be retried or was given up) or `lost` (its lease ran out).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AddOnLabels {
+    /// The add-on's GraphQL name (`CODE_SUGGESTIONS`).
+    add_on: String,
+    /// The group's path; empty for the instance's purchases.
+    namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    backend: String,
+}
+
+/// The process-lifetime metrics.
+pub struct Metrics {
+    registry: Registry,
+    http_duration: Family<HttpLabels, AtomicHistogram>,
+    job_runs: Family<JobLabels, Counter>,
+    job_duration: Family<JobLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gitlab_license_server");
+        let http_duration = Family::<HttpLabels, AtomicHistogram>::new_with_constructor(|| {
+            AtomicHistogram::new(HTTP_BOUNDS)
+        });
+        let job_runs = Family::<JobLabels, Counter>::default();
+        let job_duration = Family::<JobLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 4.0, 10))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests, by method, matched route and status (its _count is the number of requests)",
+            http_duration.clone(),
+        );
+        registry.register(
+            "job_runs",
+            "Background jobs run, by kind and outcome",
+            job_runs.clone(),
+        );
+        registry.register(
+            "job_duration_seconds",
+            "Time background jobs took, by kind and outcome",
+            job_duration.clone(),
+        );
+        Self {
+            registry,
+            http_duration,
+            job_runs,
+            job_duration,
+        }
+    }
+
+    pub fn observe_request(&self, labels: &HttpLabels, elapsed: Duration) {
+        self.http_duration.get_or_create(labels).observe(elapsed);
+    }
+
+    pub fn observe_job(&self, kind: &str, outcome: &str, elapsed: Duration) {
+        let labels = JobLabels {
+            kind: kind.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.job_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+        self.job_runs.get_or_create(&labels).inc();
+    }
+}
+
+fn unix_seconds(date: &str) -> Option<i64> {
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc().timestamp())
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let gauge = Gauge::<i64>::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
+}
+
+/// Reads what a scrape reports from the store and encodes everything.
+pub async fn render(state: &AppState) -> StoreResult<String> {
+    let mut scrape = Registry::default();
+    if let Some(license) = licenses::current_entity(state).await? {
+        let license_gauges = [
+            (
+                "gitlab_license_id",
+                "ID of the current license",
+                Some(license.id),
+            ),
+            (
+                "gitlab_license_starts_at",
+                "Start of the current license (unix seconds)",
+                unix_seconds(&license.starts_at),
+            ),
+            (
+                "gitlab_license_expires_at",
+                "Expiry of the current license (unix seconds)",
+                license.expires_at.as_deref().and_then(unix_seconds),
+            ),
+            (
+                "gitlab_license_historical_max",
+                "Highest daily billable-user count over the license term",
+                Some(license.historical_max),
+            ),
+            (
+                "gitlab_license_maximum_user_count",
+                "Highest billable-user count of the license term, as GitLab reports it",
+                Some(license.maximum_user_count),
+            ),
+            (
+                "gitlab_license_expired",
+                "1 when the current license has expired",
+                Some(i64::from(license.expired.unwrap_or(false))),
+            ),
+            (
+                "gitlab_license_overage",
+                "Billable users beyond the license's seats",
+                Some(license.overage),
+            ),
+            (
+                "gitlab_license_user_limit",
+                "Seats of the current license (0: unlimited)",
+                Some(license.user_limit.as_i64().unwrap_or(0)),
+            ),
+            (
+                "gitlab_license_active_users",
+                "Billable users now",
+                license.active_users,
+            ),
+        ];
+        for (name, help, value) in license_gauges {
+            if let Some(value) = value {
+                gauge(&mut scrape, name, help, value);
+            }
+        }
+    }
+
+    let purchased = Family::<AddOnLabels, Gauge>::default();
+    let assigned = Family::<AddOnLabels, Gauge>::default();
+    let today = state.clock.today();
+    for purchase in state.store.all_add_on_purchases().await? {
+        if !add_ons::is_active(purchase.started_on, purchase.expires_on, today) {
+            continue;
+        }
+        let labels = AddOnLabels {
+            add_on: add_ons::display_name(&purchase.add_on_name),
+            namespace: purchase.namespace_path.clone().unwrap_or_default(),
+        };
+        purchased.get_or_create(&labels).set(purchase.quantity);
+        assigned
+            .get_or_create(&labels)
+            .set(purchase.assigned_quantity);
+    }
+    scrape.register(
+        "gitlab_license_server_add_on_seats_purchased",
+        "Seats bought with each active add-on purchase",
+        purchased,
+    );
+    scrape.register(
+        "gitlab_license_server_add_on_seats_assigned",
+        "Seats assigned of each active add-on purchase",
+        assigned,
+    );
+
+    let pool = state.store.pool_stats();
+    let connections = Family::<PoolLabels, Gauge>::default();
+    for (label, value) in [("idle", pool.idle), ("in_use", pool.size - pool.idle)] {
+        connections
+            .get_or_create(&PoolLabels {
+                state: label.into(),
+            })
+            .set(i64::from(value));
+    }
+    scrape.register(
+        "gitlab_license_server_db_pool_connections",
+        "Open database connections, idle or in use",
+        connections,
+    );
+    gauge(
+        &mut scrape,
+        "gitlab_license_server_db_pool_max_connections",
+        "The database pool's size limit",
+        i64::from(pool.max),
+    );
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: state.store.backend_name().into(),
+        })
+        .set(1);
+    scrape.register(
+        "gitlab_license_server_build_info",
+        "Always 1; the labels say which build serves",
+        build,
+    );
+
+    let mut text = String::new();
+    // Both encodings end with `# EOF`; the exposition must end with exactly one.
+    if encode(&mut text, &state.metrics.registry).is_ok() {
+        if let Some(stripped) = text.strip_suffix("# EOF\n") {
+            text.truncate(stripped.len());
+        }
+    }
+    let _ = encode(&mut text, &scrape);
+    Ok(text)
+}
+
+/// Whether `peer` may scrape without a token.
+pub fn allowed_peer(state: &AppState, peer: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    state
+        .config
+        .metrics_allowed_cidrs
+        .iter()
+        .any(|cidr| cidr.contains(&peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_atomic_histogram_encodes_cumulative_buckets() {
+        let mut registry = Registry::default();
+        let histogram = Family::<HttpLabels, AtomicHistogram>::new_with_constructor(|| {
+            AtomicHistogram::new(HTTP_BOUNDS)
+        });
+        registry.register("latency", "test", histogram.clone());
+        let labels = HttpLabels {
+            method: "GET",
+            route: "/x".into(),
+            status: 200,
+        };
+        for millis in [0.3, 3.0, 20_000.0] {
+            histogram
+                .get_or_create(&labels)
+                .observe(Duration::from_secs_f64(millis / 1000.0));
+        }
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encode");
+        let line = |le: &str| {
+            format!("latency_bucket{{le=\"{le}\",method=\"GET\",route=\"/x\",status=\"200\"}} ")
+        };
+        let value = |prefix: String| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()).map(str::to_string))
+                .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+        };
+        assert_eq!(value(line("0.0005")), "1");
+        assert_eq!(value(line("0.004")), "2");
+        assert_eq!(value(line("16.384")), "2");
+        assert_eq!(value(line("+Inf")), "3");
+        assert_eq!(
+            value("latency_count{method=\"GET\",route=\"/x\",status=\"200\"} ".into()),
+            "3"
+        );
+        let sum: f64 = value("latency_sum{method=\"GET\",route=\"/x\",status=\"200\"} ".into())
+            .parse()
+            .expect("sum");
+        assert!((sum - 20.0033).abs() < 1e-6, "{sum}");
+    }
+}

@@ -1,0 +1,182 @@
+//! Operations: the Prometheus scrape (names and values against a known state) and who may
+//! read it.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::on_both_backends;
+use crate::support::app::{TestApp, ROOT_TOKEN};
+use crate::support::licenses::license;
+use gitlab_license_server::store::NewUser;
+
+on_both_backends!(
+    the_scrape_shows_the_license_as_exporters_do,
+    only_allowed_peers_and_administrators_may_scrape
+);
+
+/// `name{labels}` → value, from an exposition.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(app: &TestApp, token: Option<&str>) -> crate::support::app::Reply {
+    app.send(reqwest::Method::GET, "/-/metrics", token).await
+}
+
+async fn the_scrape_shows_the_license_as_exporters_do(app: TestApp) {
+    // No license yet: no license series at all, the rest is there.
+    let reply = scrape(&app, None).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply
+        .header("content-type")
+        .is_some_and(|value| value.starts_with("application/openmetrics-text")));
+    assert!(reply.body.ends_with("# EOF\n"));
+    assert_eq!(reply.body.matches("# EOF").count(), 1);
+    let before = samples(&reply.body);
+    assert!(!before
+        .keys()
+        .any(|name| name.starts_with("gitlab_license_id")));
+    let backend = match app.backend {
+        crate::support::app::Backend::Sqlite => "sqlite",
+        crate::support::app::Backend::Postgres => "postgresql",
+    };
+    assert_eq!(
+        before[&format!(
+            "gitlab_license_server_build_info{{version=\"{}\",backend=\"{backend}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )],
+        1.0
+    );
+    assert_eq!(before["gitlab_license_server_db_pool_max_connections"], 4.0);
+
+    // Three seats, four billable users (root and three more): overage 1 after a recount.
+    let key = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "premium", "active_user_count": 3,
+               "add_on_products": {"duo_pro": [{"quantity": 2, "started_on": "2026-01-01",
+                                                "expires_on": "2027-01-01", "trial": false}]}}),
+    );
+    for name in ["ada", "grace", "linus"] {
+        app.add_user(NewUser::human(name, false)).await;
+    }
+    let uploaded = app.upload(&key).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let id = uploaded.json()["id"].as_i64().expect("id");
+    app.run_jobs().await;
+    let license = app.get("/api/v4/license").await.json();
+    let after = samples(&scrape(&app, None).await.body);
+    assert_eq!(after["gitlab_license_id"], id as f64);
+    assert_eq!(after["gitlab_license_starts_at"], 1_767_225_600.0); // 2026-01-01
+    assert_eq!(after["gitlab_license_expires_at"], 1_798_761_600.0); // 2027-01-01
+    assert_eq!(after["gitlab_license_user_limit"], 3.0);
+    assert_eq!(after["gitlab_license_active_users"], 4.0);
+    assert_eq!(after["gitlab_license_expired"], 0.0);
+    for (metric, field) in [
+        ("gitlab_license_overage", "overage"),
+        ("gitlab_license_historical_max", "historical_max"),
+        ("gitlab_license_maximum_user_count", "maximum_user_count"),
+        ("gitlab_license_active_users", "active_users"),
+    ] {
+        assert_eq!(
+            after[metric],
+            license[field].as_f64().expect("number"),
+            "{metric} agrees with GET /license"
+        );
+    }
+    assert_eq!(
+        after["gitlab_license_server_add_on_seats_purchased{add_on=\"CODE_SUGGESTIONS\",namespace=\"\"}"],
+        2.0
+    );
+    assert_eq!(
+        after["gitlab_license_server_add_on_seats_assigned{add_on=\"CODE_SUGGESTIONS\",namespace=\"\"}"],
+        0.0
+    );
+    // Requests by matched route, not raw path; jobs by kind and outcome.
+    let route = "gitlab_license_server_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v4/license\",status=\"200\"}";
+    assert!(after[route] >= 1.0, "{after:?}");
+    assert!(
+        after[
+            "gitlab_license_server_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v4/license\",status=\"201\"}"
+        ] >= 1.0
+    );
+    app.get("/api/v4/license/424242").await;
+    let later = samples(&scrape(&app, None).await.body);
+    assert!(later.contains_key(
+        "gitlab_license_server_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v4/license/{id}\",status=\"404\"}"
+    ));
+    assert!(!later.keys().any(|series| series.contains("424242")));
+    assert!(
+        later
+            ["gitlab_license_server_job_runs_total{kind=\"billable_users_count\",outcome=\"done\"}"]
+            >= 1.0
+    );
+    // Values are read at scrape time: a change shows at once.
+    app.set_now(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2027, 1, 2, 0, 0, 0).unwrap());
+    let expired = samples(&scrape(&app, None).await.body);
+    assert_eq!(expired["gitlab_license_expired"], 1.0);
+    assert!(!expired.keys().any(|series| series.contains("add_on_seats")
+        && !series.starts_with('#')
+        && series.contains("CODE_SUGGESTIONS")));
+}
+
+async fn only_allowed_peers_and_administrators_may_scrape(app: TestApp) {
+    let strict = TestApp::start(app.backend, &[("METRICS_ALLOWED_CIDRS", "10.0.0.0/8")]).await;
+    assert_eq!(scrape(&strict, None).await.status, 401);
+    let user = strict.add_user(NewUser::human("ada", false)).await;
+    let (token, _) = strict.token_for(&user, &["api"], None).await;
+    assert_eq!(scrape(&strict, Some(&token)).await.status, 403);
+    assert_eq!(scrape(&strict, Some(ROOT_TOKEN)).await.status, 200);
+    // The default allow-list is loopback, where the tests run.
+    assert_eq!(scrape(&app, None).await.status, 200);
+}
+
+on_both_backends!(a_separate_metrics_address_serves_only_the_scrape);
+
+async fn a_separate_metrics_address_serves_only_the_scrape(app: TestApp) {
+    use crate::support::process::{free_port, start_server};
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let _server = start_server(
+        &app.database_url,
+        &app.data_dir.join("process"),
+        port,
+        &[("METRICS_ADDR", &metrics_addr)],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let scrape = client
+        .get(format!("http://{metrics_addr}/-/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(scrape.status(), 200);
+    assert!(scrape
+        .text()
+        .await
+        .expect("body")
+        .contains("gitlab_license_server_build_info"));
+    let other = client
+        .get(format!("http://{metrics_addr}/api/v4/license"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics address serves nothing else"
+    );
+    let main = client
+        .get(format!("http://127.0.0.1:{port}/-/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(main.status(), 200, "and the main address still does");
+}

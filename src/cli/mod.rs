@@ -1,5 +1,6 @@
 //! The command line: one binary for the server and the operator's tools.
 
+mod backup;
 mod keys;
 mod license;
 mod ops;
@@ -38,6 +39,9 @@ enum Command {
     /// Billable-user history (import past daily counts, e.g. from GitLab's usage export).
     #[command(subcommand)]
     History(ops::HistoryCommand),
+    /// Back up every row to a portable file, or restore one (SQLite ↔ PostgreSQL).
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
     /// Exit 0 when the local server answers its readiness probe (for container health checks).
     Healthcheck,
     /// Print the GraphQL schema as SDL (the committed `schema.graphql`).
@@ -55,6 +59,7 @@ pub fn run() -> ExitCode {
         Command::Token(command) => ops::token(command),
         Command::History(command) => ops::history(command),
         Command::Healthcheck => ops::healthcheck(),
+        Command::Backup(command) => backup::run(command),
         Command::GraphqlSchema => {
             print!("{}", crate::graphql::sdl());
             Ok(())

@@ -67,7 +67,7 @@ fn parse_day(text: &str) -> Result<NaiveDate, String> {
         .map_err(|_| format!("`{text}` is not a date of the form YYYY-MM-DD"))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,7 +81,7 @@ pub fn serve() -> CliResult {
 }
 
 /// Command-line tools need one connection, not a pool.
-async fn open_store(config: &Config) -> Result<Store, String> {
+pub(super) async fn open_store(config: &Config) -> Result<Store, String> {
     crate::server::open_store(config, Some(1)).await
 }
 

@@ -169,6 +169,7 @@ macro_rules! insert_audit {
 }
 
 mod add_ons;
+pub mod backup;
 
 pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode};
 

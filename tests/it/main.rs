@@ -7,6 +7,7 @@ mod api_groups_tokens;
 mod api_instance;
 mod api_license;
 mod api_users;
+mod backups;
 mod cli;
 mod codec_fuzz;
 mod codec_rejections;

@@ -483,3 +483,43 @@ impl TestApp {
         self.send_with(request, None).await
     }
 }
+
+/// An empty database of either backend, dropped (PostgreSQL) with the value; SQLite's file
+/// lives in `dir`.
+pub struct ScratchDatabase {
+    pub url: String,
+    postgres_database: Option<String>,
+}
+
+impl ScratchDatabase {
+    pub async fn new(backend: Backend, dir: &std::path::Path) -> Self {
+        match backend {
+            Backend::Sqlite => Self {
+                url: format!("sqlite://{}/{}.db", dir.display(), unique_name("scratch")),
+                postgres_database: None,
+            },
+            Backend::Postgres => {
+                let name = unique_name("gls_scratch");
+                let mut admin = sqlx::PgConnection::connect(&test_database_url())
+                    .await
+                    .expect("connect PostgreSQL");
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create database");
+                Self {
+                    url: with_database(&test_database_url(), &name),
+                    postgres_database: Some(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = self.postgres_database.take() {
+            drop_postgres_database(name);
+        }
+    }
+}

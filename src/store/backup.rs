@@ -1,0 +1,441 @@
+//! Backups: every row of every table, read from one consistent snapshot, in a format that
+//! does not depend on the backend (JSON values typed by column), so a backup made on SQLite
+//! restores into PostgreSQL and the other way round.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::{Db, Store, StoreError, StoreResult};
+
+/// How a column's values are read, written and typed in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    I16,
+    I32,
+    I64,
+    Text,
+    Bool,
+    /// RFC 3339 in JSON.
+    Timestamp,
+    /// `YYYY-MM-DD` in JSON.
+    Date,
+}
+
+pub struct TableSpec {
+    pub name: &'static str,
+    /// The key rows are read in order of (and paged by, when it is `id`).
+    pub key: &'static str,
+    pub columns: &'static [(&'static str, Kind)],
+}
+
+use Kind::{Bool, Date, Text, Timestamp, I16, I32, I64};
+
+/// Every table, parents before children (the order rows are restored in). A test compares
+/// this list with the migrated schema of both backends, so a new table or column cannot be
+/// left out of backups unnoticed.
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "users",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("username", Text),
+            ("name", Text),
+            ("email", Text),
+            ("state", Text),
+            ("user_type", Text),
+            ("admin", Bool),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+            ("last_activity_on", Date),
+        ],
+    },
+    TableSpec {
+        name: "groups",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("name", Text),
+            ("path", Text),
+            ("description", Text),
+            ("visibility", Text),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "members",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("user_id", I64),
+            ("source_type", Text),
+            ("source_id", I64),
+            ("access_level", I32),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "personal_access_tokens",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("user_id", I64),
+            ("name", Text),
+            ("token_digest", Text),
+            ("scopes", Text),
+            ("expires_at", Date),
+            ("revoked", Bool),
+            ("created_at", Timestamp),
+            ("last_used_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "licenses",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("data", Text),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "usage_trends_measurements",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("identifier", I16),
+            ("count", I64),
+            ("recorded_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "historical_data",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("recorded_at", Timestamp),
+            ("active_user_count", I64),
+        ],
+    },
+    TableSpec {
+        name: "application_settings",
+        key: "name",
+        columns: &[("name", Text), ("value", Text), ("updated_at", Timestamp)],
+    },
+    TableSpec {
+        name: "jobs",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("kind", Text),
+            ("unique_key", Text),
+            ("run_at", Timestamp),
+            ("state", Text),
+            ("attempts", I32),
+            ("locked_until", Timestamp),
+            ("last_error", Text),
+            ("created_at", Timestamp),
+            ("finished_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "audit_events",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("author_id", I64),
+            ("entity_type", Text),
+            ("entity_id", I64),
+            ("event_name", Text),
+            ("details", Text),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "add_on_purchases",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("add_on_name", Text),
+            ("namespace_id", I64),
+            ("quantity", I64),
+            ("started_on", Date),
+            ("expires_on", Date),
+            ("purchase_xid", Text),
+            ("trial", Bool),
+            ("last_assigned_users_refreshed_at", Timestamp),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "user_add_on_assignments",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("add_on_purchase_id", I64),
+            ("user_id", I64),
+            ("created_at", Timestamp),
+        ],
+    },
+];
+
+pub fn table(name: &str) -> Option<&'static TableSpec> {
+    TABLES.iter().find(|table| table.name == name)
+}
+
+/// Rows are read in pages of this many (memory stays flat however big a table is).
+const PAGE: i64 = 1000;
+
+/// A column of a row as JSON, read with the column's kind.
+macro_rules! column_value {
+    ($row:expr, $column:expr, $kind:expr) => {{
+        let (column, kind) = ($column, $kind);
+        let value = match kind {
+            I16 => $row.try_get::<Option<i16>, _>(column)?.map(Value::from),
+            I32 => $row.try_get::<Option<i32>, _>(column)?.map(Value::from),
+            I64 => $row.try_get::<Option<i64>, _>(column)?.map(Value::from),
+            Text => $row.try_get::<Option<String>, _>(column)?.map(Value::from),
+            Bool => $row.try_get::<Option<bool>, _>(column)?.map(Value::from),
+            Timestamp => $row
+                .try_get::<Option<DateTime<Utc>>, _>(column)?
+                .map(|time| Value::from(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))),
+            Date => $row
+                .try_get::<Option<NaiveDate>, _>(column)?
+                .map(|date| Value::from(date.format("%Y-%m-%d").to_string())),
+        };
+        value.unwrap_or(Value::Null)
+    }};
+}
+
+/// Binds one JSON value as the column's type; a value of the wrong type is an error that
+/// names the table and column.
+macro_rules! bind_value {
+    ($query:expr, $table:expr, $column:expr, $kind:expr, $value:expr) => {{
+        let bad = || {
+            StoreError::Conflict(format!(
+                "backup row of {}: `{}` is not a valid {:?}",
+                $table, $column, $kind
+            ))
+        };
+        let value: &Value = $value;
+        let integer = || value.as_i64().ok_or_else(bad);
+        let text = || value.as_str().ok_or_else(bad);
+        match ($kind, value.is_null()) {
+            (I16, true) => $query.bind(None::<i16>),
+            (I32, true) => $query.bind(None::<i32>),
+            (I64, true) => $query.bind(None::<i64>),
+            (Text, true) => $query.bind(None::<String>),
+            (Bool, true) => $query.bind(None::<bool>),
+            (Timestamp, true) => $query.bind(None::<DateTime<Utc>>),
+            (Date, true) => $query.bind(None::<NaiveDate>),
+            (I16, false) => $query.bind(i16::try_from(integer()?).map_err(|_| bad())?),
+            (I32, false) => $query.bind(i32::try_from(integer()?).map_err(|_| bad())?),
+            (I64, false) => $query.bind(integer()?),
+            (Text, false) => $query.bind(text()?.to_string()),
+            (Bool, false) => $query.bind(value.as_bool().ok_or_else(bad)?),
+            (Timestamp, false) => $query.bind(
+                DateTime::parse_from_rfc3339(text()?)
+                    .map_err(|_| bad())?
+                    .with_timezone(&Utc),
+            ),
+            (Date, false) => {
+                $query.bind(NaiveDate::parse_from_str(text()?, "%Y-%m-%d").map_err(|_| bad())?)
+            }
+        }
+    }};
+}
+
+/// What a restore found in the target database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// Restore only into an empty database.
+    MustBeEmpty,
+    /// Delete whatever is there first (`--force`).
+    Replace,
+}
+
+impl Store {
+    /// Reads every row of every table from one snapshot (a repeatable-read transaction on
+    /// PostgreSQL, a read transaction on SQLite in WAL mode), so a backup taken while the
+    /// server writes is consistent. `sink` receives each row as it is read.
+    pub async fn export_rows(
+        &self,
+        mut sink: impl FnMut(&'static str, Map<String, Value>) -> std::io::Result<()>,
+    ) -> StoreResult<usize> {
+        let mut written = 0;
+        macro_rules! export {
+            ($tx:expr) => {{
+                let mut tx = $tx;
+                for table in TABLES {
+                    let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+                    let paged = table.key == "id";
+                    let sql = if paged {
+                        format!(
+                            "SELECT {} FROM {} WHERE id > $1 ORDER BY id LIMIT {PAGE}",
+                            columns.join(", "),
+                            table.name
+                        )
+                    } else {
+                        format!(
+                            "SELECT {} FROM {} ORDER BY {}",
+                            columns.join(", "),
+                            table.name,
+                            table.key
+                        )
+                    };
+                    let mut after = i64::MIN;
+                    loop {
+                        let rows = if paged {
+                            sqlx::query(&sql).bind(after).fetch_all(&mut *tx).await?
+                        } else {
+                            sqlx::query(&sql).fetch_all(&mut *tx).await?
+                        };
+                        let count = rows.len();
+                        for row in rows {
+                            let mut object = Map::new();
+                            for (column, kind) in table.columns {
+                                object.insert(
+                                    (*column).to_string(),
+                                    column_value!(row, *column, *kind),
+                                );
+                            }
+                            if paged {
+                                after = object.get("id").and_then(Value::as_i64).unwrap_or(after);
+                            }
+                            sink(table.name, object).map_err(|error| {
+                                StoreError::Conflict(format!("cannot write the backup: {error}"))
+                            })?;
+                            written += 1;
+                        }
+                        if !paged || count < PAGE as usize {
+                            break;
+                        }
+                    }
+                }
+                tx.rollback().await?;
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => export!(pool.begin().await?),
+            Db::Postgres(pool) => {
+                export!(
+                    pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .await?
+                )
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes restored rows in one transaction: all of them or none. Refuses a database that
+    /// holds any row unless told to replace it; afterwards, PostgreSQL's id sequences continue
+    /// after the restored ids.
+    pub async fn import_rows(
+        &self,
+        rows: impl IntoIterator<Item = Result<(&'static TableSpec, Map<String, Value>), String>>,
+        target: RestoreTarget,
+    ) -> StoreResult<usize> {
+        let mut restored = 0;
+        macro_rules! import {
+            ($tx:expr, $is_postgres:expr) => {{
+                let mut tx = $tx;
+                let mut existing = 0i64;
+                for table in TABLES {
+                    existing += sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {}", table.name))
+                        .fetch_one(&mut *tx)
+                        .await?;
+                }
+                if existing > 0 {
+                    if target == RestoreTarget::MustBeEmpty {
+                        return Err(StoreError::Conflict(format!(
+                            "the database is not empty ({existing} rows); restore into an empty database, or pass --force to replace its contents"
+                        )));
+                    }
+                    for table in TABLES.iter().rev() {
+                        sqlx::query(&format!("DELETE FROM {}", table.name))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                for item in rows {
+                    let (table, row) = item.map_err(StoreError::Conflict)?;
+                    let present: Vec<&(&str, Kind)> = table
+                        .columns
+                        .iter()
+                        .filter(|(column, _)| row.contains_key(*column))
+                        .collect();
+                    let sql = format!(
+                        "INSERT INTO {} ({}) VALUES ({})",
+                        table.name,
+                        present.iter().map(|(column, _)| *column).collect::<Vec<_>>().join(", "),
+                        (1..=present.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for (column, kind) in present {
+                        query = bind_value!(query, table.name, column, *kind, &row[*column]);
+                    }
+                    query.execute(&mut *tx).await?;
+                    restored += 1;
+                }
+                if $is_postgres {
+                    for table in TABLES.iter().filter(|table| table.key == "id") {
+                        sqlx::query(&format!(
+                            "SELECT setval(pg_get_serial_sequence('{0}', 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {0}",
+                            table.name
+                        ))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+            }};
+        }
+        match &self.db {
+            Db::Sqlite(pool) => import!(pool.begin_with("BEGIN IMMEDIATE").await?, false),
+            Db::Postgres(pool) => import!(pool.begin().await?, true),
+        }
+        self.changed();
+        Ok(restored)
+    }
+
+    /// The newest migration this build applies (a backup records it; a restore refuses a
+    /// backup from a newer schema).
+    pub fn schema_version(&self) -> i64 {
+        let migrator = match &self.db {
+            Db::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Db::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        };
+        migrator
+            .iter()
+            .map(|migration| migration.version)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The tables and columns the migrated schema has (to compare with [`TABLES`]).
+    pub async fn schema_columns(&self) -> StoreResult<Vec<(String, String)>> {
+        Ok(match &self.db {
+            Db::Sqlite(pool) => {
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
+                     WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
+                     ORDER BY m.name, p.cid",
+                )
+                .fetch_all(pool)
+                .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_as::<_, (String, String)>(
+                    "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'
+                     ORDER BY table_name, ordinal_position",
+                )
+                .fetch_all(pool)
+                .await?
+            }
+        })
+    }
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Notify;
 
-use crate::services::{add_ons, licenses};
+use crate::services::{add_ons, hooks, licenses};
 use crate::state::AppState;
 use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
 
@@ -142,6 +142,10 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
             add_ons::refresh_seats(state)
                 .await
                 .map_err(|error| error.to_string())?;
+            // Licenses expire by the calendar: their alerts are checked on the same beat.
+            hooks::check_license_alerts(state)
+                .await
+                .map_err(|error| error.to_string())?;
             Ok(JobEffect::Nothing)
         }
         other => Err(format!("unknown job kind `{other}`")),
@@ -205,6 +209,9 @@ pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(error) = run_due(&state).await {
                 tracing::warn!(%error, "running jobs failed");
+            }
+            if let Err(error) = hooks::deliver_due(&state).await {
+                tracing::warn!(%error, "sending system hook deliveries failed");
             }
             let _ = tokio::time::timeout(POLL_INTERVAL, state.jobs_wake.notified()).await;
         }

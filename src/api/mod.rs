@@ -4,6 +4,7 @@ pub mod add_on_purchases;
 pub mod audit;
 pub mod groups;
 pub mod health;
+pub mod hooks;
 pub mod instance;
 pub mod license;
 pub mod metrics;
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(health::router())
         .merge(metrics::router())
+        .merge(hooks::router())
         .merge(add_on_purchases::router())
         .merge(crate::graphql::router())
         .fallback(|| async { ApiError::RouteNotFound })

@@ -206,8 +206,10 @@ pub async fn assign_bulk(
             })
             .await?,
     )?;
+    let purchase = reloaded(state, &purchase).await?;
+    crate::services::hooks::check_seats_exhausted(state, &purchase).await;
     Ok(SeatChange {
-        purchase: reloaded(state, &purchase).await?,
+        purchase,
         users: state.store.users_by_ids(&eligible).await?,
     })
 }
@@ -237,8 +239,10 @@ pub async fn assign_one(
             )
             .await?,
     )?;
+    let purchase = reloaded(state, &purchase).await?;
+    crate::services::hooks::check_seats_exhausted(state, &purchase).await;
     Ok(SeatChange {
-        purchase: reloaded(state, &purchase).await?,
+        purchase,
         users: vec![user],
     })
 }

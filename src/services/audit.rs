@@ -33,6 +33,7 @@ pub fn event(
             "target_type": target_type,
             "target_details": target_details,
         }),
+        hook: None,
     }
 }
 

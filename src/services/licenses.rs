@@ -16,7 +16,7 @@ use crate::domain::usage_csv;
 use crate::license_key::{self, License};
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{LicenseRow, StoreResult, User};
+use crate::store::{HookEvent, LicenseRow, StoreResult, User};
 
 /// Why an upload was refused: GitLab's first validation message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +217,7 @@ pub async fn upload(
     } else {
         None
     };
-    let event = audit::event(
+    let mut event = audit::event(
         author,
         audit::INSTANCE_SCOPE,
         1,
@@ -229,6 +229,19 @@ pub async fn upload(
         ),
         ("License", 0, license.plan()),
     );
+    event.hook = Some(HookEvent {
+        event_name: "license_added",
+        payload: serde_json::json!({
+            "event_name": "license_added",
+            "plan": license.plan(),
+            "licensee": license.licensee,
+            "starts_at": license.starts_at.to_string(),
+            "expires_at": license.expires_at.map(|day| day.to_string()),
+            "user_limit": license.restrictions.user_limit(),
+            "license_id": serde_json::Value::Null,
+        }),
+        id_field: Some("license_id"),
+    });
     let row = state
         .store
         .create_license(data, trial_ends_on, now, Some(&event))
@@ -245,17 +258,23 @@ pub async fn upload(
 }
 
 /// The current license may have changed: its add-on products become the instance's add-on
-/// purchases. The license change is already committed; should this step fail, the scheduled
+/// purchases, and its alerts are checked. The license change is already committed; should this step fail, the scheduled
 /// seat refresh repeats it, so it is logged rather than reported to the client.
 async fn reprovision_add_ons(state: &AppState) {
     if let Err(error) = crate::services::add_ons::provision_from_license(state).await {
         tracing::warn!(%error, "could not provision add-on purchases from the license");
     }
+    // A new current license may already be close to expiry or over its seats; the license
+    // event itself was recorded with the change.
+    if let Err(error) = crate::services::hooks::check_license_alerts(state).await {
+        tracing::warn!(%error, "could not check the license alerts");
+    }
+    state.jobs_wake.notify_one();
 }
 
 /// `DELETE /license/:id`: false when there was no such license.
 pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<bool> {
-    let event = audit::event(
+    let mut event = audit::event(
         author,
         audit::INSTANCE_SCOPE,
         1,
@@ -263,6 +282,11 @@ pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<boo
         format!("Removed license {id}"),
         ("License", id, ""),
     );
+    event.hook = Some(HookEvent {
+        event_name: "license_removed",
+        payload: serde_json::json!({"event_name": "license_removed", "license_id": id}),
+        id_field: None,
+    });
     let deleted = state
         .store
         .delete_license(id, state.clock.now(), Some(&event))

@@ -3,6 +3,7 @@
 pub mod add_ons;
 pub mod audit;
 pub mod groups;
+pub mod hooks;
 pub mod licenses;
 pub mod tokens;
 pub mod users;

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use crate::domain::users::{transition, validate_identity, Action, Transition, USER_TYPES};
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{NewUser, StoreError, User, UserChanges};
+use crate::store::{HookEvent, NewUser, StoreError, User, UserChanges};
 
 /// Why a user operation was refused, in the terms GitLab answers with.
 #[derive(Debug)]
@@ -39,6 +39,33 @@ fn check_type(user_type: Option<&str>) -> Result<(), UserError> {
     }
 }
 
+/// GitLab's `user_create` / `user_destroy` system-hook payload (`user_id` is filled in with
+/// the row's id when the change is recorded).
+fn user_hook(
+    event_name: &'static str,
+    username: &str,
+    name: &str,
+    email: &str,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+) -> HookEvent {
+    let time =
+        |at: chrono::DateTime<chrono::Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    HookEvent {
+        event_name,
+        payload: serde_json::json!({
+            "created_at": time(created_at),
+            "updated_at": time(updated_at),
+            "email": email,
+            "event_name": event_name,
+            "name": name,
+            "username": username,
+            "user_id": serde_json::Value::Null,
+        }),
+        id_field: Some("user_id"),
+    }
+}
+
 pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<User, UserError> {
     validate_identity(Some(&new.username), Some(&new.email), Some(&new.name))
         .map_err(|(field, message)| UserError::Invalid(field, message.into()))?;
@@ -50,7 +77,8 @@ pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<Use
     {
         return Err(UserError::Conflict(message.into()));
     }
-    let event = audit::event(
+    let now = state.clock.now();
+    let mut event = audit::event(
         author,
         "User",
         0,
@@ -58,11 +86,17 @@ pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<Use
         format!("Created user {}", new.username),
         ("User", 0, &new.username),
     );
-    let user = state
-        .store
-        .create_user(&new, state.clock.now(), Some(&event))
-        .await?;
+    event.hook = Some(user_hook(
+        "user_create",
+        &new.username,
+        &new.name,
+        &new.email,
+        now,
+        now,
+    ));
+    let user = state.store.create_user(&new, now, Some(&event)).await?;
     tracing::info!(user_id = user.id, "user created");
+    state.jobs_wake.notify_one();
     Ok(user)
 }
 
@@ -128,7 +162,7 @@ pub async fn delete(
             "User cannot be removed while is the sole-owner of a group".into(),
         ));
     }
-    let event = audit::event(
+    let mut event = audit::event(
         author,
         "User",
         id,
@@ -136,12 +170,21 @@ pub async fn delete(
         format!("Removed user {}", existing.username),
         ("User", id, &existing.username),
     );
+    event.hook = Some(user_hook(
+        "user_destroy",
+        &existing.username,
+        &existing.name,
+        &existing.email,
+        existing.created_at,
+        state.clock.now(),
+    ));
     if state
         .store
         .delete_user(id, state.clock.now(), Some(&event))
         .await?
     {
         tracing::info!(user_id = id, "user removed");
+        state.jobs_wake.notify_one();
         Ok(())
     } else {
         Err(UserError::NotFound)

@@ -180,6 +180,51 @@ pub const TABLES: &[TableSpec] = &[
             ("created_at", Timestamp),
         ],
     },
+    TableSpec {
+        name: "system_hooks",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("url", Text),
+            ("token", Text),
+            ("name", Text),
+            ("description", Text),
+            ("push_events", Bool),
+            ("tag_push_events", Bool),
+            ("merge_requests_events", Bool),
+            ("repository_update_events", Bool),
+            ("enable_ssl_verification", Bool),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "hook_events",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("event_name", Text),
+            ("payload", Text),
+            ("dedupe_key", Text),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "hook_deliveries",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("hook_id", I64),
+            ("event_id", I64),
+            ("state", Text),
+            ("attempts", I32),
+            ("next_attempt_at", Timestamp),
+            ("locked_until", Timestamp),
+            ("response_status", I32),
+            ("last_error", Text),
+            ("created_at", Timestamp),
+            ("delivered_at", Timestamp),
+        ],
+    },
 ];
 
 pub fn table(name: &str) -> Option<&'static TableSpec> {

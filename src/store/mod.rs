@@ -148,10 +148,45 @@ macro_rules! insert_token {
     };
 }
 
-/// Records an audit event inside an open transaction.
+/// Records a system-hook event and one pending delivery per hook inside an open transaction;
+/// evaluates to whether it was new (a `dedupe_key` already used records nothing).
+macro_rules! insert_hook_event {
+    ($tx:expr, $name:expr, $payload:expr, $dedupe:expr, $now:expr) => {{
+        let event_id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO hook_events (event_name, payload, dedupe_key, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind($name)
+        .bind($payload.to_string())
+        .bind($dedupe)
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let Some(event_id) = event_id {
+            sqlx::query(
+                "INSERT INTO hook_deliveries (hook_id, event_id, state, attempts, next_attempt_at, created_at)
+                 SELECT id, $1, 'pending', 0, $2, $2 FROM system_hooks",
+            )
+            .bind(event_id)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        event_id.is_some()
+    }};
+}
+
+/// Records an audit event inside an open transaction (and the hook event it raises).
 macro_rules! insert_audit {
     ($tx:expr, $audit:expr, $now:expr) => {
         if let Some(audit) = $audit {
+            if let Some(hook) = &audit.hook {
+                let mut payload = hook.payload.clone();
+                if let Some(field) = hook.id_field {
+                    payload[field] = serde_json::json!(audit.entity_id);
+                }
+                let _recorded = insert_hook_event!($tx, hook.event_name, payload, None::<String>, $now);
+            }
             sqlx::query(
                 "INSERT INTO audit_events (author_id, entity_type, entity_id, event_name, details, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -170,8 +205,10 @@ macro_rules! insert_audit {
 
 mod add_ons;
 pub mod backup;
+mod hooks;
 
 pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode};
+pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 
 impl Store {
     fn new(db: Db) -> Self {

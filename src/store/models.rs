@@ -125,6 +125,17 @@ pub struct NewAudit {
     pub entity_id: i64,
     pub event_name: &'static str,
     pub details: serde_json::Value,
+    /// The system-hook event the change also raises, recorded in the same transaction.
+    pub hook: Option<HookEvent>,
+}
+
+/// A system-hook event (the outbox row), with a delivery for every hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookEvent {
+    pub event_name: &'static str,
+    pub payload: serde_json::Value,
+    /// The payload field that takes the entity's id once it is known (`user_id`).
+    pub id_field: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -1,0 +1,193 @@
+//! `/api/v4/hooks`: GitLab's system hooks (admin), plus each hook's delivery log.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::params::{IdParam, Params};
+use crate::auth::Admin;
+use crate::domain::licenses::timestamp_text;
+use crate::error::{ApiError, ApiResult};
+use crate::services::hooks;
+use crate::state::AppState;
+use crate::store::{HookSettings, SystemHook};
+
+const NOT_FOUND: &str = "404 Hook Not Found";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/hooks", get(list).post(create))
+        .route(
+            "/api/v4/hooks/{id}",
+            get(show).post(test).put(update).delete(destroy),
+        )
+        .route("/api/v4/hooks/{id}/deliveries", get(deliveries))
+}
+
+/// GitLab's `Hook` entity for system hooks (the token is never shown).
+fn hook_entity(hook: &SystemHook) -> Value {
+    json!({
+        "id": hook.id,
+        "url": hook.url,
+        "name": hook.name,
+        "description": hook.description,
+        "created_at": timestamp_text(hook.created_at),
+        "push_events": hook.push_events,
+        "tag_push_events": hook.tag_push_events,
+        "merge_requests_events": hook.merge_requests_events,
+        "repository_update_events": hook.repository_update_events,
+        "enable_ssl_verification": hook.enable_ssl_verification,
+        "url_variables": [],
+    })
+}
+
+/// The settings a request gives, over `base` (PUT changes only what it names).
+fn settings(params: &Params, base: Option<&SystemHook>) -> ApiResult<HookSettings> {
+    let url = match params.optional_string("url")? {
+        Some(url) => url,
+        None => base
+            .map(|hook| hook.url.clone())
+            .ok_or_else(|| ApiError::missing("url"))?,
+    };
+    let valid_url = reqwest::Url::parse(&url)
+        .ok()
+        .is_some_and(|parsed| matches!(parsed.scheme(), "http" | "https") && parsed.has_host());
+    if !valid_url {
+        return Err(ApiError::FieldInvalid(
+            "url",
+            "is blocked: Only allowed schemes are http, https".into(),
+        ));
+    }
+    let flag = |name: &str, current: Option<bool>, default: bool| -> ApiResult<bool> {
+        Ok(params.optional_bool(name)?.or(current).unwrap_or(default))
+    };
+    let text = |name: &str, current: Option<&Option<String>>| -> ApiResult<Option<String>> {
+        Ok(match params.optional_string(name)? {
+            Some(value) => Some(value),
+            None => current.cloned().flatten(),
+        })
+    };
+    Ok(HookSettings {
+        url,
+        token: text("token", base.map(|hook| &hook.token))?,
+        name: text("name", base.map(|hook| &hook.name))?,
+        description: text("description", base.map(|hook| &hook.description))?,
+        push_events: flag("push_events", base.map(|hook| hook.push_events), true)?,
+        tag_push_events: flag(
+            "tag_push_events",
+            base.map(|hook| hook.tag_push_events),
+            false,
+        )?,
+        merge_requests_events: flag(
+            "merge_requests_events",
+            base.map(|hook| hook.merge_requests_events),
+            false,
+        )?,
+        repository_update_events: flag(
+            "repository_update_events",
+            base.map(|hook| hook.repository_update_events),
+            false,
+        )?,
+        enable_ssl_verification: flag(
+            "enable_ssl_verification",
+            base.map(|hook| hook.enable_ssl_verification),
+            true,
+        )?,
+    })
+}
+
+async fn find(state: &AppState, id: IdParam) -> ApiResult<SystemHook> {
+    match id.0 {
+        Some(id) => state.store.find_hook(id).await?,
+        None => None,
+    }
+    .ok_or(ApiError::NotFound(NOT_FOUND))
+}
+
+async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    let hooks: Vec<Value> = state
+        .store
+        .list_hooks()
+        .await?
+        .iter()
+        .map(hook_entity)
+        .collect();
+    Ok(Json(hooks).into_response())
+}
+
+async fn create(_: Admin, State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    params.require(&["url"])?;
+    let settings = settings(&params, None)?;
+    let hook = state
+        .store
+        .save_hook(None, &settings, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::Internal("the hook was not created".into()))?;
+    tracing::info!(hook_id = hook.id, "system hook added");
+    Ok((StatusCode::CREATED, Json(hook_entity(&hook))).into_response())
+}
+
+async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(hook_entity(&find(&state, id).await?)).into_response())
+}
+
+async fn update(
+    _: Admin,
+    id: IdParam,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let existing = find(&state, id).await?;
+    let settings = settings(&params, Some(&existing))?;
+    let hook = state
+        .store
+        .save_hook(Some(existing.id), &settings, state.clock.now())
+        .await?
+        .ok_or(ApiError::NotFound(NOT_FOUND))?;
+    Ok(Json(hook_entity(&hook)).into_response())
+}
+
+async fn destroy(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    let hook = find(&state, id).await?;
+    state.store.delete_hook(hook.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// GitLab's "test system hook": a sample event, sent now; 201 with what was sent.
+async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    let hook = find(&state, id).await?;
+    match hooks::test(&hook).await {
+        Ok(payload) => Ok((StatusCode::CREATED, Json(payload)).into_response()),
+        Err(reason) => Err(ApiError::Message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("422 Unprocessable Entity - {reason}"),
+        )),
+    }
+}
+
+/// The hook's latest deliveries (not in GitLab's API, which shows them in the UI only).
+async fn deliveries(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+    let hook = find(&state, id).await?;
+    let log: Vec<Value> = state
+        .store
+        .hook_deliveries(hook.id, 100)
+        .await?
+        .into_iter()
+        .map(|delivery| {
+            json!({
+                "id": delivery.id,
+                "event_name": delivery.event_name,
+                "state": delivery.state,
+                "attempts": delivery.attempts,
+                "response_status": delivery.response_status,
+                "error": delivery.last_error,
+                "created_at": timestamp_text(delivery.created_at),
+                "delivered_at": delivery.delivered_at.map(timestamp_text),
+            })
+        })
+        .collect();
+    Ok(Json(log).into_response())
+}

@@ -1,0 +1,299 @@
+//! System hooks: sending deliveries (durable, retried with back-off, one replica at a time)
+//! and raising the license alerts GitLab has no hook for (expiring, expired, overage, seats
+//! exhausted).
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, TimeDelta};
+use serde_json::{json, Value};
+
+use crate::domain::add_ons;
+use crate::services::licenses;
+use crate::state::AppState;
+use crate::store::{AddOnPurchase, AttemptOutcome, DeliveryWork, StoreResult, SystemHook};
+
+/// Attempts before a delivery is given up (GitLab retries failing hooks a few times too).
+pub const MAX_ATTEMPTS: i32 = 8;
+/// How long one replica holds a claimed delivery before another may take it over.
+const LEASE: TimeDelta = TimeDelta::minutes(2);
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Days before expiry at which `license_expiring` is sent (GitLab's reminder days).
+pub const EXPIRY_NOTICE_DAYS: [i64; 4] = [30, 14, 7, 1];
+
+/// The wait before attempt `attempts + 1`: 10 s, doubling, at most an hour.
+pub fn backoff(attempts: i32) -> TimeDelta {
+    let exponent = u32::try_from(attempts.saturating_sub(1).clamp(0, 12)).unwrap_or(0);
+    TimeDelta::seconds((10i64 << exponent).min(3600))
+}
+
+fn client(verify_tls: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(SEND_TIMEOUT)
+        .danger_accept_invalid_certs(!verify_tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// Posts one payload the way GitLab posts system hooks. Ok(status) for any answer; the
+/// caller decides what counts as delivered.
+async fn post(
+    url: &str,
+    token: Option<&str>,
+    verify_tls: bool,
+    event_name: &str,
+    payload: String,
+) -> Result<u16, String> {
+    let mut request = client(verify_tls)
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header(
+            "User-Agent",
+            format!("GitLab/{}", env!("CARGO_PKG_VERSION")),
+        )
+        .header("X-Gitlab-Event", "System Hook")
+        .header("X-Gitlab-Event-Name", event_name)
+        .body(payload);
+    if let Some(token) = token.filter(|token| !token.is_empty()) {
+        request = request.header("X-Gitlab-Token", token);
+    }
+    match request.send().await {
+        Ok(response) => Ok(response.status().as_u16()),
+        // The error names the URL, never the token.
+        Err(error) => Err(error.without_url().to_string()),
+    }
+}
+
+/// Sends every due delivery; returns how many attempts were made.
+pub async fn deliver_due(state: &AppState) -> StoreResult<usize> {
+    let mut attempts = 0;
+    loop {
+        let now = state.clock.now();
+        let Some(work) = state.store.claim_delivery(now, now + LEASE).await? else {
+            return Ok(attempts);
+        };
+        attempts += 1;
+        let outcome = attempt(&work, state.clock.now()).await;
+        if let AttemptOutcome::GiveUp { error, .. } = &outcome {
+            tracing::warn!(delivery_id = work.id, %error, "system hook delivery given up");
+        }
+        state
+            .store
+            .finish_delivery(&work, &outcome, state.clock.now())
+            .await?;
+    }
+}
+
+async fn attempt(work: &DeliveryWork, now: chrono::DateTime<chrono::Utc>) -> AttemptOutcome {
+    let sent = post(
+        &work.url,
+        work.token.as_deref(),
+        work.enable_ssl_verification,
+        &work.event_name,
+        work.payload.clone(),
+    )
+    .await;
+    let (status, error) = match sent {
+        Ok(status) if (200..300).contains(&status) => {
+            return AttemptOutcome::Delivered {
+                status: i32::from(status),
+            }
+        }
+        Ok(status) => (Some(i32::from(status)), format!("HTTP {status}")),
+        Err(error) => (None, error),
+    };
+    if work.attempts >= MAX_ATTEMPTS {
+        AttemptOutcome::GiveUp { status, error }
+    } else {
+        AttemptOutcome::Retry {
+            status,
+            error,
+            at: now + backoff(work.attempts),
+        }
+    }
+}
+
+/// `POST /hooks/:id`: sends a sample event now and reports GitLab's test payload.
+pub async fn test(hook: &SystemHook) -> Result<Value, String> {
+    let payload = json!({
+        "event_name": "project_create",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+        "name": "Ruby",
+        "path": "ruby",
+        "path_with_namespace": "jsmith/ruby",
+        "project_id": 1,
+        "owner_name": "Someone",
+        "owner_email": "example@gitlabhq.com",
+        "project_visibility": "private",
+    });
+    let status = post(
+        &hook.url,
+        hook.token.as_deref(),
+        hook.enable_ssl_verification,
+        "project_create",
+        payload.to_string(),
+    )
+    .await?;
+    if (200..300).contains(&status) {
+        Ok(payload)
+    } else {
+        Err(format!("hook answered HTTP {status}"))
+    }
+}
+
+/// The alerts due for the current license today: (event, dedupe key, payload).
+pub fn license_alerts(
+    license_id: i64,
+    plan: &str,
+    expires_on: Option<NaiveDate>,
+    overage: i64,
+    today: NaiveDate,
+) -> Vec<(&'static str, String, Value)> {
+    let mut alerts = Vec::new();
+    let base = |event: &str| {
+        json!({
+            "event_name": event,
+            "license_id": license_id,
+            "plan": plan,
+            "expires_at": expires_on.map(|day| day.to_string()),
+        })
+    };
+    if let Some(expires_on) = expires_on {
+        let days_left = (expires_on - today).num_days();
+        if days_left <= 0 {
+            alerts.push((
+                "license_expired",
+                format!("license_expired:{license_id}"),
+                base("license_expired"),
+            ));
+        } else if let Some(notice) = EXPIRY_NOTICE_DAYS
+            .iter()
+            .rev()
+            .find(|notice| days_left <= **notice)
+        {
+            // The tightest notice that applies: a server that was down on day 30 still
+            // sends the 14-day one when it comes back on day 12.
+            let mut payload = base("license_expiring");
+            payload["days_remaining"] = json!(days_left);
+            alerts.push((
+                "license_expiring",
+                format!("license_expiring:{license_id}:{notice}"),
+                payload,
+            ));
+        }
+    }
+    if overage > 0 {
+        let mut payload = base("license_overage");
+        payload["overage"] = json!(overage);
+        alerts.push((
+            "license_overage",
+            format!("license_overage:{license_id}"),
+            payload,
+        ));
+    }
+    alerts
+}
+
+/// Records the current license's due alerts (each once ever) and wakes the sender.
+pub async fn check_license_alerts(state: &AppState) -> StoreResult<usize> {
+    let Some(license) = licenses::current_entity(state).await? else {
+        return Ok(0);
+    };
+    let expires_on = license
+        .expires_at
+        .as_deref()
+        .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok());
+    let mut recorded = 0;
+    for (event, key, payload) in license_alerts(
+        license.id,
+        &license.plan,
+        expires_on,
+        license.overage,
+        state.clock.today(),
+    ) {
+        if state
+            .store
+            .record_hook_event(event, &payload, Some(&key), state.clock.now())
+            .await?
+        {
+            recorded += 1;
+        }
+    }
+    if recorded > 0 {
+        state.jobs_wake.notify_one();
+    }
+    Ok(recorded)
+}
+
+/// After an assignment: tells the hooks when a purchase has no free seat left (at most once
+/// a day per purchase).
+pub async fn check_seats_exhausted(state: &AppState, purchase: &AddOnPurchase) {
+    if purchase.assigned_quantity < purchase.quantity {
+        return;
+    }
+    let payload = json!({
+        "event_name": "add_on_seats_exhausted",
+        "add_on": add_ons::display_name(&purchase.add_on_name),
+        "namespace": purchase.namespace_path,
+        "purchased_quantity": purchase.quantity,
+        "assigned_quantity": purchase.assigned_quantity,
+    });
+    let key = format!(
+        "add_on_seats_exhausted:{}:{}",
+        purchase.id,
+        state.clock.today()
+    );
+    match state
+        .store
+        .record_hook_event(
+            "add_on_seats_exhausted",
+            &payload,
+            Some(&key),
+            state.clock.now(),
+        )
+        .await
+    {
+        Ok(true) => state.jobs_wake.notify_one(),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, "could not record a seats-exhausted hook event"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("date")
+    }
+
+    #[test]
+    fn expiry_notices_at_30_14_7_and_1_days() {
+        let expires = Some(day("2027-01-01"));
+        let keys = |today: &str| -> Vec<String> {
+            license_alerts(5, "premium", expires, 0, day(today))
+                .into_iter()
+                .map(|(_, key, _)| key)
+                .collect()
+        };
+        assert!(keys("2026-11-30").is_empty());
+        assert_eq!(keys("2026-12-02"), ["license_expiring:5:30"]);
+        assert_eq!(keys("2026-12-20"), ["license_expiring:5:14"]);
+        assert_eq!(keys("2026-12-25"), ["license_expiring:5:7"]);
+        assert_eq!(keys("2026-12-31"), ["license_expiring:5:1"]);
+        assert_eq!(keys("2027-01-01"), ["license_expired:5"]);
+        assert_eq!(
+            license_alerts(5, "premium", None, 2, day("2026-06-01"))[0].1,
+            "license_overage:5"
+        );
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_an_hour() {
+        assert_eq!(backoff(1), TimeDelta::seconds(10));
+        assert_eq!(backoff(2), TimeDelta::seconds(20));
+        assert_eq!(backoff(4), TimeDelta::seconds(80));
+        assert_eq!(backoff(20), TimeDelta::seconds(3600));
+    }
+}

@@ -83,6 +83,16 @@ async fn run_and_inspect(backend: Backend) {
         .trim()
         .to_string();
     assert!(token.starts_with("glpat-"));
+    // A system hook whose receiver is down: its token must not reach the log either.
+    let hook_token = "hook-secret-token-000001";
+    let hook = client
+        .post(format!("{base}/api/v4/hooks"))
+        .header("PRIVATE-TOKEN", &token)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "token": hook_token}))
+        .send()
+        .await
+        .expect("hook");
+    assert_eq!(hook.status(), StatusCode::CREATED);
     let license = premium(10);
     let reply = client
         .post(format!("{base}/api/v4/license"))
@@ -107,6 +117,36 @@ async fn run_and_inspect(backend: Backend) {
         .form(&[("license", "not-a-key-SECRETISH")])
         .send()
         .await;
+
+    let graphql = client
+        .post(format!("{base}/api/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({"query": "{ currentUser { username } }"}))
+        .send()
+        .await
+        .expect("graphql");
+    assert_eq!(graphql.status(), StatusCode::OK);
+    // Give the sender time to try the hook (the upload's event woke it).
+    let attempted = Instant::now();
+    loop {
+        let deliveries: Value = client
+            .get(format!("{base}/api/v4/hooks/1/deliveries"))
+            .header("PRIVATE-TOKEN", &token)
+            .send()
+            .await
+            .expect("deliveries")
+            .json()
+            .await
+            .expect("json");
+        if deliveries[0]["attempts"].as_i64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            attempted.elapsed() < Duration::from_secs(20),
+            "the hook was never tried: {deliveries}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The container health check: healthy while serving …
     let healthcheck = || {
@@ -149,7 +189,11 @@ async fn run_and_inspect(backend: Backend) {
     let request_line = lines
         .iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|entry| entry["message"] == "response" && entry["status"] == 201)
+        .find(|entry| {
+            entry["message"] == "response"
+                && entry["status"] == 201
+                && entry["span"]["route"] == "/api/v4/license"
+        })
         .unwrap_or_else(|| panic!("a JSON response line for the upload:\n{log}"));
     let span = request_line.get("span").cloned().unwrap_or_default();
     assert_eq!(span["method"], "POST");
@@ -161,6 +205,7 @@ async fn run_and_inspect(backend: Backend) {
         secret_token,
         &license[..40],
         "not-a-key-SECRETISH",
+        hook_token,
     ] {
         assert!(
             !log.contains(secret),

@@ -16,14 +16,17 @@ pub fn router() -> Router<AppState> {
         .route("/-/readiness", get(readiness))
 }
 
+#[utoipa::path(get, operation_id = "health_health", path = "/-/health", tag = "operations", summary = "Health probe", responses((status = 200, description = "OK", body = String, content_type = "text/plain")))]
 async fn health() -> &'static str {
     "GitLab OK"
 }
 
+#[utoipa::path(get, operation_id = "health_liveness", path = "/-/liveness", tag = "operations", summary = "Liveness probe", responses((status = 200, description = "OK", body = Object)))]
 async fn liveness() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, operation_id = "health_readiness", path = "/-/readiness", tag = "operations", summary = "Readiness probe (503 while the database is unreachable)", responses((status = 200, description = "OK", body = Object), (status = 503, description = "Not ready", body = Object)))]
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     // A pool waiting for a dead database would hang the probe; answer within two seconds.
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;

@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod instance;
 pub mod license;
 pub mod metrics;
+pub mod openapi;
 pub mod pagination;
 pub mod params;
 pub mod tokens;
@@ -45,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(metrics::router())
         .merge(hooks::router())
+        .merge(openapi::router())
         .merge(add_on_purchases::router())
         .merge(crate::graphql::router())
         .fallback(|| async { ApiError::RouteNotFound })

@@ -128,6 +128,7 @@ fn user_error(error: UserError) -> ApiError {
 
 const ORDER_COLUMNS: &[&str] = &["id", "name", "username", "created_at", "updated_at"];
 
+#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -167,6 +168,7 @@ async fn list(
     Ok((headers, Json(body)).into_response())
 }
 
+#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResult<Response> {
     let user = match id.0 {
         Some(id) => state.store.find_user(id).await?,
@@ -181,6 +183,7 @@ async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResu
     .into_response())
 }
 
+#[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = Object, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -212,6 +215,7 @@ async fn create(
         .into_response())
 }
 
+#[utoipa::path(put, operation_id = "users_update", path = "/api/v4/users/{id}", tag = "users", summary = "Change a user", params(("id" = String, Path, description = "An ID")), request_body(content = Object, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn update(
     Admin(actor): Admin,
     id: NumericId,
@@ -237,6 +241,7 @@ async fn update(
     .into_response())
 }
 
+#[utoipa::path(delete, operation_id = "users_destroy", path = "/api/v4/users/{id}", tag = "users", summary = "Delete a user", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn destroy(
     Admin(actor): Admin,
     id: NumericId,
@@ -251,6 +256,7 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban or approve a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban or approve")), responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn moderate(
     Admin(actor): Admin,
     id: NumericId,

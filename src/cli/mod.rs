@@ -46,6 +46,8 @@ enum Command {
     Healthcheck,
     /// Print the GraphQL schema as SDL (the committed `schema.graphql`).
     GraphqlSchema,
+    /// Print the REST API's OpenAPI document (the committed `openapi.json`).
+    Openapi,
 }
 
 /// Parses the arguments, runs the command and turns failures into a one-line message.
@@ -60,6 +62,10 @@ pub fn run() -> ExitCode {
         Command::History(command) => ops::history(command),
         Command::Healthcheck => ops::healthcheck(),
         Command::Backup(command) => backup::run(command),
+        Command::Openapi => {
+            print!("{}", crate::api::openapi::document());
+            Ok(())
+        }
         Command::GraphqlSchema => {
             print!("{}", crate::graphql::sdl());
             Ok(())

@@ -180,3 +180,47 @@ async fn a_separate_metrics_address_serves_only_the_scrape(app: TestApp) {
         .expect("scrape");
     assert_eq!(main.status(), 200, "and the main address still does");
 }
+
+#[test]
+fn the_committed_openapi_document_matches_the_code() {
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"))
+        .expect("openapi.json is committed");
+    assert!(
+        committed == gitlab_license_server::api::openapi::document(),
+        "openapi.json is out of date: run `cargo run -- openapi > openapi.json`"
+    );
+}
+
+on_both_backends!(the_openapi_document_is_served_and_lists_every_route);
+
+async fn the_openapi_document_is_served_and_lists_every_route(app: TestApp) {
+    let reply = app
+        .send(reqwest::Method::GET, "/api/v4/openapi.json", None)
+        .await;
+    assert_eq!(reply.status, 200);
+    let document = reply.json();
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    // Every REST route the routers declare is documented (the GraphQL endpoint has its own
+    // schema; the CSV alias without `.csv` is the same operation).
+    for source in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api"))
+        .expect("src/api")
+        .filter_map(Result::ok)
+    {
+        let text = std::fs::read_to_string(source.path()).expect("source");
+        for route in text
+            .split(".route(")
+            .skip(1)
+            .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+            .filter_map(|rest| rest.split('"').next())
+        {
+            if route == "/api/v4/license/usage_export" || route == "/api/v4/openapi.json" {
+                continue;
+            }
+            assert!(
+                paths.contains_key(route),
+                "{route} is not in the OpenAPI document"
+            );
+        }
+    }
+}

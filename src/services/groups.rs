@@ -1,9 +1,12 @@
 //! Groups and their members (what the Ultimate billable rule and group Duo seats read).
 
-use crate::domain::users::{valid_path, ACCESS_LEVELS};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::domain::users::{access_level_name, valid_path, ACCESS_LEVELS};
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{Group, Member, NewGroup, StoreError, User};
+use crate::store::{Group, HookEvent, Member, NewGroup, StoreError, User};
 
 #[derive(Debug)]
 pub enum GroupError {
@@ -40,7 +43,8 @@ pub async fn create(state: &AppState, author: &User, new: NewGroup) -> Result<Gr
             "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
         ));
     }
-    let event = audit::event(
+    let now = state.clock.now();
+    let mut event = audit::event(
         author,
         "Group",
         0,
@@ -48,14 +52,72 @@ pub async fn create(state: &AppState, author: &User, new: NewGroup) -> Result<Gr
         format!("Created group {}", new.path),
         ("Group", 0, &new.path),
     );
-    state
+    event.hook = Some(group_hook("group_create", &new.name, &new.path, now));
+    let created = state
         .store
-        .create_group(&new, state.clock.now(), Some(&event))
+        .create_group(&new, now, Some(&event))
         .await
         .map_err(|error| match error {
             StoreError::Conflict(_) => failed_to_save("path", "has already been taken"),
             other => GroupError::Store(other),
-        })
+        });
+    state.jobs_wake.notify_one();
+    created
+}
+
+/// GitLab's `group_create` / `group_destroy` system-hook payload (`group_id` is filled in
+/// when the change is recorded).
+fn group_hook(event_name: &'static str, name: &str, path: &str, at: DateTime<Utc>) -> HookEvent {
+    let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    HookEvent {
+        event_name,
+        payload: json!({
+            "created_at": time,
+            "updated_at": time,
+            "event_name": event_name,
+            "name": name,
+            "path": path,
+            "full_path": path,
+            "group_id": Value::Null,
+        }),
+        id_field: Some("group_id"),
+    }
+}
+
+/// GitLab's membership hook payloads (`user_add_to_group`, `user_update_for_group`,
+/// `user_remove_from_group`), recorded once the change is committed.
+async fn record_member_event(
+    state: &AppState,
+    event_name: &'static str,
+    group: &Group,
+    user: &User,
+    access_level: i32,
+) {
+    let now = state.clock.now();
+    let time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let payload = json!({
+        "created_at": time,
+        "updated_at": time,
+        "group_name": group.name,
+        "group_path": group.path,
+        "group_id": group.id,
+        "user_username": user.username,
+        "user_name": user.name,
+        "user_email": user.email,
+        "user_id": user.id,
+        "group_access": access_level_name(access_level),
+        "group_plan": Value::Null,
+        "expires_at": Value::Null,
+        "event_name": event_name,
+    });
+    match state
+        .store
+        .record_hook_event(event_name, &payload, None, now)
+        .await
+    {
+        Ok(_) => state.jobs_wake.notify_one(),
+        Err(error) => tracing::warn!(%error, event_name, "could not record a system hook event"),
+    }
 }
 
 pub async fn find(state: &AppState, id_or_path: &str) -> Result<Group, GroupError> {
@@ -68,7 +130,8 @@ pub async fn find(state: &AppState, id_or_path: &str) -> Result<Group, GroupErro
 
 pub async fn delete(state: &AppState, author: &User, id_or_path: &str) -> Result<(), GroupError> {
     let group = find(state, id_or_path).await?;
-    let event = audit::event(
+    let now = state.clock.now();
+    let mut event = audit::event(
         author,
         "Group",
         group.id,
@@ -76,10 +139,12 @@ pub async fn delete(state: &AppState, author: &User, id_or_path: &str) -> Result
         format!("Removed group {}", group.path),
         ("Group", group.id, &group.path),
     );
+    event.hook = Some(group_hook("group_destroy", &group.name, &group.path, now));
     state
         .store
-        .delete_group(group.id, state.clock.now(), Some(&event))
+        .delete_group(group.id, now, Some(&event))
         .await?;
+    state.jobs_wake.notify_one();
     Ok(())
 }
 
@@ -98,7 +163,7 @@ pub async fn add_member(
 ) -> Result<Member, GroupError> {
     let group = find(state, id_or_path).await?;
     let access_level = check_level(access_level)?;
-    state
+    let user = state
         .store
         .find_user(user_id)
         .await?
@@ -117,6 +182,7 @@ pub async fn add_member(
             StoreError::Conflict(message) => GroupError::Conflict(message),
             other => GroupError::Store(other),
         })?;
+    record_member_event(state, "user_add_to_group", &group, &user, access_level).await;
     state
         .store
         .group_member(group.id, user_id)
@@ -139,11 +205,20 @@ pub async fn update_member(
     {
         return Err(GroupError::MemberNotFound);
     }
-    state
+    let member = state
         .store
         .group_member(group.id, user_id)
         .await?
-        .ok_or(GroupError::MemberNotFound)
+        .ok_or(GroupError::MemberNotFound)?;
+    record_member_event(
+        state,
+        "user_update_for_group",
+        &group,
+        &member.user,
+        access_level,
+    )
+    .await;
+    Ok(member)
 }
 
 pub async fn remove_member(
@@ -152,9 +227,21 @@ pub async fn remove_member(
     user_id: i64,
 ) -> Result<(), GroupError> {
     let group = find(state, id_or_path).await?;
-    if state.store.remove_member(group.id, user_id).await? {
-        Ok(())
-    } else {
-        Err(GroupError::MemberNotFound)
+    let member = state
+        .store
+        .group_member(group.id, user_id)
+        .await?
+        .ok_or(GroupError::MemberNotFound)?;
+    if !state.store.remove_member(group.id, user_id).await? {
+        return Err(GroupError::MemberNotFound);
     }
+    record_member_event(
+        state,
+        "user_remove_from_group",
+        &group,
+        &member.user,
+        member.access_level,
+    )
+    .await;
+    Ok(())
 }

@@ -194,6 +194,69 @@ async fn hooks_api_and_deliveries(app: TestApp) {
     assert_eq!(deliver(&app).await, 1);
     assert_eq!(receiver.last("user_destroy").1["user_id"], grace_id);
 
+    // Groups and memberships.
+    let group = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/groups"))
+                .json(&json!({"name": "Acme", "path": "acme"})),
+            Some(ROOT_TOKEN),
+        )
+        .await
+        .json();
+    let group_id = group["id"].clone();
+    let member_path = format!("/api/v4/groups/{group_id}/members");
+    let added = app
+        .send_with(
+            app.client
+                .post(app.url(&member_path))
+                .json(&json!({"user_id": user.id, "access_level": 30})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let changed = app
+        .send_with(
+            app.client
+                .put(app.url(&format!("{member_path}/{}", user.id)))
+                .json(&json!({"access_level": 40})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(changed.status, 200, "{}", changed.body);
+    assert_eq!(
+        app.delete(&format!("{member_path}/{}", user.id))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v4/groups/{group_id}"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(deliver(&app).await, 5);
+    assert_eq!(
+        &receiver.events()[receiver.events().len() - 5..],
+        [
+            "group_create",
+            "user_add_to_group",
+            "user_update_for_group",
+            "user_remove_from_group",
+            "group_destroy"
+        ]
+    );
+    assert_eq!(receiver.last("group_create").1["group_id"], group_id);
+    assert_eq!(receiver.last("group_destroy").1["path"], "acme");
+    let (_, joined) = receiver.last("user_add_to_group");
+    assert_eq!(joined["group_access"], "Developer");
+    assert_eq!(joined["user_username"], "ada");
+    assert_eq!(
+        receiver.last("user_update_for_group").1["group_access"],
+        "Maintainer"
+    );
+
     // The receiver fails: the delivery waits (10 s), then succeeds, exactly once.
     receiver.fail_next(1);
     assert_eq!(

@@ -43,7 +43,7 @@ fn date_time(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiEr
     }
 }
 
-#[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("entity_type" = Option<String>, Query, description = "User, Group, Project or Gitlab::Audit::InstanceScope"), ("entity_id" = Option<i64>, Query), ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,

@@ -57,7 +57,7 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
     }
 }
 
-#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = Object, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::openapi::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,

@@ -41,8 +41,8 @@ impl Page {
     /// The pagination headers for a page of a `total`-item list fetched at `uri`.
     pub fn headers(&self, total: i64, external_url: &str, uri: &Uri, params: &Params) -> HeaderMap {
         let total_pages = ((total + self.per_page - 1) / self.per_page).max(1);
-        let next = (self.page < total_pages).then_some(self.page + 1);
-        let prev = (self.page > 1).then_some((self.page - 1).min(total_pages));
+        let next = (self.page < total_pages).then(|| self.page + 1);
+        let prev = (self.page > 1).then(|| (self.page - 1).min(total_pages));
         let link = |page: i64| {
             let mut query: Vec<(String, String)> = params
                 .0
@@ -96,5 +96,24 @@ impl Page {
         set("x-total", total.to_string());
         set("x-total-pages", total_pages.to_string());
         headers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_pages_neither_overflow_nor_link_past_the_end() {
+        let page = Page {
+            page: i64::MAX,
+            per_page: 1,
+        };
+        assert_eq!(page.offset(), i64::MAX - 1);
+        let uri: Uri = "/api/v4/users".parse().expect("uri");
+        let headers = page.headers(3, "http://localhost", &uri, &Params::default());
+        assert_eq!(headers["x-next-page"], "");
+        assert_eq!(headers["x-prev-page"], "3");
+        assert_eq!(headers["x-total-pages"], "3");
     }
 }

@@ -68,7 +68,7 @@ fn scopes(params: &Params) -> Result<Vec<String>, ApiError> {
     }
 }
 
-#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = Object, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::openapi::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn create(
     Admin(actor): Admin,
     id: NumericId,
@@ -101,7 +101,7 @@ async fn create(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("user_id" = Option<i64>, Query), ("state" = Option<String>, Query, description = "active or inactive"), ("revoked" = Option<bool>, Query)), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn list(
     Authenticated(actor): Authenticated,
     State(state): State<AppState>,

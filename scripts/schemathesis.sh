@@ -55,12 +55,13 @@ run_backend() {
     sleep 0.5
   done
   echo "=== schemathesis: $backend ==="
-  "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/api/v4/openapi.json" \
+  # Its example cache goes into the run directory, not the repository.
+  (cd "$RUN_DIR" && "$VENV/bin/schemathesis" run "http://127.0.0.1:$port/api/v4/openapi.json" \
     -H "PRIVATE-TOKEN: $TOKEN" \
     --checks not_a_server_error,response_schema_conformance,content_type_conformance \
     --max-examples 30 --request-timeout 15 --generation-deterministic \
     --exclude-operation-id tokens_revoke_self --exclude-operation-id tokens_revoke \
-    --exclude-operation-id users_destroy --exclude-operation-id users_moderate \
+    --exclude-operation-id users_destroy --exclude-operation-id users_moderate) \
     | sed -E "s/$TOKEN/[REDACTED]/g"
   local status="${PIPESTATUS[0]}"
   if grep -q '"status":5[0-9][0-9]\|status=5[0-9][0-9]' "$RUN_DIR/server.log"; then

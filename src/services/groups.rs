@@ -85,38 +85,33 @@ fn group_hook(event_name: &'static str, name: &str, path: &str, at: DateTime<Utc
 }
 
 /// GitLab's membership hook payloads (`user_add_to_group`, `user_update_for_group`,
-/// `user_remove_from_group`), recorded once the change is committed.
-async fn record_member_event(
-    state: &AppState,
+/// `user_remove_from_group`), recorded in the membership change's transaction.
+fn member_hook(
     event_name: &'static str,
     group: &Group,
     user: &User,
     access_level: i32,
-) {
-    let now = state.clock.now();
-    let time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let payload = json!({
-        "created_at": time,
-        "updated_at": time,
-        "group_name": group.name,
-        "group_path": group.path,
-        "group_id": group.id,
-        "user_username": user.username,
-        "user_name": user.name,
-        "user_email": user.email,
-        "user_id": user.id,
-        "group_access": access_level_name(access_level),
-        "group_plan": Value::Null,
-        "expires_at": Value::Null,
-        "event_name": event_name,
-    });
-    match state
-        .store
-        .record_hook_event(event_name, &payload, None, now)
-        .await
-    {
-        Ok(_) => state.jobs_wake.notify_one(),
-        Err(error) => tracing::warn!(%error, event_name, "could not record a system hook event"),
+    at: DateTime<Utc>,
+) -> HookEvent {
+    let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    HookEvent {
+        event_name,
+        payload: json!({
+            "created_at": time,
+            "updated_at": time,
+            "group_name": group.name,
+            "group_path": group.path,
+            "group_id": group.id,
+            "user_username": user.username,
+            "user_name": user.name,
+            "user_email": user.email,
+            "user_id": user.id,
+            "group_access": access_level_name(access_level),
+            "group_plan": Value::Null,
+            "expires_at": Value::Null,
+            "event_name": event_name,
+        }),
+        id_field: None,
     }
 }
 
@@ -168,6 +163,8 @@ pub async fn add_member(
         .find_user(user_id)
         .await?
         .ok_or(GroupError::UserNotFound)?;
+    let now = state.clock.now();
+    let hook = member_hook("user_add_to_group", &group, &user, access_level, now);
     state
         .store
         .add_membership(
@@ -175,14 +172,15 @@ pub async fn add_member(
             "Namespace",
             group.id,
             access_level,
-            state.clock.now(),
+            now,
+            Some(&hook),
         )
         .await
         .map_err(|error| match error {
             StoreError::Conflict(message) => GroupError::Conflict(message),
             other => GroupError::Store(other),
         })?;
-    record_member_event(state, "user_add_to_group", &group, &user, access_level).await;
+    state.jobs_wake.notify_one();
     state
         .store
         .group_member(group.id, user_id)
@@ -198,27 +196,26 @@ pub async fn update_member(
 ) -> Result<Member, GroupError> {
     let group = find(state, id_or_path).await?;
     let access_level = check_level(access_level)?;
+    let user = state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or(GroupError::MemberNotFound)?;
+    let now = state.clock.now();
+    let hook = member_hook("user_update_for_group", &group, &user, access_level, now);
     if !state
         .store
-        .set_member_access(group.id, user_id, access_level)
+        .set_member_access(group.id, user_id, access_level, now, Some(&hook))
         .await?
     {
         return Err(GroupError::MemberNotFound);
     }
-    let member = state
+    state.jobs_wake.notify_one();
+    state
         .store
         .group_member(group.id, user_id)
         .await?
-        .ok_or(GroupError::MemberNotFound)?;
-    record_member_event(
-        state,
-        "user_update_for_group",
-        &group,
-        &member.user,
-        access_level,
-    )
-    .await;
-    Ok(member)
+        .ok_or(GroupError::MemberNotFound)
 }
 
 pub async fn remove_member(
@@ -232,16 +229,21 @@ pub async fn remove_member(
         .group_member(group.id, user_id)
         .await?
         .ok_or(GroupError::MemberNotFound)?;
-    if !state.store.remove_member(group.id, user_id).await? {
-        return Err(GroupError::MemberNotFound);
-    }
-    record_member_event(
-        state,
+    let now = state.clock.now();
+    let hook = member_hook(
         "user_remove_from_group",
         &group,
         &member.user,
         member.access_level,
-    )
-    .await;
+        now,
+    );
+    if !state
+        .store
+        .remove_member(group.id, user_id, now, Some(&hook))
+        .await?
+    {
+        return Err(GroupError::MemberNotFound);
+    }
+    state.jobs_wake.notify_one();
     Ok(())
 }

@@ -176,6 +176,16 @@ macro_rules! insert_hook_event {
     }};
 }
 
+/// Records a change's own hook event (no audit event) inside an open transaction.
+macro_rules! insert_change_hook {
+    ($tx:expr, $hook:expr, $now:expr) => {
+        if let Some(hook) = $hook {
+            let _recorded =
+                insert_hook_event!($tx, hook.event_name, &hook.payload, None::<String>, $now);
+        }
+    };
+}
+
 /// Records an audit event inside an open transaction (and the hook event it raises).
 macro_rules! insert_audit {
     ($tx:expr, $audit:expr, $now:expr) => {
@@ -742,6 +752,7 @@ impl Store {
         source_id: i64,
         access_level: i32,
         now: DateTime<Utc>,
+        hook: Option<&HookEvent>,
     ) -> StoreResult<()> {
         in_write_tx!(self, tx => {
             sqlx::query(
@@ -756,6 +767,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, &[("members_source_type_source_id_user_id_key", "Member already exists")]))?;
+            insert_change_hook!(tx, hook, now);
         });
         Ok(())
     }
@@ -920,9 +932,11 @@ impl Store {
         group_id: i64,
         user_id: i64,
         access_level: i32,
+        now: DateTime<Utc>,
+        hook: Option<&HookEvent>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            sqlx::query(
+            let changed = sqlx::query(
                 "UPDATE members SET access_level = $3
                  WHERE source_type = 'Namespace' AND source_id = $1 AND user_id = $2",
             )
@@ -932,14 +946,24 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected()
-                > 0
+                > 0;
+            if changed {
+                insert_change_hook!(tx, hook, now);
+            }
+            changed
         }))
     }
 
-    /// Removes a group member; false when they were not one.
-    pub async fn remove_member(&self, group_id: i64, user_id: i64) -> StoreResult<bool> {
+    /// Removes a group member (recording `hook` with it); false when they were not one.
+    pub async fn remove_member(
+        &self,
+        group_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+        hook: Option<&HookEvent>,
+    ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            sqlx::query(
+            let removed = sqlx::query(
                 "DELETE FROM members WHERE source_type = 'Namespace' AND source_id = $1 AND user_id = $2",
             )
             .bind(group_id)
@@ -947,7 +971,11 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected()
-                > 0
+                > 0;
+            if removed {
+                insert_change_hook!(tx, hook, now);
+            }
+            removed
         }))
     }
 

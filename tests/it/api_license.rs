@@ -807,15 +807,15 @@ async fn ultimate_counts_only_members_above_guest(app: TestApp) {
     app.add_user(NewUser::human("nobody", false)).await;
     let store = &app.state.store;
     store
-        .add_membership(guest.id, "Namespace", 1, 10, test_now())
+        .add_membership(guest.id, "Namespace", 1, 10, test_now(), None)
         .await
         .expect("member");
     store
-        .add_membership(reporter.id, "Namespace", 1, 20, test_now())
+        .add_membership(reporter.id, "Namespace", 1, 20, test_now(), None)
         .await
         .expect("member");
     store
-        .add_membership(planner.id, "Project", 7, 15, test_now())
+        .add_membership(planner.id, "Project", 7, 15, test_now(), None)
         .await
         .expect("member");
     let entity = app

@@ -319,7 +319,7 @@ async fn update_and_delete_users(app: TestApp) {
     let (token, _) = app.token_for(&bob, &["api"], None).await;
     app.state
         .store
-        .add_membership(bob.id, "Namespace", 1, 30, test_now())
+        .add_membership(bob.id, "Namespace", 1, 30, test_now(), None)
         .await
         .expect("member");
     let deleted = app.delete(&format!("/api/v4/users/{}", bob.id)).await;
@@ -660,7 +660,7 @@ async fn billable_counting_across_types_and_states(app: TestApp) {
     for (user, level) in [(&human, 30), (&service, 10), (&blocked, 40), (&bot, 40)] {
         app.state
             .store
-            .add_membership(user.id, "Namespace", 9, level, test_now())
+            .add_membership(user.id, "Namespace", 9, level, test_now(), None)
             .await
             .expect("member");
     }

@@ -93,7 +93,7 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
         .expect("group");
     app.state
         .store
-        .add_membership(ada.id, "Namespace", group.id, 30, now)
+        .add_membership(ada.id, "Namespace", group.id, 30, now, None)
         .await
         .expect("member");
     let (ada_token, _) = app

@@ -160,6 +160,7 @@ async fn group_purchase(app: &TestApp, path: &str, seats: i64) -> GroupSetup {
                 group.id,
                 level,
                 crate::support::app::test_now(),
+                None,
             )
             .await
             .expect("member");
@@ -197,6 +198,7 @@ async fn add_member(app: &TestApp, user: &User, group_id: i64, level: i32) {
             group_id,
             level,
             crate::support::app::test_now(),
+            None,
         )
         .await
         .expect("member");
@@ -1081,7 +1083,7 @@ async fn seats_follow_users_groups_and_purchases(app: TestApp) {
     );
     app.state
         .store
-        .remove_member(group.group_id, m1.id)
+        .remove_member(group.group_id, m1.id, crate::support::app::test_now(), None)
         .await
         .expect("leave");
     // The next four-hour slot's refresh frees the seat of the member who left.

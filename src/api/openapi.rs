@@ -79,6 +79,7 @@ pub fn router() -> Router<AppState> {
 // form or the query string) through `Params`; these types say which ones.
 #[allow(dead_code)]
 mod bodies {
+    use serde::Deserialize;
     use utoipa::ToSchema;
 
     /// `POST /license`.
@@ -143,11 +144,9 @@ mod bodies {
         pub expires_at: Option<String>,
     }
 
-    /// `POST /hooks`.
-    #[derive(ToSchema)]
-    pub struct HookCreate {
-        /// http or https.
-        pub url: String,
+    /// A system hook's settings besides its URL.
+    #[derive(ToSchema, Deserialize)]
+    pub struct HookOptions {
         /// Sent as `X-Gitlab-Token`.
         pub token: Option<String>,
         pub name: Option<String>,
@@ -159,18 +158,21 @@ mod bodies {
         pub enable_ssl_verification: Option<bool>,
     }
 
+    /// `POST /hooks`.
+    #[derive(ToSchema, Deserialize)]
+    pub struct HookCreate {
+        /// http or https.
+        pub url: String,
+        #[serde(flatten)]
+        pub options: HookOptions,
+    }
+
     /// `PUT /hooks/:id`: what is given changes.
-    #[derive(ToSchema)]
+    #[derive(ToSchema, Deserialize)]
     pub struct HookUpdate {
         pub url: Option<String>,
-        pub token: Option<String>,
-        pub name: Option<String>,
-        pub description: Option<String>,
-        pub push_events: Option<bool>,
-        pub tag_push_events: Option<bool>,
-        pub merge_requests_events: Option<bool>,
-        pub repository_update_events: Option<bool>,
-        pub enable_ssl_verification: Option<bool>,
+        #[serde(flatten)]
+        pub options: HookOptions,
     }
 
     /// `POST /namespaces/:id/subscription_add_on_purchase/:add_on_name`.

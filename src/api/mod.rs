@@ -57,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_nul_in_uri))
         // Outside the limit layer, so that its 413 is reshaped too.
         .layer(middleware::from_fn(gitlab_shaped_errors))
         .layer(CatchPanicLayer::custom(|_| {
@@ -96,6 +97,22 @@ pub fn metrics_app(state: AppState) -> Router {
     metrics::router()
         .fallback(|| async { ApiError::RouteNotFound })
         .with_state(state)
+}
+
+/// A NUL character (`%00`) in the path or query string can match nothing stored (PostgreSQL
+/// refuses it in any text), so such a request is a 400 before any handler or query sees it.
+async fn refuse_nul_in_uri(request: Request, next: Next) -> Response<Body> {
+    let uri = request.uri();
+    let has_nul = |text: &str| {
+        text.as_bytes()
+            .windows(3)
+            .any(|window| window.eq_ignore_ascii_case(b"%00"))
+    };
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return ApiError::InvalidParameter("a parameter contains a null byte".into())
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Responses made by layers rather than handlers (the body limit's 413) come out in GitLab's

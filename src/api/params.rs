@@ -24,6 +24,8 @@ impl Params {
         match self.0.get(name) {
             None => Err(ApiError::missing(name)),
             Some(Value::Null) => Ok(String::new()),
+            // No database column can hold a NUL character (PostgreSQL refuses it outright).
+            Some(Value::String(text)) if text.contains('\0') => Err(ApiError::invalid(name)),
             Some(Value::String(text)) => Ok(text.clone()),
             // Grape coerces scalars to String; arrays and hashes do not coerce.
             Some(Value::Number(number)) => Ok(number.to_string()),

@@ -117,6 +117,11 @@ async fn execute(
         if request.query.len() > MAX_QUERY_SIZE {
             return error_response(StatusCode::OK, "Query too large");
         }
+        // No stored text can contain NUL (PostgreSQL refuses it), so no argument may.
+        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+        if request.query.contains('\0') || variables.contains("\\u0000") {
+            return error_response(StatusCode::OK, "Arguments may not contain null bytes");
+        }
         if read_only && is_mutation(request) {
             return error_response(StatusCode::OK, "Mutations are forbidden in GET requests");
         }

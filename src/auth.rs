@@ -159,6 +159,18 @@ pub async fn authenticate(
 ) -> Result<Actor, ApiError> {
     let record = lookup_token(parts, state).await?;
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+    check_access(&record, state, read_only, read_scopes)?;
+    record_use(state, &record).await;
+    Ok(Actor { token: record })
+}
+
+/// The scope and account checks that follow a successful lookup.
+pub fn check_access(
+    record: &TokenWithUser,
+    state: &AppState,
+    read_only: bool,
+    read_scopes: &'static [&'static str],
+) -> Result<(), ApiError> {
     let scope_fits = record.has_scope(SCOPE_API)
         || (read_only && read_scopes.iter().any(|scope| record.has_scope(scope)));
     if !scope_fits {
@@ -173,15 +185,24 @@ pub async fn authenticate(
     if let Some(reason) = account_refusal(&record.user.state, &state.config.external_url) {
         return Err(ApiError::ForbiddenBecause(reason));
     }
-    record_use(state, &record).await;
-    Ok(Actor { token: record })
+    Ok(())
+}
+
+/// An administrator's token, with the `admin_mode` scope where Admin Mode is on.
+pub fn acts_as_admin(record: &TokenWithUser, state: &AppState) -> bool {
+    record.user.admin && (!state.config.admin_mode || record.has_scope(SCOPE_ADMIN_MODE))
 }
 
 /// The request's token record, if it is known, not revoked and not expired (scope and
 /// account state are the caller's to check).
 pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWithUser>, ApiError> {
     let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
-    let digest = token_digest(&token);
+    find_token(&token, state).await
+}
+
+/// A token by its value (through the cache), if it is known, not revoked and not expired.
+pub async fn find_token(token: &str, state: &AppState) -> Result<Arc<TokenWithUser>, ApiError> {
+    let digest = token_digest(token);
     let record = match state.cache.token(&digest, &state.store) {
         Some(record) => record,
         None => {
@@ -197,6 +218,12 @@ pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWi
             record
         }
     };
+    check_token_usable(&record, state)?;
+    Ok(record)
+}
+
+/// Refuses a revoked token, or one past its expiry date.
+pub fn check_token_usable(record: &TokenWithUser, state: &AppState) -> Result<(), ApiError> {
     if record.revoked {
         return Err(ApiError::TokenRevoked);
     }
@@ -206,7 +233,7 @@ pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWi
     {
         return Err(ApiError::TokenExpired);
     }
-    Ok(record)
+    Ok(())
 }
 
 /// Any authenticated user, on the endpoints that also accept `read_user` tokens.
@@ -229,8 +256,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let actor = authenticate(parts, state, LICENSE_READ_SCOPES).await?;
-        let admin_mode_ok = !state.config.admin_mode || actor.token.has_scope(SCOPE_ADMIN_MODE);
-        if actor.user().admin && admin_mode_ok {
+        if acts_as_admin(&actor.token, state) {
             Ok(Self(actor))
         } else {
             Err(ApiError::Forbidden)

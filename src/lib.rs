@@ -21,3 +21,4 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod web;

@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(add_on_purchases::router())
         .merge(crate::graphql::router())
+        .merge(crate::web::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

@@ -2,6 +2,7 @@
 
 pub mod add_ons;
 pub mod licenses;
+pub mod subscription;
 pub mod text;
 pub mod upload;
 pub mod usage_csv;

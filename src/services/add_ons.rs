@@ -1,7 +1,7 @@
 //! GitLab Duo seats: who may see and manage which purchase, and the four assignment
 //! operations. GraphQL (and any other surface) goes through these, so the rules exist once.
 
-use crate::auth::{Actor, SCOPE_ADMIN_MODE, SCOPE_API};
+use crate::auth::{Actor, SCOPE_API};
 use crate::domain::add_ons::{
     self, decide_bulk, decide_single, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE,
     BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
@@ -24,10 +24,9 @@ pub struct Caller {
 impl Caller {
     /// An authenticated caller; `Caller::default()` is the anonymous one.
     pub fn from_actor(state: &AppState, actor: &Actor) -> Self {
-        let admin_mode_ok = !state.config.admin_mode || actor.token.has_scope(SCOPE_ADMIN_MODE);
         Self {
             user: Some(actor.user().clone()),
-            admin: actor.user().admin && admin_mode_ok,
+            admin: crate::auth::acts_as_admin(&actor.token, state),
             can_write: actor.token.has_scope(SCOPE_API),
         }
     }
@@ -173,6 +172,8 @@ fn settled<T>(locked: Locked<Result<T, add_ons::SeatRefusal>>) -> SeatResult<T> 
 pub struct SeatChange {
     pub purchase: AddOnPurchase,
     pub users: Vec<User>,
+    /// How many seats a removal freed (0 for assignments).
+    pub seats_removed: u64,
 }
 
 /// `userAddOnAssignmentBulkCreate` (GitLab 18's partial-success rule). `user_ids` are as
@@ -211,6 +212,7 @@ pub async fn assign_bulk(
     Ok(SeatChange {
         purchase,
         users: state.store.users_by_ids(&eligible).await?,
+        seats_removed: 0,
     })
 }
 
@@ -244,6 +246,7 @@ pub async fn assign_one(
     Ok(SeatChange {
         purchase,
         users: vec![user],
+        seats_removed: 0,
     })
 }
 
@@ -272,6 +275,7 @@ pub async fn remove_one(
     Ok(Some(SeatChange {
         purchase: reloaded(state, &purchase).await?,
         users: vec![user],
+        seats_removed: 1,
     }))
 }
 
@@ -293,17 +297,17 @@ pub async fn remove_bulk(
     let mut unique = user_ids.to_vec();
     unique.sort_unstable();
     unique.dedup();
-    if state
+    let removed = state
         .store
         .remove_add_on_seats(purchase.id, &unique)
-        .await?
-        == 0
-    {
+        .await?;
+    if removed == 0 {
         return Err(SeatError::Refused("NO_ASSIGNMENTS_FOUND"));
     }
     Ok(SeatChange {
         purchase: reloaded(state, &purchase).await?,
         users: state.store.users_by_ids(&unique).await?,
+        seats_removed: removed,
     })
 }
 

@@ -50,7 +50,10 @@ fn stored(state: &AppState, row: &LicenseRow) -> StoredLicense {
     }
 }
 
-async fn recent(state: &AppState, limit: i64) -> StoreResult<Vec<(LicenseRow, StoredLicense)>> {
+pub(crate) async fn recent(
+    state: &AppState,
+    limit: i64,
+) -> StoreResult<Vec<(LicenseRow, StoredLicense)>> {
     let rows = state.store.recent_licenses(limit).await?;
     Ok(rows
         .into_iter()

@@ -5,5 +5,7 @@ pub mod audit;
 pub mod groups;
 pub mod hooks;
 pub mod licenses;
+pub mod subscription;
 pub mod tokens;
 pub mod users;
+pub mod web_sessions;

@@ -411,6 +411,24 @@ impl Store {
         }))
     }
 
+    /// The users with these usernames (matched case-insensitively, as GitLab does), by id.
+    pub async fn users_by_usernames(&self, usernames: &[String]) -> StoreResult<Vec<User>> {
+        if usernames.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE lower(username) IN ({}) ORDER BY id",
+            placeholders(1, usernames.len())
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, User>(&sql);
+            for username in usernames {
+                query = query.bind(username.to_lowercase());
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
     /// One page of the users who may hold seats of a namespace's purchases (`None`: the
     /// instance's), with the total; optionally searched, and narrowed to holders (or
     /// non-holders) of one purchase.

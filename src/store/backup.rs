@@ -225,6 +225,18 @@ pub const TABLES: &[TableSpec] = &[
             ("delivered_at", Timestamp),
         ],
     },
+    TableSpec {
+        name: "web_sessions",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("session_digest", Text),
+            ("token_id", I64),
+            ("csrf_token", Text),
+            ("created_at", Timestamp),
+            ("expires_at", Timestamp),
+        ],
+    },
 ];
 
 pub fn table(name: &str) -> Option<&'static TableSpec> {

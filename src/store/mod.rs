@@ -216,9 +216,11 @@ macro_rules! insert_audit {
 mod add_ons;
 pub mod backup;
 mod hooks;
+mod sessions;
 
 pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode};
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
+pub use sessions::{SeatHolder, WebSession};
 
 impl Store {
     fn new(db: Db) -> Self {

@@ -1,13 +1,11 @@
 //! The GraphiQL explorer: served from the binary, and working in a real browser (headless
 //! Chromium driven over WebDriver) against `/api/graphql` with a pasted token.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 
 use crate::on_both_backends;
 use crate::support::app::{TestApp, ROOT_TOKEN};
-use crate::support::process::{free_port, KillOnDrop};
+use crate::support::browser::{chromium, Browser};
 
 on_both_backends!(
     the_explorer_page_and_its_assets_come_from_the_binary,
@@ -49,149 +47,6 @@ async fn the_explorer_page_and_its_assets_come_from_the_binary(app: TestApp) {
     assert_eq!(missing.status, 404);
 }
 
-/// Chromium and its driver, or `None` (with a message) where they are not installed; CI
-/// sets `REQUIRE_CHROMIUM=1` so that a missing browser fails instead.
-fn chromium() -> Option<(String, String)> {
-    let find = |names: &[&str]| {
-        names.iter().find_map(|name| {
-            std::env::var_os("PATH").and_then(|path| {
-                std::env::split_paths(&path)
-                    .map(|dir| dir.join(name))
-                    .find(|candidate| candidate.is_file())
-                    .map(|found| found.display().to_string())
-            })
-        })
-    };
-    let browser = find(&["chromium", "chromium-browser", "google-chrome"]);
-    let driver = find(&["chromedriver", "chromium-driver"]);
-    match (browser, driver) {
-        (Some(browser), Some(driver)) => Some((browser, driver)),
-        _ => {
-            assert!(
-                std::env::var("REQUIRE_CHROMIUM").as_deref() != Ok("1"),
-                "REQUIRE_CHROMIUM=1 but chromium/chromedriver are not installed"
-            );
-            eprintln!("skipped: install chromium and chromium-driver to run the explorer test");
-            None
-        }
-    }
-}
-
-/// A minimal W3C WebDriver client (the few commands this test needs).
-struct Browser {
-    client: reqwest::Client,
-    session: String,
-    _driver: KillOnDrop,
-}
-
-impl Browser {
-    async fn start(browser: &str, driver: &str) -> Self {
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("chromedriver-{port}.log"));
-        let process = std::process::Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(std::fs::File::create(&log).expect("log"))
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
-        let driver_process = KillOnDrop(process);
-        let client = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while client.get(format!("{base}/status")).send().await.is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "chromedriver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "goog:chromeOptions": {
-                "binary": browser,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,900"]
-            }
-        }}});
-        let reply: Value = client
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("json");
-        let session = reply["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {reply}"))
-            .to_string();
-        Self {
-            client,
-            session: format!("{base}/session/{session}"),
-            _driver: driver_process,
-        }
-    }
-
-    async fn command(&self, path: &str, body: Value) -> Value {
-        let reply: Value = self
-            .client
-            .post(format!("{}{path}", self.session))
-            .json(&body)
-            .send()
-            .await
-            .expect("webdriver")
-            .json()
-            .await
-            .expect("json");
-        reply["value"].clone()
-    }
-
-    async fn script(&self, source: &str, args: Value) -> Value {
-        self.command("/execute/sync", json!({"script": source, "args": args}))
-            .await
-    }
-
-    /// Polls `source` until it returns something other than null/false.
-    async fn wait_for(&self, source: &str, args: Value, what: &str) -> Value {
-        let started = Instant::now();
-        loop {
-            let value = self.script(source, args.clone()).await;
-            if !value.is_null() && value != json!(false) {
-                return value;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-impl Drop for Browser {
-    /// Ends the session, which closes the browser, even when the test failed; then the
-    /// driver is killed. Plain blocking HTTP: `Drop` cannot await.
-    fn drop(&mut self) {
-        use std::io::{Read as _, Write as _};
-        let Some((address, path)) = self
-            .session
-            .strip_prefix("http://")
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            return;
-        };
-        if let Ok(mut stream) = std::net::TcpStream::connect(address) {
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-            let request =
-                format!("DELETE /{path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-            if stream.write_all(request.as_bytes()).is_ok() {
-                // The driver answers once the browser is closed; the status line is enough.
-                let _ = stream.read(&mut [0u8; 512]);
-            }
-        }
-    }
-}
-
 async fn the_explorer_runs_the_documented_operations_in_chromium(app: TestApp) {
     let Some((browser, driver)) = chromium() else {
         return;
@@ -202,7 +57,7 @@ async fn the_explorer_runs_the_documented_operations_in_chromium(app: TestApp) {
             .status,
         201
     );
-    let browser = Browser::start(&browser, &driver).await;
+    let browser = Browser::start(&browser, &driver, None).await;
     browser
         .command("/url", json!({"url": app.url("/-/graphql-explorer")}))
         .await;

@@ -21,3 +21,4 @@ mod replicas;
 mod ruby_compat;
 mod server_process;
 mod vectors;
+mod web;

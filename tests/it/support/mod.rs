@@ -62,5 +62,6 @@ pub fn cases(default: u32) -> u32 {
 }
 
 pub mod app;
+pub mod browser;
 pub mod licenses;
 pub mod process;

@@ -1,0 +1,114 @@
+//! Sessions of the subscription page. An administrator signs in with a personal access
+//! token; the session then acts with that token, so revoking the token, its expiry, a blocked
+//! account or lost admin rights end it at the next request. Only the cookie's digest is stored,
+//! so a database dump does not hold live sessions.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use chrono::TimeDelta;
+use rand_core::RngCore as _;
+
+use crate::auth::{self, Actor, LICENSE_READ_SCOPES};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::StoreResult;
+
+/// GitLab's default session length (`session_expire_delay`, one week).
+pub const SESSION_LIFETIME: TimeDelta = TimeDelta::weeks(1);
+
+/// A new session: the cookie value and the CSRF token its forms carry.
+pub struct OpenedSession {
+    pub cookie_value: String,
+    pub csrf_token: String,
+}
+
+/// A session that is still good, with the administrator it acts for.
+pub struct ResumedSession {
+    pub actor: Actor,
+    pub csrf_token: String,
+}
+
+/// 256 random bits, URL-safe.
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand_core::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The checks the API's admin endpoints make, for a token read from a form or a session:
+/// usable, `api` or `read_api` scope, active account, administrator (with `admin_mode` where
+/// Admin Mode is on).
+fn admit(record: &crate::store::TokenWithUser, state: &AppState) -> Result<(), ApiError> {
+    auth::check_token_usable(record, state)?;
+    auth::check_access(record, state, true, LICENSE_READ_SCOPES)?;
+    if auth::acts_as_admin(record, state) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// Signs an administrator in with a personal access token.
+pub async fn sign_in(state: &AppState, token: &str) -> Result<OpenedSession, ApiError> {
+    let record = auth::find_token(token.trim(), state).await?;
+    admit(&record, state)?;
+    let opened = OpenedSession {
+        cookie_value: random_secret(),
+        csrf_token: random_secret(),
+    };
+    let now = state.clock.now();
+    state
+        .store
+        .create_web_session(
+            &auth::token_digest(&opened.cookie_value),
+            record.token_id,
+            &opened.csrf_token,
+            now,
+            now + SESSION_LIFETIME,
+        )
+        .await?;
+    auth::record_use(state, &record).await;
+    tracing::info!(
+        user_id = record.user.id,
+        token_id = record.token_id,
+        "signed in to the web page"
+    );
+    Ok(opened)
+}
+
+/// The session behind a cookie: `Ok(None)` when there is none (unknown or expired), an error
+/// when its token or account no longer qualifies.
+pub async fn resume(
+    state: &AppState,
+    cookie_value: &str,
+) -> Result<Option<ResumedSession>, ApiError> {
+    let digest = auth::token_digest(cookie_value);
+    let Some(session) = state
+        .store
+        .find_web_session(&digest, state.clock.now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    admit(&session.token, state)?;
+    auth::record_use(state, &session.token).await;
+    Ok(Some(ResumedSession {
+        actor: Actor {
+            token: Arc::new(session.token),
+        },
+        csrf_token: session.csrf_token,
+    }))
+}
+
+/// Ends the session behind a cookie (nothing happens for an unknown one).
+pub async fn sign_out(state: &AppState, cookie_value: &str) -> StoreResult<()> {
+    if state
+        .store
+        .delete_web_session(&auth::token_digest(cookie_value))
+        .await?
+    {
+        tracing::info!("signed out of the web page");
+    }
+    Ok(())
+}

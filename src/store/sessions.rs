@@ -1,0 +1,118 @@
+//! Sessions of the subscription web page, and the page's one-query views of seat holders.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Store, StoreResult, TokenWithUser, User, USER_COLUMNS};
+
+/// A live session with the token (and user) it acts as.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebSession {
+    pub csrf_token: String,
+    #[sqlx(flatten)]
+    pub token: TokenWithUser,
+}
+
+/// One seat holder of a purchase.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SeatHolder {
+    pub add_on_purchase_id: i64,
+    #[sqlx(flatten)]
+    pub user: User,
+}
+
+impl Store {
+    /// Opens a session (and drops expired ones, so the table stays the size of its live
+    /// sessions). Not announced as a change: nothing cached depends on sessions.
+    pub async fn create_web_session(
+        &self,
+        session_digest: &str,
+        token_id: i64,
+        csrf_token: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO web_sessions (session_digest, token_id, csrf_token, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(session_digest)
+            .bind(token_id)
+            .bind(csrf_token)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The unexpired session with this cookie digest, joined with its token and user.
+    pub async fn find_web_session(
+        &self,
+        session_digest: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<WebSession>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, WebSession>(
+                "SELECT s.csrf_token,
+                        t.id AS token_id, t.name AS token_name, t.scopes, t.expires_at, t.revoked,
+                        t.last_used_at,
+                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
+                        u.last_activity_on
+                 FROM web_sessions s
+                 JOIN personal_access_tokens t ON t.id = s.token_id
+                 JOIN users u ON u.id = t.user_id
+                 WHERE s.session_digest = $1 AND s.expires_at > $2",
+            )
+            .bind(session_digest)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Ends a session; false when there was none.
+    pub async fn delete_web_session(&self, session_digest: &str) -> StoreResult<bool> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query("DELETE FROM web_sessions WHERE session_digest = $1")
+                .bind(session_digest)
+                .execute(pool)
+                .await?
+                .rows_affected()
+                > 0
+        }))
+    }
+
+    /// The seat holders of every purchase, by username, at most `per_purchase` of each: one
+    /// statement however many purchases there are.
+    pub async fn seat_holders(&self, per_purchase: i64) -> StoreResult<Vec<SeatHolder>> {
+        let user_columns = USER_COLUMNS
+            .split(", ")
+            .map(|column| format!("u.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT add_on_purchase_id, {USER_COLUMNS} FROM (
+                 SELECT a.add_on_purchase_id, {user_columns},
+                        ROW_NUMBER() OVER (PARTITION BY a.add_on_purchase_id
+                                           ORDER BY u.username, u.id) AS position
+                 FROM user_add_on_assignments a JOIN users u ON u.id = a.user_id
+             ) ranked
+             WHERE position <= $1
+             ORDER BY add_on_purchase_id, position"
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, SeatHolder>(&sql)
+                .bind(per_purchase)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}

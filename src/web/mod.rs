@@ -1,0 +1,47 @@
+//! The subscription web page (GitLab's Admin → Subscription), served by the binary itself:
+//! server-rendered HTML, no JavaScript, every action a form guarded by a CSRF token. It calls
+//! the same services as the API, so a license or seat change follows the same rules.
+
+mod chart;
+mod pages;
+pub mod session;
+mod views;
+
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(|| async { Redirect::to(session::PAGE_PATH) }))
+        .route(
+            session::SIGN_IN_PATH,
+            get(pages::sign_in_form).post(pages::sign_in),
+        )
+        .route("/admin/sign_out", post(pages::sign_out))
+        .route(session::PAGE_PATH, get(pages::show))
+        .route("/admin/subscription/licenses", post(pages::upload_license))
+        .route(
+            "/admin/subscription/licenses/{id}/delete",
+            post(pages::delete_license),
+        )
+        .route(
+            "/admin/subscription/refresh_billable_users",
+            post(pages::refresh_billable_users),
+        )
+        .route(
+            "/admin/subscription/usage_export.csv",
+            get(pages::usage_export),
+        )
+        .route(
+            "/admin/subscription/add_ons/{id}/assign",
+            post(pages::assign_seats),
+        )
+        .route(
+            "/admin/subscription/add_ons/{id}/unassign",
+            post(pages::unassign_seats),
+        )
+        .route("/admin/assets/subscription.css", get(pages::stylesheet))
+}

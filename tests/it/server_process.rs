@@ -93,6 +93,61 @@ async fn run_and_inspect(backend: Backend) {
         .await
         .expect("hook");
     assert_eq!(hook.status(), StatusCode::CREATED);
+    // Signing in to the web page: neither the token typed into the form, nor the session
+    // cookie, nor the CSRF token reaches the log.
+    let form = client
+        .get(format!("{base}/admin/sign_in"))
+        .send()
+        .await
+        .expect("sign-in form");
+    let csrf_cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let csrf = csrf_cookie
+        .split_once('=')
+        .map(|(_, value)| value.to_string())
+        .unwrap_or_default();
+    assert!(!csrf.is_empty());
+    let web = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let signed_in = web
+        .post(format!("{base}/admin/sign_in"))
+        .header("Cookie", &csrf_cookie)
+        .form(&[
+            ("authenticity_token", csrf.as_str()),
+            ("token", token.as_str()),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let session_cookie = signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("_gitlab_license_server_session="))
+        .and_then(|value| value.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let page = web
+        .get(format!("{base}/admin/subscription"))
+        .header("Cookie", &session_cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let session = session_cookie
+        .split_once('=')
+        .map(|(_, value)| value.to_string())
+        .unwrap_or_default();
+    assert!(session.len() > 20);
     let license = premium(10);
     let reply = client
         .post(format!("{base}/api/v4/license"))
@@ -206,6 +261,8 @@ async fn run_and_inspect(backend: Backend) {
         &license[..40],
         "not-a-key-SECRETISH",
         hook_token,
+        &session,
+        &csrf,
     ] {
         assert!(
             !log.contains(secret),

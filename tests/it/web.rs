@@ -699,6 +699,8 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
     assert!(nothing.body.contains("NO_ASSIGNMENTS_FOUND"));
     let page = web.get("/admin/subscription").await;
     assert!(page.body.contains("Nobody holds a seat."));
+    assert_accessible_markup(&page.body);
+    assert_accessible_markup(&WebClient::new(&app).get("/admin/sign_in").await.body);
 }
 
 async fn a_read_only_token_may_look_but_not_change(app: TestApp) {
@@ -735,6 +737,44 @@ async fn a_read_only_token_may_look_but_not_change(app: TestApp) {
         web.get("/admin/subscription/usage_export.csv").await.status,
         StatusCode::OK
     );
+
+    // Sessions last GitLab's default week.
+    app.set_now(test_now() + TimeDelta::days(8));
+    let expired = web.get("/admin/subscription").await;
+    assert_eq!(
+        (expired.status, location(&expired)),
+        (StatusCode::SEE_OTHER, "/admin/sign_in?session=expired")
+    );
+}
+
+/// Every visible form control has a label pointing at it, and headings do not skip levels.
+fn assert_accessible_markup(body: &str) {
+    for control in ["<input ", "<textarea "] {
+        for tag in body.split(control).skip(1) {
+            let tag = tag.split('>').next().unwrap_or_default();
+            if tag.contains("type=\"hidden\"") {
+                continue;
+            }
+            let id = tag
+                .split("id=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("a control without an id: {tag}"));
+            assert!(
+                body.contains(&format!("<label for=\"{id}\"")),
+                "no label for {id}"
+            );
+        }
+    }
+    let mut previous = 1;
+    for level in body
+        .match_indices("<h")
+        .filter_map(|(at, _)| body[at + 2..].chars().next()?.to_digit(10))
+    {
+        assert!(level <= previous + 1, "heading h{level} after h{previous}");
+        previous = level;
+    }
+    assert!(body.contains("<html lang=\"en\">"));
 }
 
 /// Where screenshots are kept (beside the build, ignored by git, collected by CI).

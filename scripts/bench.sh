@@ -106,6 +106,22 @@ read -r BARE_RPS BARE_P99 < <(measure "http://127.0.0.1:$BARE_PORT/license")
 read -r API_RPS API_P99 < <(measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$SERVER_PORT/api/v4/license")
 LOADED_RSS_KIB=$(rss_kib "$SERVER_PID")
 
+# The subscription page, signed in, with a year of daily history in the chart (365 points).
+{ echo "Date,Billable User Count"
+  for i in $(seq 0 364); do echo "$(date -u -d "2026-01-01 + $i days" +%F),$((40 + i % 30))"; done
+} >"$WORK/history.csv"
+DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" RUST_LOG=warn "$BIN" history import "$WORK/history.csv" >/dev/null
+JAR="$WORK/cookies"
+CSRF=$(curl -fs -c "$JAR" "http://127.0.0.1:$SERVER_PORT/admin/sign_in" \
+  | grep -o 'name="authenticity_token" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
+curl -fs -o /dev/null -b "$JAR" -c "$JAR" --data-urlencode "authenticity_token=$CSRF" \
+  --data-urlencode "token=$TOKEN" "http://127.0.0.1:$SERVER_PORT/admin/sign_in"
+SESSION=$(awk '$6 == "_gitlab_license_server_session" {print $7}' "$JAR")
+PAGE_POINTS=$(curl -fs -H "Cookie: _gitlab_license_server_session=$SESSION" \
+  "http://127.0.0.1:$SERVER_PORT/admin/subscription" | grep -o '<circle class="point' | wc -l)
+read -r PAGE_RPS PAGE_P99 < <(measure -H "Cookie: _gitlab_license_server_session=$SESSION" \
+  "http://127.0.0.1:$SERVER_PORT/admin/subscription")
+
 BARE_P99_MS=$(to_ms "$BARE_P99"); API_P99_MS=$(to_ms "$API_P99")
 awk -v backend="$BACKEND" -v bare="$BARE_RPS" -v api="$API_RPS" -v bp="$BARE_P99_MS" -v ap="$API_P99_MS" \
     -v first="$FIRST_READY_MS" -v ready="$READY_MS" -v idle="$IDLE_RSS_KIB" -v loaded="$LOADED_RSS_KIB" \
@@ -117,3 +133,5 @@ awk -v backend="$BACKEND" -v bare="$BARE_RPS" -v api="$API_RPS" -v bp="$BARE_P99
   printf "| ready after start (first run / later) | | %d ms / %d ms | | < 200 ms |\n", first, ready
   printf "| resident memory idle / after load | | %.1f MiB / %.1f MiB | | idle < 20 MiB |\n", idle / 1024, loaded / 1024
 }'
+PAGE_P99_MS=$(to_ms "$PAGE_P99")
+echo "| GET /admin/subscription, signed in, $PAGE_POINTS chart points | | $PAGE_RPS requests/s, p99 $PAGE_P99_MS ms | | |"

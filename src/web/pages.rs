@@ -506,7 +506,17 @@ async fn user_ids(state: &AppState, fields: &Fields) -> Result<Vec<i64>, Failure
             format!("At most {MAX_BULK_USERS} users at a time."),
         ));
     }
-    let users = state.store.users_by_usernames(&names).await?;
+    // Only names that could be usernames reach the database (GitLab's username characters);
+    // anything else (a NUL byte, markup) is simply unknown.
+    let plausible: Vec<String> = names
+        .iter()
+        .filter(|name| {
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        })
+        .cloned()
+        .collect();
+    let users = state.store.users_by_usernames(&plausible).await?;
     let unknown: Vec<&str> = names
         .iter()
         .filter(|name| {

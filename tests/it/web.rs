@@ -644,6 +644,11 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
             "No user with the username nobody",
         ),
         ("", StatusCode::BAD_REQUEST, "Enter at least one username"),
+        (
+            "ada\0 <b>x</b>",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "No user with the username ada\0, &lt;b&gt;x&lt;/b&gt;",
+        ),
     ] {
         let refused = web
             .post(

@@ -42,7 +42,12 @@ pub fn set_cookie(
     value: &str,
     max_age: i64,
 ) -> (header::HeaderName, HeaderValue) {
-    let secure = if state.config.external_url.starts_with("https://") {
+    let secure = if state
+        .config
+        .external_url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    {
         "; Secure"
     } else {
         ""

@@ -12,14 +12,14 @@ use super::session::{
     SIGN_IN_CSRF_COOKIE,
 };
 use super::views::{self, Flash, PageContext};
+use crate::domain::add_ons::{
+    BULK_ASSIGN_LIMIT_MESSAGE, BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
+};
 use crate::error::ApiError;
 use crate::services::add_ons::{self as seats, Caller, SeatError};
 use crate::services::licenses::{self, UploadError};
 use crate::services::{subscription, web_sessions};
 use crate::state::AppState;
-
-/// GitLab's limit on users per bulk seat change.
-use crate::domain::add_ons::MAX_BULK_USERS;
 
 /// Security headers for every page: no scripts at all, nothing framed, no caching of
 /// pages that show licensing data.
@@ -484,7 +484,11 @@ fn seat_failure(error: SeatError) -> Failure {
 
 /// Usernames from the form (spaces or commas between them, an `@` in front allowed), each
 /// resolved to a user id; unknown ones are named in the refusal.
-async fn user_ids(state: &AppState, fields: &Fields) -> Result<Vec<i64>, Failure> {
+async fn user_ids(
+    state: &AppState,
+    fields: &Fields,
+    limit_message: &'static str,
+) -> Result<Vec<i64>, Failure> {
     let names: Vec<String> = fields
         .get("usernames")
         .unwrap_or_default()
@@ -500,11 +504,9 @@ async fn user_ids(state: &AppState, fields: &Fields) -> Result<Vec<i64>, Failure
         ));
     }
     if names.len() > MAX_BULK_USERS {
-        // Checked before the lookup so that a huge list costs nothing; the service checks too.
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            format!("At most {MAX_BULK_USERS} users at a time."),
-        ));
+        // GitLab's limit and message, checked before the lookup so that a huge list costs
+        // nothing (the service checks again).
+        return Err(seat_failure(SeatError::Limit(limit_message)));
     }
     // Only names that could be usernames reach the database (GitLab's username characters);
     // anything else (a NUL byte, markup) is simply unknown.
@@ -550,7 +552,7 @@ pub async fn assign_seats(
     let outcome = async {
         may_change(&admin, fields.get(CSRF_FIELD))?;
         let purchase_id = purchase_id(&id)?;
-        let ids = user_ids(&state, &fields).await?;
+        let ids = user_ids(&state, &fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
         let caller = Caller::from_actor(&state, &admin.actor);
         let change = seats::assign_bulk(&state, &caller, purchase_id, &ids)
             .await
@@ -587,7 +589,7 @@ pub async fn unassign_seats(
                 Err(error) => Err(seat_failure(error)),
             };
         }
-        let ids = user_ids(&state, &fields).await?;
+        let ids = user_ids(&state, &fields, BULK_UNASSIGN_LIMIT_MESSAGE).await?;
         let change = seats::remove_bulk(&state, &caller, purchase_id, &ids)
             .await
             .map_err(seat_failure)?;

@@ -659,6 +659,30 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
         assert_eq!(refused.status, status, "{usernames}");
         assert!(refused.body.contains(text), "{usernames}: {text}");
     }
+    // GitLab's bulk limit and message, for assigning and for removing.
+    let crowd = (0..101)
+        .map(|n| format!("user{n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (verb, message) in [
+        (
+            "assign",
+            "to be assigned in a single API call should be less than 100.",
+        ),
+        (
+            "unassign",
+            "to be unassigned in a single API call should be less than 100.",
+        ),
+    ] {
+        let refused = web
+            .post(
+                &seats(verb),
+                &[("authenticity_token", &csrf), ("usernames", &crowd)],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{verb}");
+        assert!(refused.body.contains(message), "{verb}");
+    }
     let unknown_purchase = web
         .post(
             "/admin/subscription/add_ons/987654/assign",

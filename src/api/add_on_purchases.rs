@@ -95,31 +95,17 @@ fn terms(params: &Params, base: Option<&AddOnPurchase>) -> ApiResult<PurchaseTer
         .optional_bool("trial")?
         .or(base.map(|purchase| purchase.trial))
         .unwrap_or(false);
-    if quantity < 1 {
-        return Err(ApiError::FieldInvalid(
-            "quantity",
-            "must be greater than or equal to 1".into(),
-        ));
-    }
-    if expires_on <= started_on {
-        return Err(ApiError::FieldInvalid(
-            "expires_on",
-            "must be after started_on".into(),
-        ));
-    }
-    if purchase_xid.as_ref().is_some_and(|xid| xid.len() > 255) {
-        return Err(ApiError::FieldInvalid(
-            "purchase_xid",
-            "is too long (maximum is 255 characters)".into(),
-        ));
-    }
-    Ok(PurchaseTerms {
+    let terms = PurchaseTerms {
         quantity,
         started_on,
         expires_on,
         purchase_xid,
         trial,
-    })
+    };
+    match terms.problem() {
+        Some((field, message)) => Err(ApiError::FieldInvalid(field, message.into())),
+        None => Ok(terms),
+    }
 }
 
 #[utoipa::path(get, operation_id = "add_on_purchases_show", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "A group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]

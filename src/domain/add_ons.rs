@@ -94,6 +94,25 @@ pub struct PurchaseTerms {
     pub trial: bool,
 }
 
+impl PurchaseTerms {
+    /// GitLab's `AddOnPurchase` validations: the first failing field and its message.
+    pub fn problem(&self) -> Option<(&'static str, &'static str)> {
+        if self.quantity < 1 {
+            Some(("quantity", "must be greater than or equal to 1"))
+        } else if self.expires_on <= self.started_on {
+            Some(("expires_on", "must be after started_on"))
+        } else if self
+            .purchase_xid
+            .as_ref()
+            .is_some_and(|xid| xid.len() > 255)
+        {
+            Some(("purchase_xid", "is too long (maximum is 255 characters)"))
+        } else {
+            None
+        }
+    }
+}
+
 /// What the current license says about each license-provisioned add-on: `Some(terms)` for
 /// the add-ons it sells today, `None` for those it does not (their instance purchase, if any,
 /// is ended). Several entries for one product that are active today add up, spanning from the

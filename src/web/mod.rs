@@ -43,5 +43,9 @@ pub fn router() -> Router<AppState> {
             "/admin/subscription/add_ons/{id}/unassign",
             post(pages::unassign_seats),
         )
+        .route(
+            "/admin/subscription/add_on_purchases",
+            post(pages::save_group_purchase),
+        )
         .route("/admin/assets/subscription.css", get(pages::stylesheet))
 }

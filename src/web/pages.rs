@@ -12,14 +12,17 @@ use super::session::{
     SIGN_IN_CSRF_COOKIE,
 };
 use super::views::{self, Flash, PageContext};
+use chrono::NaiveDate;
+
 use crate::domain::add_ons::{
-    BULK_ASSIGN_LIMIT_MESSAGE, BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
+    add_on, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE, BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
 };
 use crate::error::ApiError;
 use crate::services::add_ons::{self as seats, Caller, SeatError};
 use crate::services::licenses::{self, UploadError};
 use crate::services::{subscription, web_sessions};
 use crate::state::AppState;
+use crate::store::{SaveMode, StoreError};
 
 /// Security headers for every page: no scripts at all, nothing framed, no caching of
 /// pages that show licensing data.
@@ -267,6 +270,7 @@ impl NoticeQuery {
             ),
             "seats_assigned" => format!("{count} {} assigned.", seats(count)),
             "seats_removed" => format!("{count} {} removed.", seats(count)),
+            "purchase_saved" => "The add-on purchase was saved.".to_string(),
             _ => return None,
         };
         Some(Flash::Notice(text))
@@ -597,6 +601,78 @@ pub async fn unassign_seats(
             "notice=seats_removed&count={}",
             change.seats_removed
         ))
+    }
+    .await;
+    page_with(&state, &admin, outcome).await
+}
+
+/// A group's add-on purchase, created or changed (the REST provisioning endpoint's service and
+/// validations; the form always sends every field, so it saves whole terms).
+pub async fn save_group_purchase(
+    State(state): State<AppState>,
+    admin: WebAdmin,
+    body: Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let outcome = async {
+        may_change(&admin, fields.get(CSRF_FIELD))?;
+        let field = |name: &str| fields.get(name).unwrap_or_default().trim();
+        let group = match field("group") {
+            "" => None,
+            id_or_path => state.store.find_group(id_or_path).await?,
+        }
+        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "404 Namespace Not Found"))?;
+        let add_on = add_on(field("add_on"))
+            .filter(|add_on| add_on.name == field("add_on"))
+            .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "404 Add-on Not Found"))?;
+        let invalid =
+            |name: &str| Failure::new(StatusCode::BAD_REQUEST, format!("{name} is invalid"));
+        let date = |name: &'static str| {
+            NaiveDate::parse_from_str(field(name), "%Y-%m-%d").map_err(|_| invalid(name))
+        };
+        let terms = PurchaseTerms {
+            quantity: field("quantity").parse().map_err(|_| invalid("quantity"))?,
+            started_on: date("started_on")?,
+            expires_on: date("expires_on")?,
+            purchase_xid: Some(field("purchase_xid"))
+                .filter(|xid| !xid.is_empty())
+                .map(str::to_string),
+            trial: fields.get("trial").is_some(),
+        };
+        if let Some((name, message)) = terms.problem() {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("{name} {message}"),
+            ));
+        }
+        let mode = match state
+            .store
+            .find_add_on_purchase_by_name(Some(group.id), add_on.name)
+            .await?
+        {
+            Some(_) => SaveMode::Update,
+            None => SaveMode::Create,
+        };
+        match seats::save_group_purchase(
+            &state,
+            admin.actor.user(),
+            group.id,
+            add_on.name,
+            &terms,
+            mode,
+        )
+        .await
+        {
+            Ok(Some(_)) => Ok("notice=purchase_saved".to_string()),
+            Ok(None) => Err(Failure::new(
+                StatusCode::NOT_FOUND,
+                "404 Subscription Add-on Purchase Not Found",
+            )),
+            Err(StoreError::Conflict(message)) => {
+                Err(Failure::new(StatusCode::BAD_REQUEST, message))
+            }
+            Err(error) => Err(Failure::internal(error)),
+        }
     }
     .await;
     page_with(&state, &admin, outcome).await

@@ -383,6 +383,46 @@ fn add_ons(overview: &Overview, context: &PageContext<'_>) -> Markup {
             @for seats in &overview.purchases {
                 (purchase(seats, context))
             }
+            @if context.can_write {
+                (group_purchase_form(overview, context))
+            }
+        }
+    }
+}
+
+/// Creates or changes a group's purchase (instance purchases come from the license).
+fn group_purchase_form(overview: &Overview, context: &PageContext<'_>) -> Markup {
+    html! {
+        details class="group-purchase" {
+            summary { "Add or change a group's add-on purchase" }
+            p class="muted" {
+                "Instance purchases come from the license. For a group, enter its path or ID; "
+                "saving an add-on the group already has changes that purchase."
+            }
+            form method="post" action="/admin/subscription/add_on_purchases" {
+                (csrf_field(context.csrf_token))
+                label for="purchase-group" { "Group (path or ID)" }
+                input id="purchase-group" name="group" type="text" required autocomplete="off" spellcheck="false";
+                label for="purchase-add-on" { "Add-on" }
+                select id="purchase-add-on" name="add_on" {
+                    @for add_on in crate::domain::add_ons::CATALOGUE {
+                        option value=(add_on.name) { (product_title(add_on.name)) " (" (add_on.name) ")" }
+                    }
+                }
+                label for="purchase-quantity" { "Seats" }
+                input id="purchase-quantity" name="quantity" type="number" min="1" required;
+                label for="purchase-starts" { "Starts on" }
+                input id="purchase-starts" name="started_on" type="date" required value=(overview.today);
+                label for="purchase-expires" { "Expires on" }
+                input id="purchase-expires" name="expires_on" type="date" required;
+                label for="purchase-xid" { "Purchase reference (optional)" }
+                input id="purchase-xid" name="purchase_xid" type="text" maxlength="255" autocomplete="off";
+                div class="checkbox" {
+                    input id="purchase-trial" name="trial" type="checkbox" value="1";
+                    label for="purchase-trial" { "Trial" }
+                }
+                button type="submit" { "Save purchase" }
+            }
         }
     }
 }

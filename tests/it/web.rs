@@ -728,6 +728,87 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
     assert!(nothing.body.contains("NO_ASSIGNMENTS_FOUND"));
     let page = web.get("/admin/subscription").await;
     assert!(page.body.contains("Nobody holds a seat."));
+
+    // A group's purchase: the REST provisioning endpoint's service and validations.
+    let group = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/groups"))
+                .json(&json!({"name": "Platform", "path": "platform"})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(group.status, 201, "{}", group.body);
+    let group_id = group.json()["id"].as_i64().expect("group id");
+    let save = |group: &'static str, quantity: &'static str, expires: &'static str| {
+        [
+            ("group", group),
+            ("add_on", "duo_enterprise"),
+            ("quantity", quantity),
+            ("started_on", "2026-06-01"),
+            ("expires_on", expires),
+            ("purchase_xid", ""),
+        ]
+    };
+    for (fields, status, text) in [
+        (
+            save("nowhere", "5", "2027-06-01"),
+            StatusCode::NOT_FOUND,
+            "404 Namespace Not Found",
+        ),
+        (
+            save("platform", "0", "2027-06-01"),
+            StatusCode::BAD_REQUEST,
+            "quantity must be greater than or equal to 1",
+        ),
+        (
+            save("platform", "5", "2026-05-01"),
+            StatusCode::BAD_REQUEST,
+            "expires_on must be after started_on",
+        ),
+        (
+            save("platform", "five", "2027-06-01"),
+            StatusCode::BAD_REQUEST,
+            "quantity is invalid",
+        ),
+    ] {
+        let mut fields = fields.to_vec();
+        fields.push(("authenticity_token", &csrf));
+        let refused = web
+            .post("/admin/subscription/add_on_purchases", &fields)
+            .await;
+        assert_eq!(refused.status, status, "{text}");
+        assert!(refused.body.contains(text), "{text}");
+    }
+    let purchase_path =
+        format!("/api/v4/namespaces/{group_id}/subscription_add_on_purchase/duo_enterprise");
+    assert_eq!(
+        app.get(&purchase_path).await.status,
+        404,
+        "nothing was saved"
+    );
+    for quantity in ["5", "7"] {
+        let mut fields = save("platform", quantity, "2027-06-01").to_vec();
+        fields.push(("authenticity_token", &csrf));
+        let saved = web
+            .post("/admin/subscription/add_on_purchases", &fields)
+            .await;
+        assert_eq!(
+            location(&saved),
+            "/admin/subscription?notice=purchase_saved",
+            "{}",
+            saved.body
+        );
+        assert_eq!(
+            app.get(&purchase_path).await.json()["quantity"].to_string(),
+            quantity
+        );
+    }
+    let page = web.get("/admin/subscription").await;
+    assert!(page.body.contains("group platform"));
+    assert!(page
+        .body
+        .contains("<span class=\"seats-purchased\">7</span>"));
     assert_accessible_markup(&page.body);
     assert_accessible_markup(&WebClient::new(&app).get("/admin/sign_in").await.body);
 }

@@ -1,8 +1,8 @@
-//! Everything the subscription page shows, read from the store in a fixed number of queries
-//! however many licenses, users, seats or days there are: one concurrent round for the
-//! licenses, the newest measurement, the purchases, their seat holders and the users who may
-//! take a seat; then one for the current license's history and maximum (its term decides
-//! which days to read).
+//! Everything the subscription page shows, read from the store in one concurrent round of a
+//! fixed number of queries, however many licenses, users, seats or days there are: the
+//! licenses, the newest measurement, the purchases, their seat holders (one windowed query)
+//! and the users who may take a seat, all at once; the current license's history and maximum
+//! start as soon as the licenses are in (its term decides which days to read).
 
 use chrono::NaiveDate;
 
@@ -13,7 +13,9 @@ use crate::domain::subscription::{days_left, LicenseStanding};
 use crate::license_key::License;
 use crate::services::licenses;
 use crate::state::AppState;
-use crate::store::{AddOnPurchase, EligibleUserFilter, HistoryRow, StoreResult, User};
+use crate::store::{
+    AddOnPurchase, EligibleUserFilter, HistoryRow, LicenseRow, StoreError, StoreResult, User,
+};
 
 /// How many seat holders the page lists per purchase (the rest are reachable by username).
 pub const SEAT_HOLDERS_SHOWN: i64 = 200;
@@ -62,35 +64,40 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
     let today = state.clock.today();
     let store = &state.store;
     let no_filter = EligibleUserFilter::default();
-    let (rows, measurement, purchases, holders, (eligible_users, _)) = tokio::try_join!(
-        licenses::recent(state, i64::MAX),
+    // The licenses, then at once the current one's history and maximum over its term; the
+    // other reads run alongside.
+    let licenses_and_term = async {
+        let rows = licenses::recent(state, i64::MAX).await?;
+        let stored: Vec<StoredLicense> = rows.iter().map(|(_, stored)| stored.clone()).collect();
+        let current_id = current_license(&stored, today).map(|chosen| chosen.id);
+        let term = match current_license_of(&rows, current_id) {
+            None => None,
+            Some((_, license)) => {
+                let (from, to) = license_term(license, today);
+                Some(tokio::try_join!(
+                    store.history_between(from, to),
+                    store.historical_max(from, to),
+                )?)
+            }
+        };
+        Ok::<_, StoreError>((rows, current_id, term))
+    };
+    let ((rows, current_id, term), measurement, purchases, holders, (eligible_users, _)) = tokio::try_join!(
+        licenses_and_term,
         store.latest_billable_measurement(),
         store.all_add_on_purchases(),
         store.seat_holders(SEAT_HOLDERS_SHOWN),
-        store.eligible_users(None, &no_filter, ("u.username", "ASC"), 0, SUGGESTED_USERS,),
+        store.eligible_users(None, &no_filter, ("u.username", "ASC"), 0, SUGGESTED_USERS),
     )?;
-    let stored: Vec<StoredLicense> = rows.iter().map(|(_, stored)| stored.clone()).collect();
-    let current_id = current_license(&stored, today).map(|chosen| chosen.id);
 
-    let current = match rows
-        .iter()
-        .find(|(row, _)| Some(row.id) == current_id)
-        .and_then(|(row, stored)| stored.license().map(|license| (row, license)))
-    {
-        None => None,
-        Some((row, license)) => {
-            let (from, to) = license_term(license, today);
-            let daily = async {
-                match measurement {
-                    Some(count) => Ok(count),
-                    None => licenses::live_billable_users(state, Some(license)).await,
-                }
+    let current = match (current_license_of(&rows, current_id), term) {
+        (Some((row, license)), Some((history, historical_max))) => {
+            // GitLab's `daily_billable_users_count`: the newest measurement; a live count
+            // only before the first recount has run.
+            let daily_billable_users = match measurement {
+                Some(count) => count,
+                None => licenses::live_billable_users(state, Some(license)).await?,
             };
-            let (history, historical_max, daily_billable_users) = tokio::try_join!(
-                store.history_between(from, to),
-                store.historical_max(from, to),
-                daily,
-            )?;
             let figures = UsageFigures {
                 historical_max,
                 daily_billable_users,
@@ -104,6 +111,7 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
                 history,
             })
         }
+        _ => None,
     };
 
     let licenses = rows
@@ -141,4 +149,14 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
         purchases,
         eligible_users,
     })
+}
+
+/// The current license's row and decoding among `rows`.
+fn current_license_of(
+    rows: &[(LicenseRow, StoredLicense)],
+    current_id: Option<i64>,
+) -> Option<(&LicenseRow, &License)> {
+    rows.iter()
+        .find(|(row, _)| Some(row.id) == current_id)
+        .and_then(|(row, stored)| stored.license().map(|license| (row, license)))
 }

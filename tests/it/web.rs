@@ -24,6 +24,7 @@ on_both_backends!(
     sessions_use_strict_http_only_cookies_and_every_form_checks_csrf,
     every_license_and_seat_task_works_from_the_page,
     a_read_only_token_may_look_but_not_change,
+    the_page_warns_before_expiry_and_about_overage,
     the_page_works_in_chromium
 );
 
@@ -885,6 +886,79 @@ fn assert_accessible_markup(body: &str) {
         previous = level;
     }
     assert!(body.contains("<html lang=\"en\">"));
+}
+
+async fn the_page_warns_before_expiry_and_about_overage(app: TestApp) {
+    let short = license(
+        "2026-01-01",
+        "2026-07-15",
+        json!({"plan": "premium", "active_user_count": 2}),
+    );
+    assert_eq!(app.upload(&short).await.status, 201);
+    let web = WebClient::new(&app);
+    web.sign_in(ROOT_TOKEN).await;
+
+    // 30 days left: the banner shows; 31 days: it does not. No overage yet.
+    let page = web.get("/admin/subscription").await;
+    assert!(
+        page.body.contains("Your license expires in 30 days."),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("more billable"));
+    app.set_now(test_now() - TimeDelta::days(1));
+    let page = web.get("/admin/subscription").await;
+    assert!(!page.body.contains("Your license expires"));
+    app.set_now(test_now());
+
+    // Four billable users for two seats: the overage banner, the figure and the chart agree.
+    for name in ["ada", "grace", "linus"] {
+        human(&app, name, false).await;
+    }
+    app.state
+        .store
+        .insert_history(&[HistoryRow {
+            recorded_at: test_now() - TimeDelta::days(2),
+            active_user_count: 4,
+        }])
+        .await
+        .expect("history");
+    assert_eq!(
+        app.put("/api/v4/license/1/refresh_billable_users")
+            .await
+            .status,
+        202
+    );
+    app.run_jobs().await;
+    let overage = app.get("/api/v4/license").await.json()["overage"]
+        .as_i64()
+        .expect("overage");
+    assert_eq!(overage, 2);
+    let page = web.get("/admin/subscription").await;
+    assert!(
+        page.body
+            .contains("Your instance has 2 more billable users than the license allows."),
+        "{}",
+        page.body
+    );
+    assert!(page
+        .body
+        .contains("id=\"users-over-license\" class=\"over\">2</dd>"));
+    assert!(page
+        .body
+        .contains("Over the license: the peak was 4 billable users for 2 seats (2 over)."));
+    assert!(page.body.contains("class=\"point over\""));
+
+    // Past the end date (and the week-long session): the expired banner.
+    app.set_now(test_now() + TimeDelta::days(31));
+    let web = WebClient::new(&app);
+    assert_eq!(web.sign_in(ROOT_TOKEN).await.status, StatusCode::SEE_OTHER);
+    let page = web.get("/admin/subscription").await;
+    assert!(
+        page.body.contains("Your license has expired."),
+        "{}",
+        page.body
+    );
 }
 
 /// Where screenshots are kept (beside the build, ignored by git, collected by CI).

@@ -327,10 +327,19 @@ async fn page_with(
     }
 }
 
-/// The checks every change makes: the form's CSRF token, and a token that may write.
-fn may_change(admin: &WebAdmin, submitted_csrf: Option<&str>) -> Result<(), Failure> {
-    if !csrf_matches(&admin.csrf_token, submitted_csrf) {
+/// The checks every change makes: the form's CSRF token, no NUL character, and a token that
+/// may write.
+fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
+    if !csrf_matches(&admin.csrf_token, fields.get(CSRF_FIELD)) {
         return Err(invalid_authenticity_token());
+    }
+    // As in the API: nothing stored can contain a NUL character (PostgreSQL refuses one in
+    // any text), so a field holding one is refused before anything is looked up.
+    if fields.0.iter().any(|(_, value)| value.contains('\0')) {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "A field contains a null byte.",
+        ));
     }
     if !admin.can_write() {
         return Err(Failure::new(
@@ -350,7 +359,7 @@ pub async fn upload_license(
         let mut multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|rejection| Failure::new(rejection.status(), rejection.body_text()))?;
-        let (mut csrf, mut pasted, mut file) = (None, String::new(), String::new());
+        let mut fields = Fields(Vec::new());
         while let Some(field) = multipart
             .next_field()
             .await
@@ -361,17 +370,19 @@ pub async fn upload_license(
                 .bytes()
                 .await
                 .map_err(|error| Failure::new(error.status(), error.body_text()))?;
-            let text = String::from_utf8_lossy(&value).into_owned();
-            match name.as_str() {
-                CSRF_FIELD => csrf = Some(text),
-                "license" => pasted = text,
-                "license_file" => file = text,
-                _ => {}
-            }
+            fields
+                .0
+                .push((name, String::from_utf8_lossy(&value).into_owned()));
         }
-        may_change(&admin, csrf.as_deref())?;
+        may_change(&admin, &fields)?;
         // A chosen file wins over the text box, as in GitLab's form.
-        let key = if file.trim().is_empty() { pasted } else { file };
+        let file = fields.get("license_file").unwrap_or_default();
+        let key = if file.trim().is_empty() {
+            fields.get("license").unwrap_or_default()
+        } else {
+            file
+        }
+        .to_string();
         if key.trim().is_empty() {
             return Err(Failure::new(
                 StatusCode::BAD_REQUEST,
@@ -399,7 +410,7 @@ pub async fn delete_license(
 ) -> Response {
     let fields = Fields::parse(&body);
     let outcome = async {
-        may_change(&admin, fields.get(CSRF_FIELD))?;
+        may_change(&admin, &fields)?;
         let not_found = || Failure::new(StatusCode::NOT_FOUND, "404 Not found");
         let id = id.parse::<i64>().map_err(|_| not_found())?;
         if licenses::delete(&state, admin.actor.user(), id).await? {
@@ -419,7 +430,7 @@ pub async fn refresh_billable_users(
 ) -> Response {
     let fields = Fields::parse(&body);
     let outcome = async {
-        may_change(&admin, fields.get(CSRF_FIELD))?;
+        may_change(&admin, &fields)?;
         let Some((row, _)) = licenses::current(&state, state.clock.today()).await? else {
             return Err(Failure::new(StatusCode::NOT_FOUND, "404 License Not Found"));
         };
@@ -554,7 +565,7 @@ pub async fn assign_seats(
 ) -> Response {
     let fields = Fields::parse(&body);
     let outcome = async {
-        may_change(&admin, fields.get(CSRF_FIELD))?;
+        may_change(&admin, &fields)?;
         let purchase_id = purchase_id(&id)?;
         let ids = user_ids(&state, &fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
         let caller = Caller::from_actor(&state, &admin.actor);
@@ -579,7 +590,7 @@ pub async fn unassign_seats(
 ) -> Response {
     let fields = Fields::parse(&body);
     let outcome = async {
-        may_change(&admin, fields.get(CSRF_FIELD))?;
+        may_change(&admin, &fields)?;
         let purchase_id = purchase_id(&id)?;
         let caller = Caller::from_actor(&state, &admin.actor);
         // A holder's own "Unassign" button sends their id; the usernames box sends names.
@@ -615,7 +626,7 @@ pub async fn save_group_purchase(
 ) -> Response {
     let fields = Fields::parse(&body);
     let outcome = async {
-        may_change(&admin, fields.get(CSRF_FIELD))?;
+        may_change(&admin, &fields)?;
         let field = |name: &str| fields.get(name).unwrap_or_default().trim();
         let group = match field("group") {
             "" => None,

@@ -646,9 +646,14 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
         ),
         ("", StatusCode::BAD_REQUEST, "Enter at least one username"),
         (
-            "ada\0 <b>x</b>",
+            "ada\0",
+            StatusCode::BAD_REQUEST,
+            "A field contains a null byte.",
+        ),
+        (
+            "ada.. <b>x</b>",
             StatusCode::UNPROCESSABLE_ENTITY,
-            "No user with the username ada\0, &lt;b&gt;x&lt;/b&gt;",
+            "No user with the username ada.., &lt;b&gt;x&lt;/b&gt;",
         ),
     ] {
         let refused = web
@@ -771,6 +776,11 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
             save("platform", "five", "2027-06-01"),
             StatusCode::BAD_REQUEST,
             "quantity is invalid",
+        ),
+        (
+            save("plat\0form", "5", "2027-06-01"),
+            StatusCode::BAD_REQUEST,
+            "A field contains a null byte.",
         ),
     ] {
         let mut fields = fields.to_vec();

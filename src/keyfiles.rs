@@ -25,6 +25,17 @@ pub fn write_key_pair(dir: &Path, bits: usize, force: bool) -> Result<(PathBuf, 
         }
     }
     let (private_pem, public_pem) = generate_pem_pair(bits).map_err(|error| error.to_string())?;
+    write_pem_pair(dir, &private_pem, &public_pem)
+}
+
+/// Writes a generated pair into `dir` (private key 0600, public key 0644), each file whole.
+pub fn write_pem_pair(
+    dir: &Path,
+    private_pem: &str,
+    public_pem: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    let private_path = dir.join(PRIVATE_KEY_FILE);
+    let public_path = dir.join(PUBLIC_KEY_FILE);
     fs::create_dir_all(dir).map_err(|error| format!("cannot create {}: {error}", dir.display()))?;
     write_atomically(&private_path, private_pem.as_bytes(), 0o600)?;
     write_atomically(&public_path, public_pem.as_bytes(), 0o644)?;

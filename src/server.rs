@@ -10,7 +10,7 @@ use crate::bootstrap::{self, KeySource, RootSetup};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{Config, LogFormat};
-use crate::state::AppState;
+use crate::state::{AppState, LicenseKeys};
 use crate::store::{Store, CHANGE_CHANNEL};
 
 /// Connects to the configured database and brings its schema up to date.
@@ -38,19 +38,19 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
             "created the root user; its personal access token is in this file"
         ),
     }
-    let (license_keys, source) = bootstrap::license_keys(&config)?;
-    match source {
-        KeySource::Configured(path) | KeySource::DataDir(path) => tracing::info!(
-            path = %path.display(),
-            keys = license_keys.len(),
-            "license verification keys loaded"
-        ),
-        KeySource::Generated(path) => tracing::info!(
-            public_key = %path.display(),
-            private_key = %path.with_extension("").display(),
-            "generated a license signing key pair; issue licenses with `gitlab-license-server license issue --private-key <private_key> …`"
-        ),
-    }
+    let license_keys = Arc::new(LicenseKeys::default());
+    let generate_keys = match bootstrap::license_keys(&config)? {
+        Some((keys, KeySource::Configured(path) | KeySource::DataDir(path))) => {
+            tracing::info!(
+                path = %path.display(),
+                keys = keys.len(),
+                "license verification keys loaded"
+            );
+            license_keys.replace(keys);
+            false
+        }
+        None => true,
+    };
     // SQLite has one writer process, so local invalidation is exact from the start; on
     // PostgreSQL caching waits for the change listener.
     let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
@@ -58,13 +58,40 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         config: Arc::new(config),
         store,
         clock,
-        license_keys: Arc::new(license_keys),
+        license_keys,
         cache,
         jobs_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
     };
     spawn_change_listener(&state);
+    if generate_keys {
+        spawn_key_generation(&state);
+    }
     Ok(state)
+}
+
+/// A first run's signing key pair, made off the start-up path: the prime search takes from
+/// tens to hundreds of milliseconds, and nothing needs the key before it exists.
+fn spawn_key_generation(state: &AppState) {
+    let config = Arc::clone(&state.config);
+    let keys = Arc::clone(&state.license_keys);
+    tokio::spawn(async move {
+        let generated = tokio::task::spawn_blocking(move || {
+            bootstrap::generate_license_keys(&config, |generated| keys.replace(generated))
+        })
+        .await;
+        match generated {
+            Ok(Ok(public_path)) => tracing::info!(
+                public_key = %public_path.display(),
+                private_key = %public_path.with_extension("").display(),
+                "generated a license signing key pair; issue licenses with `gitlab-license-server license issue --private-key <private_key> …`"
+            ),
+            Ok(Err(error)) => {
+                tracing::error!(%error, "could not generate the license signing key pair")
+            }
+            Err(error) => tracing::error!(%error, "the key generation task failed"),
+        }
+    });
 }
 
 /// On PostgreSQL, follows the other replicas' writes so caches drop what they changed; while

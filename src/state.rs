@@ -1,6 +1,6 @@
 //! What every request handler can reach.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -14,9 +14,35 @@ pub struct AppState {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     /// Keys that verify license keys, tried in order (rotation).
-    pub license_keys: Arc<Vec<RsaPublicKey>>,
+    pub license_keys: Arc<LicenseKeys>,
     pub cache: Arc<Cache>,
     /// Wakes the job worker when work was queued (here or, on PostgreSQL, by a replica).
     pub jobs_wake: Arc<tokio::sync::Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The keys that verify license keys. Set once at start, except on a first run, where the
+/// generated pair arrives a moment after the server is ready (no license can be signed by a
+/// key that does not exist yet, so verifying with none until then is exact).
+#[derive(Default)]
+pub struct LicenseKeys(RwLock<Arc<Vec<RsaPublicKey>>>);
+
+impl LicenseKeys {
+    pub fn new(keys: Vec<RsaPublicKey>) -> Self {
+        Self(RwLock::new(Arc::new(keys)))
+    }
+
+    pub fn current(&self) -> Arc<Vec<RsaPublicKey>> {
+        match self.0.read() {
+            Ok(keys) => Arc::clone(&keys),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    pub fn replace(&self, keys: Vec<RsaPublicKey>) {
+        match self.0.write() {
+            Ok(mut current) => *current = Arc::new(keys),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(keys),
+        }
+    }
 }

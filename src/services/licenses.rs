@@ -37,7 +37,10 @@ impl From<crate::store::StoreError> for UploadError {
 /// Decodes a stored row, reusing an earlier decode of the same text.
 fn stored(state: &AppState, row: &LicenseRow) -> StoredLicense {
     let decoded = state.cache.decoded(row.id, &row.data).unwrap_or_else(|| {
-        let decoded = Arc::new(license_key::decode(&row.data, &state.license_keys));
+        let decoded = Arc::new(license_key::decode(
+            &row.data,
+            &state.license_keys.current(),
+        ));
         state
             .cache
             .put_decoded(row.id, &row.data, Arc::clone(&decoded));
@@ -192,7 +195,7 @@ pub async fn upload(
             &state.config.license_issuer_name,
         )))
     };
-    let license = license_key::decode(data, &state.license_keys).map_err(|error| {
+    let license = license_key::decode(data, &state.license_keys.current()).map_err(|error| {
         tracing::info!(stage = error.stage(), "license upload refused: {error}");
         invalid()
     })?;

@@ -318,6 +318,17 @@ async fn first_run_generates_root_token_and_keys() {
                 .status,
             StatusCode::OK
         );
+        // The key pair is generated off the start-up path and written once the server already
+        // verifies with it: the public key file appears within moments.
+        let public_key = app.data_dir.join("keys/license_key.pub");
+        let started = std::time::Instant::now();
+        while !public_key.is_file() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "no key pair was generated"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         // The generated key pair issues licenses the server accepts.
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
             .args(["license", "issue", "--private-key"])

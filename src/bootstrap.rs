@@ -129,8 +129,8 @@ mod tests {
         let config = config_in(&dir);
         assert_eq!(license_keys(&config), Ok(None), "nothing yet: generate");
         let mut handed_over = 0;
-        let public_path = generate_license_keys(&config, |keys| handed_over = keys.len())
-            .expect("generated");
+        let public_path =
+            generate_license_keys(&config, |keys| handed_over = keys.len()).expect("generated");
         assert_eq!(handed_over, 1);
         assert!(matches!(
             license_keys(&config),

@@ -13,9 +13,7 @@ use crate::domain::subscription::{days_left, LicenseStanding};
 use crate::license_key::License;
 use crate::services::licenses;
 use crate::state::AppState;
-use crate::store::{
-    AddOnPurchase, EligibleUserFilter, HistoryRow, LicenseRow, StoreError, StoreResult, User,
-};
+use crate::store::{AddOnPurchase, HistoryRow, LicenseRow, StoreError, StoreResult, User};
 
 /// How many seat holders the page lists per purchase (the rest are reachable by username).
 pub const SEAT_HOLDERS_SHOWN: i64 = 200;
@@ -63,7 +61,6 @@ pub struct PurchaseSeats {
 pub async fn overview(state: &AppState) -> StoreResult<Overview> {
     let today = state.clock.today();
     let store = &state.store;
-    let no_filter = EligibleUserFilter::default();
     // The licenses, then at once the current one's history and maximum over its term; the
     // other reads run alongside.
     let licenses_and_term = async {
@@ -82,12 +79,12 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
         };
         Ok::<_, StoreError>((rows, current_id, term))
     };
-    let ((rows, current_id, term), measurement, purchases, holders, (eligible_users, _)) = tokio::try_join!(
+    let ((rows, current_id, term), measurement, purchases, holders, eligible_users) = tokio::try_join!(
         licenses_and_term,
         store.latest_billable_measurement(),
         store.all_add_on_purchases(),
         store.seat_holders(SEAT_HOLDERS_SHOWN),
-        store.eligible_users(None, &no_filter, ("u.username", "ASC"), 0, SUGGESTED_USERS),
+        store.instance_eligible_users(SUGGESTED_USERS),
     )?;
 
     let current = match (current_license_of(&rows, current_id), term) {

@@ -4,7 +4,10 @@ use std::collections::BTreeSet;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{contains_pattern, Db, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS};
+use super::{
+    contains_pattern, Db, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS,
+    U_USER_COLUMNS,
+};
 use crate::domain::add_ons::{PurchaseTerms, SeatFacts};
 
 /// Every purchase column, with the namespace's path and the seats in use (a plain count of
@@ -451,13 +454,8 @@ impl Store {
         );
         let (column, direction) = order;
         let page_sql = format!(
-            "SELECT {} FROM users u {where_clause}
-             ORDER BY {column} {direction}, u.id {direction} LIMIT $5 OFFSET $6",
-            USER_COLUMNS
-                .split(", ")
-                .map(|column| format!("u.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT {U_USER_COLUMNS} FROM users u {where_clause}
+             ORDER BY {column} {direction}, u.id {direction} LIMIT $5 OFFSET $6"
         );
         let count_sql = format!("SELECT COUNT(*) FROM users u {where_clause}");
         let search = filter.search.as_deref().map(contains_pattern);
@@ -480,6 +478,18 @@ impl Store {
                 .fetch_one(pool)
                 .await?;
             (users, total)
+        }))
+    }
+
+    /// The first `limit` users, by username, who may hold a seat of an instance purchase
+    /// (the page's suggestions: no total, no filters).
+    pub async fn instance_eligible_users(&self, limit: i64) -> StoreResult<Vec<User>> {
+        let sql = format!(
+            "SELECT {U_USER_COLUMNS} FROM users u WHERE {} ORDER BY u.username, u.id LIMIT $1",
+            eligible_where("NULL")
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&sql).bind(limit).fetch_all(pool).await?
         }))
     }
 

@@ -32,12 +32,27 @@ pub const GUEST_ACCESS_LEVEL: i32 = 10;
 const USER_COLUMNS: &str =
     "id, username, name, email, state, user_type, admin, created_at, last_activity_on";
 
+/// [`USER_COLUMNS`] of `users` aliased `u`, as a literal so that `concat!` can build on it.
+macro_rules! u_user_columns {
+    () => {
+        "u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at, u.last_activity_on"
+    };
+}
+const U_USER_COLUMNS: &str = u_user_columns!();
+
+/// The columns of a [`TokenWithUser`]: tokens aliased `t` joined with their users `u`.
+const TOKEN_WITH_USER_COLUMNS: &str = concat!(
+    "t.id AS token_id, t.name AS token_name, t.scopes, t.expires_at, t.revoked, t.last_used_at, ",
+    u_user_columns!()
+);
+
 /// A group's memberships joined with their users (as [`Member`] rows); callers add conditions.
-const MEMBER_SELECT: &str = "SELECT m.access_level, m.created_at AS member_created_at,
-        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
-        u.last_activity_on
-    FROM members m JOIN users u ON u.id = m.user_id
-    WHERE m.source_type = 'Namespace' AND m.source_id = $1";
+const MEMBER_SELECT: &str = concat!(
+    "SELECT m.access_level, m.created_at AS member_created_at, ",
+    u_user_columns!(),
+    " FROM members m JOIN users u ON u.id = m.user_id
+    WHERE m.source_type = 'Namespace' AND m.source_id = $1"
+);
 
 /// Connection-pool figures for the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -387,14 +402,11 @@ impl Store {
     /// The token with this digest and its owner.
     pub async fn find_token(&self, digest: &str) -> StoreResult<Option<TokenWithUser>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, TokenWithUser>(
-                "SELECT t.id AS token_id, t.name AS token_name, t.scopes, t.expires_at, t.revoked,
-                        t.last_used_at,
-                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
-                        u.last_activity_on
+            sqlx::query_as::<_, TokenWithUser>(&format!(
+                "SELECT {TOKEN_WITH_USER_COLUMNS}
                  FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
                  WHERE t.token_digest = $1",
-            )
+            ))
             .bind(digest)
             .fetch_optional(pool)
             .await?
@@ -1452,4 +1464,20 @@ fn contains_pattern(text: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_");
     format!("%{escaped}%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_aliased_user_columns_are_the_user_columns() {
+        let aliased: Vec<String> = USER_COLUMNS
+            .split(", ")
+            .map(|column| format!("u.{column}"))
+            .collect();
+        assert_eq!(U_USER_COLUMNS, aliased.join(", "));
+        assert!(TOKEN_WITH_USER_COLUMNS.ends_with(U_USER_COLUMNS));
+        assert!(MEMBER_SELECT.contains(U_USER_COLUMNS));
+    }
 }

@@ -2,7 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Store, StoreResult, TokenWithUser, User, USER_COLUMNS};
+use super::{
+    Db, Store, StoreResult, TokenWithUser, User, TOKEN_WITH_USER_COLUMNS, USER_COLUMNS,
+    U_USER_COLUMNS,
+};
 
 /// A live session with the token (and user) it acts as.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -60,17 +63,13 @@ impl Store {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<WebSession>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, WebSession>(
-                "SELECT s.csrf_token,
-                        t.id AS token_id, t.name AS token_name, t.scopes, t.expires_at, t.revoked,
-                        t.last_used_at,
-                        u.id, u.username, u.name, u.email, u.state, u.user_type, u.admin, u.created_at,
-                        u.last_activity_on
+            sqlx::query_as::<_, WebSession>(&format!(
+                "SELECT s.csrf_token, {TOKEN_WITH_USER_COLUMNS}
                  FROM web_sessions s
                  JOIN personal_access_tokens t ON t.id = s.token_id
                  JOIN users u ON u.id = t.user_id
                  WHERE s.session_digest = $1 AND s.expires_at > $2",
-            )
+            ))
             .bind(session_digest)
             .bind(now)
             .fetch_optional(pool)
@@ -93,14 +92,9 @@ impl Store {
     /// The seat holders of every purchase, by username, at most `per_purchase` of each: one
     /// statement however many purchases there are.
     pub async fn seat_holders(&self, per_purchase: i64) -> StoreResult<Vec<SeatHolder>> {
-        let user_columns = USER_COLUMNS
-            .split(", ")
-            .map(|column| format!("u.{column}"))
-            .collect::<Vec<_>>()
-            .join(", ");
         let sql = format!(
             "SELECT add_on_purchase_id, {USER_COLUMNS} FROM (
-                 SELECT a.add_on_purchase_id, {user_columns},
+                 SELECT a.add_on_purchase_id, {U_USER_COLUMNS},
                         ROW_NUMBER() OVER (PARTITION BY a.add_on_purchase_id
                                            ORDER BY u.username, u.id) AS position
                  FROM user_add_on_assignments a JOIN users u ON u.id = a.user_id

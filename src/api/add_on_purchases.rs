@@ -31,26 +31,13 @@ fn purchase_entity(purchase: &AddOnPurchase, group: &Group) -> Value {
         "id": purchase.id,
         "namespace_id": group.id,
         "namespace_name": group.name,
-        "add_on": titleize(&purchase.add_on_name),
+        "add_on": crate::domain::text::titleize(&purchase.add_on_name),
         "quantity": purchase.quantity,
         "started_on": purchase.started_on.to_string(),
         "expires_on": purchase.expires_on.to_string(),
         "purchase_xid": purchase.purchase_xid,
         "trial": purchase.trial,
     })
-}
-
-/// Rails' `titleize` of an add-on name: `code_suggestions` → `Code Suggestions`.
-fn titleize(name: &str) -> String {
-    name.split('_')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_uppercase().chain(chars).collect()
-            })
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The namespace and add-on a path names, or GitLab's 404s.
@@ -183,13 +170,4 @@ async fn update(
         "404 Subscription Add-on Purchase Not Found",
     ))?;
     Ok(Json(purchase_entity(&saved, &group)).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn titleize_like_rails() {
-        assert_eq!(super::titleize("code_suggestions"), "Code Suggestions");
-        assert_eq!(super::titleize("duo_enterprise"), "Duo Enterprise");
-    }
 }

@@ -22,9 +22,30 @@ pub fn count_with_noun(count: i64, noun: &str) -> String {
     format!("{} {noun}{plural}", number_with_delimiter(count))
 }
 
+/// Rails' `titleize` of a plain name: `code_suggestions` → `Code Suggestions`,
+/// `premium` → `Premium`.
+pub fn titleize(name: &str) -> String {
+    name.split('_')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_uppercase().chain(chars).collect()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn titleize_like_rails() {
+        assert_eq!(titleize("code_suggestions"), "Code Suggestions");
+        assert_eq!(titleize("duo_enterprise"), "Duo Enterprise");
+        assert_eq!(titleize("premium"), "Premium");
+    }
 
     #[test]
     fn delimits_thousands() {

@@ -120,6 +120,14 @@ impl License {
         &self.restrictions.plan
     }
 
+    /// A licensee field (`Name`, `Email`, `Company`) as text, empty when absent.
+    pub fn licensee_field(&self, field: &str) -> &str {
+        self.licensee
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
     /// Cloud licenses that sync online (not offline cloud licenses).
     pub fn online_cloud(&self) -> bool {
         self.cloud_licensing_enabled && !self.offline_cloud_licensing_enabled

@@ -231,7 +231,7 @@ pub async fn upload(
         format!(
             "Added {} license for {}",
             license.plan(),
-            licensee_name(&license)
+            license.licensee_field("Name")
         ),
         ("License", 0, license.plan()),
     );
@@ -330,13 +330,4 @@ pub async fn usage_csv(state: &AppState) -> StoreResult<Option<String>> {
     let (from, to) = license_term(&license, today);
     let history = state.store.history_between(from, to).await?;
     Ok(Some(usage_csv::render(&row.data, &license, &history, now)))
-}
-
-fn licensee_name(license: &License) -> String {
-    license
-        .licensee
-        .get("Name")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_string()
 }

@@ -6,6 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 use super::chart::{self, Chart, Point};
 use super::session::CSRF_FIELD;
 use crate::domain::subscription::{expiry_warning, ExpiryWarning};
+use crate::domain::text::titleize;
 use crate::services::subscription::{CurrentLicense, LicenseSummary, Overview, PurchaseSeats};
 use crate::store::User;
 
@@ -168,15 +169,6 @@ fn plural(count: i64, one: &'static str, many: &'static str) -> &'static str {
     }
 }
 
-fn licensee(license: &crate::license_key::License, field: &str) -> String {
-    license
-        .licensee
-        .get(field)
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn seats_text(user_limit: &serde_json::Value) -> String {
     match user_limit.as_i64() {
         Some(0) | None => "Unlimited".into(),
@@ -191,12 +183,12 @@ fn license_details(current: &CurrentLicense, context: &PageContext<'_>) -> Marku
         section class="card" aria-labelledby="license-heading" {
             h2 id="license-heading" { "Current license" }
             dl class="figures" {
-                div { dt { "Plan" } dd class="plan" { (capitalised(&entity.plan)) } }
+                div { dt { "Plan" } dd class="plan" { (titleize(&entity.plan)) } }
                 div { dt { "Licensed to" } dd {
-                    (licensee(license, "Name"))
-                    @let company = licensee(license, "Company");
+                    (license.licensee_field("Name"))
+                    @let company = license.licensee_field("Company");
                     @if !company.is_empty() { ", " (company) }
-                    @let email = licensee(license, "Email");
+                    @let email = license.licensee_field("Email");
                     @if !email.is_empty() { br; span class="muted" { (email) } }
                 } }
                 div { dt { "Started" } dd { (license.starts_at) } }
@@ -229,14 +221,6 @@ fn license_details(current: &CurrentLicense, context: &PageContext<'_>) -> Marku
             }
         }
     }
-}
-
-fn capitalised(plan: &str) -> String {
-    let mut chars = plan.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 fn usage_chart(current: &CurrentLicense, today: chrono::NaiveDate) -> Markup {
@@ -305,8 +289,8 @@ fn licenses_table(licenses: &[LicenseSummary], context: &PageContext<'_>) -> Mar
                             @for summary in licenses {
                                 tr data-license-id=(summary.id) {
                                     td { (summary.id) }
-                                    td { (capitalised(summary.license.plan())) }
-                                    td { (licensee(&summary.license, "Name")) }
+                                    td { (titleize(summary.license.plan())) }
+                                    td { (summary.license.licensee_field("Name")) }
                                     td { (summary.license.starts_at) }
                                     td { @match summary.license.expires_at { Some(day) => (day), None => "Never" } }
                                     td class="number" { (seats_text(&summary.license.restrictions.user_limit())) }

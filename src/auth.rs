@@ -125,7 +125,11 @@ pub async fn record_use(state: &AppState, record: &TokenWithUser) {
     let interval = chrono::TimeDelta::minutes(LAST_USED_INTERVAL_MINUTES);
     let recent = record.last_used_at.is_some_and(|at| now - at < interval);
     let throttle = interval.to_std().unwrap_or_default();
-    if recent || !state.cache.should_touch_token(record.token_id, throttle) {
+    // During a database outage the write would only fail; the next use after it records it.
+    if recent
+        || !state.store.is_reachable()
+        || !state.cache.should_touch_token(record.token_id, throttle)
+    {
         return;
     }
     if let Err(error) = state
@@ -141,9 +145,18 @@ pub async fn record_use(state: &AppState, record: &TokenWithUser) {
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub token: Arc<TokenWithUser>,
+    /// Acts as an administrator: an administrator's token, with the `admin_mode` scope where
+    /// Admin Mode is on ([`acts_as_admin`], decided once, when the token is checked). Every
+    /// "may see everything" decision reads this, never `user().admin`.
+    pub admin: bool,
 }
 
 impl Actor {
+    pub fn new(token: Arc<TokenWithUser>, state: &AppState) -> Self {
+        let admin = acts_as_admin(&token, state);
+        Self { token, admin }
+    }
+
     pub fn user(&self) -> &crate::store::User {
         &self.token.user
     }
@@ -161,7 +174,7 @@ pub async fn authenticate(
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
     check_access(&record, state, read_only, read_scopes)?;
     record_use(state, &record).await;
-    Ok(Actor { token: record })
+    Ok(Actor::new(record, state))
 }
 
 /// The scope and account checks that follow a successful lookup.
@@ -201,21 +214,27 @@ pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWi
 }
 
 /// A token by its value (through the cache), if it is known, not revoked and not expired.
+/// While the database cannot be reached, a token checked before the outage is served from
+/// the cache as it was then (no write can have revoked it meanwhile: writes need the
+/// database too); one never seen is a 503, never "unauthorized".
 pub async fn find_token(token: &str, state: &AppState) -> Result<Arc<TokenWithUser>, ApiError> {
     let digest = token_digest(token);
     let record = match state.cache.token(&digest, &state.store) {
         Some(record) => record,
         None => {
             let ticket = Cache::ticket(&state.store);
-            let record = Arc::new(
-                state
-                    .store
-                    .find_token(&digest)
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?,
-            );
-            state.cache.put_token(&digest, ticket, Arc::clone(&record));
-            record
+            match state.store.find_token(&digest).await {
+                Ok(found) => {
+                    let record = Arc::new(found.ok_or(ApiError::Unauthorized)?);
+                    state.cache.put_token(&digest, ticket, Arc::clone(&record));
+                    record
+                }
+                Err(error) if error.is_unavailable() => state
+                    .cache
+                    .last_known_token(&digest)
+                    .ok_or(ApiError::ServiceUnavailable)?,
+                Err(error) => return Err(error.into()),
+            }
         }
     };
     check_token_usable(&record, state)?;
@@ -247,6 +266,20 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// Any authenticated user whose token reads the API (`api`, or `read_api` for GET): the
+/// endpoints that are not about the user's own profile (`read_user` reaches only those).
+pub struct ApiUser(pub Actor);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, LICENSE_READ_SCOPES)
+            .await
+            .map(Self)
+    }
+}
+
 /// An administrator (with the `admin_mode` scope when Admin Mode is on). Only this type opens
 /// the admin-only handlers, and it is extracted before any parameter is looked at.
 pub struct Admin(pub Actor);
@@ -256,7 +289,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let actor = authenticate(parts, state, LICENSE_READ_SCOPES).await?;
-        if acts_as_admin(&actor.token, state) {
+        if actor.admin {
             Ok(Self(actor))
         } else {
             Err(ApiError::Forbidden)

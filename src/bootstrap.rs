@@ -53,8 +53,7 @@ pub async fn ensure_root(
     if !generated {
         return Ok(RootSetup::FromConfig);
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|error| format!("cannot create {}: {error}", config.data_dir.display()))?;
+    crate::keyfiles::ensure_private_dir(&config.data_dir)?;
     let path = config.data_dir.join(ROOT_TOKEN_FILE);
     write_atomically(&path, format!("{value}\n").as_bytes(), 0o600).map_err(|error| {
         format!("{error}; create a new root token with `gitlab-license-server token create --username root --name admin --scopes api,admin_mode`")

@@ -6,6 +6,10 @@
 //! once; on PostgreSQL other replicas' writes arrive by `LISTEN/NOTIFY` within milliseconds, and
 //! `MAX_AGE` bounds staleness should a notification ever be missed (or when a command-line tool
 //! writes to the database behind the server's back).
+//!
+//! Outages: while the database cannot be reached, the last value read (the `last_known_*`
+//! getters) is what it would answer — no write can happen without it — so callers serve that
+//! instead of an error.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +19,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 
 use crate::license_key::{DecodeError, License};
-use crate::store::{Store, TokenWithUser};
+use crate::store::{AddOnPurchase, Store, TokenWithUser};
 
 /// A license's decoding, shared between requests.
 pub type Decoded = Arc<Result<License, DecodeError>>;
@@ -40,10 +44,15 @@ pub struct Cache {
     /// License id → (stored text, its decoding).
     decoded: RwLock<HashMap<i64, (String, Decoded)>>,
     current_license: RwLock<Option<Entry<(NaiveDate, bytes::Bytes)>>>,
+    /// Active add-on purchases by (namespace, day).
+    purchases: RwLock<HashMap<PurchasesKey, Entry<Arc<Vec<AddOnPurchase>>>>>,
     /// When this process last recorded each token's use (GitLab records it at most every
     /// ten minutes).
     token_touches: std::sync::Mutex<HashMap<i64, Instant>>,
 }
+
+/// A namespace (`None`: the instance) on a day.
+type PurchasesKey = (Option<i64>, NaiveDate);
 
 /// A read's starting point: capture it *before* querying, store with it afterwards.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +65,7 @@ impl Cache {
             auth: RwLock::default(),
             decoded: RwLock::default(),
             current_license: RwLock::default(),
+            purchases: RwLock::default(),
             token_touches: std::sync::Mutex::default(),
         }
     }
@@ -82,6 +92,15 @@ impl Cache {
         map.get(digest)
             .filter(|entry| self.fresh(entry, store))
             .map(|entry| Arc::clone(&entry.value))
+    }
+
+    /// The token as last read, however old (for outages only).
+    pub fn last_known_token(&self, digest: &str) -> Option<Arc<TokenWithUser>> {
+        let map = self
+            .auth
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(digest).map(|entry| Arc::clone(&entry.value))
     }
 
     pub fn put_token(&self, digest: &str, ticket: Ticket, value: Arc<TokenWithUser>) {
@@ -153,6 +172,72 @@ impl Cache {
         slot.as_ref()
             .filter(|entry| entry.value.0 == today && self.fresh(entry, store))
             .map(|entry| entry.value.1.clone())
+    }
+
+    /// The `GET /license` body last computed for `today`, however old (for outages only).
+    pub fn last_known_current_license(&self, today: NaiveDate) -> Option<bytes::Bytes> {
+        let slot = self
+            .current_license
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.as_ref()
+            .filter(|entry| entry.value.0 == today)
+            .map(|entry| entry.value.1.clone())
+    }
+
+    /// The active add-on purchases of a namespace (`None`: the instance) on `today`.
+    pub fn purchases(
+        &self,
+        namespace_id: Option<i64>,
+        today: NaiveDate,
+        store: &Store,
+    ) -> Option<Arc<Vec<AddOnPurchase>>> {
+        let map = self
+            .purchases
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(&(namespace_id, today))
+            .filter(|entry| self.fresh(entry, store))
+            .map(|entry| Arc::clone(&entry.value))
+    }
+
+    /// The purchases as last read for `today`, however old (for outages only).
+    pub fn last_known_purchases(
+        &self,
+        namespace_id: Option<i64>,
+        today: NaiveDate,
+    ) -> Option<Arc<Vec<AddOnPurchase>>> {
+        let map = self
+            .purchases
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(&(namespace_id, today))
+            .map(|entry| Arc::clone(&entry.value))
+    }
+
+    pub fn put_purchases(
+        &self,
+        namespace_id: Option<i64>,
+        today: NaiveDate,
+        ticket: Ticket,
+        purchases: Arc<Vec<AddOnPurchase>>,
+    ) {
+        let mut map = self
+            .purchases
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Namespaces are few; a day's change or a flood of namespaces starts the map over.
+        if map.len() >= MAX_DECODED_ENTRIES || map.keys().any(|(_, day)| *day != today) {
+            map.clear();
+        }
+        map.insert(
+            (namespace_id, today),
+            Entry {
+                changes: ticket.0,
+                stored_at: Instant::now(),
+                value: purchases,
+            },
+        );
     }
 
     pub fn put_current_license(&self, today: NaiveDate, ticket: Ticket, body: bytes::Bytes) {

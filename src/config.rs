@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A value that must never reach a log line or an error message.
 #[derive(Clone, PartialEq, Eq)]
@@ -46,6 +47,103 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Peers that may scrape `/-/metrics` without a token (GitLab's monitoring allow-list).
     pub metrics_allowed_cidrs: Vec<ipnet::IpNet>,
+    pub limits: Limits,
+}
+
+/// How long a peer may take, and how much it may hold, before it loses its connection or
+/// its request (documented in docs/operations.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A new connection, or a request started on a kept-alive one, must deliver its whole
+    /// request head within this time.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub keep_alive_timeout: Duration,
+    /// A request body must have arrived in full within this time of its head.
+    pub request_body_timeout: Duration,
+    /// After SIGTERM, requests in flight get this long before the connections are dropped.
+    pub shutdown_timeout: Duration,
+    /// One system-hook delivery (connect, send, answer) gets this long.
+    pub hook_timeout: Duration,
+    /// System-hook deliveries in flight at once, per server process.
+    pub hook_concurrency: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(30),
+            request_body_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            hook_timeout: Duration::from_secs(10),
+            hook_concurrency: 4,
+        }
+    }
+}
+
+/// Reads `key` as a positive whole number within `range`, or `default` when unset.
+fn number(
+    source: &dyn Source,
+    key: &str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, String> {
+    match source.get(key) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|value| range.contains(value))
+            .ok_or_else(|| {
+                format!(
+                    "{key} `{text}` is not a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                )
+            }),
+    }
+}
+
+fn seconds(source: &dyn Source, key: &str, default: Duration) -> Result<Duration, String> {
+    number(source, key, default.as_secs(), 1..=86_400).map(Duration::from_secs)
+}
+
+impl Limits {
+    fn from_source(source: &dyn Source) -> Result<Self, String> {
+        let defaults = Self::default();
+        Ok(Self {
+            header_read_timeout: seconds(
+                source,
+                "HTTP_HEADER_READ_TIMEOUT_SECONDS",
+                defaults.header_read_timeout,
+            )?,
+            keep_alive_timeout: seconds(
+                source,
+                "HTTP_KEEP_ALIVE_TIMEOUT_SECONDS",
+                defaults.keep_alive_timeout,
+            )?,
+            request_body_timeout: seconds(
+                source,
+                "HTTP_REQUEST_BODY_TIMEOUT_SECONDS",
+                defaults.request_body_timeout,
+            )?,
+            shutdown_timeout: seconds(
+                source,
+                "SHUTDOWN_TIMEOUT_SECONDS",
+                defaults.shutdown_timeout,
+            )?,
+            hook_timeout: seconds(source, "HOOK_TIMEOUT_SECONDS", defaults.hook_timeout)?,
+            hook_concurrency: usize::try_from(number(
+                source,
+                "HOOK_CONCURRENCY",
+                defaults.hook_concurrency as u64,
+                1..=64,
+            )?)
+            .unwrap_or(defaults.hook_concurrency),
+        })
+    }
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/gitlab-license-server.db";
@@ -72,6 +170,51 @@ impl<const N: usize> Source for [(&str, &str); N] {
         self.iter()
             .find(|(name, _)| *name == key)
             .map(|(_, value)| value.to_string())
+    }
+}
+
+/// Characters an initial root token needs after its `glpat-` prefix (GitLab's own tokens
+/// carry 20).
+pub const MIN_ROOT_TOKEN_CHARS: usize = 20;
+
+/// Refuses a guessable initial root token: it opens the administrator account.
+fn strong_token(key: &str, token: &str) -> Result<Secret, String> {
+    let random_part = token
+        .strip_prefix(crate::auth::TOKEN_PREFIX)
+        .unwrap_or(token);
+    if random_part.chars().count() < MIN_ROOT_TOKEN_CHARS {
+        return Err(format!(
+            "{key} is too short to be safe: it needs at least {MIN_ROOT_TOKEN_CHARS} characters after the `glpat-` prefix (or leave it unset and a random token is generated into DATA_DIR/initial_root_token)"
+        ));
+    }
+    Ok(Secret::new(token))
+}
+
+/// Refuses a database URL that names no database: PostgreSQL would pick a default one and
+/// the server would migrate into it, and an empty SQLite path is no file at all.
+fn check_database_url(url: &str) -> Result<(), String> {
+    let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let names_database = match scheme {
+        "postgres" | "postgresql" => {
+            let path = location.split_once('/').map_or("", |(_, path)| path);
+            !path.trim_matches('/').is_empty()
+                || query.split('&').any(|pair| {
+                    pair.strip_prefix("dbname=")
+                        .is_some_and(|name| !name.is_empty())
+                })
+        }
+        "sqlite" => !location.is_empty(),
+        // Any other scheme is refused by the store with its own message.
+        _ => true,
+    };
+    if names_database {
+        Ok(())
+    } else {
+        Err(format!(
+            "DATABASE_URL names no database ({scheme}:…): give one, e.g. postgres://user@host:5432/gitlab_license_server or sqlite://data/gitlab-license-server.db"
+        ))
     }
 }
 
@@ -133,23 +276,23 @@ impl Config {
             source.get("INITIAL_ROOT_TOKEN"),
             source.get("INITIAL_ROOT_TOKEN_FILE"),
         ) {
-            (Some(token), _) => Some(Secret::new(token.trim())),
+            (Some(token), _) => Some(strong_token("INITIAL_ROOT_TOKEN", token.trim())?),
             (None, Some(path)) => {
                 let token = std::fs::read_to_string(&path)
                     .map_err(|error| format!("INITIAL_ROOT_TOKEN_FILE {path}: {error}"))?;
-                Some(Secret::new(token.trim()))
+                Some(strong_token("INITIAL_ROOT_TOKEN_FILE", token.trim())?)
             }
             (None, None) => None,
         };
+        let database_url = source
+            .get("DATABASE_URL")
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        check_database_url(&database_url)?;
         let external_url = source
             .get("EXTERNAL_URL")
             .unwrap_or_else(|| format!("http://localhost:{}", listen_addr.port()));
         Ok(Self {
-            database_url: Secret::new(
-                source
-                    .get("DATABASE_URL")
-                    .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
-            ),
+            database_url: Secret::new(database_url),
             database_pool_size,
             listen_addr,
             data_dir: PathBuf::from(source.get("DATA_DIR").unwrap_or_else(|| "data".into())),
@@ -166,6 +309,7 @@ impl Config {
             log_format,
             metrics_addr,
             metrics_allowed_cidrs,
+            limits: Limits::from_source(source)?,
         })
     }
 }
@@ -187,13 +331,74 @@ mod tests {
     #[test]
     fn secrets_are_redacted_in_debug() {
         let config = Config::from_source(&[
-            ("INITIAL_ROOT_TOKEN", "glpat-supersecretvalue123"),
+            ("INITIAL_ROOT_TOKEN", "glpat-supersecretvalue12345"),
             ("DATABASE_URL", "postgres://user:hunter2@db/x"),
         ])
         .expect("config");
         let debug = format!("{config:?}");
         assert!(!debug.contains("supersecret"));
         assert!(!debug.contains("hunter2"));
+    }
+
+    #[test]
+    fn weak_root_tokens_and_urls_without_a_database_are_refused() {
+        for weak in [
+            "MyS3cretNotGlpat",
+            "glpat-short",
+            "glpat-0123456789012345678",
+        ] {
+            let error = Config::from_source(&[("INITIAL_ROOT_TOKEN", weak)]).expect_err(weak);
+            assert!(error.contains("INITIAL_ROOT_TOKEN"), "{error}");
+            assert!(!error.contains(weak), "the token is not repeated: {error}");
+        }
+        assert!(
+            Config::from_source(&[("INITIAL_ROOT_TOKEN", "glpat-01234567890123456789")]).is_ok()
+        );
+        assert!(Config::from_source(&[("INITIAL_ROOT_TOKEN", "01234567890123456789")]).is_ok());
+        for url in [
+            "postgresql://",
+            "postgres://u@h:5432",
+            "postgres://u@h:5432/",
+            "postgres://u@h/?sslmode=disable",
+            "sqlite://",
+            "sqlite:",
+        ] {
+            let error = Config::from_source(&[("DATABASE_URL", url)]).expect_err(url);
+            assert!(error.contains("DATABASE_URL"), "{error}");
+        }
+        for url in [
+            "postgres://u:p@h:5432/db",
+            "postgresql://h/db?sslmode=disable",
+            "postgres://u@h/?dbname=db",
+            "sqlite://data/x.db",
+            "sqlite:x.db",
+        ] {
+            assert!(
+                Config::from_source(&[("DATABASE_URL", url)]).is_ok(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_bounds() {
+        let config = Config::from_source(&[]).expect("defaults");
+        assert_eq!(config.limits, Limits::default());
+        let config = Config::from_source(&[
+            ("HTTP_HEADER_READ_TIMEOUT_SECONDS", "3"),
+            ("HOOK_CONCURRENCY", "8"),
+        ])
+        .expect("set");
+        assert_eq!(config.limits.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(config.limits.hook_concurrency, 8);
+        for (key, value) in [
+            ("HTTP_KEEP_ALIVE_TIMEOUT_SECONDS", "0"),
+            ("SHUTDOWN_TIMEOUT_SECONDS", "ten"),
+            ("HOOK_CONCURRENCY", "1000"),
+        ] {
+            let error = Config::from_source(&[(key, value)]).expect_err(key);
+            assert!(error.contains(key), "{error}");
+        }
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub enum ApiError {
     /// A parameter is missing or malformed: `400 {"error": <text>}`.
     InvalidParameter(String),
     PayloadTooLarge,
+    /// The request body stopped arriving before its deadline: `408`.
+    RequestTimeout,
+    /// The database is needed and cannot be reached: `503` with `Retry-After`.
     ServiceUnavailable,
     /// Anything unexpected. The cause is logged here and never shown to the client.
     Internal(String),
@@ -44,6 +47,14 @@ pub enum ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 pub const NOT_FOUND: &str = "404 Not Found";
+
+/// How long a client is told to wait before retrying a 503 (seconds).
+pub const RETRY_AFTER_SECONDS: u16 = 5;
+
+/// Why a request failed inside the server, for its one log line (the trace layer in
+/// `api::app` writes it): attached to the response, never shown to the client.
+#[derive(Debug, Clone)]
+pub struct FailureNote(pub String);
 
 impl ApiError {
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -61,7 +72,11 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
-        Self::internal(error)
+        if error.is_unavailable() {
+            Self::ServiceUnavailable
+        } else {
+            Self::internal(error)
+        }
     }
 }
 
@@ -131,15 +146,22 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 Request Entity Too Large",
             ),
+            Self::RequestTimeout => message(StatusCode::REQUEST_TIMEOUT, "408 Request Timeout"),
             Self::ServiceUnavailable => {
-                message(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable")
+                let mut response =
+                    message(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable");
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                response
             }
             Self::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
-                message(
+                let mut response = message(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "500 Internal Server Error",
-                )
+                );
+                response.extensions_mut().insert(FailureNote(cause));
+                response
             }
         }
     }

@@ -200,7 +200,9 @@ pub async fn run_due(state: &AppState) -> StoreResult<usize> {
 }
 
 /// The background worker of `serve`: schedules, then runs what is due, whenever woken (a
-/// local enqueue or another replica's change) or every [`POLL_INTERVAL`].
+/// local enqueue or another replica's change) or every [`POLL_INTERVAL`]. System-hook
+/// deliveries have their own sender (`services::hooks::spawn_sender`): a receiver that never
+/// answers must not hold up a recount.
 pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -209,9 +211,6 @@ pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
             }
             if let Err(error) = run_due(&state).await {
                 tracing::warn!(%error, "running jobs failed");
-            }
-            if let Err(error) = hooks::deliver_due(&state).await {
-                tracing::warn!(%error, "sending system hook deliveries failed");
             }
             let _ = tokio::time::timeout(POLL_INTERVAL, state.jobs_wake.notified()).await;
         }

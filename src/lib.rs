@@ -13,6 +13,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod graphql;
+pub mod http;
 pub mod jobs;
 pub mod keyfiles;
 pub mod license_key;

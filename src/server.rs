@@ -1,6 +1,5 @@
 //! Start-up, serving and shutdown.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +26,11 @@ pub async fn open_store(config: &Config, pool_size: Option<u32>) -> Result<Store
 
 /// Connects, migrates, creates root and loads the keys: everything before the first request.
 pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+    // Created when first needed (the root token, the key pair, the SQLite file); an existing
+    // one is made private now.
+    if config.data_dir.exists() {
+        crate::keyfiles::ensure_private_dir(&config.data_dir)?;
+    }
     let store = open_store(&config, config.database_pool_size).await?;
     match bootstrap::ensure_root(&store, &config, clock.now()).await? {
         RootSetup::Existing => {}
@@ -61,6 +65,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         license_keys,
         cache,
         jobs_wake: crate::jobs::wake_handle(),
+        hooks_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
     };
     spawn_change_listener(&state);
@@ -94,51 +99,74 @@ fn spawn_key_generation(state: &AppState) {
     });
 }
 
+/// How long the change listener waits for a connection before it calls the database
+/// unreachable, and how often it tries again while it is.
+const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const LISTENER_RETRY: Duration = Duration::from_millis(500);
+
 /// On PostgreSQL, follows the other replicas' writes so caches drop what they changed; while
-/// the listener is down, caching is off.
+/// the listener is down, caching is off. It is also the outage detector: when its connection
+/// drops and no new one can be had, the store is marked unreachable (requests then get what
+/// the caches hold, or a 503, at once) until a connection succeeds again.
 fn spawn_change_listener(state: &AppState) {
     let Some(pool) = state.store.postgres_pool().cloned() else {
         return;
     };
     // Its own connection, not one of the pool's: a listener holds its connection for good, and
     // with a small DATABASE_POOL_SIZE it would starve the requests.
-    let url = state.config.database_url.expose().to_string();
+    let listener_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(LISTENER_CONNECT_TIMEOUT)
+        .connect_lazy_with((*pool.connect_options()).clone());
     let store = state.store.clone();
     let cache = Arc::clone(&state.cache);
     let jobs_wake = Arc::clone(&state.jobs_wake);
+    let hooks_wake = Arc::clone(&state.hooks_wake);
     tokio::spawn(async move {
         loop {
-            match sqlx::postgres::PgListener::connect(&url).await {
-                Ok(mut listener) => {
+            let connected = tokio::time::timeout(
+                LISTENER_CONNECT_TIMEOUT,
+                sqlx::postgres::PgListener::connect_with(&listener_pool),
+            )
+            .await;
+            match connected {
+                Ok(Ok(mut listener)) => {
                     if listener.listen(CHANGE_CHANNEL).await.is_ok() {
+                        store.mark_reachable();
                         store.changed();
                         cache.set_enabled(true);
                         while listener.try_recv().await.ok().flatten().is_some() {
                             store.changed();
                             // Another replica may have queued work.
                             jobs_wake.notify_one();
+                            hooks_wake.notify_one();
                         }
                     }
                     tracing::warn!("change listener disconnected; caching paused");
                 }
-                Err(error) => tracing::warn!(%error, "change listener cannot connect"),
+                Ok(Err(error)) if !crate::store::is_connection_error(&error) => {
+                    tracing::warn!("change listener cannot listen");
+                }
+                _ => store.mark_unreachable(),
             }
             cache.set_enabled(false);
             store.changed();
             if pool.is_closed() {
                 return;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(LISTENER_RETRY).await;
         }
     });
 }
 
 pub fn init_logging(format: LogFormat) {
     // An empty RUST_LOG counts as unset, like every other setting.
+    // sqlx reports every dropped pooled connection at info: during a database outage that
+    // would be a line per request, so its default is warn.
     let directives = std::env::var("RUST_LOG")
         .ok()
         .filter(|value| !value.trim().is_empty())
-        .unwrap_or_else(|| "info".into());
+        .unwrap_or_else(|| "info,sqlx=warn".into());
     let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
@@ -167,6 +195,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "ready"
     );
+    let limits = state.config.limits;
     let metrics_server = match state.config.metrics_addr {
         Some(address) => {
             let metrics_listener = TcpListener::bind(address)
@@ -174,25 +203,23 @@ pub async fn serve(config: Config) -> Result<(), String> {
                 .map_err(|error| format!("cannot listen on METRICS_ADDR {address}: {error}"))?;
             tracing::info!(address = %address, "serving /-/metrics");
             let metrics_app = crate::api::metrics_app(state.clone());
-            Some(tokio::spawn(async move {
-                let service = metrics_app.into_make_service_with_connect_info::<SocketAddr>();
-                if let Err(error) = axum::serve(metrics_listener, service).await {
-                    tracing::error!(%error, "the metrics listener stopped");
-                }
-            }))
+            Some(tokio::spawn(crate::http::serve(
+                metrics_listener,
+                metrics_app,
+                limits,
+                std::future::pending(),
+            )))
         }
         None => None,
     };
-    let service = crate::api::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|error| format!("server error: {error}"))?;
+    let hook_sender = crate::services::hooks::spawn_sender(state.clone());
+    crate::http::serve(listener, crate::api::app(state), limits, shutdown_signal()).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
-    // A job cut off here is claimed again once its lease runs out.
+    // A job or delivery cut off here is claimed again once its lease runs out.
     worker.abort();
+    hook_sender.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -18,6 +18,8 @@ pub struct AppState {
     pub cache: Arc<Cache>,
     /// Wakes the job worker when work was queued (here or, on PostgreSQL, by a replica).
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the system-hook sender when deliveries were queued.
+    pub hooks_wake: Arc<tokio::sync::Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

@@ -206,7 +206,7 @@ async fn members(
 
 #[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::openapi::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn add_member(
-    _: Admin,
+    Admin(actor): Admin,
     Path(id): Path<String>,
     State(state): State<AppState>,
     params: Params,
@@ -218,7 +218,7 @@ async fn add_member(
     let access_level = params
         .optional_integer("access_level")?
         .ok_or_else(|| ApiError::invalid("access_level"))?;
-    let member = groups::add_member(&state, &id, user_id, access_level)
+    let member = groups::add_member(&state, actor.user(), &id, user_id, access_level)
         .await
         .map_err(group_error)?;
     Ok((
@@ -250,7 +250,7 @@ async fn show_member(
 
 #[utoipa::path(put, operation_id = "groups_update_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Change a member's access level", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), request_body(content = crate::api::openapi::MemberUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn update_member(
-    _: Admin,
+    Admin(actor): Admin,
     Path(path): Path<(String, String)>,
     State(state): State<AppState>,
     params: Params,
@@ -260,7 +260,7 @@ async fn update_member(
     let access_level = params
         .optional_integer("access_level")?
         .ok_or_else(|| ApiError::invalid("access_level"))?;
-    let member = groups::update_member(&state, &path.0, user_id, access_level)
+    let member = groups::update_member(&state, actor.user(), &path.0, user_id, access_level)
         .await
         .map_err(group_error)?;
     Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
@@ -268,12 +268,12 @@ async fn update_member(
 
 #[utoipa::path(delete, operation_id = "groups_remove_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Remove a member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn remove_member(
-    _: Admin,
+    Admin(actor): Admin,
     Path(path): Path<(String, String)>,
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
     let user_id = member_path(&path)?;
-    groups::remove_member(&state, &path.0, user_id)
+    groups::remove_member(&state, actor.user(), &path.0, user_id)
         .await
         .map_err(group_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

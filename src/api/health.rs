@@ -26,24 +26,28 @@ async fn liveness() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-#[utoipa::path(get, operation_id = "health_readiness", path = "/-/readiness", tag = "operations", summary = "Readiness probe (503 while the database is unreachable)", responses((status = 200, description = "OK", body = Object), (status = 503, description = "Not ready", body = Object)))]
+#[utoipa::path(get, operation_id = "health_readiness", path = "/-/readiness", tag = "operations", summary = "Readiness probe (503 while the database is unreachable or not at this build's schema)", responses((status = 200, description = "OK", body = Object), (status = 503, description = "Not ready", body = Object)))]
 async fn readiness(State(state): State<AppState>) -> impl IntoResponse {
     // A pool waiting for a dead database would hang the probe; answer within two seconds.
-    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
-    match ping
-        .map_err(|_| "timed out".to_string())
-        .and_then(|result| result.map_err(|error| error.to_string()))
+    let check = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.store.check_schema(),
+    )
+    .await;
+    match check
+        .map_err(|_| "database unreachable (timed out)".to_string())
+        .and_then(|result| result)
     {
         Ok(()) => (
             StatusCode::OK,
             Json(json!({"status": "ok", "db_check": [{"status": "ok"}]})),
         ),
         Err(error) => {
-            tracing::warn!(error, "readiness: database unreachable");
+            tracing::warn!(error, "readiness: not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(
-                    json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unreachable"}]}),
+                    json!({"status": "failed", "db_check": [{"status": "failed", "message": error}]}),
                 ),
             )
         }

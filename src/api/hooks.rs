@@ -120,15 +120,16 @@ async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 #[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::openapi::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
-async fn create(_: Admin, State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+async fn create(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
     params.require(&["url"])?;
     let settings = settings(&params, None)?;
-    let hook = state
-        .store
-        .save_hook(None, &settings, state.clock.now())
+    let hook = hooks::create(&state, actor.user(), &settings)
         .await?
         .ok_or_else(|| ApiError::Internal("the hook was not created".into()))?;
-    tracing::info!(hook_id = hook.id, "system hook added");
     Ok((StatusCode::CREATED, Json(hook_entity(&hook))).into_response())
 }
 
@@ -139,25 +140,27 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
 
 #[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::openapi::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn update(
-    _: Admin,
+    Admin(actor): Admin,
     id: IdParam,
     State(state): State<AppState>,
     params: Params,
 ) -> ApiResult<Response> {
     let existing = find(&state, id).await?;
     let settings = settings(&params, Some(&existing))?;
-    let hook = state
-        .store
-        .save_hook(Some(existing.id), &settings, state.clock.now())
+    let hook = hooks::update(&state, actor.user(), existing.id, &settings)
         .await?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Json(hook_entity(&hook)).into_response())
 }
 
 #[utoipa::path(delete, operation_id = "hooks_destroy", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Delete a system hook", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
-async fn destroy(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
+async fn destroy(
+    Admin(actor): Admin,
+    id: IdParam,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
-    state.store.delete_hook(hook.id).await?;
+    hooks::delete(&state, actor.user(), hook.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -165,7 +168,7 @@ async fn destroy(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiRes
 #[utoipa::path(post, operation_id = "hooks_test", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Send a test event", params(("id" = String, Path, description = "An ID")), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
-    match hooks::test(&hook).await {
+    match hooks::test(&hook, state.config.limits.hook_timeout).await {
         Ok(payload) => Ok((StatusCode::CREATED, Json(payload)).into_response()),
         Err(reason) => Err(ApiError::Message(
             StatusCode::UNPROCESSABLE_ENTITY,

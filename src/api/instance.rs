@@ -23,7 +23,7 @@ async fn current_user(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
     // Administrators see themselves as `UserWithAdmin`, everybody else as `UserPublic`.
-    let detail = if actor.user().admin {
+    let detail = if actor.admin {
         Detail::WithAdmin
     } else {
         Detail::Public

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, Response, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -29,7 +29,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, FailureNote};
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -56,10 +56,13 @@ pub fn app(state: AppState) -> Router {
             Arc::clone(&state.metrics),
             metrics::observe,
         ))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(RequestBodyLimitLayer::new(params::MAX_BODY_BYTES))
         // Outside the limit layer, so that its 413 is reshaped too.
-        .layer(middleware::from_fn(gitlab_shaped_errors))
+        .layer(middleware::from_fn_with_state(
+            state.config.limits.request_body_timeout,
+            gitlab_shaped_errors,
+        ))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
@@ -80,12 +83,16 @@ pub fn app(state: AppState) -> Router {
                     tracing::info_span!("request", method = %request.method(), route, request_id)
                 })
                 .on_request(())
+                // One line per request; a failure inside the server rides on it.
                 .on_response(|response: &Response<Body>, latency: Duration, _: &Span| {
-                    tracing::info!(
-                        status = response.status().as_u16(),
-                        latency_ms = latency.as_secs_f64() * 1000.0,
-                        "response"
-                    );
+                    let status = response.status().as_u16();
+                    let latency_ms = latency.as_secs_f64() * 1000.0;
+                    match response.extensions().get::<FailureNote>() {
+                        Some(FailureNote(cause)) => {
+                            tracing::error!(status, latency_ms, cause, "response")
+                        }
+                        None => tracing::info!(status, latency_ms, "response"),
+                    }
                 })
                 .on_failure(()),
         )
@@ -99,30 +106,124 @@ pub fn metrics_app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Responses made by layers rather than handlers (the body limit's 413) come out in GitLab's
-/// JSON shape too.
+/// The longest request target (path and query) accepted. GitLab's NGINX refuses 8 KiB;
+/// this leaves room for a GraphQL query of GitLab's 10,000-character limit sent by GET.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// The most header bytes (names and values) a request may carry.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// What every request passes first and every response last, so that refusals made below the
+/// handlers come out in GitLab's JSON shape too:
 ///
-/// It also refuses a NUL character (`%00`) in the path or query string: nothing stored can
-/// match one (PostgreSQL refuses it in any text), so such a request is a 400 before any handler
-/// or query sees it. (Here rather than in a layer of its own: every layer costs each request.)
-async fn gitlab_shaped_errors(request: Request, next: Next) -> Response<Body> {
+/// - a request target over [`MAX_URI_BYTES`] is a 414, headers over [`MAX_HEADER_BYTES`] a
+///   431 (hyper's own, larger limits answer with an empty body);
+/// - a NUL character (`%00`) in the path or query string, or a path that does not decode to
+///   UTF-8, is a 400 before any handler or query sees it (PostgreSQL refuses NUL in any text);
+/// - the request body must arrive within `body_timeout` (408 after);
+/// - the body limit's 413 and axum's plain-text rejections are reshaped into JSON.
+///
+/// (One middleware rather than several: every layer costs each request.)
+async fn gitlab_shaped_errors(
+    State(body_timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
     let has_nul = |text: &str| {
         text.as_bytes()
             .windows(3)
             .any(|window| window.eq_ignore_ascii_case(b"%00"))
     };
     let uri = request.uri();
+    let target_bytes = uri.path().len() + uri.query().map_or(0, |query| query.len() + 1);
+    if target_bytes > MAX_URI_BYTES {
+        return ApiError::Message(StatusCode::URI_TOO_LONG, "414 URI Too Long".into())
+            .into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::Message(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "431 Request Header Fields Too Large".into(),
+        )
+        .into_response();
+    }
     if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
         return ApiError::InvalidParameter("a parameter contains a null byte".into())
             .into_response();
     }
+    if percent_decoded_is_not_utf8(uri.path()) {
+        return ApiError::InvalidParameter("400 Bad request - the path is not valid UTF-8".into())
+            .into_response();
+    }
+    let request = params::with_body_deadline(request, body_timeout);
     let response = next.run(request).await;
-    let is_json = response
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        .map(|value| value.as_bytes().to_vec())
+        .unwrap_or_default();
+    if status == StatusCode::PAYLOAD_TOO_LARGE && !content_type.starts_with(b"application/json") {
         return ApiError::PayloadTooLarge.into_response();
     }
+    // axum's own rejections (a path segment it cannot decode, a body it cannot read) are
+    // plain text; ours are JSON, and the page's are HTML.
+    if content_type.starts_with(b"text/plain") {
+        let line = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or_default()
+        );
+        return ApiError::Message(status, line).into_response();
+    }
     response
+}
+
+/// Whether a path's percent-escapes decode to something that is not UTF-8.
+fn percent_decoded_is_not_utf8(path: &str) -> bool {
+    if !path.contains('%') {
+        return false;
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let hex = |at: usize| {
+            bytes
+                .get(at)
+                .and_then(|byte| char::from(*byte).to_digit(16))
+        };
+        match (bytes[index], hex(index + 1), hex(index + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.push(u8::try_from(high * 16 + low).unwrap_or(0));
+                index += 3;
+            }
+            (byte, _, _) => {
+                decoded.push(byte);
+                index += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decoded_is_not_utf8;
+
+    #[test]
+    fn paths_that_do_not_decode_to_utf8() {
+        assert!(percent_decoded_is_not_utf8("/api/v4/users/%FF"));
+        assert!(percent_decoded_is_not_utf8("/api/v4/groups/%C3%28"));
+        assert!(!percent_decoded_is_not_utf8("/api/v4/groups/caf%C3%A9"));
+        assert!(!percent_decoded_is_not_utf8("/api/v4/users/1"));
+        assert!(!percent_decoded_is_not_utf8("/a/%zz/%4"));
+    }
 }

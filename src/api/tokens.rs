@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::pagination::Page;
 use super::params::{IdParam, NumericId, Params};
-use crate::auth::{Admin, Authenticated};
+use crate::auth::{Admin, ApiUser};
 use crate::domain::licenses::timestamp_text;
 use crate::error::{ApiError, ApiResult};
 use crate::services::tokens::{self, TokenError};
@@ -103,7 +103,7 @@ async fn create(
 
 #[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("user_id" = Option<i64>, Query), ("state" = Option<String>, Query, description = "active or inactive"), ("revoked" = Option<bool>, Query)), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn list(
-    Authenticated(actor): Authenticated,
+    ApiUser(actor): ApiUser,
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
     params: Params,
@@ -111,7 +111,7 @@ async fn list(
     let page = Page::from_params(&params)?;
     let requested_user = params.optional_integer("user_id")?;
     // Administrators see every token; everybody else only their own.
-    let user_id = if actor.user().admin {
+    let user_id = if actor.admin {
         requested_user
     } else {
         match requested_user {
@@ -157,16 +157,16 @@ async fn visible_token(
         None => None,
     };
     match row {
-        Some(row) if actor.user().admin || row.user_id == actor.user().id => Ok(row),
+        Some(row) if actor.admin || row.user_id == actor.user().id => Ok(row),
         Some(_) => Err(ApiError::Unauthorized),
-        None if actor.user().admin => Err(ApiError::NotFound(missing)),
+        None if actor.admin => Err(ApiError::NotFound(missing)),
         None => Err(ApiError::Unauthorized),
     }
 }
 
 #[utoipa::path(get, operation_id = "tokens_show", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "One token", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn show(
-    Authenticated(actor): Authenticated,
+    ApiUser(actor): ApiUser,
     id: IdParam,
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
@@ -176,7 +176,7 @@ async fn show(
 
 #[utoipa::path(delete, operation_id = "tokens_revoke", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "Revoke a token", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn revoke(
-    Authenticated(actor): Authenticated,
+    ApiUser(actor): ApiUser,
     id: IdParam,
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
@@ -189,10 +189,7 @@ async fn revoke(
 }
 
 #[utoipa::path(get, operation_id = "tokens_show_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "The token used", responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
-async fn show_self(
-    Authenticated(actor): Authenticated,
-    State(state): State<AppState>,
-) -> ApiResult<Response> {
+async fn show_self(ApiUser(actor): ApiUser, State(state): State<AppState>) -> ApiResult<Response> {
     let row = state
         .store
         .find_token_by_id(actor.token.token_id)
@@ -203,7 +200,7 @@ async fn show_self(
 
 #[utoipa::path(delete, operation_id = "tokens_revoke_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "Revoke the token used", responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn revoke_self(
-    Authenticated(actor): Authenticated,
+    ApiUser(actor): ApiUser,
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
     let row = state

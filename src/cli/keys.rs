@@ -15,8 +15,13 @@ pub enum KeysCommand {
         /// Directory to write the key pair into (created if missing).
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// RSA modulus size.
-        #[arg(long, default_value_t = DEFAULT_KEY_BITS)]
+        /// RSA modulus size, 2048 to 8192 (larger keys take minutes to generate and gain
+        /// nothing a license needs).
+        #[arg(
+            long,
+            default_value_t = DEFAULT_KEY_BITS,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(2048..=8192)
+        )]
         bits: usize,
         /// Replace an existing key pair (licenses signed by the old key stop verifying).
         #[arg(long)]

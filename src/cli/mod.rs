@@ -36,6 +36,9 @@ enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Token(ops::TokenCommand),
+    /// Regain administrator access when nobody can sign in any more.
+    #[command(subcommand)]
+    Admin(ops::AdminCommand),
     /// Billable-user history (import past daily counts, e.g. from GitLab's usage export).
     #[command(subcommand)]
     History(ops::HistoryCommand),
@@ -59,6 +62,7 @@ pub fn run() -> ExitCode {
         Command::Keys(command) => keys::run(command),
         Command::License(command) => license::run(command),
         Command::Token(command) => ops::token(command),
+        Command::Admin(command) => ops::admin(command),
         Command::History(command) => ops::history(command),
         Command::Healthcheck => ops::healthcheck(),
         Command::Backup(command) => backup::run(command),

@@ -30,6 +30,37 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Make a user an active administrator again (unblocked, unbanned, promoted; root is
+    /// created anew if it was deleted) and print a new token with the api and admin_mode
+    /// scopes, valid for a week. Works on the configured database, with or without a server
+    /// running; audited.
+    Rescue {
+        /// The user to restore.
+        #[arg(long, default_value = "root")]
+        username: String,
+    },
+}
+
+pub fn admin(command: AdminCommand) -> CliResult {
+    let AdminCommand::Rescue { username } = command;
+    let config = Config::from_env()?;
+    runtime()?.block_on(async {
+        let store = open_store(&config).await?;
+        let rescued =
+            crate::services::users::rescue_admin(&store, &username, chrono::Utc::now()).await;
+        store.close().await;
+        let (user, token, expires_on) = rescued?;
+        eprintln!(
+            "{} (id {}) is an active administrator; this token (api, admin_mode) works until {expires_on}:",
+            user.username, user.id
+        );
+        println!("{token}");
+        Ok(())
+    })
+}
+
+#[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
     /// Import `Date,Billable User Count` rows (a usage export, or just its table). Rows already
     /// present are skipped, so importing twice adds nothing.

@@ -116,15 +116,39 @@ pub enum Transition {
 }
 
 /// GitLab's rules for `action` on `user` by the administrator `actor_id`.
+/// GitLab's refusal to block the API's own caller, in the same words for the other ways an
+/// administrator could lock themselves out (`verb`: "banned", "deleted", …).
+pub fn self_refusal(verb: &str) -> String {
+    format!("403 Forbidden - The API initiating user cannot be {verb} by the API")
+}
+
+/// Removing one's own administrator access through the API.
+pub const SELF_DEMOTION_REFUSAL: &str =
+    "403 Forbidden - The API initiating user cannot remove their own administrator access";
+
+/// A change that would leave the instance without an active administrator (made by another
+/// administrator at the same moment, or through a path that is not one's own account).
+pub const LAST_ADMIN_REFUSAL: &str =
+    "403 Forbidden - The last active administrator cannot be blocked, banned, deactivated, demoted or deleted";
+
 pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) -> Transition {
     let state = user.state.as_str();
     let forbidden = |message: &str| Transition::Refused(403, message.to_string());
+    // An administrator acting on their own account could lock everyone out: refused before
+    // any other rule, as GitLab refuses blocking oneself.
+    if user.id == actor_id {
+        match action {
+            Action::Ban => return forbidden(&self_refusal("banned")),
+            Action::Deactivate => return forbidden(&self_refusal("deactivated")),
+            _ => {}
+        }
+    }
     match action {
         Action::Block => {
             if state == "ldap_blocked" {
                 forbidden("403 Forbidden - LDAP blocked users cannot be modified by the API")
             } else if user.id == actor_id {
-                forbidden("403 Forbidden - The API initiating user cannot be blocked by the API")
+                forbidden(&self_refusal("blocked"))
             } else if is_internal(&user.user_type) {
                 forbidden("An internal user cannot be blocked")
             } else if state == "blocked" {
@@ -387,6 +411,18 @@ mod tests {
                 Transition::To("active", json!({"message": "Success"})),
             ),
         ];
+        // On one's own account: refused before any other rule.
+        let me = user("active", "human");
+        for (action, verb) in [
+            (Block, "blocked"),
+            (Ban, "banned"),
+            (Deactivate, "deactivated"),
+        ] {
+            assert_eq!(
+                transition(action, &me, me.id, today()),
+                Transition::Refused(403, self_refusal(verb)),
+            );
+        }
         for (action, state, user_type, expected) in cases {
             assert_eq!(
                 transition(action, &user(state, user_type), 1, today()),

@@ -3,13 +3,21 @@
 
 mod explorer;
 pub mod gid;
+mod guard;
+mod memo;
 mod mutation;
 mod query;
 mod response;
 mod types;
 
-use async_graphql::{Context, EmptySubscription, Result, Schema};
-use axum::body::Bytes;
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextValidation,
+};
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
+use async_graphql::{Context, EmptySubscription, Result, Schema, ServerError, ValidationResult};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,43 +26,87 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 
+use self::guard::TextProblem;
+use self::memo::{Memo, MemoKey};
 use self::mutation::MutationRoot;
 use self::query::QueryRoot;
-use self::response::execution_error;
+use self::response::Failures;
 use crate::auth::{self, SCOPE_API, SCOPE_READ_API};
+use crate::error::{ApiError, FailureNote, RETRY_AFTER_SECONDS};
 use crate::services::add_ons::Caller;
 use crate::state::AppState;
 use crate::store::StoreError;
 
 pub type GitlabSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// GitLab's limits: query size, complexity and depth.
-const MAX_QUERY_SIZE: usize = 10_000;
-const MAX_COMPLEXITY: usize = 250;
-const MAX_DEPTH: usize = 15;
+/// GitLab's limits: query text (summed over a batch), complexity (summed over a batch, as
+/// graphql-ruby counts a multiplex) and depth.
+pub const MAX_QUERY_SIZE: usize = 10_000;
+pub const MAX_COMPLEXITY: usize = 250;
+pub const MAX_DEPTH: usize = 15;
+/// Operations in one request. GitLab bounds a batch by its summed size only; this bound is
+/// ours, far above what Apollo-style batching sends (10).
+pub const MAX_BATCH_OPERATIONS: usize = 50;
+/// Ids in one list argument (`addOnPurchaseIds`, written as the literal 100 in its
+/// validator); an instance has a handful of purchases.
+pub const MAX_LIST_ARGUMENT: usize = 100;
 
-/// What resolvers need: the application and who is asking.
-#[derive(Clone)]
+/// What resolvers need: the application, who is asking, and the lookups the operation's
+/// fields share.
 pub struct RequestContext {
     pub state: AppState,
     pub caller: Caller,
+    pub memo: Memo,
 }
 
 fn request<'a>(ctx: &Context<'a>) -> &'a RequestContext {
     ctx.data_unchecked::<RequestContext>()
 }
 
-/// A store failure: logged with its cause, reported without it.
+/// A store failure as a field error: the client sees "Internal server error" (or, while the
+/// database is unreachable, the request becomes a 503); the cause goes to the request's one
+/// log line.
 fn internal(error: StoreError) -> async_graphql::Error {
-    tracing::error!(%error, "GraphQL resolver failed");
-    execution_error("Internal server error")
+    response::store_failure(&error)
 }
 
-/// The schema, with GitLab's limits.
+/// The purchases of a namespace (`None`: the instance) the caller may administer, read once
+/// per operation.
+async fn visible_purchases(
+    ctx: &Context<'_>,
+    namespace_id: Option<i64>,
+) -> Result<Arc<Vec<crate::store::AddOnPurchase>>, StoreError> {
+    let context = request(ctx);
+    context
+        .memo
+        .get(MemoKey::VisiblePurchases(namespace_id), || {
+            crate::services::add_ons::visible_purchases(
+                &context.state,
+                &context.caller,
+                namespace_id,
+            )
+        })
+        .await
+}
+
+/// Whether the caller owns a group (or is an administrator), asked once per operation.
+async fn owns_group(ctx: &Context<'_>, group_id: i64) -> Result<bool, StoreError> {
+    let context = request(ctx);
+    let owns = context
+        .memo
+        .get(MemoKey::OwnsGroup(group_id), || {
+            crate::services::add_ons::owns_group(&context.state, &context.caller, group_id)
+        })
+        .await?;
+    Ok(*owns)
+}
+
+/// The schema, with GitLab's depth limit (complexity is counted per request, over the whole
+/// batch, by [`execute`]).
 pub fn schema() -> GitlabSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_complexity(MAX_COMPLEXITY)
         .limit_depth(MAX_DEPTH)
+        .extension(ComplexityProbeExtension)
         .finish()
 }
 
@@ -76,7 +128,8 @@ pub fn router() -> Router<AppState> {
         .merge(explorer::router())
 }
 
-/// A GraphQL-shaped error response (`{"errors":[{"message":…}]}`).
+/// A GraphQL-shaped error response (`{"errors":[{"message":…}]}`), as GitLab's controller
+/// renders its own refusals.
 fn error_response(status: StatusCode, message: &str) -> Response {
     (
         status,
@@ -85,18 +138,30 @@ fn error_response(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// HTTP 503 with `Retry-After`: the database is needed and cannot be reached.
+fn unavailable_response() -> Response {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable");
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    response
+}
+
 /// Who the request is from. A token that does not authenticate (unknown, revoked, expired,
 /// without `api`/`read_api`) is HTTP 401 "Invalid token", as on GitLab; no token at all runs
-/// the request anonymously.
+/// the request anonymously. A token that cannot be checked (the database is unreachable and
+/// the token was not seen before) is a 503, never "invalid": clients drop invalid tokens.
 async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
     if auth::request_token(parts).is_none() {
         return Ok(Caller::default());
     }
     let invalid = || error_response(StatusCode::UNAUTHORIZED, "Invalid token");
-    let token = auth::lookup_token(parts, state).await.map_err(|error| {
-        tracing::info!(?error, "GraphQL request with an unusable token");
-        invalid()
-    })?;
+    let token = match auth::lookup_token(parts, state).await {
+        Ok(token) => token,
+        Err(ApiError::ServiceUnavailable) => return Err(unavailable_response()),
+        // The 401 in the request's log line says enough; the reason is not the client's.
+        Err(_) => return Err(invalid()),
+    };
     if !(token.has_scope(SCOPE_API) || token.has_scope(SCOPE_READ_API)) {
         return Err(invalid());
     }
@@ -104,7 +169,145 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
         return Err(error_response(StatusCode::FORBIDDEN, &reason));
     }
     auth::record_use(state, &token).await;
-    Ok(Caller::from_actor(state, &auth::Actor { token }))
+    Ok(Caller::from_actor(&auth::Actor::new(token, state)))
+}
+
+/// Records the complexity a dry run of an operation computes, for the batch's sum.
+#[derive(Default)]
+struct ComplexityProbe(Mutex<Option<usize>>);
+
+/// With a [`ComplexityProbe`] in the request: validate, record the complexity, execute
+/// nothing. Without one: out of the way.
+struct ComplexityProbeExtension;
+
+impl ExtensionFactory for ComplexityProbeExtension {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ComplexityProbeExtension)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for ComplexityProbeExtension {
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if let Some(probe) = ctx.data_opt::<Arc<ComplexityProbe>>() {
+            *probe.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.complexity);
+        }
+        Ok(result)
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> async_graphql::Response {
+        if ctx.data_opt::<Arc<ComplexityProbe>>().is_some() {
+            return async_graphql::Response::default();
+        }
+        next.run(ctx, operation_name).await
+    }
+}
+
+/// One operation of a request, parsed once (the parse serves the GET rule, the complexity
+/// count, execution and the response's shape).
+struct Operation {
+    request: async_graphql::Request,
+    document: Option<ExecutableDocument>,
+}
+
+impl Operation {
+    /// The operation's complexity, from a validation-only run (0 if it does not parse; it
+    /// will be refused with its syntax error).
+    async fn complexity(&self) -> usize {
+        let Some(document) = &self.document else {
+            return 0;
+        };
+        let probe = Arc::new(ComplexityProbe::default());
+        let mut dry = async_graphql::Request::new(String::new())
+            .variables(self.request.variables.clone())
+            .data(Arc::clone(&probe));
+        if let Some(name) = &self.request.operation_name {
+            dry = dry.operation_name(name.clone());
+        }
+        dry.set_parsed_query(document.clone());
+        let _ = shared_schema().execute(dry).await;
+        let complexity = probe
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or(0);
+        complexity
+    }
+
+    /// Whether the operation the request selects is a mutation (GET may only query).
+    fn is_mutation(&self) -> bool {
+        let Some(document) = &self.document else {
+            return false;
+        };
+        document.operations.iter().any(|(name, operation)| {
+            let selected = match (&self.request.operation_name, name) {
+                (Some(wanted), Some(name)) => wanted == name.as_str(),
+                _ => true,
+            };
+            selected && operation.node.ty == OperationType::Mutation
+        })
+    }
+}
+
+/// The checks GitLab's controller makes before graphql-ruby sees a request (sizes, and here
+/// also nesting and NUL characters), as the refusal to send.
+fn check_text(requests: &[async_graphql::Request]) -> Option<Response> {
+    // GitLab's own rule first: the whole batch's text.
+    if requests
+        .iter()
+        .map(|request| request.query.len())
+        .sum::<usize>()
+        > MAX_QUERY_SIZE
+    {
+        return Some(error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Query too large",
+        ));
+    }
+    if requests.len() > MAX_BATCH_OPERATIONS {
+        return Some(error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("Too many operations in one request (at most {MAX_BATCH_OPERATIONS})"),
+        ));
+    }
+    for request in requests {
+        // No stored text can contain NUL (PostgreSQL refuses it), so no argument may.
+        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
+        let problem = guard::scan(&request.query).err().or_else(|| {
+            variables
+                .contains("\\u0000")
+                .then_some(TextProblem::NulCharacter)
+        });
+        match problem {
+            Some(TextProblem::NulCharacter) => {
+                return Some(error_response(
+                    StatusCode::OK,
+                    "Arguments may not contain null bytes",
+                ))
+            }
+            Some(TextProblem::TooDeep) => {
+                return Some(error_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &format!(
+                        "Query is nested too deeply (at most {} levels of brackets)",
+                        guard::MAX_NESTING
+                    ),
+                ))
+            }
+            None => {}
+        }
+    }
+    None
 }
 
 async fn execute(
@@ -113,69 +316,111 @@ async fn execute(
     batch: async_graphql::BatchRequest,
     read_only: bool,
 ) -> Response {
-    for request in batch.iter() {
-        if request.query.len() > MAX_QUERY_SIZE {
-            return error_response(StatusCode::OK, "Query too large");
-        }
-        // No stored text can contain NUL (PostgreSQL refuses it), so no argument may.
-        let variables = serde_json::to_string(&request.variables).unwrap_or_default();
-        if request.query.contains('\0') || variables.contains("\\u0000") {
-            return error_response(StatusCode::OK, "Arguments may not contain null bytes");
-        }
-        if read_only && is_mutation(request) {
-            return error_response(StatusCode::OK, "Mutations are forbidden in GET requests");
-        }
-    }
-    let operations: Vec<(String, Option<String>)> = batch
-        .iter()
-        .map(|request| (request.query.clone(), request.operation_name.clone()))
-        .collect();
-    let batch = batch.data(RequestContext {
-        state: state.clone(),
-        caller,
-    });
-    let shaped = |response: &async_graphql::Response, index: usize| {
-        let (query, name) = operations.get(index).map_or(("", None), |(query, name)| {
-            (query.as_str(), name.as_deref())
-        });
-        response::shape(response, query, name)
+    let (requests, batched) = match batch {
+        async_graphql::BatchRequest::Single(request) => (vec![request], false),
+        async_graphql::BatchRequest::Batch(requests) => (requests, true),
     };
-    let body = match shared_schema().execute_batch(batch).await {
-        async_graphql::BatchResponse::Single(response) => shaped(&response, 0),
-        async_graphql::BatchResponse::Batch(responses) => serde_json::Value::Array(
-            responses
-                .iter()
-                .enumerate()
-                .map(|(index, response)| shaped(response, index))
-                .collect(),
-        ),
+    if let Some(refusal) = check_text(&requests) {
+        return refusal;
+    }
+    let operations: Vec<Operation> = requests
+        .into_iter()
+        .map(|request| Operation {
+            document: async_graphql::parser::parse_query(&request.query).ok(),
+            request,
+        })
+        .collect();
+    if read_only && operations.iter().any(Operation::is_mutation) {
+        return error_response(StatusCode::OK, "Mutations are forbidden in GET requests");
+    }
+    let mut complexity = 0;
+    for operation in &operations {
+        complexity += operation.complexity().await;
+    }
+    let mut failures = Failures::default();
+    let answers: Vec<serde_json::Value> = if complexity > MAX_COMPLEXITY {
+        let message = format!(
+            "Query has complexity of {complexity}, which exceeds max complexity of {MAX_COMPLEXITY}"
+        );
+        operations
+            .iter()
+            .map(|_| json!({ "errors": [{ "message": message }] }))
+            .collect()
+    } else {
+        let mut answers = Vec::with_capacity(operations.len());
+        // One operation at a time: a batch never holds more of the pool than one query does.
+        for Operation {
+            mut request,
+            document,
+        } in operations
+        {
+            let operation_name = request.operation_name.clone();
+            if let Some(document) = &document {
+                request.set_parsed_query(document.clone());
+            }
+            let request = request.data(RequestContext {
+                state: state.clone(),
+                caller: caller.clone(),
+                memo: Memo::default(),
+            });
+            let answer = shared_schema().execute(request).await;
+            answers.push(response::shape(
+                &answer,
+                document.as_ref(),
+                operation_name.as_deref(),
+                &mut failures,
+            ));
+        }
+        answers
+    };
+    if failures.unavailable {
+        return with_failure_note(unavailable_response(), &failures);
+    }
+    let body = if batched {
+        serde_json::Value::Array(answers)
+    } else {
+        answers.into_iter().next().unwrap_or_default()
     };
     let mut http = axum::Json(body).into_response();
     http.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    http
+    with_failure_note(http, &failures)
 }
 
-/// Whether the operation the request selects is a mutation (GET may only query).
-fn is_mutation(request: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::OperationType;
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return false;
-    };
-    document.operations.iter().any(|(name, operation)| {
-        let selected = match (&request.operation_name, name) {
-            (Some(wanted), Some(name)) => wanted == name.as_str(),
-            _ => true,
-        };
-        selected && operation.node.ty == OperationType::Mutation
-    })
+/// Hands the request's failed fields to its one log line (see `api::app`'s trace layer).
+fn with_failure_note(mut response: Response, failures: &Failures) -> Response {
+    if let Some(cause) = &failures.first_cause {
+        response.extensions_mut().insert(FailureNote(format!(
+            "{} GraphQL field(s) failed; first: {cause}",
+            failures.count
+        )));
+    }
+    response
 }
 
 /// `POST /api/graphql`: one operation or a batch (a JSON array).
-async fn execute_post(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+async fn execute_post(State(state): State<AppState>, parts: Parts, body: Body) -> Response {
     let caller = match caller(&parts, &state).await {
         Ok(caller) => caller,
         Err(response) => return response,
+    };
+    let body = match crate::api::params::read_body(body).await {
+        Ok(body) => body,
+        Err(ApiError::PayloadTooLarge) => {
+            return error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "413 Request Entity Too Large",
+            )
+        }
+        Err(ApiError::RequestTimeout) => {
+            return error_response(StatusCode::REQUEST_TIMEOUT, "408 Request Timeout")
+        }
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "Invalid request: the body could not be read",
+            )
+        }
     };
     match serde_json::from_slice::<async_graphql::BatchRequest>(&body) {
         Ok(batch) => execute(state, caller, batch, false).await,

@@ -4,13 +4,14 @@
 use async_graphql::{Context, Object, Result, ID};
 
 use super::gid::{AddOnPurchaseId, NamespaceId, UserId};
+use super::memo::MemoKey;
 use super::response::execution_error;
 use super::types::{
     self, AddOnPurchaseObject, AddOnType, AddOnUserConnection, EligibleUsersQuery, GroupObject,
     NamespaceObject, UserCore, UserSort,
 };
-use super::{internal, request};
-use crate::services::add_ons::{self as seats, SeatError};
+use super::{internal, request, visible_purchases};
+use crate::services::add_ons::SeatError;
 use crate::store::Group;
 
 pub struct QueryRoot;
@@ -25,16 +26,11 @@ impl QueryRoot {
         #[graphql(desc = "ID of namespace that the add-ons were purchased for.")]
         namespace_id: Option<NamespaceId>,
     ) -> Result<Option<Vec<AddOnPurchaseObject>>> {
-        let context = request(ctx);
-        let purchases = seats::visible_purchases(
-            &context.state,
-            &context.caller,
-            namespace_id.as_ref().map(NamespaceId::number),
-        )
-        .await
-        .map_err(internal)?;
+        let purchases = visible_purchases(ctx, namespace_id.as_ref().map(NamespaceId::number))
+            .await
+            .map_err(internal)?;
         Ok(Some(
-            purchases.into_iter().map(AddOnPurchaseObject).collect(),
+            purchases.iter().cloned().map(AddOnPurchaseObject).collect(),
         ))
     }
 
@@ -47,17 +43,13 @@ impl QueryRoot {
         #[graphql(desc = "ID of namespace that the add-on was purchased for.")]
         namespace_id: Option<NamespaceId>,
     ) -> Result<Option<AddOnPurchaseObject>> {
-        let context = request(ctx);
-        let purchases = seats::visible_purchases(
-            &context.state,
-            &context.caller,
-            namespace_id.as_ref().map(NamespaceId::number),
-        )
-        .await
-        .map_err(internal)?;
+        let purchases = visible_purchases(ctx, namespace_id.as_ref().map(NamespaceId::number))
+            .await
+            .map_err(internal)?;
         Ok(purchases
-            .into_iter()
+            .iter()
             .find(|purchase| purchase.add_on_name == add_on_type.internal_name())
+            .cloned()
             .map(AddOnPurchaseObject))
     }
 
@@ -67,7 +59,10 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         #[graphql(desc = "Type of add on to filter the eligible users by.")] add_on_type: AddOnType,
-        #[graphql(desc = "Global IDs of the add on purchases to find assignments for.")]
+        #[graphql(
+            desc = "Global IDs of the add on purchases to find assignments for.",
+            validator(max_items = 100)
+        )]
         add_on_purchase_ids: Vec<AddOnPurchaseId>,
         #[graphql(desc = "Search the user list.")] search: Option<String>,
         #[graphql(desc = "Sort the user list.")] sort: Option<UserSort>,
@@ -119,13 +114,26 @@ impl QueryRoot {
         }
         let store = &context.state.store;
         let user = match (id, username) {
-            (Some(id), _) => store.find_user(id.number()).await,
-            (None, Some(username)) => store.find_user_by_username(&username).await,
+            (Some(id), _) => {
+                let id = id.number();
+                context
+                    .memo
+                    .get(MemoKey::User(id), || store.find_user(id))
+                    .await
+            }
+            (None, Some(username)) => {
+                context
+                    .memo
+                    .get(MemoKey::Username(username.clone()), || {
+                        store.find_user_by_username(&username)
+                    })
+                    .await
+            }
             (None, None) => {
                 return Err(execution_error("Provide either a single username or id"));
             }
         };
-        Ok(user.map_err(internal)?.map(UserCore))
+        Ok(user.map_err(internal)?.as_ref().clone().map(UserCore))
     }
 
     /// Find a group.
@@ -153,8 +161,23 @@ impl QueryRoot {
 /// members and administrators. Anything else reads as absent.
 async fn visible_group(ctx: &Context<'_>, full_path: &str) -> Result<Option<Group>> {
     let context = request(ctx);
+    let group = context
+        .memo
+        .get(MemoKey::VisibleGroup(full_path.to_string()), || {
+            load_visible_group(ctx, full_path)
+        })
+        .await
+        .map_err(internal)?;
+    Ok(group.as_ref().clone())
+}
+
+async fn load_visible_group(
+    ctx: &Context<'_>,
+    full_path: &str,
+) -> Result<Option<Group>, crate::store::StoreError> {
+    let context = request(ctx);
     let store = &context.state.store;
-    let Some(group) = store.find_group(full_path).await.map_err(internal)? else {
+    let Some(group) = store.find_group(full_path).await? else {
         return Ok(None);
     };
     let visible = match (&context.caller.user, group.visibility.as_str()) {
@@ -162,11 +185,7 @@ async fn visible_group(ctx: &Context<'_>, full_path: &str) -> Result<Option<Grou
         (None, _) => false,
         (Some(_), "internal") => true,
         (Some(_), _) if context.caller.admin => true,
-        (Some(user), _) => store
-            .group_member(group.id, user.id)
-            .await
-            .map_err(internal)?
-            .is_some(),
+        (Some(user), _) => store.group_member(group.id, user.id).await?.is_some(),
     };
     Ok(visible.then_some(group))
 }

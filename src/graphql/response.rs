@@ -20,12 +20,38 @@ use async_graphql::{ErrorExtensions, Name, Positioned};
 use serde_json::{Map, Value};
 
 const EXECUTION_MARKER: &str = "x-gitlab-license-server-execution";
+/// A store failure's cause (for the log, never the client).
+const CAUSE_MARKER: &str = "x-gitlab-license-server-cause";
+/// The store failed because the database cannot be reached (the request becomes a 503).
+const UNAVAILABLE_MARKER: &str = "x-gitlab-license-server-unavailable";
 
 /// An error raised while resolving a field (tier 2: the field is `null`, `data` stays).
 pub fn execution_error(message: impl Into<String>) -> async_graphql::Error {
     async_graphql::Error::new(message).extend_with(|_, extensions| {
         extensions.set(EXECUTION_MARKER, true);
     })
+}
+
+/// A field whose store read or write failed: "Internal server error" to the client, the
+/// cause kept aside for the request's log line.
+pub fn store_failure(error: &crate::store::StoreError) -> async_graphql::Error {
+    let cause = error.to_string();
+    let unavailable = error.is_unavailable();
+    execution_error("Internal server error").extend_with(move |_, extensions| {
+        extensions.set(CAUSE_MARKER, cause.clone());
+        if unavailable {
+            extensions.set(UNAVAILABLE_MARKER, true);
+        }
+    })
+}
+
+/// The store failures of a request's operations, for its one log line and its status.
+#[derive(Debug, Default)]
+pub struct Failures {
+    pub count: usize,
+    pub first_cause: Option<String>,
+    /// A field needed the database and could not reach it.
+    pub unavailable: bool,
 }
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
@@ -169,11 +195,13 @@ fn operation<'a>(
     }
 }
 
-/// One response in GitLab's shape (see the module documentation).
+/// One response in GitLab's shape (see the module documentation); store failures are
+/// counted into `failures` and their causes removed.
 pub fn shape(
     response: &async_graphql::Response,
-    query: &str,
+    document: Option<&ExecutableDocument>,
     operation_name: Option<&str>,
+    failures: &mut Failures,
 ) -> Value {
     let mut body = serde_json::to_value(response).unwrap_or_else(|_| Value::Object(Map::new()));
     let Some(object) = body.as_object_mut() else {
@@ -182,12 +210,18 @@ pub fn shape(
     let mut refused = false;
     if let Some(Value::Array(errors)) = object.get_mut("errors") {
         for error in errors.iter_mut() {
-            let marked = error
-                .get_mut("extensions")
-                .and_then(Value::as_object_mut)
-                .is_some_and(|extensions| extensions.remove(EXECUTION_MARKER).is_some());
-            refused |= !marked;
-            if error["extensions"].as_object().is_some_and(Map::is_empty) {
+            let Some(extensions) = error.get_mut("extensions").and_then(Value::as_object_mut)
+            else {
+                refused = true;
+                continue;
+            };
+            refused |= extensions.remove(EXECUTION_MARKER).is_none();
+            if let Some(Value::String(cause)) = extensions.remove(CAUSE_MARKER) {
+                failures.count += 1;
+                failures.first_cause.get_or_insert(cause);
+            }
+            failures.unavailable |= extensions.remove(UNAVAILABLE_MARKER).is_some();
+            if extensions.is_empty() {
                 if let Some(error) = error.as_object_mut() {
                     error.remove("extensions");
                 }
@@ -198,10 +232,10 @@ pub fn shape(
         object.remove("data");
         return body;
     }
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
+    let Some(document) = document else {
         return body;
     };
-    if let Some(operation) = operation(&document, operation_name) {
+    if let Some(operation) = operation(document, operation_name) {
         let mut data = object
             .remove("data")
             .map_or(Value::Null, |data| match data {

@@ -9,6 +9,7 @@ use async_graphql::{
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::gid::{AddOnPurchaseId, UserId};
+use super::memo::MemoKey;
 use super::{internal, request};
 use crate::domain::add_ons::display_name;
 use crate::services::add_ons as seats;
@@ -281,7 +282,7 @@ user_object!(AddOnUser, "AddOnUser", "A user with add-on data.", {
     async fn add_on_assignments(
         &self,
         ctx: &Context<'_>,
-        add_on_purchase_ids: Vec<AddOnPurchaseId>,
+        #[graphql(validator(max_items = 100))] add_on_purchase_ids: Vec<AddOnPurchaseId>,
         after: Option<String>,
         before: Option<String>,
         first: Option<i32>,
@@ -292,19 +293,22 @@ user_object!(AddOnUser, "AddOnUser", "A user with add-on data.", {
             .iter()
             .map(AddOnPurchaseId::number)
             .collect();
-        let mut visible = Vec::new();
-        for purchase in context
-            .state
-            .store
-            .user_add_on_seats(self.0.id, &ids, context.state.clock.today())
+        let store = &context.state.store;
+        let seats = context
+            .memo
+            .get(MemoKey::UserSeats(self.0.id, ids.clone()), || {
+                store.user_add_on_seats(self.0.id, &ids, context.state.clock.today())
+            })
             .await
-            .map_err(internal)?
-        {
-            if seats::can_administer(&context.state, &context.caller, &purchase)
-                .await
-                .map_err(internal)?
-            {
-                visible.push(UserAddOnAssignment(purchase));
+            .map_err(internal)?;
+        let mut visible = Vec::new();
+        for purchase in seats.iter() {
+            let administers = match purchase.namespace_id {
+                None => seats::administers_instance(&context.caller),
+                Some(group_id) => super::owns_group(ctx, group_id).await.map_err(internal)?,
+            };
+            if administers {
+                visible.push(UserAddOnAssignment(purchase.clone()));
             }
         }
         paginate_list(visible, after, before, first, last)
@@ -571,7 +575,7 @@ macro_rules! namespace_object {
                 &self,
                 ctx: &Context<'_>,
                 add_on_type: AddOnType,
-                add_on_purchase_ids: Vec<AddOnPurchaseId>,
+                #[graphql(validator(max_items = 100))] add_on_purchase_ids: Vec<AddOnPurchaseId>,
                 search: Option<String>,
                 sort: Option<UserSort>,
                 filter_by_assigned_seat: Option<String>,
@@ -580,11 +584,7 @@ macro_rules! namespace_object {
                 first: Option<i32>,
                 last: Option<i32>,
             ) -> Result<Option<AddOnUserConnection>> {
-                let context = request(ctx);
-                if !seats::owns_group(&context.state, &context.caller, self.0.id)
-                    .await
-                    .map_err(internal)?
-                {
+                if !super::owns_group(ctx, self.0.id).await.map_err(internal)? {
                     return Err(super::response::execution_error(
                         seats::SeatError::NotAvailable.to_string(),
                     ));

@@ -23,10 +23,10 @@ pub struct Caller {
 
 impl Caller {
     /// An authenticated caller; `Caller::default()` is the anonymous one.
-    pub fn from_actor(state: &AppState, actor: &Actor) -> Self {
+    pub fn from_actor(actor: &Actor) -> Self {
         Self {
             user: Some(actor.user().clone()),
-            admin: crate::auth::acts_as_admin(&actor.token, state),
+            admin: actor.admin,
             can_write: actor.token.has_scope(SCOPE_API),
         }
     }
@@ -58,12 +58,15 @@ pub async fn can_administer(
     caller: &Caller,
     purchase: &AddOnPurchase,
 ) -> StoreResult<bool> {
-    match (&caller.user, purchase.namespace_id) {
-        (None, _) => Ok(false),
-        (Some(_), _) if caller.admin => Ok(true),
-        (Some(_), None) => Ok(false),
-        (Some(user), Some(group_id)) => is_owner(state, group_id, user).await,
+    match purchase.namespace_id {
+        None => Ok(administers_instance(caller)),
+        Some(group_id) => owns_group(state, caller, group_id).await,
     }
+}
+
+/// Instance purchases are administered by instance administrators only.
+pub fn administers_instance(caller: &Caller) -> bool {
+    caller.user.is_some() && caller.admin
 }
 
 /// The caller owns the group (or is an administrator).
@@ -91,16 +94,46 @@ pub async fn visible_purchases(
     namespace_id: Option<i64>,
 ) -> StoreResult<Vec<AddOnPurchase>> {
     let mut visible = Vec::new();
-    for purchase in state
-        .store
-        .active_add_on_purchases(namespace_id, state.clock.today())
-        .await?
-    {
-        if can_administer(state, caller, &purchase).await? {
-            visible.push(purchase);
+    for purchase in active_purchases(state, namespace_id).await?.iter() {
+        if can_administer(state, caller, purchase).await? {
+            visible.push(purchase.clone());
         }
     }
     Ok(visible)
+}
+
+/// The active purchases of a namespace (`None`: the instance), through the cache; during a
+/// database outage, as last read today.
+async fn active_purchases(
+    state: &AppState,
+    namespace_id: Option<i64>,
+) -> StoreResult<std::sync::Arc<Vec<AddOnPurchase>>> {
+    let today = state.clock.today();
+    if let Some(purchases) = state.cache.purchases(namespace_id, today, &state.store) {
+        return Ok(purchases);
+    }
+    let ticket = crate::cache::Cache::ticket(&state.store);
+    match state
+        .store
+        .active_add_on_purchases(namespace_id, today)
+        .await
+    {
+        Ok(purchases) => {
+            let purchases = std::sync::Arc::new(purchases);
+            state.cache.put_purchases(
+                namespace_id,
+                today,
+                ticket,
+                std::sync::Arc::clone(&purchases),
+            );
+            Ok(purchases)
+        }
+        Err(error) if error.is_unavailable() => state
+            .cache
+            .last_known_purchases(namespace_id, today)
+            .ok_or(error),
+        Err(error) => Err(error),
+    }
 }
 
 /// A purchase by id if the caller may administer it (active or not).
@@ -121,6 +154,11 @@ fn is_active(state: &AppState, purchase: &AddOnPurchase) -> bool {
         purchase.expires_on,
         state.clock.today(),
     )
+}
+
+/// The user a seat change is made by (`ready` has made sure there is one).
+fn writer(caller: &Caller) -> SeatResult<&User> {
+    caller.user.as_ref().ok_or(SeatError::NotAvailable)
 }
 
 /// The checks every assignment mutation makes first: a token that may write, a purchase the
@@ -176,6 +214,36 @@ pub struct SeatChange {
     pub seats_removed: u64,
 }
 
+/// The audit event of one seat assigned (`assigned`) or removed by `author`.
+fn seat_audit<'a>(
+    author: &'a User,
+    purchase: &'a AddOnPurchase,
+    assigned: bool,
+) -> impl Fn(i64, &str) -> crate::store::NewAudit + Send + Sync + 'a {
+    move |user_id, username| {
+        let add_on = add_ons::display_name(&purchase.add_on_name);
+        let (event_name, message) = if assigned {
+            (
+                "user_add_on_assignment_created",
+                format!("Assigned a {add_on} seat to {username}"),
+            )
+        } else {
+            (
+                "user_add_on_assignment_removed",
+                format!("Removed the {add_on} seat of {username}"),
+            )
+        };
+        audit::event(
+            author,
+            "User",
+            user_id,
+            event_name,
+            message,
+            ("User", user_id, username),
+        )
+    }
+}
+
 /// `userAddOnAssignmentBulkCreate` (GitLab 18's partial-success rule). `user_ids` are as
 /// the request gave them, duplicates included (they count toward the limit).
 pub async fn assign_bulk(
@@ -199,12 +267,18 @@ pub async fn assign_bulk(
     unique.sort_unstable();
     unique.dedup();
     let now = state.clock.now();
+    let author = writer(caller)?;
     let eligible = settled(
         state
             .store
-            .assign_add_on_seats(purchase.id, &unique, state.clock.today(), now, |facts| {
-                decide_bulk(facts)
-            })
+            .assign_add_on_seats(
+                purchase.id,
+                &unique,
+                state.clock.today(),
+                now,
+                decide_bulk,
+                &seat_audit(author, &purchase, true),
+            )
             .await?,
     )?;
     let purchase = reloaded(state, &purchase).await?;
@@ -229,6 +303,7 @@ pub async fn assign_one(
         .find_user(user_id)
         .await?
         .ok_or(SeatError::NotAvailable)?;
+    let author = writer(caller)?;
     settled(
         state
             .store
@@ -238,6 +313,7 @@ pub async fn assign_one(
                 state.clock.today(),
                 state.clock.now(),
                 |facts| decide_single(facts, user.id).map(|insert| (insert, ())),
+                &seat_audit(author, &purchase, true),
             )
             .await?,
     )?;
@@ -264,9 +340,15 @@ pub async fn remove_one(
         .find_user(user_id)
         .await?
         .ok_or(SeatError::NotAvailable)?;
+    let author = writer(caller)?;
     if state
         .store
-        .remove_add_on_seats(purchase.id, &[user.id])
+        .remove_add_on_seats(
+            purchase.id,
+            &[user.id],
+            state.clock.now(),
+            &seat_audit(author, &purchase, false),
+        )
         .await?
         == 0
     {
@@ -297,9 +379,15 @@ pub async fn remove_bulk(
     let mut unique = user_ids.to_vec();
     unique.sort_unstable();
     unique.dedup();
+    let author = writer(caller)?;
     let removed = state
         .store
-        .remove_add_on_seats(purchase.id, &unique)
+        .remove_add_on_seats(
+            purchase.id,
+            &unique,
+            state.clock.now(),
+            &seat_audit(author, &purchase, false),
+        )
         .await?;
     if removed == 0 {
         return Err(SeatError::Refused("NO_ASSIGNMENTS_FOUND"));
@@ -312,24 +400,35 @@ pub async fn remove_bulk(
 }
 
 /// Brings the instance's purchases in line with the current license's `add_on_products`
-/// (after uploads and deletions, at start-up, and on the seat-refresh schedule).
+/// (after uploads and deletions, at start-up, and on the seat-refresh schedule). The licenses
+/// are read inside the provisioning transaction, under its lock: a run that started before an
+/// upload committed cannot end the purchases the upload's own run just made.
 pub async fn provision_from_license(state: &AppState) -> StoreResult<bool> {
     let today = state.clock.today();
-    let current = licenses::current(state, today).await?;
-    let products = current
-        .as_ref()
-        .map(|(_, license)| &license.restrictions.add_on_products);
-    let provisioned = add_ons::provisioned_from_license(
-        |product| {
-            products
-                .and_then(|products| products.get(product))
-                .map(Vec::as_slice)
-        },
-        today,
-    );
     state
         .store
-        .provision_instance_add_ons(&provisioned, today, state.clock.now())
+        .provision_instance_add_ons(
+            crate::domain::licenses::CURRENT_LICENSE_WINDOW,
+            today,
+            state.clock.now(),
+            |rows| {
+                let stored: Vec<_> = rows
+                    .iter()
+                    .map(|row| licenses::stored(state, row))
+                    .collect();
+                let current = crate::domain::licenses::current_license(&stored, today)
+                    .and_then(|license| license.license());
+                let products = current.map(|license| &license.restrictions.add_on_products);
+                add_ons::provisioned_from_license(
+                    |product| {
+                        products
+                            .and_then(|products| products.get(product))
+                            .map(Vec::as_slice)
+                    },
+                    today,
+                )
+            },
+        )
         .await
 }
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::domain::users::{access_level_name, valid_path, ACCESS_LEVELS};
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{Group, HookEvent, Member, NewGroup, StoreError, User};
+use crate::store::{Group, HookEvent, Member, NewAudit, NewGroup, StoreError, User};
 
 #[derive(Debug)]
 pub enum GroupError {
@@ -61,7 +61,7 @@ pub async fn create(state: &AppState, author: &User, new: NewGroup) -> Result<Gr
             StoreError::Conflict(_) => failed_to_save("path", "has already been taken"),
             other => GroupError::Store(other),
         });
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
     created
 }
 
@@ -139,8 +139,26 @@ pub async fn delete(state: &AppState, author: &User, id_or_path: &str) -> Result
         .store
         .delete_group(group.id, now, Some(&event))
         .await?;
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
     Ok(())
+}
+
+/// The audit event of a membership change, on the group (as GitLab records member events).
+fn member_audit(
+    author: &User,
+    group: &Group,
+    member: &User,
+    event_name: &'static str,
+    verb: &str,
+) -> NewAudit {
+    audit::event(
+        author,
+        "Group",
+        group.id,
+        event_name,
+        format!("{verb} {} in group {}", member.username, group.path),
+        ("User", member.id, &member.username),
+    )
 }
 
 fn check_level(access_level: i64) -> Result<i32, GroupError> {
@@ -152,6 +170,7 @@ fn check_level(access_level: i64) -> Result<i32, GroupError> {
 
 pub async fn add_member(
     state: &AppState,
+    author: &User,
     id_or_path: &str,
     user_id: i64,
     access_level: i64,
@@ -164,7 +183,14 @@ pub async fn add_member(
         .await?
         .ok_or(GroupError::UserNotFound)?;
     let now = state.clock.now();
-    let hook = member_hook("user_add_to_group", &group, &user, access_level, now);
+    let mut event = member_audit(author, &group, &user, "member_created", "Added");
+    event.hook = Some(member_hook(
+        "user_add_to_group",
+        &group,
+        &user,
+        access_level,
+        now,
+    ));
     state
         .store
         .add_membership(
@@ -173,14 +199,14 @@ pub async fn add_member(
             group.id,
             access_level,
             now,
-            Some(&hook),
+            Some(&event),
         )
         .await
         .map_err(|error| match error {
             StoreError::Conflict(message) => GroupError::Conflict(message),
             other => GroupError::Store(other),
         })?;
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
     state
         .store
         .group_member(group.id, user_id)
@@ -190,6 +216,7 @@ pub async fn add_member(
 
 pub async fn update_member(
     state: &AppState,
+    author: &User,
     id_or_path: &str,
     user_id: i64,
     access_level: i64,
@@ -202,15 +229,28 @@ pub async fn update_member(
         .await?
         .ok_or(GroupError::MemberNotFound)?;
     let now = state.clock.now();
-    let hook = member_hook("user_update_for_group", &group, &user, access_level, now);
+    let mut event = member_audit(
+        author,
+        &group,
+        &user,
+        "member_updated",
+        "Changed the role of",
+    );
+    event.hook = Some(member_hook(
+        "user_update_for_group",
+        &group,
+        &user,
+        access_level,
+        now,
+    ));
     if !state
         .store
-        .set_member_access(group.id, user_id, access_level, now, Some(&hook))
+        .set_member_access(group.id, user_id, access_level, now, Some(&event))
         .await?
     {
         return Err(GroupError::MemberNotFound);
     }
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
     state
         .store
         .group_member(group.id, user_id)
@@ -220,6 +260,7 @@ pub async fn update_member(
 
 pub async fn remove_member(
     state: &AppState,
+    author: &User,
     id_or_path: &str,
     user_id: i64,
 ) -> Result<(), GroupError> {
@@ -230,20 +271,21 @@ pub async fn remove_member(
         .await?
         .ok_or(GroupError::MemberNotFound)?;
     let now = state.clock.now();
-    let hook = member_hook(
+    let mut event = member_audit(author, &group, &member.user, "member_destroyed", "Removed");
+    event.hook = Some(member_hook(
         "user_remove_from_group",
         &group,
         &member.user,
         member.access_level,
         now,
-    );
+    ));
     if !state
         .store
-        .remove_member(group.id, user_id, now, Some(&hook))
+        .remove_member(group.id, user_id, now, Some(&event))
         .await?
     {
         return Err(GroupError::MemberNotFound);
     }
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
     Ok(())
 }

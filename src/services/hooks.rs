@@ -8,15 +8,20 @@ use chrono::{NaiveDate, TimeDelta};
 use serde_json::{json, Value};
 
 use crate::domain::add_ons;
-use crate::services::licenses;
+use crate::services::{audit, licenses};
 use crate::state::AppState;
-use crate::store::{AddOnPurchase, AttemptOutcome, DeliveryWork, StoreResult, SystemHook};
+use crate::store::{
+    AddOnPurchase, AttemptOutcome, DeliveryWork, HookSettings, NewAudit, StoreResult, SystemHook,
+    User,
+};
 
 /// Attempts before a delivery is given up (GitLab retries failing hooks a few times too).
 pub const MAX_ATTEMPTS: i32 = 8;
-/// How long one replica holds a claimed delivery before another may take it over.
-const LEASE: TimeDelta = TimeDelta::minutes(2);
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long past its time budget one replica holds a claimed delivery before another may
+/// take it over (the process may have died mid-attempt).
+const LEASE_MARGIN: TimeDelta = TimeDelta::minutes(1);
+/// How often the sender looks for due deliveries when nobody woke it.
+const POLL_INTERVAL: Duration = Duration::from_secs(15);
 /// Days before expiry at which `license_expiring` is sent (GitLab's reminder days).
 pub const EXPIRY_NOTICE_DAYS: [i64; 4] = [30, 14, 7, 1];
 
@@ -26,25 +31,28 @@ pub fn backoff(attempts: i32) -> TimeDelta {
     TimeDelta::seconds((10i64 << exponent).min(3600))
 }
 
-fn client(verify_tls: bool) -> reqwest::Client {
+fn client(verify_tls: bool, budget: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .timeout(SEND_TIMEOUT)
+        .timeout(budget)
+        .connect_timeout(budget)
         .danger_accept_invalid_certs(!verify_tls)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
 }
 
-/// Posts one payload the way GitLab posts system hooks. Ok(status) for any answer; the
-/// caller decides what counts as delivered.
+/// Posts one payload the way GitLab posts system hooks, within `budget` (connecting,
+/// sending and the answer's head). Ok(status) for any answer; the caller decides what counts
+/// as delivered.
 async fn post(
     url: &str,
     token: Option<&str>,
     verify_tls: bool,
     event_name: &str,
     payload: String,
+    budget: Duration,
 ) -> Result<u16, String> {
-    let mut request = client(verify_tls)
+    let mut request = client(verify_tls, budget)
         .post(url)
         .header("Content-Type", "application/json")
         .header(
@@ -57,40 +65,104 @@ async fn post(
     if let Some(token) = token.filter(|token| !token.is_empty()) {
         request = request.header("X-Gitlab-Token", token);
     }
-    match request.send().await {
-        Ok(response) => Ok(response.status().as_u16()),
+    // The client's own timeout covers the same span; this one also bounds anything the
+    // client does outside it.
+    match tokio::time::timeout(budget, request.send()).await {
+        Ok(Ok(response)) => Ok(response.status().as_u16()),
         // The error names the URL, never the token.
-        Err(error) => Err(error.without_url().to_string()),
+        Ok(Err(error)) => Err(error.without_url().to_string()),
+        Err(_) => Err(format!("no answer within {} seconds", budget.as_secs())),
     }
 }
 
-/// Sends every due delivery; returns how many attempts were made.
+/// Claims the next due delivery, leased for its time budget and a margin.
+async fn claim(state: &AppState) -> StoreResult<Option<DeliveryWork>> {
+    let now = state.clock.now();
+    let budget = TimeDelta::from_std(state.config.limits.hook_timeout).unwrap_or(TimeDelta::zero());
+    state
+        .store
+        .claim_delivery(now, now + budget + LEASE_MARGIN)
+        .await
+}
+
+/// Makes one attempt at a claimed delivery and records its outcome.
+async fn send(state: &AppState, work: DeliveryWork) {
+    let outcome = attempt(&work, state.config.limits.hook_timeout, state.clock.now()).await;
+    if let AttemptOutcome::GiveUp { error, .. } = &outcome {
+        tracing::warn!(delivery_id = work.id, %error, "system hook delivery given up");
+    }
+    if let Err(error) = state
+        .store
+        .finish_delivery(&work, &outcome, state.clock.now())
+        .await
+    {
+        tracing::warn!(delivery_id = work.id, %error, "could not record a delivery attempt");
+    }
+}
+
+/// Sends every due delivery, `HOOK_CONCURRENCY` at a time, and waits for them; returns how
+/// many attempts were made (tests and one-off runs; the server runs [`spawn_sender`]).
 pub async fn deliver_due(state: &AppState) -> StoreResult<usize> {
     let mut attempts = 0;
     loop {
-        let now = state.clock.now();
-        let Some(work) = state.store.claim_delivery(now, now + LEASE).await? else {
-            return Ok(attempts);
-        };
-        attempts += 1;
-        let outcome = attempt(&work, state.clock.now()).await;
-        if let AttemptOutcome::GiveUp { error, .. } = &outcome {
-            tracing::warn!(delivery_id = work.id, %error, "system hook delivery given up");
+        let mut in_flight = tokio::task::JoinSet::new();
+        while in_flight.len() < state.config.limits.hook_concurrency {
+            let Some(work) = claim(state).await? else {
+                break;
+            };
+            let state = state.clone();
+            in_flight.spawn(async move { send(&state, work).await });
         }
-        state
-            .store
-            .finish_delivery(&work, &outcome, state.clock.now())
-            .await?;
+        if in_flight.is_empty() {
+            return Ok(attempts);
+        }
+        attempts += in_flight.len();
+        while in_flight.join_next().await.is_some() {}
     }
 }
 
-async fn attempt(work: &DeliveryWork, now: chrono::DateTime<chrono::Utc>) -> AttemptOutcome {
+/// The server's sender: its own task, apart from the job worker, so a receiver that never
+/// answers delays nothing but its own deliveries; at most `HOOK_CONCURRENCY` attempts in
+/// flight, each within `HOOK_TIMEOUT_SECONDS`, a new one claimed as soon as one ends.
+pub fn spawn_sender(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut in_flight = tokio::task::JoinSet::new();
+        loop {
+            while in_flight.len() < state.config.limits.hook_concurrency
+                && state.store.is_reachable()
+            {
+                match claim(&state).await {
+                    Ok(Some(work)) => {
+                        let state = state.clone();
+                        in_flight.spawn(async move { send(&state, work).await });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not claim system hook deliveries");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = tokio::time::timeout(POLL_INTERVAL, state.hooks_wake.notified()) => {}
+            }
+        }
+    })
+}
+
+async fn attempt(
+    work: &DeliveryWork,
+    budget: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AttemptOutcome {
     let sent = post(
         &work.url,
         work.token.as_deref(),
         work.enable_ssl_verification,
         &work.event_name,
         work.payload.clone(),
+        budget,
     )
     .await;
     let (status, error) = match sent {
@@ -113,8 +185,58 @@ async fn attempt(work: &DeliveryWork, now: chrono::DateTime<chrono::Utc>) -> Att
     }
 }
 
+/// The audit event of a change to a system hook (`verb`: "Added", "Changed", "Removed").
+/// The URL is left out: it may carry credentials.
+fn hook_audit(author: &User, event_name: &'static str, verb: &str, hook_id: i64) -> NewAudit {
+    audit::event(
+        author,
+        audit::INSTANCE_SCOPE,
+        1,
+        event_name,
+        format!("{verb} system hook {hook_id}"),
+        ("SystemHook", hook_id, "System hook"),
+    )
+}
+
+/// `POST /hooks`, audited in the same transaction.
+pub async fn create(
+    state: &AppState,
+    author: &User,
+    settings: &HookSettings,
+) -> StoreResult<Option<SystemHook>> {
+    let audit = hook_audit(author, "system_hook_created", "Added", 0);
+    let hook = state
+        .store
+        .save_hook(None, settings, state.clock.now(), &audit)
+        .await?;
+    if let Some(hook) = &hook {
+        tracing::info!(hook_id = hook.id, "system hook added");
+    }
+    Ok(hook)
+}
+
+/// `PUT /hooks/:id`, audited in the same transaction; `None` when there is no such hook.
+pub async fn update(
+    state: &AppState,
+    author: &User,
+    id: i64,
+    settings: &HookSettings,
+) -> StoreResult<Option<SystemHook>> {
+    let audit = hook_audit(author, "system_hook_updated", "Changed", id);
+    state
+        .store
+        .save_hook(Some(id), settings, state.clock.now(), &audit)
+        .await
+}
+
+/// `DELETE /hooks/:id`, audited in the same transaction; false when there was no such hook.
+pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<bool> {
+    let audit = hook_audit(author, "system_hook_destroyed", "Removed", id);
+    state.store.delete_hook(id, state.clock.now(), &audit).await
+}
+
 /// `POST /hooks/:id`: sends a sample event now and reports GitLab's test payload.
-pub async fn test(hook: &SystemHook) -> Result<Value, String> {
+pub async fn test(hook: &SystemHook, budget: Duration) -> Result<Value, String> {
     let payload = json!({
         "event_name": "project_create",
         "created_at": "2026-01-01T00:00:00Z",
@@ -133,6 +255,7 @@ pub async fn test(hook: &SystemHook) -> Result<Value, String> {
         hook.enable_ssl_verification,
         "project_create",
         payload.to_string(),
+        budget,
     )
     .await?;
     if (200..300).contains(&status) {
@@ -221,7 +344,7 @@ pub async fn check_license_alerts(state: &AppState) -> StoreResult<usize> {
         }
     }
     if recorded > 0 {
-        state.jobs_wake.notify_one();
+        state.hooks_wake.notify_one();
     }
     Ok(recorded)
 }
@@ -254,7 +377,7 @@ pub async fn check_seats_exhausted(state: &AppState, purchase: &AddOnPurchase) {
         )
         .await
     {
-        Ok(true) => state.jobs_wake.notify_one(),
+        Ok(true) => state.hooks_wake.notify_one(),
         Ok(false) => {}
         Err(error) => tracing::warn!(%error, "could not record a seats-exhausted hook event"),
     }

@@ -35,7 +35,7 @@ impl From<crate::store::StoreError> for UploadError {
 }
 
 /// Decodes a stored row, reusing an earlier decode of the same text.
-fn stored(state: &AppState, row: &LicenseRow) -> StoredLicense {
+pub(crate) fn stored(state: &AppState, row: &LicenseRow) -> StoredLicense {
     let decoded = state.cache.decoded(row.id, &row.data).unwrap_or_else(|| {
         let decoded = Arc::new(license_key::decode(
             &row.data,
@@ -133,9 +133,15 @@ pub async fn current_license_json(state: &AppState) -> StoreResult<Bytes> {
         return Ok(body);
     }
     let ticket = Cache::ticket(&state.store);
-    let body = match current_entity(state).await? {
-        None => Bytes::from_static(b"null"),
-        Some(entity) => Bytes::from(serde_json::to_vec(&entity).unwrap_or_default()),
+    let body = match current_entity(state).await {
+        Ok(None) => Bytes::from_static(b"null"),
+        Ok(Some(entity)) => Bytes::from(serde_json::to_vec(&entity).unwrap_or_default()),
+        // During an outage the body last computed today is still the answer: nothing can
+        // have changed it without the database.
+        Err(error) if error.is_unavailable() => {
+            return state.cache.last_known_current_license(today).ok_or(error);
+        }
+        Err(error) => return Err(error),
     };
     state.cache.put_current_license(today, ticket, body.clone());
     Ok(body)
@@ -275,7 +281,7 @@ async fn reprovision_add_ons(state: &AppState) {
     if let Err(error) = crate::services::hooks::check_license_alerts(state).await {
         tracing::warn!(%error, "could not check the license alerts");
     }
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
 }
 
 /// `DELETE /license/:id`: false when there was no such license.

@@ -2,7 +2,10 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::users::{transition, validate_identity, Action, Transition, USER_TYPES};
+use crate::domain::users::{
+    self_refusal, transition, validate_identity, Action, Transition, LAST_ADMIN_REFUSAL,
+    SELF_DEMOTION_REFUSAL, USER_TYPES,
+};
 use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{HookEvent, NewUser, StoreError, User, UserChanges};
@@ -24,6 +27,7 @@ impl From<StoreError> for UserError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Conflict(message) => Self::Conflict(message),
+            StoreError::LastAdministrator => Self::Refused(403, LAST_ADMIN_REFUSAL.into()),
             other => Self::Store(other),
         }
     }
@@ -96,7 +100,7 @@ pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<Use
     ));
     let user = state.store.create_user(&new, now, Some(&event)).await?;
     tracing::info!(user_id = user.id, "user created");
-    state.jobs_wake.notify_one();
+    state.hooks_wake.notify_one();
     Ok(user)
 }
 
@@ -111,6 +115,9 @@ pub async fn update(
         .find_user(id)
         .await?
         .ok_or(UserError::NotFound)?;
+    if id == author.id && changes.admin == Some(false) && existing.admin {
+        return Err(UserError::Refused(403, SELF_DEMOTION_REFUSAL.into()));
+    }
     validate_identity(
         changes.username.as_deref(),
         changes.email.as_deref(),
@@ -156,6 +163,9 @@ pub async fn delete(
         .find_user(id)
         .await?
         .ok_or(UserError::NotFound)?;
+    if id == author.id {
+        return Err(UserError::Refused(403, self_refusal("deleted")));
+    }
     if !hard_delete && state.store.groups_solely_owned_by(id).await? > 0 {
         return Err(UserError::Refused(
             409,
@@ -184,7 +194,7 @@ pub async fn delete(
         .await?
     {
         tracing::info!(user_id = id, "user removed");
-        state.jobs_wake.notify_one();
+        state.hooks_wake.notify_one();
         Ok(())
     } else {
         Err(UserError::NotFound)
@@ -231,5 +241,60 @@ pub async fn moderate(
             );
             Ok(body)
         }
+    }
+}
+
+/// How long the token `admin rescue` prints stays valid: long enough to sign in and make a
+/// proper one, short enough that a forgotten copy soon stops working.
+pub const RESCUE_TOKEN_DAYS: i64 = 7;
+
+/// `gitlab-license-server admin rescue`: `username` (root by default) becomes an active
+/// administrator again — root is created anew if it was deleted — with a new token
+/// (`api`, `admin_mode`), returned here and shown once. Audited as the user's own act.
+pub async fn rescue_admin(
+    store: &crate::store::Store,
+    username: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(User, String, NaiveDate), String> {
+    let value = crate::auth::generate_token();
+    let expires_on = now.date_naive() + chrono::TimeDelta::days(RESCUE_TOKEN_DAYS);
+    let scopes = [crate::auth::SCOPE_API, crate::auth::SCOPE_ADMIN_MODE].map(String::from);
+    let token = crate::services::tokens::new_token(
+        &value,
+        "admin rescue",
+        &scopes,
+        Some(expires_on),
+        now.date_naive(),
+    )?;
+    let audit_for = |user: &User, created: bool| {
+        let message = if created {
+            format!(
+                "Created {} again from the command line (admin rescue)",
+                user.username
+            )
+        } else {
+            format!(
+                "Restored administrator access of {} from the command line (admin rescue)",
+                user.username
+            )
+        };
+        audit::event(
+            user,
+            "User",
+            user.id,
+            "admin_rescued",
+            message,
+            ("User", user.id, &user.username),
+        )
+    };
+    match store
+        .rescue_admin(username, &token, now, &audit_for)
+        .await
+        .map_err(|error| error.to_string())?
+    {
+        Some((user, _)) => Ok((user, value, expires_on)),
+        None => Err(format!(
+            "there is no user named `{username}`; without --username, root is restored (or created again)"
+        )),
     }
 }

@@ -58,6 +58,17 @@ pub async fn sign_in(state: &AppState, token: &str) -> Result<OpenedSession, Api
         csrf_token: random_secret(),
     };
     let now = state.clock.now();
+    let event = crate::services::audit::event(
+        &record.user,
+        "User",
+        record.user.id,
+        "user_signed_in",
+        format!(
+            "Signed in to the subscription page with personal access token {}",
+            record.token_name
+        ),
+        ("User", record.user.id, &record.user.username),
+    );
     state
         .store
         .create_web_session(
@@ -66,6 +77,7 @@ pub async fn sign_in(state: &AppState, token: &str) -> Result<OpenedSession, Api
             &opened.csrf_token,
             now,
             now + SESSION_LIFETIME,
+            &event,
         )
         .await?;
     auth::record_use(state, &record).await;
@@ -94,21 +106,44 @@ pub async fn resume(
     admit(&session.token, state)?;
     auth::record_use(state, &session.token).await;
     Ok(Some(ResumedSession {
-        actor: Actor {
-            token: Arc::new(session.token),
-        },
+        actor: Actor::new(Arc::new(session.token), state),
         csrf_token: session.csrf_token,
     }))
 }
 
-/// Ends the session behind a cookie (nothing happens for an unknown one).
-pub async fn sign_out(state: &AppState, cookie_value: &str) -> StoreResult<()> {
+/// Ends `user`'s session behind a cookie (nothing happens for an unknown one).
+pub async fn sign_out(
+    state: &AppState,
+    user: &crate::store::User,
+    cookie_value: &str,
+) -> StoreResult<()> {
+    let event = crate::services::audit::event(
+        user,
+        "User",
+        user.id,
+        "user_signed_out",
+        "Signed out of the subscription page".to_string(),
+        ("User", user.id, &user.username),
+    );
     if state
         .store
-        .delete_web_session(&auth::token_digest(cookie_value))
+        .delete_web_session(
+            &auth::token_digest(cookie_value),
+            state.clock.now(),
+            Some(&event),
+        )
         .await?
     {
         tracing::info!("signed out of the web page");
     }
     Ok(())
+}
+
+/// Ends a session whose token or account no longer qualifies (not a sign-out: nobody asked).
+pub async fn end(state: &AppState, cookie_value: &str) -> StoreResult<()> {
+    state
+        .store
+        .delete_web_session(&auth::token_digest(cookie_value), state.clock.now(), None)
+        .await
+        .map(|_| ())
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    contains_pattern, Db, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS,
+    contains_pattern, Db, LicenseRow, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS,
     U_USER_COLUMNS,
 };
 use crate::domain::add_ons::{PurchaseTerms, SeatFacts};
@@ -82,6 +82,7 @@ macro_rules! bind_terms {
 /// body to lock the rows it reads.
 macro_rules! in_checked_write_tx {
     ($store:expr, $tx:ident, $lock:ident => $body:expr) => {{
+        $store.ensure_reachable()?;
         let (value, wrote) = match &$store.db {
             Db::Sqlite(pool) => {
                 let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -107,6 +108,30 @@ macro_rules! in_checked_write_tx {
             $store.changed();
         }
         value
+    }};
+}
+
+/// Builds the audit event of one seat change from the user's id and username.
+pub type SeatAudit<'a> = dyn Fn(i64, &str) -> NewAudit + Send + Sync + 'a;
+
+/// Records one audit event per user whose seat changed, inside the change's transaction.
+macro_rules! audit_seat_changes {
+    ($tx:expr, $user_ids:expr, $audit_for:expr, $now:expr) => {{
+        let user_ids: &[i64] = $user_ids;
+        if !user_ids.is_empty() {
+            let sql = format!(
+                "SELECT id, username FROM users WHERE id IN ({}) ORDER BY id",
+                placeholders(1, user_ids.len())
+            );
+            let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+            for user_id in user_ids {
+                query = query.bind(*user_id);
+            }
+            for (user_id, username) in query.fetch_all(&mut *$tx).await? {
+                let audit = $audit_for(user_id, &username);
+                insert_audit!($tx, Some(&audit), $now);
+            }
+        }
     }};
 }
 
@@ -247,13 +272,32 @@ impl Store {
     /// kept, for a renewal to find them). Writes only what differs; true when it wrote.
     pub async fn provision_instance_add_ons(
         &self,
-        provisioned: &[(&'static str, Option<PurchaseTerms>)],
+        license_window: i64,
         today: NaiveDate,
         now: DateTime<Utc>,
+        plan: impl FnOnce(&[LicenseRow]) -> Vec<(&'static str, Option<PurchaseTerms>)>,
     ) -> StoreResult<bool> {
         Ok(in_checked_write_tx!(self, tx, lock => {
+            // One provisioning run at a time, on every replica (SQLite's BEGIN IMMEDIATE
+            // already serialises it); the licenses are read after the lock, so the plan is
+            // made from what is committed now.
+            sqlx::query(
+                "INSERT INTO application_settings (name, value, updated_at)
+                 VALUES ('add_on_provisioning_guard', '', $1)
+                 ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let licenses = sqlx::query_as::<_, LicenseRow>(
+                "SELECT id, data, created_at FROM licenses ORDER BY id DESC LIMIT $1",
+            )
+            .bind(license_window)
+            .fetch_all(&mut *tx)
+            .await?;
+            let provisioned = plan(&licenses);
             let mut wrote = false;
-            for (add_on_name, terms) in provisioned {
+            for (add_on_name, terms) in &provisioned {
                 let existing = sqlx::query_as::<_, (i64, i64, NaiveDate, NaiveDate, Option<String>, bool)>(
                     &format!(
                         "SELECT id, quantity, started_on, expires_on, purchase_xid, trial
@@ -313,6 +357,7 @@ impl Store {
         today: NaiveDate,
         now: DateTime<Utc>,
         decide: impl FnOnce(&SeatFacts) -> Result<(Vec<i64>, T), E>,
+        audit_for: &SeatAudit<'_>,
     ) -> StoreResult<Locked<Result<T, E>>> {
         let eligible_sql = format!(
             "SELECT u.id FROM users u WHERE u.id IN ({}) AND {}",
@@ -371,6 +416,7 @@ impl Store {
                                 .execute(&mut *tx)
                                 .await?;
                             }
+                            audit_seat_changes!(tx, &to_insert, audit_for, now);
                             (Locked::Decided(Ok(value)), !to_insert.is_empty())
                         }
                     }
@@ -379,23 +425,29 @@ impl Store {
         }))
     }
 
-    /// Frees the seats these users hold on a purchase; how many were freed.
+    /// Frees the seats these users hold on a purchase, with an audit event for each; how
+    /// many were freed.
     pub async fn remove_add_on_seats(
         &self,
         purchase_id: i64,
         user_ids: &[i64],
+        now: DateTime<Utc>,
+        audit_for: &SeatAudit<'_>,
     ) -> StoreResult<u64> {
         let sql = format!(
-            "DELETE FROM user_add_on_assignments WHERE add_on_purchase_id = $1 AND user_id IN ({})",
+            "DELETE FROM user_add_on_assignments WHERE add_on_purchase_id = $1 AND user_id IN ({})
+             RETURNING user_id",
             placeholders(2, user_ids.len())
         );
         Ok(in_checked_write_tx!(self, tx, _lock => {
-            let mut query = sqlx::query(&sql).bind(purchase_id);
+            let mut query = sqlx::query_scalar::<_, i64>(&sql).bind(purchase_id);
             for user_id in user_ids {
                 query = query.bind(*user_id);
             }
-            let removed = query.execute(&mut *tx).await?.rows_affected();
-            (removed, removed > 0)
+            let removed = query.fetch_all(&mut *tx).await?;
+            audit_seat_changes!(tx, &removed, audit_for, now);
+            let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
+            (count, count > 0)
         }))
     }
 

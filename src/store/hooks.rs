@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Store, StoreResult};
+use super::{Db, NewAudit, Store, StoreResult};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SystemHook {
@@ -102,6 +102,7 @@ impl Store {
         id: Option<i64>,
         settings: &HookSettings,
         now: DateTime<Utc>,
+        audit: &NewAudit,
     ) -> StoreResult<Option<SystemHook>> {
         // $1 is the id (update) or the creation time (insert); the settings follow.
         let sql = match id {
@@ -124,7 +125,7 @@ impl Store {
                 Some(id) => query.bind(id),
                 None => query.bind(now),
             };
-            query
+            let saved = query
                 .bind(&settings.url)
                 .bind(&settings.token)
                 .bind(&settings.name)
@@ -135,18 +136,34 @@ impl Store {
                 .bind(settings.repository_update_events)
                 .bind(settings.enable_ssl_verification)
                 .fetch_optional(&mut *tx)
-                .await?
+                .await?;
+            if let Some(hook) = &saved {
+                // A new hook's id is known only now.
+                let mut audit = audit.clone();
+                audit.details["target_id"] = serde_json::json!(hook.id);
+                insert_audit!(tx, Some(&audit), now);
+            }
+            saved
         }))
     }
 
-    pub async fn delete_hook(&self, id: i64) -> StoreResult<bool> {
+    pub async fn delete_hook(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        audit: &NewAudit,
+    ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            sqlx::query("DELETE FROM system_hooks WHERE id = $1")
+            let deleted = sqlx::query("DELETE FROM system_hooks WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
-                > 0
+                > 0;
+            if deleted {
+                insert_audit!(tx, Some(audit), now);
+            }
+            deleted
         }))
     }
 

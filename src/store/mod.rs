@@ -9,7 +9,7 @@ mod models;
 pub use models::*;
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +74,43 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The database was found unreachable a moment ago; requests fail at once until it
+    /// answers again (see [`Store::mark_unreachable`]).
+    #[error("the database is unreachable")]
+    Unavailable,
+    /// The change would leave no active administrator.
+    #[error("the change would leave no active administrator")]
+    LastAdministrator,
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, a network cut, or no
+    /// connection free in time), as opposed to a statement that failed: the request may
+    /// succeed if retried, so clients get a 503, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable => true,
+            Self::Database(error) => is_connection_error(error),
+            _ => false,
+        }
+    }
+}
+
+/// sqlx errors that mean "no usable connection" rather than "this statement failed".
+pub fn is_connection_error(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // PostgreSQL's connection exceptions (class 08), shutdowns and start-ups (57P01–03),
+        // and no slot left (53300).
+        sqlx::Error::Database(database) => database.code().is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -84,6 +121,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     db: Db,
     changes: Arc<AtomicU64>,
+    /// Set while the database is known to be unreachable (PostgreSQL: the change listener
+    /// lost its connection and cannot get one back); cleared when it answers again.
+    unreachable: Arc<AtomicBool>,
 }
 
 #[derive(Clone, Debug)]
@@ -93,8 +133,18 @@ enum Db {
 }
 
 /// Runs the same block against whichever pool the store holds; the block is compiled once
-/// per driver, so a statement that one backend cannot type fails the build.
+/// per driver, so a statement that one backend cannot type fails the build. While the
+/// database is known to be unreachable it fails at once with [`StoreError::Unavailable`]
+/// instead of waiting for a connection that will not come.
 macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {{
+        $store.ensure_reachable()?;
+        on_pool!($store, $pool => $body)
+    }};
+}
+
+/// [`with_pool!`] without the reachability check (the probe, the pool figures, closing).
+macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match &$store.db {
             Db::Sqlite($pool) => $body,
@@ -119,6 +169,7 @@ macro_rules! announce_change {
 /// counter — the steps every write needs, in the only order that keeps caches honest.
 macro_rules! in_write_tx {
     ($store:expr, $tx:ident => $body:expr) => {{
+        $store.ensure_reachable()?;
         let value = match &$store.db {
             Db::Sqlite(pool) => {
                 let mut $tx = pool.begin().await?;
@@ -136,6 +187,32 @@ macro_rules! in_write_tx {
         };
         $store.changed();
         value
+    }};
+}
+
+/// Inside an open transaction whose change removed an active administrator (blocked,
+/// banned, deactivated, demoted or deleted one): refuses the change, with
+/// [`StoreError::LastAdministrator`], if no active administrator is left. Such changes first
+/// take one shared row lock (an upsert both backends have), so two administrators demoting
+/// each other at the same moment are counted one after the other, never both against the
+/// state before either.
+macro_rules! keep_an_active_admin {
+    ($tx:expr, $now:expr) => {{
+        sqlx::query(
+            "INSERT INTO application_settings (name, value, updated_at)
+             VALUES ('active_admins_guard', '', $1)
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        let remaining: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE admin AND state = 'active' LIMIT 1")
+                .fetch_optional(&mut *$tx)
+                .await?;
+        if remaining.is_none() {
+            return Err(StoreError::LastAdministrator);
+        }
     }};
 }
 
@@ -191,16 +268,6 @@ macro_rules! insert_hook_event {
     }};
 }
 
-/// Records a change's own hook event (no audit event) inside an open transaction.
-macro_rules! insert_change_hook {
-    ($tx:expr, $hook:expr, $now:expr) => {
-        if let Some(hook) = $hook {
-            let _recorded =
-                insert_hook_event!($tx, hook.event_name, &hook.payload, None::<String>, $now);
-        }
-    };
-}
-
 /// Records an audit event inside an open transaction (and the hook event it raises).
 macro_rules! insert_audit {
     ($tx:expr, $audit:expr, $now:expr) => {
@@ -233,7 +300,7 @@ pub mod backup;
 mod hooks;
 mod sessions;
 
-pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode};
+pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode, SeatAudit};
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use sessions::{SeatHolder, WebSession};
 
@@ -242,6 +309,35 @@ impl Store {
         Self {
             db,
             changes: Arc::new(AtomicU64::new(0)),
+            unreachable: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Whether the database answered the last time anybody could tell.
+    pub fn is_reachable(&self) -> bool {
+        !self.unreachable.load(Ordering::Acquire)
+    }
+
+    /// From now on statements fail at once with [`StoreError::Unavailable`].
+    pub fn mark_unreachable(&self) {
+        if !self.unreachable.swap(true, Ordering::AcqRel) {
+            tracing::warn!("the database is unreachable; serving what the caches hold");
+        }
+    }
+
+    /// The database answers again. Anything may have changed meanwhile, so caches start over.
+    pub fn mark_reachable(&self) {
+        if self.unreachable.swap(false, Ordering::AcqRel) {
+            tracing::info!("the database is reachable again");
+            self.changed();
+        }
+    }
+
+    fn ensure_reachable(&self) -> StoreResult<()> {
+        if self.is_reachable() {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable)
         }
     }
 
@@ -268,10 +364,8 @@ impl Store {
                 .foreign_keys(true)
                 // Keep per-connection page caches small: the working set is tiny.
                 .pragma("cache_size", "-512");
-            if let Some(parent) = options.get_filename().parent() {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).map_err(sqlx::Error::Io)?;
-                }
+            if !url.contains(":memory:") {
+                prepare_private_sqlite_file(options.get_filename())?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(pool_size.unwrap_or(4))
@@ -297,7 +391,7 @@ impl Store {
 
     /// The connection pool's size now, its idle part and its limit.
     pub fn pool_stats(&self) -> PoolStats {
-        with_pool!(self, pool => PoolStats {
+        on_pool!(self, pool => PoolStats {
             size: pool.size(),
             idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
             max: pool.options().get_max_connections(),
@@ -328,15 +422,42 @@ impl Store {
         Ok(())
     }
 
-    pub async fn ping(&self) -> StoreResult<()> {
-        with_pool!(self, pool => {
-            sqlx::query("SELECT 1").execute(pool).await?;
+    /// Readiness: the database answers and holds the schema this build expects — the newest
+    /// migration it knows applied successfully, none newer — and the directory is there.
+    pub async fn check_schema(&self) -> Result<(), String> {
+        if !self.is_reachable() {
+            return Err("database unreachable".into());
+        }
+        let expected = self.schema_version();
+        let applied = on_pool!(self, pool => {
+            sqlx::query_as::<_, (Option<i64>, i64)>(
+                "SELECT MAX(version), COUNT(*) FROM _sqlx_migrations WHERE success",
+            )
+            .fetch_one(pool)
+            .await
         });
+        let (latest, _) = applied.map_err(|error| {
+            if StoreError::from(error).is_unavailable() {
+                "database unreachable".to_string()
+            } else {
+                "the schema is missing".to_string()
+            }
+        })?;
+        if latest != Some(expected) {
+            return Err(format!(
+                "the schema is at migration {} but this build expects {expected}",
+                latest.map_or_else(|| "none".to_string(), |version| version.to_string())
+            ));
+        }
+        on_pool!(self, pool => {
+            sqlx::query("SELECT 1 FROM users WHERE FALSE").execute(pool).await.map(|_| ())
+        })
+        .map_err(|_| "the users table is missing".to_string())?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        with_pool!(self, pool => pool.close().await)
+        on_pool!(self, pool => pool.close().await)
     }
 
     // ----- users and tokens -------------------------------------------------------------
@@ -386,6 +507,65 @@ impl Store {
                 Some("SELECT pg_advisory_xact_lock(7250001)")
             ),
         }
+    }
+
+    /// `admin rescue`: makes `username` an active administrator again — or, for `root`
+    /// when it no longer exists, creates it — and gives it `token`, with the audit event
+    /// `audit_for(user, created)`, in one transaction. `None` when a user other than root
+    /// does not exist.
+    pub async fn rescue_admin(
+        &self,
+        username: &str,
+        token: &NewToken,
+        now: DateTime<Utc>,
+        audit_for: &(dyn Fn(&User, bool) -> NewAudit + Sync),
+    ) -> StoreResult<Option<(User, bool)>> {
+        Ok(in_write_tx!(self, tx => {
+            let existing: Option<i64> = sqlx::query_scalar(
+                "UPDATE users SET admin = TRUE, state = 'active', updated_at = $2
+                 WHERE lower(username) = lower($1) RETURNING id",
+            )
+            .bind(username)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (user_id, created) = match existing {
+                Some(id) => (id, false),
+                None if username.eq_ignore_ascii_case("root") => {
+                    // GitLab's root address, unless someone else has it by now.
+                    let taken: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM users WHERE lower(email) = 'admin@example.com'",
+                    )
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let email = match taken {
+                        None => "admin@example.com".to_string(),
+                        Some(_) => format!("root+rescued-{}@example.com", now.timestamp()),
+                    };
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                         VALUES ('root', 'Administrator', $1, 'active', 'human', TRUE, $2, $2)
+                         RETURNING id",
+                    )
+                    .bind(email)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (id, true)
+                }
+                None => return Ok(None),
+            };
+            let _token_id = insert_token!(tx, user_id, token, now);
+            let user = sqlx::query_as::<_, User>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+            ))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let audit = audit_for(&user, created);
+            insert_audit!(tx, Some(&audit), now);
+            Some((user, created))
+        }))
     }
 
     pub async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
@@ -543,18 +723,21 @@ impl Store {
         audit: Option<&NewAudit>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            let changed = sqlx::query("UPDATE users SET state = $2, updated_at = $3 WHERE id = $1")
-                .bind(user_id)
-                .bind(state)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            if changed {
+            let admin: Option<bool> = sqlx::query_scalar(
+                "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1 RETURNING admin",
+            )
+            .bind(user_id)
+            .bind(state)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if admin == Some(true) && state != "active" {
+                keep_an_active_admin!(tx, now);
+            }
+            if admin.is_some() {
                 insert_audit!(tx, audit, now);
             }
-            changed
+            admin.is_some()
         }))
     }
 
@@ -678,6 +861,9 @@ impl Store {
                 ("users_email_unique", "Email has already been taken"),
             ]))?;
             if updated.is_some() {
+                if changes.admin == Some(false) {
+                    keep_an_active_admin!(tx, now);
+                }
                 insert_audit!(tx, audit, now);
             }
             updated
@@ -692,16 +878,18 @@ impl Store {
         audit: Option<&NewAudit>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            if deleted {
+            let removed: Option<(bool, String)> =
+                sqlx::query_as("DELETE FROM users WHERE id = $1 RETURNING admin, state")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if removed.as_ref().is_some_and(|(admin, state)| *admin && state == "active") {
+                keep_an_active_admin!(tx, now);
+            }
+            if removed.is_some() {
                 insert_audit!(tx, audit, now);
             }
-            deleted
+            removed.is_some()
         }))
     }
 
@@ -766,7 +954,7 @@ impl Store {
         source_id: i64,
         access_level: i32,
         now: DateTime<Utc>,
-        hook: Option<&HookEvent>,
+        audit: Option<&NewAudit>,
     ) -> StoreResult<()> {
         in_write_tx!(self, tx => {
             sqlx::query(
@@ -781,7 +969,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, &[("members_source_type_source_id_user_id_key", "Member already exists")]))?;
-            insert_change_hook!(tx, hook, now);
+            insert_audit!(tx, audit, now);
         });
         Ok(())
     }
@@ -947,7 +1135,7 @@ impl Store {
         user_id: i64,
         access_level: i32,
         now: DateTime<Utc>,
-        hook: Option<&HookEvent>,
+        audit: Option<&NewAudit>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let changed = sqlx::query(
@@ -962,7 +1150,7 @@ impl Store {
             .rows_affected()
                 > 0;
             if changed {
-                insert_change_hook!(tx, hook, now);
+                insert_audit!(tx, audit, now);
             }
             changed
         }))
@@ -974,7 +1162,7 @@ impl Store {
         group_id: i64,
         user_id: i64,
         now: DateTime<Utc>,
-        hook: Option<&HookEvent>,
+        audit: Option<&NewAudit>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let removed = sqlx::query(
@@ -987,7 +1175,7 @@ impl Store {
             .rows_affected()
                 > 0;
             if removed {
-                insert_change_hook!(tx, hook, now);
+                insert_audit!(tx, audit, now);
             }
             removed
         }))
@@ -1425,6 +1613,45 @@ impl Store {
         });
         Ok(())
     }
+}
+
+/// The SQLite database holds token digests and hook secrets: its file is created (or
+/// tightened) to 0600 before SQLite opens it, whatever the umask, and SQLite gives its `-wal`
+/// and `-shm` files the database file's mode. A missing parent directory is created 0700.
+fn prepare_private_sqlite_file(path: &std::path::Path) -> StoreResult<()> {
+    let io = |error: std::io::Error| StoreError::Database(sqlx::Error::Io(error));
+    if let Some(parent) = path.parent() {
+        if !parent.as_os_str().is_empty() && !parent.exists() {
+            crate::keyfiles::ensure_private_dir(parent)
+                .map_err(|error| io(std::io::Error::other(error)))?;
+        }
+    }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            // Another process made it first: fine, it is tightened below.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(io(error)),
+        }
+    }
+    let file_name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned());
+    for suffix in ["", "-wal", "-shm"] {
+        let file = match (&file_name, suffix) {
+            (_, "") => path.to_path_buf(),
+            (Some(name), suffix) => path.with_file_name(format!("{name}{suffix}")),
+            (None, _) => continue,
+        };
+        if file.exists() {
+            crate::keyfiles::make_file_private(&file).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Maps a unique-constraint violation to the user-facing message of the constraint it broke.

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Db, Store, StoreResult, TokenWithUser, User, TOKEN_WITH_USER_COLUMNS, USER_COLUMNS,
+    Db, NewAudit, Store, StoreResult, TokenWithUser, User, TOKEN_WITH_USER_COLUMNS, USER_COLUMNS,
     U_USER_COLUMNS,
 };
 
@@ -33,6 +33,7 @@ impl Store {
         csrf_token: &str,
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        audit: &NewAudit,
     ) -> StoreResult<()> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -51,6 +52,7 @@ impl Store {
             .bind(expires_at)
             .execute(&mut *tx)
             .await?;
+            insert_audit!(tx, Some(audit), now);
             tx.commit().await?;
         });
         Ok(())
@@ -78,14 +80,26 @@ impl Store {
     }
 
     /// Ends a session; false when there was none.
-    pub async fn delete_web_session(&self, session_digest: &str) -> StoreResult<bool> {
+    /// Ends a session, with its audit event; false when there was none.
+    pub async fn delete_web_session(
+        &self,
+        session_digest: &str,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
         Ok(with_pool!(self, pool => {
-            sqlx::query("DELETE FROM web_sessions WHERE session_digest = $1")
+            let mut tx = pool.begin().await?;
+            let deleted = sqlx::query("DELETE FROM web_sessions WHERE session_digest = $1")
                 .bind(session_digest)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected()
-                > 0
+                > 0;
+            if deleted {
+                insert_audit!(tx, audit, now);
+            }
+            tx.commit().await?;
+            deleted
         }))
     }
 

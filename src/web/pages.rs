@@ -71,11 +71,23 @@ impl Failure {
             "Something went wrong on our side. Please try again.",
         )
     }
+
+    /// The database cannot be reached: nothing is wrong with the request, try again soon.
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The database cannot be reached right now. Please try again in a moment.",
+        )
+    }
 }
 
 impl From<crate::store::StoreError> for Failure {
     fn from(error: crate::store::StoreError) -> Self {
-        Self::internal(error)
+        if error.is_unavailable() {
+            Self::unavailable()
+        } else {
+            Self::internal(error)
+        }
     }
 }
 
@@ -99,6 +111,7 @@ fn sign_in_refusal(error: ApiError) -> Failure {
             StatusCode::FORBIDDEN,
             "Only administrators can sign in here (with the admin_mode scope when Admin Mode is on).",
         ),
+        ApiError::ServiceUnavailable => Failure::unavailable(),
         other => Failure::internal(format!("{other:?}")),
     }
 }
@@ -226,7 +239,9 @@ pub async fn sign_out(State(state): State<AppState>, admin: WebAdmin, body: Byte
     if !csrf_matches(&admin.csrf_token, fields.get(CSRF_FIELD)) {
         return page_with(&state, &admin, Err(invalid_authenticity_token())).await;
     }
-    if let Err(error) = web_sessions::sign_out(&state, &admin.cookie_value).await {
+    if let Err(error) =
+        web_sessions::sign_out(&state, admin.actor.user(), &admin.cookie_value).await
+    {
         return error_page_for(Failure::internal(error));
     }
     (
@@ -568,7 +583,7 @@ pub async fn assign_seats(
         may_change(&admin, &fields)?;
         let purchase_id = purchase_id(&id)?;
         let ids = user_ids(&state, &fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
-        let caller = Caller::from_actor(&state, &admin.actor);
+        let caller = Caller::from_actor(&admin.actor);
         let change = seats::assign_bulk(&state, &caller, purchase_id, &ids)
             .await
             .map_err(seat_failure)?;
@@ -592,7 +607,7 @@ pub async fn unassign_seats(
     let outcome = async {
         may_change(&admin, &fields)?;
         let purchase_id = purchase_id(&id)?;
-        let caller = Caller::from_actor(&state, &admin.actor);
+        let caller = Caller::from_actor(&admin.actor);
         // A holder's own "Unassign" button sends their id; the usernames box sends names.
         if let Some(user_id) = fields.get("user_id") {
             let user_id = user_id

@@ -103,10 +103,15 @@ impl FromRequestParts<AppState> for WebAdmin {
                     "Something went wrong on our side. Please try again.",
                 ))
             }
+            // The database is unreachable: the session is not over, the page is unavailable.
+            Err(crate::error::ApiError::ServiceUnavailable) => Err(super::pages::error_page(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "The database cannot be reached right now. Please try again in a moment.",
+            )),
             // The token was revoked or expired, the account blocked, or admin rights lost:
             // the session is over.
             Err(_) => {
-                if let Err(error) = web_sessions::sign_out(state, &cookie_value).await {
+                if let Err(error) = web_sessions::end(state, &cookie_value).await {
                     tracing::warn!(%error, "could not end a refused web session");
                 }
                 Err(ended(state, "refused"))

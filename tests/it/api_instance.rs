@@ -93,7 +93,8 @@ async fn readiness_fails_without_database(app: TestApp) {
     let ready = app.send(Method::GET, "/-/readiness", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(ready.json()["status"], "failed");
-    // Anything that needs the database is a 500 in GitLab's shape, with no detail leaked.
+    // Anything that needs the database is a 503 in GitLab's shape, to retry later, with no
+    // detail leaked (and a token that cannot be checked is not called invalid).
     let reply = app
         .send(
             Method::GET,
@@ -104,10 +105,11 @@ async fn readiness_fails_without_database(app: TestApp) {
     assert_eq!(
         (reply.status, reply.body.as_str()),
         (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            r#"{"message":"500 Internal Server Error"}"#
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"message":"503 Service Unavailable"}"#
         )
     );
+    assert_eq!(reply.header("retry-after"), Some("5"));
     assert_eq!(
         app.send(Method::GET, "/-/liveness", None).await.status,
         StatusCode::OK,

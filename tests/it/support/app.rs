@@ -294,11 +294,15 @@ impl TestApp {
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        // The server's own connection handling, time limits included.
         let app = gitlab_license_server::api::app(state.clone());
-        let server = tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-            let _ = axum::serve(listener, service).await;
-        });
+        let limits = state.config.limits;
+        let server = tokio::spawn(gitlab_license_server::http::serve(
+            listener,
+            app,
+            limits,
+            std::future::pending(),
+        ));
         Self {
             backend,
             base,

@@ -14,6 +14,7 @@ mod codec_rejections;
 mod codec_round_trip;
 mod explorer;
 mod graphql_seats;
+mod hardening;
 mod hooks;
 mod jobs;
 mod operations;

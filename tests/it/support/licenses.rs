@@ -90,3 +90,39 @@ pub fn seal_raw_payload(payload: &[u8]) -> String {
     );
     license_of(&envelope)
 }
+
+/// Dates around the wall clock, for servers that run on it (real processes): `days` from
+/// today, as text.
+pub fn days_from_today(days: i64) -> String {
+    (chrono::Utc::now().date_naive() + chrono::TimeDelta::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A premium license with `seats`, current by the wall clock (started a month ago, a year left).
+pub fn premium_today(seats: u64) -> String {
+    license(
+        &days_from_today(-30),
+        &days_from_today(365),
+        json!({"plan": "premium", "active_user_count": seats}),
+    )
+}
+
+/// Like [`premium_today`], also selling `duo_seats` GitLab Duo Pro seats.
+pub fn duo_today(seats: u64, duo_seats: u64) -> String {
+    license(
+        &days_from_today(-30),
+        &days_from_today(365),
+        json!({
+            "plan": "premium",
+            "active_user_count": seats,
+            "add_on_products": {"duo_pro": [{
+                "quantity": duo_seats,
+                "started_on": days_from_today(-30),
+                "expires_on": days_from_today(365),
+                "purchase_xid": "A-S00012345",
+                "trial": false
+            }]}
+        }),
+    )
+}

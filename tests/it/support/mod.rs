@@ -65,3 +65,4 @@ pub mod app;
 pub mod browser;
 pub mod licenses;
 pub mod process;
+pub mod server;

@@ -192,13 +192,7 @@ impl Cache {
         today: NaiveDate,
         store: &Store,
     ) -> Option<Arc<Vec<AddOnPurchase>>> {
-        let map = self
-            .purchases
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.get(&(namespace_id, today))
-            .filter(|entry| self.fresh(entry, store))
-            .map(|entry| Arc::clone(&entry.value))
+        self.purchases_entry((namespace_id, today), |entry| self.fresh(entry, store))
     }
 
     /// The purchases as last read for `today`, however old (for outages only).
@@ -207,11 +201,20 @@ impl Cache {
         namespace_id: Option<i64>,
         today: NaiveDate,
     ) -> Option<Arc<Vec<AddOnPurchase>>> {
+        self.purchases_entry((namespace_id, today), |_| true)
+    }
+
+    fn purchases_entry(
+        &self,
+        key: PurchasesKey,
+        usable: impl Fn(&Entry<Arc<Vec<AddOnPurchase>>>) -> bool,
+    ) -> Option<Arc<Vec<AddOnPurchase>>> {
         let map = self
             .purchases
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.get(&(namespace_id, today))
+        map.get(&key)
+            .filter(|entry| usable(entry))
             .map(|entry| Arc::clone(&entry.value))
     }
 

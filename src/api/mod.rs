@@ -188,30 +188,10 @@ async fn gitlab_shaped_errors(
 
 /// Whether a path's percent-escapes decode to something that is not UTF-8.
 fn percent_decoded_is_not_utf8(path: &str) -> bool {
-    if !path.contains('%') {
-        return false;
-    }
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let hex = |at: usize| {
-            bytes
-                .get(at)
-                .and_then(|byte| char::from(*byte).to_digit(16))
-        };
-        match (bytes[index], hex(index + 1), hex(index + 2)) {
-            (b'%', Some(high), Some(low)) => {
-                decoded.push(u8::try_from(high * 16 + low).unwrap_or(0));
-                index += 3;
-            }
-            (byte, _, _) => {
-                decoded.push(byte);
-                index += 1;
-            }
-        }
-    }
-    std::str::from_utf8(&decoded).is_err()
+    path.contains('%')
+        && percent_encoding::percent_decode_str(path)
+            .decode_utf8()
+            .is_err()
 }
 
 #[cfg(test)]

@@ -236,12 +236,8 @@ impl Operation {
         }
         dry.set_parsed_query(document.clone());
         let _ = shared_schema().execute(dry).await;
-        let complexity = probe
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or(0);
-        complexity
+        let recorded = *probe.0.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.unwrap_or(0)
     }
 
     /// Whether the operation the request selects is a mutation (GET may only query).
@@ -348,7 +344,8 @@ async fn execute(
             .collect()
     } else {
         let mut answers = Vec::with_capacity(operations.len());
-        // One operation at a time: a batch never holds more of the pool than one query does.
+        // One operation at a time: a batch holds no more of the pool than its largest
+        // operation, whose fields are few (complexity) and share their lookups (memo).
         for Operation {
             mut request,
             document,

@@ -17,6 +17,7 @@ use crate::graphql_seats::duo_license;
 use crate::on_both_backends;
 use crate::support::app::{test_now, Reply, TestApp, ROOT_TOKEN};
 use crate::support::browser::{chromium, Browser};
+use crate::support::csrf_of;
 use crate::support::licenses::license;
 
 on_both_backends!(
@@ -145,16 +146,6 @@ impl<'a> WebClient<'a> {
 
 const SESSION_COOKIE: &str = "_gitlab_license_server_session";
 const CSRF_COOKIE: &str = "_gitlab_license_server_csrf";
-
-fn csrf_of(body: &str) -> String {
-    let marker = "name=\"authenticity_token\" value=\"";
-    let start = body.find(marker).expect("a CSRF field") + marker.len();
-    body[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
 
 fn location(reply: &Reply) -> &str {
     reply.header("location").unwrap_or_default()

@@ -13,17 +13,15 @@ use crate::support::server::ServerProcess;
 /// Creates a user through the API and returns its id.
 async fn create_user(server: &ServerProcess, username: &str, admin: bool) -> i64 {
     let reply = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/users"))
-                .json(&json!({
-                    "username": username,
-                    "name": username,
-                    "email": format!("{username}@example.org"),
-                    "admin": admin,
-                })),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/users",
+            &json!({
+                "username": username,
+                "name": username,
+                "email": format!("{username}@example.org"),
+                "admin": admin,
+            }),
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -33,12 +31,10 @@ async fn create_user(server: &ServerProcess, username: &str, admin: bool) -> i64
 /// A token for `user_id` with `scopes`, made by root; returns (value, id).
 async fn create_token(server: &ServerProcess, user_id: i64, scopes: &[&str]) -> (String, i64) {
     let reply = server
-        .send_with(
-            server
-                .client
-                .post(server.url(&format!("/api/v4/users/{user_id}/personal_access_tokens")))
-                .json(&json!({"name": "t", "scopes": scopes})),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            &format!("/api/v4/users/{user_id}/personal_access_tokens"),
+            &json!({"name": "t", "scopes": scopes}),
         )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
@@ -71,16 +67,9 @@ fn cli(server: &ServerProcess, args: &[&str]) -> (bool, String, String) {
 async fn admin_mode_holds_on_every_route(backend: Backend) {
     let mut server = ServerProcess::start(backend, &[("ADMIN_MODE", "true")]).await;
     // A Duo purchase an administrator could hand seats out of.
-    let upload = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/license"))
-                .json(&json!({ "license": crate::support::licenses::duo_today(50, 5) })),
-            Some(ROOT_TOKEN),
-        )
+    server
+        .upload(&crate::support::licenses::duo_today(50, 5))
         .await;
-    assert_eq!(upload.status, 201, "{}", upload.body);
     let other = create_user(&server, "other", false).await;
     let (_, other_token) = create_token(&server, other, &["api"]).await;
     let (plain, _) = create_token(&server, 1, &["api"]).await;
@@ -88,22 +77,18 @@ async fn admin_mode_holds_on_every_route(backend: Backend) {
     // that one is walked with a token of its own.
     let (throwaway, _) = create_token(&server, 1, &["api"]).await;
     let hook = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/hooks"))
-                .json(&json!({"url": "http://127.0.0.1:9/hook"})),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/hooks",
+            &json!({"url": "http://127.0.0.1:9/hook"}),
         )
         .await;
     assert_eq!(hook.status, 201);
     let group = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/groups"))
-                .json(&json!({"name": "g", "path": "g"})),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/groups",
+            &json!({"name": "g", "path": "g"}),
         )
         .await;
     assert_eq!(group.status, 201);
@@ -194,14 +179,7 @@ async fn admin_mode_holds_on_every_route(backend: Backend) {
         .and_then(|value| value.split(';').next())
         .unwrap_or_default()
         .to_string();
-    let body = form.text().await.expect("body");
-    let marker = "name=\"authenticity_token\" value=\"";
-    let start = body.find(marker).expect("a CSRF field") + marker.len();
-    let csrf = body[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let csrf = crate::support::csrf_of(&form.text().await.expect("body"));
     let signed_in = client
         .post(server.url("/admin/sign_in"))
         .header("Cookie", cookie)

@@ -77,13 +77,7 @@ impl<'a> Browser<'a> {
     async fn csrf(&mut self, path: &str) -> String {
         let page = self.send(self.client.get(self.server.url(path))).await;
         assert_eq!(page.status, 200, "{}", page.body);
-        let marker = "name=\"authenticity_token\" value=\"";
-        let start = page.body.find(marker).expect("a CSRF field") + marker.len();
-        page.body[start..]
-            .split('"')
-            .next()
-            .unwrap_or_default()
-            .to_string()
+        crate::support::csrf_of(&page.body)
     }
 
     async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
@@ -94,25 +88,14 @@ impl<'a> Browser<'a> {
 
 async fn changes_an_admin_would_trace_are_audited(backend: Backend) {
     let server = ServerProcess::start(backend, &[]).await;
-    let upload = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/license"))
-                .json(&json!({ "license": duo_today(50, 5) })),
-            Some(ROOT_TOKEN),
-        )
-        .await;
-    assert_eq!(upload.status, 201);
+    server.upload(&duo_today(50, 5)).await;
     let user = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/users"))
-                .json(&json!({
-                    "username": "ada", "name": "Ada", "email": "ada@example.org"
-                })),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/users",
+            &json!({
+                "username": "ada", "name": "Ada", "email": "ada@example.org"
+            }),
         )
         .await;
     assert_eq!(user.status, 201);
@@ -137,12 +120,10 @@ async fn changes_an_admin_would_trace_are_audited(backend: Backend) {
     }
     // Hooks.
     let hook = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/hooks"))
-                .json(&json!({"url": "http://127.0.0.1:9/a"})),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/hooks",
+            &json!({"url": "http://127.0.0.1:9/a"}),
         )
         .await;
     assert_eq!(hook.status, 201);
@@ -163,12 +144,10 @@ async fn changes_an_admin_would_trace_are_audited(backend: Backend) {
     }
     // Memberships.
     let group = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/groups"))
-                .json(&json!({"name": "G", "path": "g"})),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/groups",
+            &json!({"name": "G", "path": "g"}),
         )
         .await;
     assert_eq!(group.status, 201);

@@ -271,16 +271,7 @@ async fn batches_cannot_multiply_work(backend: Backend) {
 /// many statements as one (counted from sqlx's statement log).
 async fn aliases_share_per_request_data(backend: Backend) {
     let server = ServerProcess::start(backend, &[("RUST_LOG", "info,sqlx::query=debug")]).await;
-    let upload = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/license"))
-                .json(&json!({ "license": duo_today(10, 5) })),
-            Some(ROOT_TOKEN),
-        )
-        .await;
-    assert_eq!(upload.status, 201, "{}", upload.body);
+    server.upload(&duo_today(10, 5)).await;
     let statements = |log: &str| log.matches("\"target\":\"sqlx::query\"").count();
     // Warm-up: the token is cached and the purchase provisioned.
     let one = json!({"query": "{ addOnPurchases { name purchasedQuantity } }"});

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::on_both_backends_as_processes;
@@ -37,35 +38,15 @@ async fn a_hanging_hook_receiver_stalls_nothing(backend: Backend) {
     .await;
     let (url, connections) = hanging_receiver().await;
     let hook = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/hooks"))
-                .json(&json!({ "url": url })),
-            Some(ROOT_TOKEN),
-        )
+        .json_as_root(Method::POST, "/api/v4/hooks", &json!({ "url": url }))
         .await;
     assert_eq!(hook.status, 201, "{}", hook.body);
-    let upload = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/license"))
-                .json(&json!({ "license": premium_today(50) })),
-            Some(ROOT_TOKEN),
-        )
-        .await;
-    assert_eq!(upload.status, 201);
+    server.upload(&premium_today(50)).await;
     // Six events for the hanging receiver (five users and the license).
     for n in 0..5 {
-        let created = server
-            .send_with(
-                server.client.post(server.url("/api/v4/users")).json(&json!({
+        let created = server.json_as_root(Method::POST, "/api/v4/users", &json!({
                     "username": format!("hung{n}"), "name": "Hung", "email": format!("hung{n}@example.org")
-                })),
-                Some(ROOT_TOKEN),
-            )
-            .await;
+                })).await;
         assert_eq!(created.status, 201, "{}", created.body);
     }
     // The receiver is being tried, but only two deliveries at a time.

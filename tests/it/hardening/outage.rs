@@ -119,16 +119,7 @@ async fn a_postgres_outage_is_served_from_cache_and_answered_with_503() {
     let proxy = CuttableProxy::start(&upstream_of(&database.url)).await;
     let url = through_proxy(&database.url, proxy.port);
     let server = ServerProcess::spawn(Backend::Postgres, &url, dir, &[], |command| command).await;
-    let upload = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/license"))
-                .json(&json!({ "license": duo_today(50, 5) })),
-            Some(ROOT_TOKEN),
-        )
-        .await;
-    assert_eq!(upload.status, 201, "{}", upload.body);
+    server.upload(&duo_today(50, 5)).await;
     let purchases = json!({"query": "{ addOnPurchases { name purchasedQuantity } }"});
     let before = server.graphql(Some(ROOT_TOKEN), &purchases).await.json();
     assert_eq!(
@@ -229,14 +220,12 @@ async fn a_postgres_outage_is_served_from_cache_and_answered_with_503() {
         .await;
     assert_eq!(reply.status, 503, "{}", reply.body);
     let reply = server
-        .send_with(
-            server
-                .client
-                .post(server.url("/api/v4/users"))
-                .json(&json!({
-                    "username": "during", "name": "During", "email": "during@example.org"
-                })),
-            Some(ROOT_TOKEN),
+        .json_as_root(
+            Method::POST,
+            "/api/v4/users",
+            &json!({
+                "username": "during", "name": "During", "email": "during@example.org"
+            }),
         )
         .await;
     assert_eq!(reply.status, 503, "{}", reply.body);

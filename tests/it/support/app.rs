@@ -242,6 +242,20 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Sends `request` (with `token` as `PRIVATE-TOKEN`) and reads the whole answer.
+    pub async fn of(request: reqwest::RequestBuilder, token: Option<&str>) -> Self {
+        let request = match token {
+            Some(token) => request.header("PRIVATE-TOKEN", token),
+            None => request,
+        };
+        let response = request.send().await.expect("request reaches the server");
+        Self {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.expect("body"),
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.body))
@@ -327,16 +341,7 @@ impl TestApp {
     }
 
     pub async fn send_with(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> Reply {
-        let request = match token {
-            Some(token) => request.header("PRIVATE-TOKEN", token),
-            None => request,
-        };
-        let response = request.send().await.expect("request reaches the server");
-        Reply {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.expect("body"),
-        }
+        Reply::of(request, token).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -66,3 +66,14 @@ pub mod browser;
 pub mod licenses;
 pub mod process;
 pub mod server;
+
+/// The CSRF token a page's forms carry (`authenticity_token`, GitLab's field name).
+pub fn csrf_of(body: &str) -> String {
+    let marker = "name=\"authenticity_token\" value=\"";
+    let start = body.find(marker).expect("a CSRF field") + marker.len();
+    body[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -177,20 +177,38 @@ impl ServerProcess {
     }
 
     pub async fn send_with(&self, request: reqwest::RequestBuilder, token: Option<&str>) -> Reply {
-        let request = match token {
-            Some(token) => request.header("PRIVATE-TOKEN", token),
-            None => request,
-        };
-        let response = request.send().await.expect("request reaches the server");
-        Reply {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.text().await.expect("body"),
-        }
+        Reply::of(request, token).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, Some(ROOT_TOKEN)).await
+    }
+
+    /// `method path` with a JSON body, as root.
+    pub async fn json_as_root(
+        &self,
+        method: Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Reply {
+        self.send_with(
+            self.client.request(method, self.url(path)).json(body),
+            Some(ROOT_TOKEN),
+        )
+        .await
+    }
+
+    /// `POST /api/v4/license` as root; asserts it was accepted.
+    pub async fn upload(&self, license: &str) -> Reply {
+        let reply = self
+            .json_as_root(
+                Method::POST,
+                "/api/v4/license",
+                &serde_json::json!({ "license": license }),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply
     }
 
     /// `POST /api/graphql` with a JSON body (an operation or a batch) and an optional token.

@@ -3,6 +3,7 @@
 # the same run on the same machine, plus start-up time and idle memory.
 #
 #   scripts/bench.sh [sqlite|postgres]      (default sqlite)
+#   BIN=/tmp/other-build scripts/bench.sh   (measure another build of the server)
 #
 # Needs wrk (installed from Debian when missing) and, for postgres, the local PostgreSQL at
 # 127.0.0.1:5432 (user postgres). Loopback only; every run is bounded by DURATION seconds.
@@ -43,8 +44,13 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --locked --quiet --bin gitlab-license-server --example bare_json
-BIN=target/release/gitlab-license-server
+# BIN=path/to/another/build measures that binary instead (to compare two builds run by run).
+if [ -n "${BIN:-}" ]; then
+  cargo build --release --locked --quiet --example bare_json
+else
+  cargo build --release --locked --quiet --bin gitlab-license-server --example bare_json
+  BIN=target/release/gitlab-license-server
+fi
 
 case "$BACKEND" in
   sqlite) DATABASE_URL="sqlite://$WORK/bench.db" ;;

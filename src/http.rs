@@ -129,9 +129,6 @@ enum Phase {
 struct Activity {
     limits: Limits,
     phase: Mutex<Phase>,
-    /// The task of a read left waiting without a deadline (while a request was served):
-    /// woken when the request ends, so that the read starts counting the idle time.
-    untimed_reader: Mutex<Option<std::task::Waker>>,
 }
 
 impl Activity {
@@ -140,7 +137,6 @@ impl Activity {
         Self {
             limits,
             phase: Mutex::new(Phase::Head(now)),
-            untimed_reader: Mutex::new(None),
         }
     }
 
@@ -171,26 +167,6 @@ impl Activity {
             Phase::Busy(requests) if requests > 1 => Phase::Busy(requests - 1),
             _ => Phase::Idle(now),
         });
-        let waiting = self
-            .untimed_reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take();
-        if let Some(waker) = waiting {
-            waker.wake();
-        }
-    }
-
-    /// Remembers the task of a read that waits with no deadline.
-    fn wait_untimed(&self, waker: &std::task::Waker) {
-        let mut slot = self
-            .untimed_reader
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match slot.as_ref() {
-            Some(stored) if stored.will_wake(waker) => {}
-            _ => *slot = Some(waker.clone()),
-        }
     }
 
     /// When a read that is still waiting must give up.
@@ -227,6 +203,18 @@ impl WatchedIo {
     }
 }
 
+impl WatchedIo {
+    fn arm(&mut self, deadline: Instant) {
+        self.timer.as_mut().reset(deadline);
+        self.timer_at = Some(deadline);
+    }
+
+    /// While requests are served nothing is timed here; look again a keep-alive period on.
+    fn arm_recheck(&mut self) {
+        self.arm(Instant::now() + self.activity.limits.keep_alive_timeout);
+    }
+}
+
 impl AsyncRead for WatchedIo {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -243,20 +231,33 @@ impl AsyncRead for WatchedIo {
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => {
-                let Some(deadline) = self.activity.read_deadline() else {
-                    self.activity.wait_untimed(cx.waker());
-                    return Poll::Pending;
-                };
-                if self.timer_at != Some(deadline) {
-                    self.timer.as_mut().reset(deadline);
-                    self.timer_at = Some(deadline);
+                // The timer is always set while a read waits, and moved only when a deadline
+                // comes earlier than it is set for: a keep-alive connection pushes its
+                // deadline later with every request, and moving the timer (or waking the
+                // task) each time would cost every request. A timer that fires before the
+                // deadline — or while a request is being served, when there is none — is
+                // simply set again.
+                match self.activity.read_deadline() {
+                    Some(deadline) if self.timer_at.is_none_or(|at| at > deadline) => {
+                        self.arm(deadline)
+                    }
+                    None if self.timer_at.is_none() => self.arm_recheck(),
+                    _ => {}
                 }
-                match self.timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the peer sent no request in time",
-                    ))),
-                    Poll::Pending => Poll::Pending,
+                loop {
+                    if self.timer.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    match self.activity.read_deadline() {
+                        Some(deadline) if Instant::now() >= deadline => {
+                            return Poll::Ready(Err(io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the peer sent no request in time",
+                            )))
+                        }
+                        Some(deadline) => self.arm(deadline),
+                        None => self.arm_recheck(),
+                    }
                 }
             }
         }

@@ -101,7 +101,7 @@ fn spawn_key_generation(state: &AppState) {
 
 /// How long the change listener waits for a connection before it calls the database
 /// unreachable, and how often it tries again while it is.
-const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const LISTENER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const LISTENER_RETRY: Duration = Duration::from_millis(500);
 
 /// On PostgreSQL, follows the other replicas' writes so caches drop what they changed; while
@@ -123,7 +123,13 @@ fn spawn_change_listener(state: &AppState) {
     let jobs_wake = Arc::clone(&state.jobs_wake);
     let hooks_wake = Arc::clone(&state.hooks_wake);
     tokio::spawn(async move {
+        // A lost connection is followed by an immediate attempt to get one back (its failure
+        // is what tells an outage from a dropped connection); failed attempts are paced.
+        let mut pause = false;
         loop {
+            if pause {
+                tokio::time::sleep(LISTENER_RETRY).await;
+            }
             let connected = tokio::time::timeout(
                 LISTENER_CONNECT_TIMEOUT,
                 sqlx::postgres::PgListener::connect_with(&listener_pool),
@@ -143,18 +149,22 @@ fn spawn_change_listener(state: &AppState) {
                         }
                     }
                     tracing::warn!("change listener disconnected; caching paused");
+                    pause = false;
                 }
                 Ok(Err(error)) if !crate::store::is_connection_error(&error) => {
                     tracing::warn!("change listener cannot listen");
+                    pause = true;
                 }
-                _ => store.mark_unreachable(),
+                _ => {
+                    store.mark_unreachable();
+                    pause = true;
+                }
             }
             cache.set_enabled(false);
             store.changed();
             if pool.is_closed() {
                 return;
             }
-            tokio::time::sleep(LISTENER_RETRY).await;
         }
     });
 }

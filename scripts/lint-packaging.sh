@@ -107,7 +107,9 @@ import yaml  # installed with yamllint
 # The server's settings: every variable src/config.rs reads (so a new one cannot be left
 # undocumented), plus RUST_LOG, which tracing reads.
 config_source = open("src/config.rs", encoding="utf-8").read()
-SETTINGS = sorted(set(re.findall(r'\.get\("([A-Z][A-Z0-9_]*)"\)', config_source))) + ["RUST_LOG"]
+# (`source.get("X")`, and the `seconds(source, "X", …)` / `number(source, "X", …)` readers.)
+SETTING_READ = r'(?:\.get\(\s*|(?:seconds|number)\(\s*source,\s*)"([A-Z][A-Z0-9_]*)"'
+SETTINGS = sorted(set(re.findall(SETTING_READ, config_source))) + ["RUST_LOG"]
 if len(SETTINGS) < 10:
     sys.exit(f"could not read the settings from src/config.rs (found {SETTINGS})")
 problems = []

@@ -118,9 +118,29 @@ pub fn account_refusal(state: &str, external_url: &str) -> Option<String> {
 /// How often a token's `last_used_at` is written (GitLab's interval).
 const LAST_USED_INTERVAL_MINUTES: i64 = 10;
 
-/// Keeps `last_used_at` current without a write per request: at most one write per token per
-/// ten minutes and process, skipped when the stored time is recent anyway.
+/// Keeps `last_used_at` current without a write per request (at most one write per token per
+/// ten minutes and process, skipped when the stored time is recent anyway), and the user's
+/// `last_activity_on` as GitLab's activity service does: at most once a day.
 pub async fn record_use(state: &AppState, record: &TokenWithUser) {
+    record_activity(state, &record.user).await;
+    record_token_use(state, record).await;
+}
+
+/// `Users::ActivityService`: the day of the user's latest authenticated request.
+pub async fn record_activity(state: &AppState, user: &crate::store::User) {
+    let today = state.clock.today();
+    if user.last_activity_on >= Some(today)
+        || !state.store.is_reachable()
+        || !state.cache.should_record_activity(user.id, today)
+    {
+        return;
+    }
+    if let Err(error) = state.store.set_last_activity(user.id, today).await {
+        tracing::warn!(%error, "could not record a user's activity");
+    }
+}
+
+async fn record_token_use(state: &AppState, record: &TokenWithUser) {
     let now = state.clock.now();
     let interval = chrono::TimeDelta::minutes(LAST_USED_INTERVAL_MINUTES);
     let recent = record.last_used_at.is_some_and(|at| now - at < interval);

@@ -49,6 +49,8 @@ pub struct Cache {
     /// When this process last recorded each token's use (GitLab records it at most every
     /// ten minutes).
     token_touches: std::sync::Mutex<HashMap<i64, Instant>>,
+    /// The day this process last recorded each user's activity (once a day, as GitLab).
+    activity: std::sync::Mutex<HashMap<i64, NaiveDate>>,
 }
 
 /// A namespace (`None`: the instance) on a day.
@@ -67,6 +69,7 @@ impl Cache {
             current_license: RwLock::default(),
             purchases: RwLock::default(),
             token_touches: std::sync::Mutex::default(),
+            activity: std::sync::Mutex::default(),
         }
     }
 
@@ -138,6 +141,18 @@ impl Cache {
                 true
             }
         }
+    }
+
+    /// True at most once per user and day in this process: whether to record its activity.
+    pub fn should_record_activity(&self, user_id: i64, today: NaiveDate) -> bool {
+        let mut recorded = self
+            .activity
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recorded.len() >= MAX_AUTH_ENTRIES {
+            recorded.clear();
+        }
+        recorded.insert(user_id, today) != Some(today)
     }
 
     /// Decoding is a pure function of the stored text, so a decoded license stays valid for

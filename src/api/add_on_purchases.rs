@@ -25,10 +25,9 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-/// GitLab's REST `AddOnPurchase` entity.
+/// GitLab's REST `AddOnPurchase` entity (it has no `id`).
 fn purchase_entity(purchase: &AddOnPurchase, group: &Group) -> Value {
     json!({
-        "id": purchase.id,
         "namespace_id": group.id,
         "namespace_name": group.name,
         "add_on": crate::domain::text::titleize(&purchase.add_on_name),
@@ -120,7 +119,7 @@ async fn create(
     params: Params,
 ) -> ApiResult<Response> {
     let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
-    params.require(&["quantity", "started_on", "expires_on"])?;
+    params.require(&["quantity", "started_on", "expires_on", "purchase_xid"])?;
     let terms = terms(&params, None)?;
     let saved = seats::save_group_purchase(
         &state,
@@ -156,6 +155,7 @@ async fn update(
         .ok_or(ApiError::NotFound(
             "404 Subscription Add-on Purchase Not Found",
         ))?;
+    params.require(&["started_on", "expires_on"])?;
     let terms = terms(&params, Some(&existing))?;
     let saved = seats::save_group_purchase(
         &state,

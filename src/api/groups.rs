@@ -63,7 +63,7 @@ pub fn group_entity(group: &Group, external_url: &str) -> Value {
 
 /// GitLab's `Member` entity: the user's basic fields, then the membership.
 fn member_entity(member: &Member, external_url: &str) -> Value {
-    let user = user_entity(&member.user, external_url, Detail::Public);
+    let user = user_entity(&member.user, external_url, Detail::Public, None);
     let mut entity = serde_json::Map::new();
     for key in [
         "id",

@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::users::{user_entity, Detail};
+use super::users::{admin_entities, user_entity, Detail};
 use crate::auth::Authenticated;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -23,15 +23,20 @@ async fn current_user(
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
     // Administrators see themselves as `UserWithAdmin`, everybody else as `UserPublic`.
-    let detail = if actor.admin {
-        Detail::WithAdmin
-    } else {
-        Detail::Public
-    };
+    if actor.admin {
+        let entities = admin_entities(
+            &state,
+            std::slice::from_ref(actor.user()),
+            Detail::WithAdmin,
+        )
+        .await?;
+        return Ok(Json(entities.into_iter().next().unwrap_or_default()));
+    }
     Ok(Json(user_entity(
         actor.user(),
         &state.config.external_url,
-        detail,
+        Detail::Public,
+        None,
     )))
 }
 

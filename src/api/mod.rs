@@ -159,6 +159,11 @@ async fn gitlab_shaped_errors(
         return ApiError::InvalidParameter("400 Bad request - the path is not valid UTF-8".into())
             .into_response();
     }
+    if let Some(length) = declared_length(&request) {
+        if length > params::MAX_BODY_BYTES as u64 {
+            return refuse_too_large(request, length, body_timeout).await;
+        }
+    }
     let request = params::with_body_deadline(request, body_timeout);
     let response = next.run(request).await;
     let status = response.status();
@@ -183,6 +188,45 @@ async fn gitlab_shaped_errors(
         );
         return ApiError::Message(status, line).into_response();
     }
+    response
+}
+
+/// The most of a too-large body that is read (and thrown away) before the 413 is sent.
+const DRAINED_BYTES: u64 = 16 * 1024 * 1024;
+
+fn declared_length(request: &Request) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// 413 for a body declared larger than the limit. Clients such as Python's `requests` send the
+/// whole body before they read an answer, and a server that answers and closes while they
+/// are still sending makes them report a broken pipe instead of the 413; so a body of up to
+/// [`DRAINED_BYTES`] is read and discarded first, within the body timeout (beyond either bound
+/// the connection is closed after the answer, as before).
+async fn refuse_too_large(request: Request, length: u64, timeout: Duration) -> Response<Body> {
+    use http_body_util::BodyExt as _;
+    if length <= DRAINED_BYTES {
+        let mut body = request.into_body();
+        let drained = tokio::time::timeout(timeout, async {
+            while let Some(Ok(_)) = body.frame().await {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::debug!("a too-large body was not sent in time; closing");
+        }
+    }
+    let mut response = ApiError::PayloadTooLarge.into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
     response
 }
 

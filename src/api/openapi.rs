@@ -182,18 +182,20 @@ mod bodies {
         pub quantity: i64,
         /// `YYYY-MM-DD`.
         pub started_on: String,
-        /// `YYYY-MM-DD`, after `started_on`.
+        /// `YYYY-MM-DD` (a purchase is active until the day before).
         pub expires_on: String,
-        pub purchase_xid: Option<String>,
+        /// The purchase reference, e.g. the subscription name.
+        pub purchase_xid: String,
         pub trial: Option<bool>,
     }
 
-    /// `PUT /namespaces/:id/subscription_add_on_purchase/:add_on_name`: what is given changes.
+    /// `PUT /namespaces/:id/subscription_add_on_purchase/:add_on_name`: the dates are required,
+    /// what else is given changes.
     #[derive(ToSchema)]
     pub struct AddOnPurchaseUpdate {
         pub quantity: Option<i64>,
-        pub started_on: Option<String>,
-        pub expires_on: Option<String>,
+        pub started_on: String,
+        pub expires_on: String,
         pub purchase_xid: Option<String>,
         pub trial: Option<bool>,
     }

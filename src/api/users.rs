@@ -37,8 +37,14 @@ pub enum Detail {
     DetailsWithAdmin,
 }
 
-/// GitLab's user entity, fields in its order.
-pub fn user_entity(user: &User, external_url: &str, detail: Detail) -> Value {
+/// GitLab's user entity, fields in its order. `using_license_seat` is EE's field of the
+/// administrators' entities (`UserWithAdmin`), given where an administrator reads.
+pub fn user_entity(
+    user: &User,
+    external_url: &str,
+    detail: Detail,
+    using_license_seat: Option<bool>,
+) -> Value {
     let created_at = timestamp_text(user.created_at);
     let mut entity = Map::new();
     let mut put = |key: &str, value: Value| {
@@ -103,6 +109,9 @@ pub fn user_entity(user: &User, external_url: &str, detail: Detail) -> Value {
         put("namespace_id", Value::Null);
         put("created_by", Value::Null);
         put("email_reset_offered_at", Value::Null);
+        if let Some(seat) = using_license_seat {
+            put("using_license_seat", json!(seat));
+        }
     }
     if detail == Detail::DetailsWithAdmin {
         put("highest_role", json!(0));
@@ -111,6 +120,36 @@ pub fn user_entity(user: &User, external_url: &str, detail: Detail) -> Value {
         put("sign_in_count", json!(0));
     }
     Value::Object(entity)
+}
+
+/// Administrators' entities of `users`, with whether each occupies a license seat (one query
+/// for all of them).
+pub async fn admin_entities(
+    state: &AppState,
+    users: &[User],
+    detail: Detail,
+) -> ApiResult<Vec<Value>> {
+    let ids: Vec<i64> = users.iter().map(|user| user.id).collect();
+    let seats = crate::services::licenses::seat_users(state, &ids).await?;
+    Ok(users
+        .iter()
+        .map(|user| {
+            user_entity(
+                user,
+                &state.config.external_url,
+                detail,
+                Some(seats.contains(&user.id)),
+            )
+        })
+        .collect())
+}
+
+/// One administrator's entity (see [`admin_entities`]).
+async fn admin_entity(state: &AppState, user: User, detail: Detail) -> ApiResult<Value> {
+    Ok(admin_entities(state, &[user], detail)
+        .await?
+        .pop()
+        .unwrap_or_default())
 }
 
 fn user_error(error: UserError) -> ApiError {
@@ -160,10 +199,7 @@ async fn list(
         .store
         .list_users(&filter, (column, direction), page.offset(), page.per_page)
         .await?;
-    let body: Vec<Value> = users
-        .iter()
-        .map(|user| user_entity(user, &state.config.external_url, Detail::WithAdmin))
-        .collect();
+    let body = admin_entities(&state, &users, Detail::WithAdmin).await?;
     let headers = page.headers(total, &state.config.external_url, &uri, &params);
     Ok((headers, Json(body)).into_response())
 }
@@ -175,12 +211,7 @@ async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResu
         None => None,
     }
     .ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
-    Ok(Json(user_entity(
-        &user,
-        &state.config.external_url,
-        Detail::DetailsWithAdmin,
-    ))
-    .into_response())
+    Ok(Json(admin_entity(&state, user, Detail::DetailsWithAdmin).await?).into_response())
 }
 
 #[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::openapi::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
@@ -206,11 +237,7 @@ async fn create(
         .map_err(user_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(user_entity(
-            &user,
-            &state.config.external_url,
-            Detail::WithAdmin,
-        )),
+        Json(admin_entity(&state, user, Detail::WithAdmin).await?),
     )
         .into_response())
 }
@@ -233,12 +260,7 @@ async fn update(
     let user = users::update(&state, actor.user(), id, changes)
         .await
         .map_err(user_error)?;
-    Ok(Json(user_entity(
-        &user,
-        &state.config.external_url,
-        Detail::WithAdmin,
-    ))
-    .into_response())
+    Ok(Json(admin_entity(&state, user, Detail::WithAdmin).await?).into_response())
 }
 
 #[utoipa::path(delete, operation_id = "users_destroy", path = "/api/v4/users/{id}", tag = "users", summary = "Delete a user", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]

@@ -58,6 +58,15 @@ pub struct IssueArgs {
     /// Mark the license (and its add-on products) as a trial.
     #[arg(long)]
     trial: bool,
+    /// Issue an offline cloud license (`cloud_licensing_enabled` and
+    /// `offline_cloud_licensing_enabled`). GitLab provisions add-on products only from cloud
+    /// licenses, so this is the default when --add-on-product is given.
+    #[arg(long, conflicts_with = "no_cloud")]
+    cloud: bool,
+    /// Issue a classic license even with --add-on-product (its products then provision no
+    /// purchase, as in GitLab).
+    #[arg(long)]
+    no_cloud: bool,
     /// Billable users of the previous license term (`previous_user_count`).
     #[arg(long)]
     previous_user_count: Option<u64>,
@@ -227,11 +236,14 @@ fn new_license(args: &IssueArgs) -> NewLicense {
         restrictions.insert("trueup_from".into(), Value::from(date_text(from)));
         restrictions.insert("trueup_to".into(), Value::from(date_text(to)));
     }
+    let cloud = args.cloud || (!args.no_cloud && !args.add_on_products.is_empty());
     NewLicense {
         licensee,
         starts_at: args.starts,
         expires_at: Some(args.expires),
         restrictions,
+        cloud_licensing_enabled: cloud,
+        offline_cloud_licensing_enabled: cloud,
     }
 }
 
@@ -280,6 +292,8 @@ pub fn inspection(license: &License, today: NaiveDate) -> Value {
         "add_ons": license.restrictions.add_ons,
         "add_on_products": license.restrictions.add_on_products,
         "trial": license.restrictions.trial,
+        "cloud_licensing_enabled": license.cloud_licensing_enabled,
+        "offline_cloud_licensing_enabled": license.offline_cloud_licensing_enabled,
         "payload": license.payload,
     })
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 
-use crate::license_key::AddOnProduct;
+use crate::license_key::{AddOnProduct, License};
 
 /// One add-on GitLab sells (`GitlabSubscriptions::AddOn`, newest catalogue).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,12 +95,11 @@ pub struct PurchaseTerms {
 }
 
 impl PurchaseTerms {
-    /// GitLab's `AddOnPurchase` validations: the first failing field and its message.
+    /// GitLab's `AddOnPurchase` validations: the first failing field and its message. (GitLab
+    /// has no rule that the expiry follows the start; such a purchase is simply never active.)
     pub fn problem(&self) -> Option<(&'static str, &'static str)> {
         if self.quantity < 1 {
             Some(("quantity", "must be greater than or equal to 1"))
-        } else if self.expires_on <= self.started_on {
-            Some(("expires_on", "must be after started_on"))
         } else if self
             .purchase_xid
             .as_ref()
@@ -113,43 +112,62 @@ impl PurchaseTerms {
     }
 }
 
-/// What the current license says about each license-provisioned add-on: `Some(terms)` for
-/// the add-ons it sells today, `None` for those it does not (their instance purchase, if any,
-/// is ended). Several entries for one product that are active today add up, spanning from the
-/// earliest start to the latest expiry, as GitLab's license add-on provisioning does.
-pub fn provisioned_from_license<'a>(
-    products: impl Fn(&str) -> Option<&'a [AddOnProduct]>,
-    today: NaiveDate,
-) -> Vec<(&'static str, Option<PurchaseTerms>)> {
-    CATALOGUE
+/// The license-provisioned add-ons that share one instance purchase, in order of precedence:
+/// GitLab keeps one GitLab Duo purchase (`provision_services/duo_exclusive.rb`) whose add-on
+/// the current license decides — Amazon Q over Enterprise over Pro — so that an upgrade
+/// changes the purchase in place and keeps its seat assignments. The others stand alone.
+pub const PROVISIONED_SLOTS: &[&[&str]] = &[
+    &["duo_amazon_q", "duo_enterprise", "code_suggestions"],
+    &["duo_core"],
+    &["self_hosted_dap"],
+];
+
+/// What the current license makes of one slot: the add-on it provisions, with its terms, or
+/// nothing (an earlier purchase of the slot is then ended).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    /// The add-ons of the slot ([`PROVISIONED_SLOTS`]).
+    pub slot: &'static [&'static str],
+    pub chosen: Option<(&'static str, PurchaseTerms)>,
+}
+
+/// GitLab's `license_add_ons/base.rb` over a product's entries: those with a quantity above 0
+/// count; the quantity is their sum, the start the earliest, the expiry the latest, the
+/// reference the first one given, and it is a trial only if every entry is. `None` when no
+/// entry counts, or when no entry gives a start and an expiry (a purchase needs both).
+pub fn merged_terms(entries: &[AddOnProduct]) -> Option<PurchaseTerms> {
+    let active: Vec<&AddOnProduct> = entries.iter().filter(|entry| entry.quantity > 0).collect();
+    if active.is_empty() {
+        return None;
+    }
+    Some(PurchaseTerms {
+        quantity: active
+            .iter()
+            .map(|entry| entry.quantity)
+            .fold(0i64, i64::saturating_add),
+        started_on: active.iter().filter_map(|entry| entry.started_on).min()?,
+        expires_on: active.iter().filter_map(|entry| entry.expires_on).max()?,
+        purchase_xid: active.iter().find_map(|entry| entry.purchase_xid.clone()),
+        trial: active.iter().all(|entry| entry.trial),
+    })
+}
+
+/// What the current license provisions, slot by slot. As in GitLab
+/// (`provision_services/base.rb`), only a cloud license provisions anything; without one
+/// (or with none current) every slot is empty and earlier purchases end.
+pub fn provisioned_from_license(license: Option<&License>) -> Vec<Provisioned> {
+    let products = license
+        .filter(|license| license.cloud_licensing_enabled)
+        .map(|license| &license.restrictions.add_on_products);
+    PROVISIONED_SLOTS
         .iter()
-        .filter_map(|add_on| add_on.license_product.map(|product| (add_on.name, product)))
-        .map(|(name, product)| {
-            let active: Vec<(&AddOnProduct, NaiveDate, NaiveDate)> = products(product)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|entry| {
-                    let started_on = entry.started_on?;
-                    let expires_on = entry.expires_on?;
-                    (entry.quantity > 0 && is_active(started_on, expires_on, today))
-                        .then_some((entry, started_on, expires_on))
-                })
-                .collect();
-            let terms = active.first().map(|(first, _, _)| PurchaseTerms {
-                quantity: active
-                    .iter()
-                    .map(|(entry, _, _)| i64::try_from(entry.quantity).unwrap_or(i64::MAX))
-                    .fold(0i64, i64::saturating_add),
-                started_on: active
-                    .iter()
-                    .map(|(_, start, _)| *start)
-                    .min()
-                    .unwrap_or(today),
-                expires_on: active.iter().map(|(_, _, end)| *end).max().unwrap_or(today),
-                purchase_xid: first.purchase_xid.clone(),
-                trial: first.trial,
-            });
-            (name, terms)
+        .map(|slot| Provisioned {
+            slot,
+            chosen: slot.iter().find_map(|name| {
+                let product = add_on(name)?.license_product?;
+                let entries = products?.get(product)?;
+                merged_terms(entries).map(|terms| (*name, terms))
+            }),
         })
         .collect()
 }
@@ -292,37 +310,100 @@ mod tests {
         assert_eq!(decide_single(&facts(2, 1, &[7], &[]), 7), Ok(vec![7]));
     }
 
-    #[test]
-    fn license_products_add_up_while_active() {
-        let entry = |quantity, start: &str, end: &str| AddOnProduct {
+    fn entry(
+        quantity: i64,
+        start: Option<&str>,
+        end: Option<&str>,
+        xid: Option<&str>,
+        trial: bool,
+    ) -> AddOnProduct {
+        AddOnProduct {
             quantity,
-            started_on: Some(date(start)),
-            expires_on: Some(date(end)),
-            purchase_xid: Some(format!("A-{quantity}")),
-            trial: false,
-        };
-        let pro = vec![
-            entry(3, "2026-01-01", "2027-01-01"),
-            entry(2, "2026-03-01", "2027-06-01"),
-            entry(9, "2020-01-01", "2021-01-01"),
-        ];
-        let provisioned = provisioned_from_license(
-            |product| (product == "duo_pro").then_some(pro.as_slice()),
-            date("2026-06-15"),
+            started_on: start.map(date),
+            expires_on: end.map(date),
+            purchase_xid: xid.map(str::to_string),
+            trial,
+        }
+    }
+
+    #[test]
+    fn entries_merge_as_gitlab_merges_them() {
+        let terms = merged_terms(&[
+            entry(
+                0,
+                Some("2019-01-01"),
+                Some("2040-01-01"),
+                Some("A-0"),
+                false,
+            ),
+            entry(3, Some("2026-03-01"), Some("2027-01-01"), None, true),
+            entry(2, Some("2026-01-01"), None, Some("A-2"), true),
+            entry(4, None, Some("2027-06-01"), Some("A-4"), true),
+        ])
+        .expect("terms");
+        // Zero-quantity entries do not count, dates or not; dates are not filtered by today.
+        assert_eq!(terms.quantity, 9);
+        assert_eq!(terms.started_on, date("2026-01-01"));
+        assert_eq!(terms.expires_on, date("2027-06-01"));
+        assert_eq!(terms.purchase_xid.as_deref(), Some("A-2"));
+        assert!(terms.trial);
+        let mixed = merged_terms(&[
+            entry(1, Some("2026-01-01"), Some("2027-01-01"), None, true),
+            entry(1, Some("2026-01-01"), Some("2027-01-01"), None, false),
+        ])
+        .expect("terms");
+        assert!(!mixed.trial);
+        assert_eq!(mixed.purchase_xid, None);
+        assert_eq!(merged_terms(&[entry(0, None, None, None, false)]), None);
+        assert_eq!(
+            merged_terms(&[entry(5, None, Some("2027-01-01"), None, false)]),
+            None
         );
-        let code_suggestions = provisioned
+    }
+
+    fn license_with(products: serde_json::Value, cloud: bool) -> License {
+        let mut payload = serde_json::json!({
+            "licensee": {"Name": "A"}, "issued_at": "2026-01-01", "expires_at": "2027-01-01",
+            "restrictions": {"add_on_products": products}
+        });
+        if cloud {
+            payload["cloud_licensing_enabled"] = serde_json::json!(true);
+        }
+        crate::license_key::payload::parse(payload.to_string().as_bytes()).expect("license")
+    }
+
+    #[test]
+    fn duo_is_one_purchase_chosen_by_precedence_and_only_cloud_licenses_provision() {
+        let both = serde_json::json!({
+            "duo_pro": [{"quantity": 3, "started_on": "2026-01-01", "expires_on": "2027-01-01"}],
+            "duo_enterprise": [{"quantity": 4, "started_on": "2026-01-01", "expires_on": "2027-01-01"}],
+            "duo_core": [{"quantity": 10, "started_on": "2026-01-01", "expires_on": "2027-01-01"}]
+        });
+        let provisioned = provisioned_from_license(Some(&license_with(both.clone(), true)));
+        assert_eq!(provisioned.len(), PROVISIONED_SLOTS.len());
+        let duo = provisioned[0].chosen.as_ref().expect("duo");
+        assert_eq!((duo.0, duo.1.quantity), ("duo_enterprise", 4));
+        assert_eq!(
+            provisioned[1].chosen.as_ref().map(|(name, _)| *name),
+            Some("duo_core")
+        );
+        assert_eq!(provisioned[2].chosen, None);
+        // A classic license provisions nothing, however many products it lists.
+        let classic = provisioned_from_license(Some(&license_with(both, false)));
+        assert!(classic.iter().all(|slot| slot.chosen.is_none()));
+        assert!(provisioned_from_license(None)
             .iter()
-            .find(|(name, _)| *name == "code_suggestions")
-            .and_then(|(_, terms)| terms.clone())
-            .expect("duo pro provisioned");
-        assert_eq!(code_suggestions.quantity, 5);
-        assert_eq!(code_suggestions.started_on, date("2026-01-01"));
-        assert_eq!(code_suggestions.expires_on, date("2027-06-01"));
-        assert_eq!(code_suggestions.purchase_xid.as_deref(), Some("A-3"));
-        assert!(provisioned
-            .iter()
-            .filter(|(name, _)| *name != "code_suggestions")
-            .all(|(_, terms)| terms.is_none()));
+            .all(|slot| slot.chosen.is_none()));
+        // Amazon Q wins over everything.
+        let q = serde_json::json!({
+            "duo_pro": [{"quantity": 3, "started_on": "2026-01-01", "expires_on": "2027-01-01"}],
+            "duo_amazon_q": [{"quantity": 1, "started_on": "2026-01-01", "expires_on": "2027-01-01"}]
+        });
+        let provisioned = provisioned_from_license(Some(&license_with(q, true)));
+        assert_eq!(
+            provisioned[0].chosen.as_ref().map(|(name, _)| *name),
+            Some("duo_amazon_q")
+        );
     }
 
     #[test]

@@ -22,6 +22,16 @@ pub fn count_with_noun(count: i64, noun: &str) -> String {
     format!("{} {noun}{plural}", number_with_delimiter(count))
 }
 
+/// `Gitlab::Utils.to_boolean` for text: `true`, `t`, `yes`, `y`, `1`, `on` are true, `false`,
+/// `f`, `no`, `n`, `0`, `off` false (any case), anything else is no answer.
+pub fn to_boolean(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" | "on" => Some(true),
+        "false" | "f" | "no" | "n" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
 /// Rails' `titleize` of a plain name: `code_suggestions` → `Code Suggestions`,
 /// `premium` → `Premium`.
 pub fn titleize(name: &str) -> String {

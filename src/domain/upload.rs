@@ -170,10 +170,13 @@ fn check_trueup(license: &License, measured: &Measured) -> Result<(), String> {
         return check_available_seats(license, measured);
     }
     let quantity = i64::try_from(quantity).unwrap_or(i64::MAX);
+    // GitLab interpolates the integers themselves here (no thousands separators), unlike the
+    // seat-limit message.
+    let users = |count: i64| format!("{count} {}", if count == 1 { "user" } else { "users" });
     Err(format!(
         "You have applied a True-up for {} but you need one for {}. Please contact sales at {SALES_URL}",
-        count_with_noun(quantity, "user"),
-        count_with_noun(expected, "user"),
+        users(quantity),
+        users(expected),
     ))
 }
 

@@ -9,9 +9,12 @@ use crate::store::HistoryRow;
 /// GitLab stops adding rows once the export passes 15 MB.
 pub const MAX_EXPORT_BYTES: usize = 15 * 1024 * 1024;
 
-/// Quotes a field only when it needs it (a comma, a quote or a line break), doubling quotes.
+/// Quotes a field only when it needs it (a comma, a quote or a line break), doubling quotes;
+/// an empty text is `""`, as Ruby's CSV writes it (nil is the empty, unquoted field).
 fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
+    if text.is_empty() {
+        "\"\"".to_string()
+    } else if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {
         text.to_string()
@@ -124,6 +127,7 @@ mod tests {
     fn quoting_follows_ruby_csv() {
         assert_eq!(field("plain"), "plain");
         assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field(""), "\"\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
         assert_eq!(table_cell("=SUM(A1)"), "'=SUM(A1)");

@@ -170,16 +170,18 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
             _ => Transition::Unchanged(json!(false)),
         },
         Action::Deactivate => {
-            let last_active = user
+            // GitLab's `last_active_at` is nil for a user never seen active, which counts as
+            // inactive: only recorded activity within the period refuses.
+            let recently_active = user
                 .last_activity_on
-                .unwrap_or(user.created_at.date_naive());
+                .is_some_and(|day| day > today - TimeDelta::days(DEACTIVATION_INACTIVE_DAYS));
             if is_blocked(state) {
                 forbidden("Error occurred. A blocked user cannot be deactivated")
             } else if state == "deactivated" {
                 Transition::Unchanged(Value::Null)
             } else if is_internal(&user.user_type) {
                 forbidden("Internal users cannot be deactivated")
-            } else if last_active > today - TimeDelta::days(DEACTIVATION_INACTIVE_DAYS) {
+            } else if recently_active {
                 forbidden(&format!(
                     "The user you are trying to deactivate has been active in the past {DEACTIVATION_INACTIVE_DAYS} days and cannot be deactivated"
                 ))
@@ -445,6 +447,18 @@ mod tests {
         recent.last_activity_on = Some(today() - TimeDelta::days(10));
         assert!(
             matches!(transition(Action::Deactivate, &recent, 1, today()), Transition::Refused(403, message) if message.contains("90 days"))
+        );
+        // Never seen active (even if created yesterday): inactive, as GitLab counts it.
+        let never = user("active", "human");
+        assert_eq!(
+            transition(Action::Deactivate, &never, 1, today()),
+            Transition::To("deactivated", json!(true))
+        );
+        let mut long_ago = user("active", "human");
+        long_ago.last_activity_on = Some(today() - TimeDelta::days(91));
+        assert_eq!(
+            transition(Action::Deactivate, &long_ago, 1, today()),
+            Transition::To("deactivated", json!(true))
         );
     }
 

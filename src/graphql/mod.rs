@@ -39,11 +39,19 @@ use crate::store::StoreError;
 
 pub type GitlabSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
-/// GitLab's limits: query text (summed over a batch), complexity (summed over a batch, as
-/// graphql-ruby counts a multiplex) and depth.
+/// GitLab's limits: query text (summed over a batch) and, per caller (`gitlab_schema.rb`),
+/// complexity (summed over a batch, as graphql-ruby counts a multiplex) and depth.
 pub const MAX_QUERY_SIZE: usize = 10_000;
-pub const MAX_COMPLEXITY: usize = 250;
-pub const MAX_DEPTH: usize = 15;
+
+/// The complexity and depth a caller may use: 200 and 15 anonymously, 250 and 20 signed in,
+/// 300 and 20 as an administrator.
+fn limits_for(caller: &Caller) -> (usize, usize) {
+    match (&caller.user, caller.admin) {
+        (None, _) => (200, 15),
+        (Some(_), false) => (250, 20),
+        (Some(_), true) => (300, 20),
+    }
+}
 /// Operations in one request. GitLab bounds a batch by its summed size only; this bound is
 /// ours, far above what Apollo-style batching sends (10).
 pub const MAX_BATCH_OPERATIONS: usize = 50;
@@ -101,11 +109,10 @@ async fn owns_group(ctx: &Context<'_>, group_id: i64) -> Result<bool, StoreError
     Ok(*owns)
 }
 
-/// The schema, with GitLab's depth limit (complexity is counted per request, over the whole
-/// batch, by [`execute`]).
+/// The schema. Complexity and depth depend on the caller: [`execute`] measures them and
+/// applies the caller's limits before anything runs.
 pub fn schema() -> GitlabSchema {
     Schema::build(QueryRoot, MutationRoot, EmptySubscription)
-        .limit_depth(MAX_DEPTH)
         .extension(ComplexityProbeExtension)
         .finish()
 }
@@ -165,16 +172,18 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
     if !(token.has_scope(SCOPE_API) || token.has_scope(SCOPE_READ_API)) {
         return Err(invalid());
     }
-    if let Some(reason) = auth::account_refusal(&token.user.state, &state.config.external_url) {
-        return Err(error_response(StatusCode::FORBIDDEN, &reason));
+    // GitLab's GraphQL controller has no account messages: a token whose user may not use
+    // the API does not authenticate at all.
+    if auth::account_refusal(&token.user.state, &state.config.external_url).is_some() {
+        return Err(invalid());
     }
     auth::record_use(state, &token).await;
     Ok(Caller::from_actor(&auth::Actor::new(token, state)))
 }
 
-/// Records the complexity a dry run of an operation computes, for the batch's sum.
+/// Records the complexity and depth a dry run of an operation computes.
 #[derive(Default)]
-struct ComplexityProbe(Mutex<Option<usize>>);
+struct ComplexityProbe(Mutex<Option<(usize, usize)>>);
 
 /// With a [`ComplexityProbe`] in the request: validate, record the complexity, execute
 /// nothing. Without one: out of the way.
@@ -195,7 +204,8 @@ impl Extension for ComplexityProbeExtension {
     ) -> Result<ValidationResult, Vec<ServerError>> {
         let result = next.run(ctx).await?;
         if let Some(probe) = ctx.data_opt::<Arc<ComplexityProbe>>() {
-            *probe.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.complexity);
+            *probe.0.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((result.complexity, result.depth));
         }
         Ok(result)
     }
@@ -221,11 +231,11 @@ struct Operation {
 }
 
 impl Operation {
-    /// The operation's complexity, from a validation-only run (0 if it does not parse; it
-    /// will be refused with its syntax error).
-    async fn complexity(&self) -> usize {
+    /// The operation's complexity and depth, from a validation-only run (0 if it does not
+    /// parse or validate: it will be refused with its own errors).
+    async fn measure(&self) -> (usize, usize) {
         let Some(document) = &self.document else {
-            return 0;
+            return (0, 0);
         };
         let probe = Arc::new(ComplexityProbe::default());
         let mut dry = async_graphql::Request::new(String::new())
@@ -237,7 +247,7 @@ impl Operation {
         dry.set_parsed_query(document.clone());
         let _ = shared_schema().execute(dry).await;
         let recorded = *probe.0.lock().unwrap_or_else(|p| p.into_inner());
-        recorded.unwrap_or(0)
+        recorded.unwrap_or((0, 0))
     }
 
     /// Whether the operation the request selects is a mutation (GET may only query).
@@ -327,30 +337,49 @@ async fn execute(
         })
         .collect();
     if read_only && operations.iter().any(Operation::is_mutation) {
-        return error_response(StatusCode::OK, "Mutations are forbidden in GET requests");
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Mutations are forbidden in GET requests",
+        );
     }
+    let (max_complexity, max_depth) = limits_for(&caller);
     let mut complexity = 0;
+    let mut depths = Vec::with_capacity(operations.len());
     for operation in &operations {
-        complexity += operation.complexity().await;
+        let (operation_complexity, depth) = operation.measure().await;
+        complexity += operation_complexity;
+        depths.push(depth);
     }
     let mut failures = Failures::default();
-    let answers: Vec<serde_json::Value> = if complexity > MAX_COMPLEXITY {
+    let refusal = |message: String| json!({ "errors": [{ "message": message }] });
+    let answers: Vec<serde_json::Value> = if complexity > max_complexity {
         let message = format!(
-            "Query has complexity of {complexity}, which exceeds max complexity of {MAX_COMPLEXITY}"
+            "Query has complexity of {complexity}, which exceeds max complexity of {max_complexity}"
         );
         operations
             .iter()
-            .map(|_| json!({ "errors": [{ "message": message }] }))
+            .map(|_| refusal(message.clone()))
             .collect()
     } else {
         let mut answers = Vec::with_capacity(operations.len());
         // One operation at a time: a batch holds no more of the pool than its largest
         // operation, whose fields are few (complexity) and share their lookups (memo).
-        for Operation {
-            mut request,
-            document,
-        } in operations
+        for (
+            Operation {
+                mut request,
+                document,
+            },
+            depth,
+        ) in operations.into_iter().zip(depths)
         {
+            // Depth is per query (graphql-ruby's `max_depth`): a deep one is refused, the
+            // others of its batch run.
+            if depth > max_depth {
+                answers.push(refusal(format!(
+                    "Query has depth of {depth}, which exceeds max depth of {max_depth}"
+                )));
+                continue;
+            }
             let operation_name = request.operation_name.clone();
             if let Some(document) = &document {
                 request.set_parsed_query(document.clone());

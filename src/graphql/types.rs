@@ -13,7 +13,7 @@ use super::memo::MemoKey;
 use super::{internal, request};
 use crate::domain::add_ons::display_name;
 use crate::services::add_ons as seats;
-use crate::store::{AddOnPurchase, EligibleUserFilter, Group, User};
+use crate::store::{AddOnPurchase, EligibleOrder, EligibleUserFilter, Group, User, UserSearch};
 
 /// GitLab's `Time` scalar: an ISO 8601 timestamp.
 pub struct Time(pub DateTime<Utc>);
@@ -131,14 +131,14 @@ pub enum UserSort {
 }
 
 impl UserSort {
-    pub fn order(self) -> (&'static str, &'static str) {
+    pub fn order(self) -> EligibleOrder {
         match self {
-            Self::IdAsc => ("u.id", "ASC"),
-            Self::IdDesc => ("u.id", "DESC"),
-            Self::NameAsc => ("u.name", "ASC"),
-            Self::NameDesc => ("u.name", "DESC"),
-            Self::LastActivityOnAsc => ("u.last_activity_on", "ASC"),
-            Self::LastActivityOnDesc => ("u.last_activity_on", "DESC"),
+            Self::IdAsc => EligibleOrder::IdAsc,
+            Self::IdDesc => EligibleOrder::IdDesc,
+            Self::NameAsc => EligibleOrder::NameAsc,
+            Self::NameDesc => EligibleOrder::NameDesc,
+            Self::LastActivityOnAsc => EligibleOrder::LastActivityAsc,
+            Self::LastActivityOnDesc => EligibleOrder::LastActivityDesc,
         }
     }
 }
@@ -457,19 +457,28 @@ pub async fn eligible_users(
     let context = request(ctx);
     let duo = crate::domain::add_ons::add_on(query.add_on_type.internal_name())
         .is_some_and(|add_on| add_on.duo);
-    // "true"/"false" filter on the first purchase's seats; anything else means no filter.
-    let holders = match query.filter_by_assigned_seat.as_deref() {
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        _ => None,
-    };
+    // GitLab reads the filter with `Gitlab::Utils.to_boolean`; anything else means no filter.
+    let holders = query
+        .filter_by_assigned_seat
+        .as_deref()
+        .and_then(crate::domain::text::to_boolean);
+    let purchases: Vec<i64> = query
+        .add_on_purchase_ids
+        .iter()
+        .map(AddOnPurchaseId::number)
+        .collect();
+    // A search that is present but blank finds nobody (`User.search`).
+    let blank_search = query
+        .search
+        .as_deref()
+        .is_some_and(|text| UserSearch::new(text).is_none());
     let filter = EligibleUserFilter {
-        search: query.search.filter(|search| !search.is_empty()),
-        seat_holders: holders
-            .zip(query.add_on_purchase_ids.first())
-            .map(|(holders, purchase)| (purchase.number(), holders)),
+        search: query.search.as_deref().and_then(UserSearch::new),
+        seat_holders: holders.map(|holders| (purchases, holders)),
     };
-    let order = query.sort.unwrap_or(UserSort::IdAsc).order();
+    // GitLab's finder sorts by id, newest first, unless told otherwise.
+    let order = query.sort.unwrap_or(UserSort::IdDesc).order();
+    let today = context.state.clock.today();
     let state = context.state.clone();
     let namespace_id = query.namespace_id;
     connection::query(
@@ -478,7 +487,7 @@ pub async fn eligible_users(
         query.first,
         query.last,
         |after: Option<usize>, before: Option<usize>, first, last| async move {
-            if !duo {
+            if !duo || blank_search {
                 return Ok::<_, async_graphql::Error>(Connection::new(false, false));
             }
             let page = |start: usize, end: usize| {
@@ -490,6 +499,7 @@ pub async fn eligible_users(
                             namespace_id,
                             filter,
                             order,
+                            today,
                             i64::try_from(start).unwrap_or(i64::MAX),
                             i64::try_from(end - start).unwrap_or(0),
                         )

@@ -10,7 +10,7 @@ pub mod dates;
 mod envelope;
 pub mod keys;
 mod mime_base64;
-mod payload;
+pub(crate) mod payload;
 
 pub use envelope::{Secrets, AES_KEY_LEN, IV_LEN};
 pub use payload::{AddOnProduct, License, Restrictions, ValidationError, DEFAULT_PLAN};
@@ -146,6 +146,11 @@ pub struct NewLicense {
     pub expires_at: Option<chrono::NaiveDate>,
     /// Written as given, in order; empty means no `restrictions` key (as the gem does).
     pub restrictions: Map<String, Value>,
+    /// A cloud license: GitLab provisions add-on purchases (GitLab Duo) only from these.
+    pub cloud_licensing_enabled: bool,
+    /// An offline cloud license (needs `cloud_licensing_enabled` too): no sync with GitLab's
+    /// portal, which a self-hosted issuer cannot offer anyway.
+    pub offline_cloud_licensing_enabled: bool,
 }
 
 impl NewLicense {
@@ -158,9 +163,15 @@ impl NewLicense {
         if let Some(expires_at) = self.expires_at {
             payload.insert("expires_at".into(), Value::from(date_text(expires_at)));
         }
+        payload.insert(
+            "cloud_licensing_enabled".into(),
+            Value::Bool(self.cloud_licensing_enabled),
+        );
+        payload.insert(
+            "offline_cloud_licensing_enabled".into(),
+            Value::Bool(self.offline_cloud_licensing_enabled),
+        );
         for flag in [
-            "cloud_licensing_enabled",
-            "offline_cloud_licensing_enabled",
             "auto_renew_enabled",
             "seat_reconciliation_enabled",
             "operational_metrics_enabled",

@@ -32,14 +32,15 @@ pub enum ValidationError {
     OfflineWithoutCloud,
     #[error("`restrictions.{0}` must be a whole number of at least 0")]
     NotACount(&'static str),
-    #[error("`restrictions.add_on_products` is malformed: {0}")]
-    AddOnProducts(String),
 }
 
-/// One purchase of an add-on product such as GitLab Duo, from `restrictions.add_on_products`.
+/// One purchase of an add-on product such as GitLab Duo, from `restrictions.add_on_products`,
+/// read as GitLab reads it (`license_add_ons/info.rb`): the quantity with Ruby's `to_i`, a date
+/// that does not parse as none, a purchase reference as given — never a reason to refuse the
+/// key. Entries with a quantity of 0 or less count for nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AddOnProduct {
-    pub quantity: u64,
+    pub quantity: i64,
     pub started_on: Option<NaiveDate>,
     pub expires_on: Option<NaiveDate>,
     pub purchase_xid: Option<String>,
@@ -285,7 +286,7 @@ impl Restrictions {
             plan,
             active_user_count: count("active_user_count")?,
             add_ons,
-            add_on_products: parse_add_on_products(raw.get("add_on_products"))?,
+            add_on_products: parse_add_on_products(raw.get("add_on_products")),
             trial: truthy(&raw, "trial"),
             previous_user_count: count("previous_user_count")?,
             trueup_quantity: count("trueup_quantity")?,
@@ -299,53 +300,128 @@ impl Restrictions {
     }
 }
 
-fn parse_add_on_products(
-    value: Option<&Value>,
-) -> Result<BTreeMap<String, Vec<AddOnProduct>>, ValidationError> {
-    let malformed = |what: String| ValidationError::AddOnProducts(what);
-    let products = match value {
-        None | Some(Value::Null) => return Ok(BTreeMap::new()),
-        Some(Value::Object(products)) => products,
-        Some(_) => return Err(malformed("expected an object of add-on names".into())),
+fn parse_add_on_products(value: Option<&Value>) -> BTreeMap<String, Vec<AddOnProduct>> {
+    let Some(Value::Object(products)) = value else {
+        return BTreeMap::new();
     };
-    let mut parsed = BTreeMap::new();
-    for (name, purchases) in products {
-        let Value::Array(purchases) = purchases else {
-            return Err(malformed(format!("`{name}` must be a list of purchases")));
-        };
-        let mut list = Vec::with_capacity(purchases.len());
-        for purchase in purchases {
-            let Value::Object(purchase) = purchase else {
-                return Err(malformed(format!("a `{name}` purchase must be an object")));
+    products
+        .iter()
+        .filter_map(|(name, purchases)| {
+            let Value::Array(purchases) = purchases else {
+                return None;
             };
-            let quantity = purchase
-                .get("quantity")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| malformed(format!("a `{name}` purchase has no whole `quantity`")))?;
-            let date = |key: &str| -> Result<Option<NaiveDate>, ValidationError> {
-                match purchase.get(key) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(text)) => parse_date(text).map(Some).ok_or_else(|| {
-                        malformed(format!("`{key}` of a `{name}` purchase is not a date"))
-                    }),
-                    Some(_) => Err(malformed(format!(
-                        "`{key}` of a `{name}` purchase is not a date"
-                    ))),
+            let list = purchases
+                .iter()
+                .filter_map(Value::as_object)
+                .map(|purchase| AddOnProduct {
+                    quantity: ruby_to_i(purchase.get("quantity")),
+                    started_on: lenient_date(purchase.get("started_on")),
+                    expires_on: lenient_date(purchase.get("expires_on")),
+                    purchase_xid: match purchase.get("purchase_xid") {
+                        Some(Value::String(xid)) => Some(xid.clone()),
+                        Some(Value::Number(xid)) => Some(xid.to_string()),
+                        _ => None,
+                    },
+                    // GitLab compares with `true` itself.
+                    trial: purchase.get("trial") == Some(&Value::Bool(true)),
+                })
+                .collect();
+            Some((name.clone(), list))
+        })
+        .collect()
+}
+
+/// Ruby's `to_i`: integers as they are, floats truncated, text by its leading digits (with
+/// an optional sign and underscores between digits), anything else 0.
+fn ruby_to_i(value: Option<&Value>) -> i64 {
+    match value {
+        Some(Value::Number(number)) => number
+            .as_i64()
+            .or_else(|| {
+                number
+                    .as_u64()
+                    .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+            })
+            .or_else(|| number.as_f64().map(|n| n.trunc() as i64))
+            .unwrap_or(0),
+        Some(Value::String(text)) => {
+            let text = text.trim_start();
+            let (negative, digits) = match text.as_bytes().first() {
+                Some(b'-') => (true, &text[1..]),
+                Some(b'+') => (false, &text[1..]),
+                _ => (false, text),
+            };
+            let mut value: i64 = 0;
+            let mut previous_digit = false;
+            for byte in digits.bytes() {
+                match byte {
+                    b'0'..=b'9' => {
+                        value = value
+                            .saturating_mul(10)
+                            .saturating_add(i64::from(byte - b'0'));
+                        previous_digit = true;
+                    }
+                    b'_' if previous_digit => previous_digit = false,
+                    _ => break,
                 }
-            };
-            list.push(AddOnProduct {
-                quantity,
-                started_on: date("started_on")?,
-                expires_on: date("expires_on")?,
-                purchase_xid: match purchase.get("purchase_xid") {
-                    Some(Value::String(xid)) => Some(xid.clone()),
-                    Some(Value::Number(xid)) => Some(xid.to_string()),
-                    _ => None,
-                },
-                trial: truthy(purchase, "trial"),
-            });
+            }
+            if negative {
+                -value
+            } else {
+                value
+            }
         }
-        parsed.insert(name.clone(), list);
+        _ => 0,
     }
-    Ok(parsed)
+}
+
+/// `date&.to_date`, with an unparseable date as none (GitLab rescues `Date::Error`).
+fn lenient_date(value: Option<&Value>) -> Option<NaiveDate> {
+    value.and_then(Value::as_str).and_then(parse_date)
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn quantities_read_like_ruby_to_i() {
+        for (value, expected) in [
+            (json!(5), 5),
+            (json!(3.9), 3),
+            (json!("7"), 7),
+            (json!(" 12 seats"), 12),
+            (json!("1_000"), 1000),
+            (json!("-2"), -2),
+            (json!("seats"), 0),
+            (json!(null), 0),
+            (json!(true), 0),
+            (json!([1]), 0),
+        ] {
+            assert_eq!(ruby_to_i(Some(&value)), expected, "{value}");
+        }
+        assert_eq!(ruby_to_i(None), 0);
+    }
+
+    #[test]
+    fn odd_add_on_products_are_read_not_refused() {
+        let products = parse_add_on_products(Some(&json!({
+            "duo_pro": [
+                {"quantity": "4", "started_on": "not a date", "expires_on": "2030-01-01", "trial": "true"},
+                "not an object",
+                {"quantity": 2, "purchase_xid": 77, "trial": true}
+            ],
+            "duo_enterprise": "not a list"
+        })));
+        let duo_pro = &products["duo_pro"];
+        assert_eq!(duo_pro.len(), 2);
+        assert_eq!(duo_pro[0].quantity, 4);
+        assert_eq!(duo_pro[0].started_on, None);
+        assert!(!duo_pro[0].trial);
+        assert_eq!(duo_pro[1].purchase_xid.as_deref(), Some("77"));
+        assert!(duo_pro[1].trial);
+        assert!(!products.contains_key("duo_enterprise"));
+        assert!(parse_add_on_products(Some(&json!(["x"]))).is_empty());
+    }
 }

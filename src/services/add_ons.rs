@@ -418,15 +418,7 @@ pub async fn provision_from_license(state: &AppState) -> StoreResult<bool> {
                     .collect();
                 let current = crate::domain::licenses::current_license(&stored, today)
                     .and_then(|license| license.license());
-                let products = current.map(|license| &license.restrictions.add_on_products);
-                add_ons::provisioned_from_license(
-                    |product| {
-                        products
-                            .and_then(|products| products.get(product))
-                            .map(Vec::as_slice)
-                    },
-                    today,
-                )
+                add_ons::provisioned_from_license(current)
             },
         )
         .await

@@ -95,6 +95,23 @@ pub async fn daily_billable_users(state: &AppState, current: Option<&License>) -
 }
 
 /// A billable-user count made now (one SQL aggregate).
+/// Which of `user_ids` occupy a seat of the current license (`using_license_seat`): none
+/// without a current license.
+pub async fn seat_users(
+    state: &AppState,
+    user_ids: &[i64],
+) -> StoreResult<std::collections::HashSet<i64>> {
+    match current(state, state.clock.today()).await? {
+        None => Ok(std::collections::HashSet::new()),
+        Some((_, license)) => {
+            state
+                .store
+                .billable_among(user_ids, license.plan() == "ultimate")
+                .await
+        }
+    }
+}
+
 pub async fn live_billable_users(state: &AppState, current: Option<&License>) -> StoreResult<i64> {
     let ultimate = current.is_some_and(|license| license.plan() == "ultimate");
     state.store.count_billable_users(ultimate).await

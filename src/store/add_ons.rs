@@ -8,7 +8,7 @@ use super::{
     contains_pattern, Db, LicenseRow, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS,
     U_USER_COLUMNS,
 };
-use crate::domain::add_ons::{PurchaseTerms, SeatFacts};
+use crate::domain::add_ons::{Provisioned, PurchaseTerms, SeatFacts};
 
 /// Every purchase column, with the namespace's path and the seats in use (a plain count of
 /// assignment rows, as GitLab's `assigned_quantity`).
@@ -58,7 +58,8 @@ const INSERT_PURCHASE: &str = "INSERT INTO add_on_purchases (add_on_name, namesp
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id";
 
 const UPDATE_PURCHASE: &str = "UPDATE add_on_purchases SET quantity = $2, started_on = $3,
-        expires_on = $4, purchase_xid = $5, trial = $6, updated_at = $7
+        expires_on = $4, purchase_xid = $5, trial = $6, updated_at = $7,
+        add_on_name = COALESCE($8, add_on_name)
     WHERE id = $1";
 
 /// Binds a purchase's terms and the time, after the binds `$query` already has (the name and
@@ -253,6 +254,7 @@ impl Store {
                 ),
                 (SaveMode::Update, Some(id)) => {
                     bind_terms!(sqlx::query(UPDATE_PURCHASE).bind(id), terms, now)
+                        .bind(None::<&str>)
                         .execute(&mut *tx)
                         .await?;
                     sqlx::query(TRIM_OVERAGE).execute(&mut *tx).await?;
@@ -275,8 +277,10 @@ impl Store {
         license_window: i64,
         today: NaiveDate,
         now: DateTime<Utc>,
-        plan: impl FnOnce(&[LicenseRow]) -> Vec<(&'static str, Option<PurchaseTerms>)>,
+        plan: impl FnOnce(&[LicenseRow]) -> Vec<Provisioned>,
     ) -> StoreResult<bool> {
+        // GitLab's expire service ends a purchase the license no longer carries yesterday.
+        let yesterday = today.pred_opt().unwrap_or(today);
         Ok(in_checked_write_tx!(self, tx, lock => {
             // One provisioning run at a time, on every replica (SQLite's BEGIN IMMEDIATE
             // already serialises it); the licenses are read after the lock, so the plan is
@@ -295,51 +299,73 @@ impl Store {
             .bind(license_window)
             .fetch_all(&mut *tx)
             .await?;
-            let provisioned = plan(&licenses);
             let mut wrote = false;
-            for (add_on_name, terms) in &provisioned {
-                let existing = sqlx::query_as::<_, (i64, i64, NaiveDate, NaiveDate, Option<String>, bool)>(
-                    &format!(
-                        "SELECT id, quantity, started_on, expires_on, purchase_xid, trial
-                         FROM add_on_purchases WHERE namespace_id IS NULL AND add_on_name = $1 {lock}"
-                    ),
-                )
-                .bind(add_on_name)
-                .fetch_optional(&mut *tx)
-                .await?;
-                match (terms, existing) {
-                    (Some(terms), None) => {
+            for Provisioned { slot, chosen } in plan(&licenses) {
+                // The slot's instance purchases, the one of the chosen add-on first: that is
+                // the purchase the license keeps (in place, with its seats); any other of the
+                // slot (left by an older version, which kept one per product) ends.
+                let sql = format!(
+                    "SELECT id, add_on_name, quantity, started_on, expires_on, purchase_xid, trial
+                     FROM add_on_purchases
+                     WHERE namespace_id IS NULL AND add_on_name IN ({})
+                     ORDER BY CASE WHEN add_on_name = $1 THEN 0 ELSE 1 END, id {lock}",
+                    placeholders(2, slot.len())
+                );
+                let mut query = sqlx::query_as::<
+                    _,
+                    (i64, String, i64, NaiveDate, NaiveDate, Option<String>, bool),
+                >(&sql)
+                .bind(chosen.as_ref().map_or("", |(name, _)| *name));
+                for name in slot {
+                    query = query.bind(*name);
+                }
+                let existing = query.fetch_all(&mut *tx).await?;
+                let mut rows = existing.into_iter();
+                let kept = match (&chosen, rows.next()) {
+                    (Some((name, terms)), None) => {
                         bind_terms!(
-                            sqlx::query_scalar::<_, i64>(INSERT_PURCHASE).bind(add_on_name).bind(None::<i64>),
+                            sqlx::query_scalar::<_, i64>(INSERT_PURCHASE).bind(*name).bind(None::<i64>),
                             terms,
                             now
                         )
                         .fetch_one(&mut *tx)
                         .await?;
                         wrote = true;
+                        None
                     }
-                    (Some(terms), Some((id, quantity, started_on, expires_on, purchase_xid, trial))) => {
+                    (Some((name, terms)), Some((id, add_on_name, quantity, started_on, expires_on, purchase_xid, trial))) => {
                         let current = PurchaseTerms { quantity, started_on, expires_on, purchase_xid, trial };
-                        if &current != terms {
+                        if &current != terms || add_on_name != *name {
                             bind_terms!(sqlx::query(UPDATE_PURCHASE).bind(id), terms, now)
+                                .bind(*name)
                                 .execute(&mut *tx)
                                 .await?;
                             wrote = true;
                         }
+                        Some(id)
                     }
-                    (None, Some((id, _, started_on, expires_on, _, _))) if started_on <= today && today < expires_on => {
+                    (None, first) => {
+                        // Nothing provisions the slot: every purchase of it ends.
+                        rows = first.into_iter().chain(rows).collect::<Vec<_>>().into_iter();
+                        None
+                    }
+                };
+                for (id, _, _, started_on, expires_on, _, _) in rows {
+                    if Some(id) != kept && started_on <= today && today < expires_on {
                         sqlx::query("UPDATE add_on_purchases SET expires_on = $2, updated_at = $3 WHERE id = $1")
                             .bind(id)
-                            .bind(today)
+                            .bind(yesterday.max(started_on))
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
                         wrote = true;
                     }
-                    (None, _) => {}
                 }
             }
             if wrote {
+                // Fewer seats than assigned: the newest assignments go first, as GitLab's
+                // `ReconcileSeatOverageService` removes the most recently assigned users (it
+                // would keep those with recent Duo usage; none is tracked here).
                 sqlx::query(TRIM_OVERAGE).execute(&mut *tx).await?;
             }
             (wrote, wrote)
@@ -452,9 +478,11 @@ impl Store {
     }
 
     /// The users among `ids` that exist, by id.
+    /// The users among `ids` that exist, newest id first (the order of GitLab's keyset
+    /// connection over `User.id_in(ids)` in the assignment payloads).
     pub async fn users_by_ids(&self, ids: &[i64]) -> StoreResult<Vec<User>> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id IN ({}) ORDER BY id",
+            "SELECT {USER_COLUMNS} FROM users WHERE id IN ({}) ORDER BY id DESC",
             placeholders(1, ids.len())
         );
         Ok(with_pool!(self, pool => {
@@ -487,39 +515,74 @@ impl Store {
     /// One page of the users who may hold seats of a namespace's purchases (`None`: the
     /// instance's), with the total; optionally searched, and narrowed to holders (or
     /// non-holders) of one purchase.
+    /// One page of the users who may hold seats of a namespace's (or the instance's)
+    /// purchases, and how many there are. A search orders by GitLab's relevance (exact
+    /// username, exact name, then by name and id) whatever `order` says.
     pub async fn eligible_users(
         &self,
         namespace_id: Option<i64>,
         filter: &EligibleUserFilter,
-        order: (&'static str, &'static str),
+        order: EligibleOrder,
+        today: NaiveDate,
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<User>, i64)> {
-        let where_clause = format!(
-            "WHERE {}
-               AND (CAST($2 AS TEXT) IS NULL OR lower(u.username) LIKE $2 ESCAPE '\\'
-                    OR lower(u.name) LIKE $2 ESCAPE '\\' OR lower(u.email) LIKE $2 ESCAPE '\\')
-               AND (CAST($3 AS BIGINT) IS NULL
-                    OR $4 = EXISTS (SELECT 1 FROM user_add_on_assignments a
-                                    WHERE a.user_id = u.id AND a.add_on_purchase_id = $3))",
-            eligible_where("$1")
+        // $1 namespace, $2 search text, $3 search pattern, $4 today; purchase ids from $5.
+        let purchases = filter
+            .seat_holders
+            .as_ref()
+            .map(|(ids, _)| ids.as_slice())
+            .unwrap_or_default();
+        let assigned_on_active = format!(
+            "SELECT a.user_id FROM user_add_on_assignments a
+             JOIN add_on_purchases p ON p.id = a.add_on_purchase_id
+             WHERE a.add_on_purchase_id IN ({}) AND p.started_on <= $4 AND $4 < p.expires_on",
+            placeholders(5, purchases.len())
         );
-        let (column, direction) = order;
+        let population = match &filter.seat_holders {
+            Some((_, true)) => format!("u.id IN ({assigned_on_active})"),
+            Some((_, false)) => format!(
+                "{} AND u.id NOT IN ({assigned_on_active})",
+                eligible_where("$1")
+            ),
+            None => eligible_where("$1"),
+        };
+        let search_clause = match &filter.search {
+            None => String::new(),
+            Some(search) if search.0.chars().count() < 3 => {
+                " AND (lower(u.username) = $2 OR lower(u.name) = $2)".into()
+            }
+            Some(_) => {
+                " AND (lower(u.username) LIKE $3 ESCAPE '\\' OR lower(u.name) LIKE $3 ESCAPE '\\')"
+                    .into()
+            }
+        };
+        let where_clause = format!("WHERE {population}{search_clause}");
+        let order_sql = match filter.search {
+            Some(_) => {
+                "CASE WHEN lower(u.username) = $2 THEN 1 WHEN lower(u.name) = $2 THEN 2 ELSE 3 END,
+                        u.name ASC, u.id ASC"
+            }
+            None => order.sql(),
+        };
+        let next = 5 + purchases.len();
         let page_sql = format!(
             "SELECT {U_USER_COLUMNS} FROM users u {where_clause}
-             ORDER BY {column} {direction}, u.id {direction} LIMIT $5 OFFSET $6"
+             ORDER BY {order_sql} LIMIT ${next} OFFSET ${}",
+            next + 1
         );
         let count_sql = format!("SELECT COUNT(*) FROM users u {where_clause}");
-        let search = filter.search.as_deref().map(contains_pattern);
-        let (purchase, holders) = match filter.seat_holders {
-            Some((purchase, holders)) => (Some(purchase), holders),
-            None => (None, false),
-        };
+        let text = filter.search.as_ref().map(|search| search.0.clone());
+        let pattern = text.as_deref().map(contains_pattern);
         Ok(with_pool!(self, pool => {
             macro_rules! filtered {
-                ($query:expr) => {
-                    $query.bind(namespace_id).bind(&search).bind(purchase).bind(holders)
-                };
+                ($query:expr) => {{
+                    let mut query = $query.bind(namespace_id).bind(&text).bind(&pattern).bind(today);
+                    for purchase in purchases {
+                        query = query.bind(*purchase);
+                    }
+                    query
+                }};
             }
             let users = filtered!(sqlx::query_as::<_, User>(&page_sql))
                 .bind(limit)
@@ -599,9 +662,54 @@ impl Store {
 /// Narrows the eligible-user list.
 #[derive(Debug, Clone, Default)]
 pub struct EligibleUserFilter {
-    pub search: Option<String>,
-    /// `(purchase id, true)`: only users holding a seat of it; `false`: only those without.
-    pub seat_holders: Option<(i64, bool)>,
+    /// GitLab's `User.search`: see [`UserSearch`].
+    pub search: Option<UserSearch>,
+    /// `(purchase ids, true)`: the holders of seats on those purchases that are active,
+    /// eligible or not (GitLab's `User.id_in(assignments)`); `false`: eligible users holding
+    /// none of them.
+    pub seat_holders: Option<(Vec<i64>, bool)>,
+}
+
+/// A user search as GitLab's `User.search` does it: name and username partly (exactly below
+/// three characters), e-mail only as an exact public e-mail — none are stored here, so an
+/// e-mail finds nobody.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSearch(String);
+
+impl UserSearch {
+    /// `None` for a blank search, which finds nobody.
+    pub fn new(text: &str) -> Option<Self> {
+        let text = text.trim();
+        (!text.is_empty()).then(|| Self(text.to_lowercase()))
+    }
+}
+
+/// The orders of an eligible-users list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EligibleOrder {
+    IdAsc,
+    IdDesc,
+    NameAsc,
+    NameDesc,
+    /// GitLab's `order_oldest_last_activity`: no activity first, then the oldest; id descending
+    /// among equals.
+    LastActivityAsc,
+    /// `order_recent_last_activity`: the most recent first, no activity last; id ascending
+    /// among equals.
+    LastActivityDesc,
+}
+
+impl EligibleOrder {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::IdAsc => "u.id ASC",
+            Self::IdDesc => "u.id DESC",
+            Self::NameAsc => "u.name ASC, u.id ASC",
+            Self::NameDesc => "u.name DESC, u.id DESC",
+            Self::LastActivityAsc => "u.last_activity_on ASC NULLS FIRST, u.id DESC",
+            Self::LastActivityDesc => "u.last_activity_on DESC NULLS LAST, u.id ASC",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -28,6 +28,14 @@ pub const BILLABLE_USERS_MEASUREMENT: i16 = 11;
 /// Access levels above Guest (Planner 15 and up) occupy a seat on Ultimate.
 pub const GUEST_ACCESS_LEVEL: i32 = 10;
 
+/// GitLab's `User.billable`, over `users u`: active humans and service users, and on Ultimate
+/// (`$1`) only those with a role above Guest (`$2`) somewhere. The one statement of the rule:
+/// counts and per-user answers both use it.
+const BILLABLE: &str = "u.state = 'active'
+    AND u.user_type IN ('human', 'service_user')
+    AND (NOT CAST($1 AS BOOLEAN) OR EXISTS (
+        SELECT 1 FROM members m WHERE m.user_id = u.id AND m.access_level > $2))";
+
 /// The columns of a [`User`], for every statement that returns users.
 const USER_COLUMNS: &str =
     "id, username, name, email, state, user_type, admin, created_at, last_activity_on";
@@ -300,7 +308,9 @@ pub mod backup;
 mod hooks;
 mod sessions;
 
-pub use add_ons::{AddOnPurchase, EligibleUserFilter, Locked, SaveMode, SeatAudit};
+pub use add_ons::{
+    AddOnPurchase, EligibleOrder, EligibleUserFilter, Locked, SaveMode, SeatAudit, UserSearch,
+};
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use sessions::{SeatHolder, WebSession};
 
@@ -565,6 +575,23 @@ impl Store {
             let audit = audit_for(&user, created);
             insert_audit!(tx, Some(&audit), now);
             Some((user, created))
+        }))
+    }
+
+    /// Records that a user was active on `day` (GitLab's `last_activity_on`); only moves the
+    /// date forward. False when it was already that recent.
+    pub async fn set_last_activity(&self, user_id: i64, day: NaiveDate) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE users SET last_activity_on = $2
+                 WHERE id = $1 AND (last_activity_on IS NULL OR last_activity_on < $2)",
+            )
+            .bind(user_id)
+            .bind(day)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0
         }))
     }
 
@@ -1496,18 +1523,37 @@ impl Store {
     /// Ultimate only those with a membership above Guest.
     pub async fn count_billable_users(&self, ultimate: bool) -> StoreResult<i64> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM users u
-                 WHERE u.state = 'active'
-                   AND u.user_type IN ('human', 'service_user')
-                   AND (NOT $1 OR EXISTS (
-                        SELECT 1 FROM members m
-                        WHERE m.user_id = u.id AND m.access_level > $2))",
-            )
-            .bind(ultimate)
-            .bind(GUEST_ACCESS_LEVEL)
-            .fetch_one(pool)
-            .await?
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM users u WHERE {BILLABLE}"))
+                .bind(ultimate)
+                .bind(GUEST_ACCESS_LEVEL)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Which of `ids` are billable users (GitLab's `using_license_seat?`), by the same rule
+    /// as [`Store::count_billable_users`].
+    pub async fn billable_among(
+        &self,
+        ids: &[i64],
+        ultimate: bool,
+    ) -> StoreResult<std::collections::HashSet<i64>> {
+        if ids.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        let list = (3..3 + ids.len())
+            .map(|index| format!("${index}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT u.id FROM users u WHERE u.id IN ({list}) AND {BILLABLE}");
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_scalar::<_, i64>(&sql)
+                .bind(ultimate)
+                .bind(GUEST_ACCESS_LEVEL);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?.into_iter().collect()
         }))
     }
 

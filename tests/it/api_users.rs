@@ -398,6 +398,14 @@ async fn moderation_actions(app: TestApp) {
         StatusCode::CREATED,
         json!(false),
     );
+    // An API request is recorded activity (today): Ada cannot be deactivated now.
+    let (ada_token, _) = app.token_for(&ada, &["read_user"], None).await;
+    assert_eq!(
+        app.send(Method::GET, "/api/v4/user", Some(&ada_token))
+            .await
+            .status,
+        StatusCode::OK
+    );
     expect(
         act(ada.id, "deactivate").await,
         StatusCode::FORBIDDEN,

@@ -201,6 +201,48 @@ fn issue_and_inspect_round_trip_with_every_option() {
     assert_eq!(duo_enterprise["expires_on"], json!("2026-06-01"));
 }
 
+/// Keys with add-on products are offline cloud licenses (GitLab provisions add-ons only from
+/// cloud licenses); `--no-cloud` and `--cloud` choose otherwise; `inspect` shows both flags.
+#[test]
+fn add_on_products_make_an_offline_cloud_license() {
+    let dir = scratch("cloud-flags");
+    let flags = |extra: &[&str]| {
+        let issued = issue(extra);
+        assert!(issued.status.success(), "{}", text(&issued.stderr));
+        let file = dir.join("license.txt");
+        std::fs::write(&file, &issued.stdout).expect("write");
+        let inspected = run(&[
+            "license",
+            "inspect",
+            "--public-key",
+            &public_key_path(),
+            &file.display().to_string(),
+        ]);
+        assert!(inspected.status.success(), "{}", text(&inspected.stderr));
+        let report: Value = serde_json::from_slice(&inspected.stdout).expect("report");
+        assert_eq!(
+            report["cloud_licensing_enabled"],
+            report["payload"]["cloud_licensing_enabled"]
+        );
+        (
+            report["cloud_licensing_enabled"].clone(),
+            report["offline_cloud_licensing_enabled"].clone(),
+        )
+    };
+    assert_eq!(
+        flags(&["--add-on-product", "duo_pro=5"]),
+        (json!(true), json!(true))
+    );
+    assert_eq!(flags(&[]), (json!(false), json!(false)));
+    assert_eq!(
+        flags(&["--add-on-product", "duo_pro=5", "--no-cloud"]),
+        (json!(false), json!(false))
+    );
+    assert_eq!(flags(&["--cloud"]), (json!(true), json!(true)));
+    let both = issue(&["--cloud", "--no-cloud"]);
+    assert!(!both.status.success());
+}
+
 #[test]
 fn inspect_reads_standard_input_and_reports_expiry() {
     let expired = crate::support::fixture_json("vectors.json")

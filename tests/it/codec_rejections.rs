@@ -211,12 +211,19 @@ fn restrictions_rules() {
             "active_user_count"
         )))
     );
-    assert!(matches!(
-        decode(license_with_payload(&base(
-            json!({"add_on_products": {"duo_pro": [{"quantity": -1}]}})
-        ))),
-        Err(DecodeError::Validation(ValidationError::AddOnProducts(_)))
-    ));
+    // GitLab reads add-on products leniently: odd values make an entry count for nothing,
+    // never the key invalid.
+    let lenient = decode(license_with_payload(&base(
+        json!({"add_on_products": {"duo_pro": [{"quantity": -1}, {"quantity": "3", "started_on": "soon"}], "duo_core": 7}})
+    )))
+    .expect("an odd add_on_products is no reason to refuse the key");
+    let duo_pro = &lenient.restrictions.add_on_products["duo_pro"];
+    assert_eq!((duo_pro[0].quantity, duo_pro[1].quantity), (-1, 3));
+    assert_eq!(duo_pro[1].started_on, None);
+    assert!(!lenient
+        .restrictions
+        .add_on_products
+        .contains_key("duo_core"));
 }
 
 #[test]

@@ -59,7 +59,7 @@ prop_compose! {
         if trial {
             restrictions.insert("trial".into(), json!(true));
         }
-        NewLicense { licensee, starts_at: starts, expires_at: Some(expires), restrictions }
+        NewLicense { licensee, starts_at: starts, expires_at: Some(expires), restrictions, cloud_licensing_enabled: false, offline_cloud_licensing_enabled: false }
     }
 }
 

@@ -150,7 +150,7 @@ async fn the_explorer_runs_the_documented_operations_in_chromium(app: TestApp) {
             .iter()
             .map(|node| node["username"].clone())
             .collect::<Vec<_>>()),
-        Some(vec![json!("ada"), json!("grace"), json!("linus")])
+        Some(vec![json!("linus"), json!("grace"), json!("ada")])
     );
 
     // No request left the server: every resource the page loaded came from it.

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::on_both_backends;
 use crate::support::app::{TestApp, ROOT_TOKEN};
-use crate::support::licenses::license;
+use crate::support::licenses::cloud_license;
 use gitlab_license_server::store::NewUser;
 
 on_both_backends!(
@@ -57,7 +57,7 @@ async fn the_scrape_shows_the_license_as_exporters_do(app: TestApp) {
     assert_eq!(before["gitlab_license_server_db_pool_max_connections"], 4.0);
 
     // Three seats, four billable users (root and three more): overage 1 after a recount.
-    let key = license(
+    let key = cloud_license(
         "2026-01-01",
         "2027-01-01",
         json!({"plan": "premium", "active_user_count": 3,

@@ -196,7 +196,7 @@ async fn batches_cannot_multiply_work(backend: Backend) {
         assert!(answer.get("data").is_none(), "{answer}");
         let message = answer["errors"][0]["message"].as_str().unwrap_or_default();
         assert!(
-            message.contains("exceeds max complexity of 250"),
+            message.contains("exceeds max complexity of 300"),
             "{message}"
         );
     }

@@ -12,19 +12,40 @@ pub fn day(text: &str) -> NaiveDate {
 
 /// A signed license from `starts` to `expires` with `restrictions` (an object).
 pub fn license(starts: &str, expires: &str, restrictions: Value) -> String {
-    let mut licensee = Map::new();
-    licensee.insert("Name".into(), json!("Ada Admin"));
-    licensee.insert("Email".into(), json!("ada@example.org"));
-    licensee.insert("Company".into(), json!("Example Org"));
     let restrictions = match restrictions {
         Value::Object(map) => map,
         _ => Map::new(),
     };
+    encode_license(starts, expires, restrictions, false)
+}
+
+/// Like [`license`], an offline cloud license (GitLab provisions add-on products only from
+/// cloud licenses).
+pub fn cloud_license(starts: &str, expires: &str, restrictions: Value) -> String {
+    let restrictions = match restrictions {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    encode_license(starts, expires, restrictions, true)
+}
+
+fn encode_license(
+    starts: &str,
+    expires: &str,
+    restrictions: Map<String, Value>,
+    cloud: bool,
+) -> String {
+    let mut licensee = Map::new();
+    licensee.insert("Name".into(), json!("Ada Admin"));
+    licensee.insert("Email".into(), json!("ada@example.org"));
+    licensee.insert("Company".into(), json!("Example Org"));
     let new = NewLicense {
         licensee,
         starts_at: day(starts),
         expires_at: Some(day(expires)),
         restrictions,
+        cloud_licensing_enabled: cloud,
+        offline_cloud_licensing_enabled: cloud,
     };
     license_key::encode(&new.to_payload_json(), &test_private_key(), None).expect("encode")
 }
@@ -108,9 +129,10 @@ pub fn premium_today(seats: u64) -> String {
     )
 }
 
-/// Like [`premium_today`], also selling `duo_seats` GitLab Duo Pro seats.
+/// Like [`premium_today`], also selling `duo_seats` GitLab Duo Pro seats (a cloud license, so
+/// that the purchase is provisioned).
 pub fn duo_today(seats: u64, duo_seats: u64) -> String {
-    license(
+    cloud_license(
         &days_from_today(-30),
         &days_from_today(365),
         json!({

@@ -75,6 +75,21 @@ fn issue(extra: &[&str]) -> Output {
 }
 
 /// A failure the operator can read: non-zero exit, one line on stderr, no panic, no stdout.
+/// `license inspect` of `key` written to a file in `dir`: its JSON report.
+fn inspect_file(dir: &std::path::Path, key: &[u8]) -> Value {
+    let file = dir.join("license.txt");
+    std::fs::write(&file, key).expect("write");
+    let inspected = run(&[
+        "license",
+        "inspect",
+        "--public-key",
+        &public_key_path(),
+        &file.display().to_string(),
+    ]);
+    assert!(inspected.status.success(), "{}", text(&inspected.stderr));
+    serde_json::from_slice(&inspected.stdout).expect("JSON report")
+}
+
 fn assert_clean_failure(output: &Output, needle: &str) {
     let stderr = text(&output.stderr);
     assert!(
@@ -159,18 +174,7 @@ fn issue_and_inspect_round_trip_with_every_option() {
     let license_text = text(&output.stdout);
     assert!(license_text.starts_with("-----------BEGIN GITLAB ENTERPRISE EDITION LICENSE"));
 
-    let dir = scratch("inspect");
-    let file = dir.join("license.txt");
-    std::fs::write(&file, &license_text).expect("write");
-    let inspected = run(&[
-        "license",
-        "inspect",
-        "--public-key",
-        &public_key_path(),
-        &file.display().to_string(),
-    ]);
-    assert!(inspected.status.success(), "{}", text(&inspected.stderr));
-    let report: Value = serde_json::from_slice(&inspected.stdout).expect("JSON report");
+    let report = inspect_file(&scratch("inspect"), license_text.as_bytes());
     assert_eq!(report["valid"], json!(true));
     assert_eq!(report["expired"], json!(false));
     assert_eq!(report["plan"], json!("ultimate"));
@@ -209,17 +213,7 @@ fn add_on_products_make_an_offline_cloud_license() {
     let flags = |extra: &[&str]| {
         let issued = issue(extra);
         assert!(issued.status.success(), "{}", text(&issued.stderr));
-        let file = dir.join("license.txt");
-        std::fs::write(&file, &issued.stdout).expect("write");
-        let inspected = run(&[
-            "license",
-            "inspect",
-            "--public-key",
-            &public_key_path(),
-            &file.display().to_string(),
-        ]);
-        assert!(inspected.status.success(), "{}", text(&inspected.stderr));
-        let report: Value = serde_json::from_slice(&inspected.stdout).expect("report");
+        let report = inspect_file(&dir, &issued.stdout);
         assert_eq!(
             report["cloud_licensing_enabled"],
             report["payload"]["cloud_licensing_enabled"]

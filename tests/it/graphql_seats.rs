@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::on_both_backends;
 use crate::support::app::{Reply, TestApp, ROOT_TOKEN};
 use crate::support::licenses::{cloud_license, license};
-use gitlab_license_server::store::{NewGroup, NewUser, User};
+use gitlab_license_server::store::{NewUser, User};
 
 const NOT_AVAILABLE: &str = "The resource that you are attempting to access does not exist or you don't have permission to perform this action";
 
@@ -134,21 +134,7 @@ struct GroupSetup {
 }
 
 async fn group_purchase(app: &TestApp, path: &str, seats: i64) -> GroupSetup {
-    let group = app
-        .state
-        .store
-        .create_group(
-            &NewGroup {
-                name: path.into(),
-                path: path.into(),
-                description: String::new(),
-                visibility: "private".into(),
-            },
-            crate::support::app::test_now(),
-            None,
-        )
-        .await
-        .expect("group");
+    let group = app.add_group(path).await;
     let owner = user(app, &format!("{path}-owner")).await;
     let maintainer = user(app, &format!("{path}-maintainer")).await;
     for (member, level) in [(&owner, 50), (&maintainer, 40)] {

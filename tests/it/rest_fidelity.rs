@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::on_both_backends;
 use crate::support::app::{test_now, TestApp, ROOT_TOKEN};
 use crate::support::licenses::{license, license_from_payload};
-use gitlab_license_server::store::{HistoryRow, NewGroup, NewUser};
+use gitlab_license_server::store::{HistoryRow, NewUser};
 
 /// Activity is recorded where the server sees it (REST, GraphQL, the page's sign-in), at most
 /// once a day; a user never seen active can be deactivated, one active within 90 days not.
@@ -173,21 +173,7 @@ async fn using_license_seat_follows_the_billable_rule(app: TestApp) {
         json!({"plan": "ultimate", "active_user_count": 10}),
     );
     assert_eq!(app.upload(&ultimate).await.status, StatusCode::CREATED);
-    let group = app
-        .state
-        .store
-        .create_group(
-            &NewGroup {
-                name: "G".into(),
-                path: "g".into(),
-                description: String::new(),
-                visibility: "private".into(),
-            },
-            test_now(),
-            None,
-        )
-        .await
-        .expect("group");
+    let group = app.add_group("g").await;
     app.state
         .store
         .add_membership(human.id, "Namespace", group.id, 30, test_now(), None)
@@ -248,21 +234,7 @@ async fn usage_csv_quotes_empty_licensee_values(app: TestApp) {
 /// requires `purchase_xid`, PUT requires the dates, no `id` in the entity, no rule of ours on
 /// the order of the dates.
 async fn add_on_purchase_endpoint_matches_gitlabs(app: TestApp) {
-    let group = app
-        .state
-        .store
-        .create_group(
-            &NewGroup {
-                name: "Acme".into(),
-                path: "acme".into(),
-                description: String::new(),
-                visibility: "private".into(),
-            },
-            test_now(),
-            None,
-        )
-        .await
-        .expect("group");
+    let group = app.add_group("acme").await;
     let path = format!(
         "/api/v4/namespaces/{}/subscription_add_on_purchase/duo_enterprise",
         group.id

@@ -377,6 +377,24 @@ impl TestApp {
             .expect("create user")
     }
 
+    /// A private top-level group named and pathed `path`.
+    pub async fn add_group(&self, path: &str) -> gitlab_license_server::store::Group {
+        self.state
+            .store
+            .create_group(
+                &gitlab_license_server::store::NewGroup {
+                    name: path.into(),
+                    path: path.into(),
+                    description: String::new(),
+                    visibility: "private".into(),
+                },
+                test_now(),
+                None,
+            )
+            .await
+            .expect("create group")
+    }
+
     /// A token for `user` with `scopes`; returns (token value, token id).
     pub async fn token_for(
         &self,

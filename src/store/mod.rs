@@ -580,15 +580,19 @@ impl Store {
 
     /// Records that a user was active on `day` (GitLab's `last_activity_on`); only moves the
     /// date forward. False when it was already that recent.
+    ///
+    /// Like [`Store::touch_token`], it announces no change: cached tokens and licenses do not
+    /// depend on the date, and invalidating every replica's caches for each user's first
+    /// request of the day would cost the hot path for nothing.
     pub async fn set_last_activity(&self, user_id: i64, day: NaiveDate) -> StoreResult<bool> {
-        Ok(in_write_tx!(self, tx => {
+        Ok(with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE users SET last_activity_on = $2
                  WHERE id = $1 AND (last_activity_on IS NULL OR last_activity_on < $2)",
             )
             .bind(user_id)
             .bind(day)
-            .execute(&mut *tx)
+            .execute(pool)
             .await?
             .rows_affected()
                 > 0

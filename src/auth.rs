@@ -135,7 +135,11 @@ pub async fn record_activity(state: &AppState, user: &crate::store::User) {
     {
         return;
     }
-    if let Err(error) = state.store.set_last_activity(user.id, today).await {
+    let recorded = state
+        .store
+        .unless_unreachable(state.store.set_last_activity(user.id, today))
+        .await;
+    if let Err(error) = recorded {
         tracing::warn!(%error, "could not record a user's activity");
     }
 }
@@ -152,11 +156,11 @@ async fn record_token_use(state: &AppState, record: &TokenWithUser) {
     {
         return;
     }
-    if let Err(error) = state
+    let touched = state
         .store
-        .touch_token(record.token_id, now, interval)
-        .await
-    {
+        .unless_unreachable(state.store.touch_token(record.token_id, now, interval))
+        .await;
+    if let Err(error) = touched {
         tracing::warn!(%error, "could not record a token's use");
     }
 }
@@ -243,7 +247,11 @@ pub async fn find_token(token: &str, state: &AppState) -> Result<Arc<TokenWithUs
         Some(record) => record,
         None => {
             let ticket = Cache::ticket(&state.store);
-            match state.store.find_token(&digest).await {
+            match state
+                .store
+                .unless_unreachable(state.store.find_token(&digest))
+                .await
+            {
                 Ok(found) => {
                     let record = Arc::new(found.ok_or(ApiError::Unauthorized)?);
                     state.cache.put_token(&digest, ticket, Arc::clone(&record));

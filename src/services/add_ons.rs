@@ -115,7 +115,7 @@ async fn active_purchases(
     let ticket = crate::cache::Cache::ticket(&state.store);
     match state
         .store
-        .active_add_on_purchases(namespace_id, today)
+        .unless_unreachable(state.store.active_add_on_purchases(namespace_id, today))
         .await
     {
         Ok(purchases) => {

@@ -150,7 +150,7 @@ pub async fn current_license_json(state: &AppState) -> StoreResult<Bytes> {
         return Ok(body);
     }
     let ticket = Cache::ticket(&state.store);
-    let body = match current_entity(state).await {
+    let body = match state.store.unless_unreachable(current_entity(state)).await {
         Ok(None) => Bytes::from_static(b"null"),
         Ok(Some(entity)) => Bytes::from(serde_json::to_vec(&entity).unwrap_or_default()),
         // During an outage the body last computed today is still the answer: nothing can

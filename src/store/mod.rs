@@ -132,6 +132,9 @@ pub struct Store {
     /// Set while the database is known to be unreachable (PostgreSQL: the change listener
     /// lost its connection and cannot get one back); cleared when it answers again.
     unreachable: Arc<AtomicBool>,
+    /// Woken when the database is declared unreachable, so that calls already waiting for a
+    /// connection (a pool waits up to its acquire timeout) give up then, not seconds later.
+    outage: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Clone, Debug)]
@@ -320,6 +323,7 @@ impl Store {
             db,
             changes: Arc::new(AtomicU64::new(0)),
             unreachable: Arc::new(AtomicBool::new(false)),
+            outage: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -332,6 +336,27 @@ impl Store {
     pub fn mark_unreachable(&self) {
         if !self.unreachable.swap(true, Ordering::AcqRel) {
             tracing::warn!("the database is unreachable; serving what the caches hold");
+        }
+        self.outage.notify_waiters();
+    }
+
+    /// Runs `call`, or fails with [`StoreError::Unavailable`] as soon as the database is
+    /// declared unreachable. For the reads that have a cached answer to fall back on during an
+    /// outage (and the bookkeeping writes of every authenticated request): one that began just
+    /// before the outage was noticed would otherwise wait out the pool's acquire timeout.
+    pub async fn unless_unreachable<T>(
+        &self,
+        call: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let outage = self.outage.notified();
+        tokio::pin!(outage);
+        // Registered before the flag is read, so a declaration in between still wakes it.
+        outage.as_mut().enable();
+        self.ensure_reachable()?;
+        tokio::select! {
+            biased;
+            result = call => result,
+            () = outage => Err(StoreError::Unavailable),
         }
     }
 

@@ -187,6 +187,7 @@ async fn a_postgres_outage_is_served_from_cache_and_answered_with_503() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let served_at_cut = served.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Cached: the license, the token, the add-on purchases.
     let reply = server.graphql(Some(ROOT_TOKEN), &purchases).await;
@@ -230,6 +231,14 @@ async fn a_postgres_outage_is_served_from_cache_and_answered_with_503() {
         .await;
     assert_eq!(reply.status, 503, "{}", reply.body);
 
+    // The readers were answered while the database was away (how many depends on the
+    // machine's load, so only that some were).
+    let served_during_outage = served.load(Ordering::Relaxed) - served_at_cut;
+    assert!(
+        served_during_outage > 0,
+        "no GET /license answered during the outage"
+    );
+
     // The database comes back: readiness and writes recover without a restart.
     proxy.restore().await;
     server.wait_ready().await;
@@ -256,7 +265,10 @@ async fn a_postgres_outage_is_served_from_cache_and_answered_with_503() {
         failures.is_empty(),
         "failed GET /license during the outage: {failures:?}"
     );
-    assert!(served.load(Ordering::Relaxed) > 50);
+    eprintln!(
+        "GET /license served {} times, {served_during_outage} of them with the database cut",
+        served.load(Ordering::Relaxed)
+    );
     let reply = server.graphql(Some(ROOT_TOKEN), &purchases).await;
     assert_eq!(reply.json(), before);
     drop(server);

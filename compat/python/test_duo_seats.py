@@ -117,8 +117,9 @@ def main() -> None:
           payload["addOnPurchase"] == {"id": purchase_id, "name": "CODE_SUGGESTIONS",
                                        "assignedQuantity": 2, "purchasedQuantity": 2},
           payload["addOnPurchase"])
-    check("the payload lists the users now holding a seat",
-          [node["username"] for node in payload["users"]["nodes"]] == ["duo1", "duo2"],
+    # In GitLab's keyset order for these payloads: id descending.
+    check("the payload lists the users now holding a seat, newest id first",
+          [node["username"] for node in payload["users"]["nodes"]] == ["duo2", "duo1"],
           payload["users"])
     result = gq.execute(DOCS_QUERY)
     check("the docs query shows the seats in use",

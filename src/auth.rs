@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::TokenWithUser;
 
-pub const TOKEN_PREFIX: &str = "glpat-";
+pub use crate::domain::users::TOKEN_PREFIX;
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const TOKEN_RANDOM_CHARS: usize = 20;
 

@@ -180,7 +180,7 @@ pub const MIN_ROOT_TOKEN_CHARS: usize = 20;
 /// Refuses a guessable initial root token: it opens the administrator account.
 fn strong_token(key: &str, token: &str) -> Result<Secret, String> {
     let random_part = token
-        .strip_prefix(crate::auth::TOKEN_PREFIX)
+        .strip_prefix(crate::domain::users::TOKEN_PREFIX)
         .unwrap_or(token);
     if random_part.chars().count() < MIN_ROOT_TOKEN_CHARS {
         return Err(format!(

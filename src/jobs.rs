@@ -12,18 +12,12 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Notify;
 
+use crate::domain::jobs::JobKind;
 use crate::services::{add_ons, hooks, licenses};
 use crate::state::AppState;
 use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
 
-/// Counts billable users and stores a measurement (GitLab's usage-trends counter job).
-pub const RECOUNT: &str = "billable_users_count";
-/// Snapshots the latest count into `historical_data` (GitLab's `HistoricalDataWorker`).
-pub const HISTORY: &str = "historical_data";
-
-/// Re-provisions license add-ons and frees seats of users who may no longer hold them
-/// (GitLab's `RefreshUserAssignmentsWorker` and overage reconciliation), every four hours.
-pub const SEAT_REFRESH: &str = "add_on_seats_refresh";
+/// Seats are refreshed every four hours.
 const SEAT_REFRESH_HOURS: u32 = 4;
 
 /// GitLab's schedule: the count at 23:50 UTC, the snapshot at 12:00 UTC.
@@ -41,14 +35,6 @@ const POLL_INTERVAL: Duration = Duration::from_secs(15);
 fn at(day: NaiveDate, (hour, minute): (u32, u32)) -> DateTime<Utc> {
     day.and_time(NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN))
         .and_utc()
-}
-
-/// Queues a recount now (the refresh endpoint, and uploads of started licenses).
-pub async fn enqueue_recount(state: &AppState) -> StoreResult<()> {
-    let now = state.clock.now();
-    state.store.enqueue_job(RECOUNT, None, now, now).await?;
-    state.jobs_wake.notify_one();
-    Ok(())
 }
 
 /// Makes sure every scheduled run due by now exists as a job, back to the start of the
@@ -75,7 +61,10 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
     let mut added = 0;
     let mut day = first_day;
     while day <= today {
-        for (kind, time) in [(HISTORY, HISTORY_AT), (RECOUNT, RECOUNT_AT)] {
+        for (kind, time) in [
+            (JobKind::History, HISTORY_AT),
+            (JobKind::Recount, RECOUNT_AT),
+        ] {
             let run_at = at(day, time);
             let key = format!("{kind}:{}", day.format("%Y-%m-%d"));
             if run_at <= now
@@ -92,11 +81,20 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
     }
     // The seat refresh only needs its latest run: it looks at the present, not at a day.
     let slot_hour = now.hour() / SEAT_REFRESH_HOURS * SEAT_REFRESH_HOURS;
-    let key = format!("{SEAT_REFRESH}:{}T{slot_hour:02}", today.format("%Y-%m-%d"));
+    let key = format!(
+        "{}:{}T{slot_hour:02}",
+        JobKind::SeatRefresh,
+        today.format("%Y-%m-%d")
+    );
     if !existing.contains(&key)
         && state
             .store
-            .enqueue_job(SEAT_REFRESH, Some(&key), at(today, (slot_hour, 0)), now)
+            .enqueue_job(
+                JobKind::SeatRefresh,
+                Some(&key),
+                at(today, (slot_hour, 0)),
+                now,
+            )
             .await?
     {
         added += 1;
@@ -107,8 +105,8 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
 /// What a job does, computed before its effect is committed.
 async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> {
     let today = state.clock.today();
-    match job.kind.as_str() {
-        RECOUNT => {
+    match JobKind::from_name(&job.kind) {
+        Some(JobKind::Recount) => {
             let current = licenses::current(state, today)
                 .await
                 .map_err(|error| error.to_string())?;
@@ -120,7 +118,7 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
                 recorded_at: job.run_at,
             })
         }
-        HISTORY => {
+        Some(JobKind::History) => {
             let current = licenses::current(state, today)
                 .await
                 .map_err(|error| error.to_string())?;
@@ -137,7 +135,7 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
                 active_user_count: count,
             }))
         }
-        SEAT_REFRESH => {
+        Some(JobKind::SeatRefresh) => {
             // Idempotent, so it commits on its own; running it twice frees nothing more.
             add_ons::refresh_seats(state)
                 .await
@@ -148,7 +146,7 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
                 .map_err(|error| error.to_string())?;
             Ok(JobEffect::Nothing)
         }
-        other => Err(format!("unknown job kind `{other}`")),
+        None => Err(format!("unknown job kind `{}`", job.kind)),
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod bootstrap;
 pub mod cache;
 pub mod cli;

@@ -119,7 +119,7 @@ async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(hooks).into_response())
 }
 
-#[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::openapi::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::bodies::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -138,7 +138,7 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
     Ok(Json(hook_entity(&find(&state, id).await?)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::openapi::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn update(
     Admin(actor): Admin,
     id: IdParam,

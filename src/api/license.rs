@@ -10,7 +10,8 @@ use serde_json::json;
 use super::params::{IdParam, Params};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, NOT_FOUND};
-use crate::services::licenses::{self, UploadError};
+use crate::services::license_changes::{self, UploadError};
+use crate::services::licenses;
 use crate::state::AppState;
 
 /// `DELETE` reaches GitLab's RecordNotFound handler, which words it differently.
@@ -57,14 +58,14 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
     }
 }
 
-#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::openapi::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::bodies::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
     params: Params,
 ) -> ApiResult<Response> {
     let data = params.required_string("license")?;
-    match licenses::upload(&state, actor.user(), &data).await {
+    match license_changes::upload(&state, actor.user(), &data).await {
         Ok(entity) => Ok((StatusCode::CREATED, Json(entity)).into_response()),
         Err(UploadError::Rejected(rejected)) => Err(ApiError::BadRequest(rejected.0)),
         Err(UploadError::Store(error)) => Err(error.into()),
@@ -80,7 +81,7 @@ async fn destroy(
     let IdParam(Some(id)) = id else {
         return Err(ApiError::NotFound(DELETE_NOT_FOUND));
     };
-    if licenses::delete(&state, actor.user(), id).await? {
+    if license_changes::delete(&state, actor.user(), id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(DELETE_NOT_FOUND))

@@ -1,7 +1,7 @@
 //! `GET /-/metrics`: Prometheus scrapes from allow-listed addresses (`METRICS_ALLOWED_CIDRS`,
 //! loopback by default) need no token; anyone else needs an administrator's.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,11 +12,20 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use chrono::NaiveDate;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::auth::Admin;
+use crate::domain::add_ons;
 use crate::error::ApiError;
 use crate::metrics::{self, HttpLabels, Metrics};
+use crate::services::licenses;
 use crate::state::AppState;
+use crate::store::StoreResult;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/-/metrics", get(scrape))
@@ -27,13 +36,13 @@ async fn scrape(State(state): State<AppState>, mut parts: Parts) -> Response {
     let peer_allowed = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .is_some_and(|ConnectInfo(peer)| metrics::allowed_peer(&state, peer.ip()));
+        .is_some_and(|ConnectInfo(peer)| allowed_peer(&state, peer.ip()));
     if !peer_allowed {
         if let Err(refusal) = Admin::from_request_parts(&mut parts, &state).await {
             return refusal.into_response();
         }
     }
-    match metrics::render(&state).await {
+    match render(&state).await {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
         Err(error) => ApiError::from(error).into_response(),
     }
@@ -72,4 +81,175 @@ pub async fn observe(
         started.elapsed(),
     );
     response
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AddOnLabels {
+    /// The add-on's GraphQL name (`CODE_SUGGESTIONS`).
+    add_on: String,
+    /// The group's path; empty for the instance's purchases.
+    namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    backend: String,
+}
+
+fn unix_seconds(date: &str) -> Option<i64> {
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|time| time.and_utc().timestamp())
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let gauge = Gauge::<i64>::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
+}
+
+/// Reads what a scrape reports from the store and encodes everything.
+async fn render(state: &AppState) -> StoreResult<String> {
+    let mut scrape = Registry::default();
+    if let Some(license) = licenses::current_entity(state).await? {
+        let license_gauges = [
+            (
+                "gitlab_license_id",
+                "ID of the current license",
+                Some(license.id),
+            ),
+            (
+                "gitlab_license_starts_at",
+                "Start of the current license (unix seconds)",
+                unix_seconds(&license.starts_at),
+            ),
+            (
+                "gitlab_license_expires_at",
+                "Expiry of the current license (unix seconds)",
+                license.expires_at.as_deref().and_then(unix_seconds),
+            ),
+            (
+                "gitlab_license_historical_max",
+                "Highest daily billable-user count over the license term",
+                Some(license.historical_max),
+            ),
+            (
+                "gitlab_license_maximum_user_count",
+                "Highest billable-user count of the license term, as GitLab reports it",
+                Some(license.maximum_user_count),
+            ),
+            (
+                "gitlab_license_expired",
+                "1 when the current license has expired",
+                Some(i64::from(license.expired.unwrap_or(false))),
+            ),
+            (
+                "gitlab_license_overage",
+                "Billable users beyond the license's seats",
+                Some(license.overage),
+            ),
+            (
+                "gitlab_license_user_limit",
+                "Seats of the current license (0: unlimited)",
+                Some(license.user_limit.as_i64().unwrap_or(0)),
+            ),
+            (
+                "gitlab_license_active_users",
+                "Billable users now",
+                license.active_users,
+            ),
+        ];
+        for (name, help, value) in license_gauges {
+            if let Some(value) = value {
+                gauge(&mut scrape, name, help, value);
+            }
+        }
+    }
+
+    let purchased = Family::<AddOnLabels, Gauge>::default();
+    let assigned = Family::<AddOnLabels, Gauge>::default();
+    let today = state.clock.today();
+    for purchase in state.store.all_add_on_purchases().await? {
+        if !add_ons::is_active(purchase.started_on, purchase.expires_on, today) {
+            continue;
+        }
+        let labels = AddOnLabels {
+            add_on: add_ons::display_name(&purchase.add_on_name),
+            namespace: purchase.namespace_path.clone().unwrap_or_default(),
+        };
+        purchased.get_or_create(&labels).set(purchase.quantity);
+        assigned
+            .get_or_create(&labels)
+            .set(purchase.assigned_quantity);
+    }
+    scrape.register(
+        "gitlab_license_server_add_on_seats_purchased",
+        "Seats bought with each active add-on purchase",
+        purchased,
+    );
+    scrape.register(
+        "gitlab_license_server_add_on_seats_assigned",
+        "Seats assigned of each active add-on purchase",
+        assigned,
+    );
+
+    let pool = state.store.pool_stats();
+    let connections = Family::<PoolLabels, Gauge>::default();
+    for (label, value) in [("idle", pool.idle), ("in_use", pool.size - pool.idle)] {
+        connections
+            .get_or_create(&PoolLabels {
+                state: label.into(),
+            })
+            .set(i64::from(value));
+    }
+    scrape.register(
+        "gitlab_license_server_db_pool_connections",
+        "Open database connections, idle or in use",
+        connections,
+    );
+    gauge(
+        &mut scrape,
+        "gitlab_license_server_db_pool_max_connections",
+        "The database pool's size limit",
+        i64::from(pool.max),
+    );
+    let build = Family::<BuildLabels, Gauge>::default();
+    build
+        .get_or_create(&BuildLabels {
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: state.store.backend_name().into(),
+        })
+        .set(1);
+    scrape.register(
+        "gitlab_license_server_build_info",
+        "Always 1; the labels say which build serves",
+        build,
+    );
+
+    let mut text = String::new();
+    // Both encodings end with `# EOF`; the exposition must end with exactly one.
+    if state.metrics.encode(&mut text).is_ok() {
+        if let Some(stripped) = text.strip_suffix("# EOF\n") {
+            text.truncate(stripped.len());
+        }
+    }
+    let _ = encode(&mut text, &scrape);
+    Ok(text)
+}
+
+/// Whether `peer` may scrape without a token.
+fn allowed_peer(state: &AppState, peer: IpAddr) -> bool {
+    let peer = peer.to_canonical();
+    state
+        .config
+        .metrics_allowed_cidrs
+        .iter()
+        .any(|cidr| cidr.contains(&peer))
 }

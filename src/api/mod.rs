@@ -2,6 +2,7 @@
 
 pub mod add_on_purchases;
 pub mod audit;
+pub mod bodies;
 pub mod groups;
 pub mod health;
 pub mod hooks;
@@ -57,7 +58,7 @@ pub fn app(state: AppState) -> Router {
             metrics::observe,
         ))
         .with_state(state.clone())
-        .layer(RequestBodyLimitLayer::new(params::MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(crate::body::MAX_BODY_BYTES))
         // Outside the limit layer, so that its 413 is reshaped too.
         .layer(middleware::from_fn_with_state(
             state.config.limits.request_body_timeout,
@@ -160,11 +161,11 @@ async fn gitlab_shaped_errors(
             .into_response();
     }
     if let Some(length) = declared_length(&request) {
-        if length > params::MAX_BODY_BYTES as u64 {
+        if length > crate::body::MAX_BODY_BYTES as u64 {
             return refuse_too_large(request, length, body_timeout).await;
         }
     }
-    let request = params::with_body_deadline(request, body_timeout);
+    let request = crate::body::with_body_deadline(request, body_timeout);
     let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {

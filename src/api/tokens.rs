@@ -68,7 +68,7 @@ fn scopes(params: &Params) -> Result<Vec<String>, ApiError> {
     }
 }
 
-#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::openapi::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
 async fn create(
     Admin(actor): Admin,
     id: NumericId,

@@ -11,6 +11,13 @@ use serde_json::{Map, Value};
 
 use crate::license_key::{date_text, DecodeError, License};
 
+/// One day's count of billable users (GitLab's `historical_data`).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HistoryRow {
+    pub recorded_at: DateTime<Utc>,
+    pub active_user_count: i64,
+}
+
 /// How many of the newest rows GitLab considers when choosing the current license.
 pub const CURRENT_LICENSE_WINDOW: i64 = 100;
 

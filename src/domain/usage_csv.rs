@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::domain::licenses::HistoryRow;
 use crate::license_key::{date_text, License};
-use crate::store::HistoryRow;
 
 /// GitLab stops adding rows once the export passes 15 MB.
 pub const MAX_EXPORT_BYTES: usize = 15 * 1024 * 1024;

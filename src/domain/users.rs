@@ -1,9 +1,24 @@
 //! Users as GitLab models them: types, states and the moderation actions' rules and messages.
 
-use chrono::{NaiveDate, TimeDelta};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde_json::{json, Value};
 
-use crate::store::User;
+/// A user of the directory (the store reads it as a row).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub state: String,
+    pub user_type: String,
+    pub admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_activity_on: Option<NaiveDate>,
+}
+
+/// The prefix of GitLab personal access tokens.
+pub const TOKEN_PREFIX: &str = "glpat-";
 
 /// GitLab's user types.
 pub const USER_TYPES: &[&str] = &[
@@ -228,6 +243,9 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
 /// GitLab's access levels: Minimal Access, Guest, Planner, Reporter, Developer, Maintainer,
 /// Owner.
 pub const ACCESS_LEVELS: &[i32] = &[5, 10, 15, 20, 30, 40, 50];
+/// Guest: members from here up may hold a group's add-on seat; on Ultimate only roles above it
+/// (Planner and up) occupy a license seat.
+pub const GUEST: i32 = 10;
 pub const OWNER: i32 = 50;
 
 /// GitLab's name for an access level, as system hooks report it (`group_access`).

@@ -430,7 +430,7 @@ async fn execute_post(State(state): State<AppState>, parts: Parts, body: Body) -
         Ok(caller) => caller,
         Err(response) => return response,
     };
-    let body = match crate::api::params::read_body(body).await {
+    let body = match crate::body::read_body(body).await {
         Ok(body) => body,
         Err(ApiError::PayloadTooLarge) => {
             return error_response(

@@ -8,6 +8,7 @@ use chrono::{NaiveDate, TimeDelta};
 use serde_json::{json, Value};
 
 use crate::domain::add_ons;
+use crate::domain::licenses::LicenseEntity;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{
@@ -320,9 +321,18 @@ pub fn license_alerts(
 
 /// Records the current license's due alerts (each once ever) and wakes the sender.
 pub async fn check_license_alerts(state: &AppState) -> StoreResult<usize> {
-    let Some(license) = licenses::current_entity(state).await? else {
-        return Ok(0);
-    };
+    match licenses::current_entity(state).await? {
+        Some(license) => record_license_alerts(state, &license).await,
+        None => Ok(0),
+    }
+}
+
+/// Records the due alerts (each once ever) of `license`, the current license as just worked
+/// out by the caller, and wakes the sender.
+pub async fn record_license_alerts(
+    state: &AppState,
+    license: &LicenseEntity,
+) -> StoreResult<usize> {
     let expires_on = license
         .expires_at
         .as_deref()

@@ -7,32 +7,15 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 
 use crate::cache::Cache;
+use crate::domain::jobs::JobKind;
 use crate::domain::licenses::{
     current_license, license_entity, license_term, LicenseEntity, StoredLicense, UsageFigures,
     CURRENT_LICENSE_WINDOW,
 };
-use crate::domain::upload::{self, invalid_key_message, Measured};
 use crate::domain::usage_csv;
 use crate::license_key::{self, License};
-use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{HookEvent, LicenseRow, StoreResult, User};
-
-/// Why an upload was refused: GitLab's first validation message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected(pub String);
-
-#[derive(Debug)]
-pub enum UploadError {
-    Rejected(Rejected),
-    Store(crate::store::StoreError),
-}
-
-impl From<crate::store::StoreError> for UploadError {
-    fn from(error: crate::store::StoreError) -> Self {
-        Self::Store(error)
-    }
-}
+use crate::store::{LicenseRow, StoreResult};
 
 /// Decodes a stored row, reusing an earlier decode of the same text.
 pub(crate) fn stored(state: &AppState, row: &LicenseRow) -> StoredLicense {
@@ -117,7 +100,7 @@ pub async fn live_billable_users(state: &AppState, current: Option<&License>) ->
     state.store.count_billable_users(ultimate).await
 }
 
-async fn entity(
+pub(super) async fn entity(
     state: &AppState,
     row: &LicenseRow,
     license: &License,
@@ -207,126 +190,6 @@ pub async fn find(state: &AppState, id: i64) -> StoreResult<Option<LicenseEntity
     Ok(Some(entity(state, &row, license, daily, None, true).await?))
 }
 
-/// `POST /license`: decode, run GitLab's validations in order, store.
-pub async fn upload(
-    state: &AppState,
-    author: &User,
-    data: &str,
-) -> Result<LicenseEntity, UploadError> {
-    let invalid = || {
-        UploadError::Rejected(Rejected(invalid_key_message(
-            &state.config.license_issuer_name,
-        )))
-    };
-    let license = license_key::decode(data, &state.license_keys.current()).map_err(|error| {
-        tracing::info!(stage = error.stage(), "license upload refused: {error}");
-        invalid()
-    })?;
-    let now = state.clock.now();
-    let today = now.date_naive();
-    let current = current(state, today).await?;
-    let current_license = current.as_ref().map(|(_, license)| license);
-    let needed = upload::history_needed(&license, current_license);
-    let measured = Measured {
-        prior_historical_max: state
-            .store
-            .historical_max(needed.prior.0, needed.prior.1)
-            .await?,
-        trueup_historical_max: match needed.trueup {
-            Some((from, to)) => Some(state.store.historical_max(from, to).await?),
-            None => None,
-        },
-        daily_billable_users: daily_billable_users(state, current_license).await?,
-    };
-    upload::validate(&license, &measured, today)
-        .map_err(|message| UploadError::Rejected(Rejected(message)))?;
-
-    let trial_ends_on = if license.restrictions.trial {
-        license.expires_at
-    } else {
-        None
-    };
-    let mut event = audit::event(
-        author,
-        audit::INSTANCE_SCOPE,
-        1,
-        "license_added",
-        format!(
-            "Added {} license for {}",
-            license.plan(),
-            license.licensee_field("Name")
-        ),
-        ("License", 0, license.plan()),
-    );
-    event.hook = Some(HookEvent {
-        event_name: "license_added",
-        payload: serde_json::json!({
-            "event_name": "license_added",
-            "plan": license.plan(),
-            "licensee": license.licensee,
-            "starts_at": license.starts_at.to_string(),
-            "expires_at": license.expires_at.map(|day| day.to_string()),
-            "user_limit": license.restrictions.user_limit(),
-            "license_id": serde_json::Value::Null,
-        }),
-        id_field: Some("license_id"),
-    });
-    let row = state
-        .store
-        .create_license(data, trial_ends_on, now, Some(&event))
-        .await?;
-    tracing::info!(license_id = row.id, plan = license.plan(), "license added");
-    if license.started(today) {
-        // GitLab recounts billable users after a started license is added.
-        crate::jobs::enqueue_recount(state).await?;
-    }
-    reprovision_add_ons(state).await;
-    let current = self::current(state, today).await?;
-    let daily = daily_billable_users(state, current.as_ref().map(|(_, license)| license)).await?;
-    Ok(entity(state, &row, &license, daily, None, true).await?)
-}
-
-/// The current license may have changed: its add-on products become the instance's add-on
-/// purchases, and its alerts are checked. The license change is already committed; should this step fail, the scheduled
-/// seat refresh repeats it, so it is logged rather than reported to the client.
-async fn reprovision_add_ons(state: &AppState) {
-    if let Err(error) = crate::services::add_ons::provision_from_license(state).await {
-        tracing::warn!(%error, "could not provision add-on purchases from the license");
-    }
-    // A new current license may already be close to expiry or over its seats; the license
-    // event itself was recorded with the change.
-    if let Err(error) = crate::services::hooks::check_license_alerts(state).await {
-        tracing::warn!(%error, "could not check the license alerts");
-    }
-    state.hooks_wake.notify_one();
-}
-
-/// `DELETE /license/:id`: false when there was no such license.
-pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<bool> {
-    let mut event = audit::event(
-        author,
-        audit::INSTANCE_SCOPE,
-        1,
-        "license_removed",
-        format!("Removed license {id}"),
-        ("License", id, ""),
-    );
-    event.hook = Some(HookEvent {
-        event_name: "license_removed",
-        payload: serde_json::json!({"event_name": "license_removed", "license_id": id}),
-        id_field: None,
-    });
-    let deleted = state
-        .store
-        .delete_license(id, state.clock.now(), Some(&event))
-        .await?;
-    if deleted {
-        tracing::info!(license_id = id, "license removed");
-        reprovision_add_ons(state).await;
-    }
-    Ok(deleted)
-}
-
 /// `PUT /license/:id/refresh_billable_users`: `None` for an unknown id. Queues a recount; a
 /// license that has not started yet queues none (GitLab's newest behaviour) but still answers
 /// success.
@@ -338,7 +201,7 @@ pub async fn refresh_billable_users(state: &AppState, id: i64) -> StoreResult<Op
         .license()
         .is_some_and(|license| license.started(state.clock.today()));
     if started {
-        crate::jobs::enqueue_recount(state).await?;
+        enqueue_recount(state).await?;
     }
     Ok(Some(()))
 }
@@ -353,4 +216,16 @@ pub async fn usage_csv(state: &AppState) -> StoreResult<Option<String>> {
     let (from, to) = license_term(&license, today);
     let history = state.store.history_between(from, to).await?;
     Ok(Some(usage_csv::render(&row.data, &license, &history, now)))
+}
+
+/// Queues a recount now (the refresh endpoint, and uploads of started licenses); the worker
+/// runs it (`jobs`).
+pub(super) async fn enqueue_recount(state: &AppState) -> StoreResult<()> {
+    let now = state.clock.now();
+    state
+        .store
+        .enqueue_job(JobKind::Recount, None, now, now)
+        .await?;
+    state.jobs_wake.notify_one();
+    Ok(())
 }

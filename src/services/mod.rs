@@ -4,6 +4,7 @@ pub mod add_ons;
 pub mod audit;
 pub mod groups;
 pub mod hooks;
+pub mod license_changes;
 pub mod licenses;
 pub mod subscription;
 pub mod tokens;

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    contains_pattern, Db, LicenseRow, NewAudit, Store, StoreError, StoreResult, User, USER_COLUMNS,
-    U_USER_COLUMNS,
+    contains_pattern, Db, LicenseRow, NewAudit, Store, StoreError, StoreResult, User,
+    GUEST_ACCESS_LEVEL, USER_COLUMNS, U_USER_COLUMNS,
 };
 use crate::domain::add_ons::{Provisioned, PurchaseTerms, SeatFacts};
 
@@ -22,14 +22,18 @@ const PURCHASE_SELECT: &str =
 /// Who may hold a seat of a purchase whose namespace is `{ns}` (a placeholder; NULL for an
 /// instance purchase): active humans and service users — GitLab's "active, non-internal, not
 /// a bot, not the ghost" — and for a group's purchase only the group's members from Guest up.
-const ELIGIBLE: &str = "u.state = 'active' AND u.user_type IN ('human', 'service_user')
-    AND (CAST({ns} AS BIGINT) IS NULL OR EXISTS (
+const ELIGIBLE: &str = concat!(
+    active_seat_user!(),
+    " AND (CAST({ns} AS BIGINT) IS NULL OR EXISTS (
         SELECT 1 FROM members m
         WHERE m.user_id = u.id AND m.source_type = 'Namespace'
-          AND m.source_id = CAST({ns} AS BIGINT) AND m.access_level >= 10))";
+          AND m.source_id = CAST({ns} AS BIGINT) AND m.access_level >= {guest}))"
+);
 
 fn eligible_where(namespace_placeholder: &str) -> String {
-    ELIGIBLE.replace("{ns}", namespace_placeholder)
+    ELIGIBLE
+        .replace("{ns}", namespace_placeholder)
+        .replace("{guest}", &GUEST_ACCESS_LEVEL.to_string())
 }
 
 /// `$first, $first+1, …` for `count` values (at least one, so `IN (…)` stays valid SQL).

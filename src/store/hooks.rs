@@ -154,16 +154,8 @@ impl Store {
         audit: &NewAudit,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
-            let deleted = sqlx::query("DELETE FROM system_hooks WHERE id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            if deleted {
-                insert_audit!(tx, Some(audit), now);
-            }
-            deleted
+            let statement = sqlx::query("DELETE FROM system_hooks WHERE id = $1").bind(id);
+            execute_audited!(tx, statement, Some(audit), now)
         }))
     }
 

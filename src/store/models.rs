@@ -2,18 +2,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    pub name: String,
-    pub email: String,
-    pub state: String,
-    pub user_type: String,
-    pub admin: bool,
-    pub created_at: DateTime<Utc>,
-    pub last_activity_on: Option<NaiveDate>,
-}
+pub use crate::domain::licenses::HistoryRow;
+pub use crate::domain::users::User;
 
 /// A token row joined with its owner, as authentication needs it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -51,12 +41,6 @@ pub struct LicenseRow {
     pub id: i64,
     pub data: String,
     pub created_at: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct HistoryRow {
-    pub recorded_at: DateTime<Utc>,
-    pub active_user_count: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -89,15 +89,9 @@ impl Store {
     ) -> StoreResult<bool> {
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let deleted = sqlx::query("DELETE FROM web_sessions WHERE session_digest = $1")
-                .bind(session_digest)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            if deleted {
-                insert_audit!(tx, audit, now);
-            }
+            let statement =
+                sqlx::query("DELETE FROM web_sessions WHERE session_digest = $1").bind(session_digest);
+            let deleted = execute_audited!(tx, statement, audit, now);
             tx.commit().await?;
             deleted
         }))

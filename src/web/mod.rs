@@ -4,6 +4,8 @@
 
 mod chart;
 mod pages;
+mod response;
+mod seats;
 pub mod session;
 mod views;
 
@@ -37,15 +39,15 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/admin/subscription/add_ons/{id}/assign",
-            post(pages::assign_seats),
+            post(seats::assign_seats),
         )
         .route(
             "/admin/subscription/add_ons/{id}/unassign",
-            post(pages::unassign_seats),
+            post(seats::unassign_seats),
         )
         .route(
             "/admin/subscription/add_on_purchases",
-            post(pages::save_group_purchase),
+            post(seats::save_group_purchase),
         )
         .route("/admin/assets/subscription.css", get(pages::stylesheet))
 }

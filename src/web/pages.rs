@@ -5,91 +5,21 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
-use maud::Markup;
 
+use super::response::{
+    error_page, error_page_for, html, invalid_authenticity_token, Failure, Fields,
+};
 use super::session::{
-    self, cookie, csrf_matches, set_cookie, WebAdmin, CSRF_FIELD, PAGE_PATH, SESSION_COOKIE,
+    self, cookie, csrf_matches, set_cookie, WebAdmin, PAGE_PATH, SESSION_COOKIE,
     SIGN_IN_CSRF_COOKIE,
 };
-use super::views::{self, Flash, PageContext};
-use chrono::NaiveDate;
+use super::views::{self, Flash, PageContext, CSRF_FIELD};
 
-use crate::domain::add_ons::{
-    add_on, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE, BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
-};
 use crate::error::ApiError;
-use crate::services::add_ons::{self as seats, Caller, SeatError};
-use crate::services::licenses::{self, UploadError};
+use crate::services::license_changes::{self, UploadError};
+use crate::services::licenses;
 use crate::services::{subscription, web_sessions};
 use crate::state::AppState;
-use crate::store::{SaveMode, StoreError};
-
-/// Security headers for every page: no scripts at all, nothing framed, no caching of
-/// pages that show licensing data.
-const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-
-pub fn html(status: StatusCode, markup: Markup) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "same-origin"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        markup.into_string(),
-    )
-        .into_response()
-}
-
-pub fn error_page(status: StatusCode, message: &str) -> Response {
-    html(status, views::error(message))
-}
-
-/// A refused or failed step, shown on the page it came from.
-struct Failure {
-    status: StatusCode,
-    message: String,
-}
-
-impl Failure {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "web page request failed");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong on our side. Please try again.",
-        )
-    }
-
-    /// The database cannot be reached: nothing is wrong with the request, try again soon.
-    fn unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The database cannot be reached right now. Please try again in a moment.",
-        )
-    }
-}
-
-impl From<crate::store::StoreError> for Failure {
-    fn from(error: crate::store::StoreError) -> Self {
-        if error.is_unavailable() {
-            Self::unavailable()
-        } else {
-            Self::internal(error)
-        }
-    }
-}
 
 /// What a refused token means to someone signing in.
 fn sign_in_refusal(error: ApiError) -> Failure {
@@ -114,30 +44,6 @@ fn sign_in_refusal(error: ApiError) -> Failure {
         ApiError::ServiceUnavailable => Failure::unavailable(),
         other => Failure::internal(format!("{other:?}")),
     }
-}
-
-/// A form's fields, repeated names kept.
-struct Fields(Vec<(String, String)>);
-
-impl Fields {
-    fn parse(body: &Bytes) -> Self {
-        Self(serde_urlencoded::from_bytes(body).unwrap_or_default())
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-fn invalid_authenticity_token() -> Failure {
-    // Rails answers a missing or wrong CSRF token with 422.
-    Failure::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "Invalid authenticity token: reload the page and try again.",
-    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -251,10 +157,6 @@ pub async fn sign_out(State(state): State<AppState>, admin: WebAdmin, body: Byte
         .into_response()
 }
 
-fn error_page_for(failure: Failure) -> Response {
-    error_page(failure.status, &failure.message)
-}
-
 // ---------------------------------------------------------------------------------------
 // The page
 
@@ -323,7 +225,7 @@ async fn render(
 
 /// After a change: back to the page with a notice; after a refusal: the page again, with
 /// the refusal's status and message and nothing changed.
-async fn page_with(
+pub(super) async fn page_with(
     state: &AppState,
     admin: &WebAdmin,
     outcome: Result<String, Failure>,
@@ -344,7 +246,7 @@ async fn page_with(
 
 /// The checks every change makes: the form's CSRF token, no NUL character, and a token that
 /// may write.
-fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
+pub(super) fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
     if !csrf_matches(&admin.csrf_token, fields.get(CSRF_FIELD)) {
         return Err(invalid_authenticity_token());
     }
@@ -404,7 +306,7 @@ pub async fn upload_license(
                 "Paste a license key or choose a license file.",
             ));
         }
-        match licenses::upload(&state, admin.actor.user(), &key).await {
+        match license_changes::upload(&state, admin.actor.user(), &key).await {
             Ok(_) => Ok("notice=license_added".to_string()),
             // The API's own 400 message.
             Err(UploadError::Rejected(rejected)) => {
@@ -428,7 +330,7 @@ pub async fn delete_license(
         may_change(&admin, &fields)?;
         let not_found = || Failure::new(StatusCode::NOT_FOUND, "404 Not found");
         let id = id.parse::<i64>().map_err(|_| not_found())?;
-        if licenses::delete(&state, admin.actor.user(), id).await? {
+        if license_changes::delete(&state, admin.actor.user(), id).await? {
             Ok("notice=license_deleted".to_string())
         } else {
             Err(not_found())
@@ -481,227 +383,6 @@ pub async fn usage_export(State(state): State<AppState>, _: WebAdmin) -> Respons
         ),
         Err(error) => error_page_for(Failure::internal(error)),
     }
-}
-
-// ---------------------------------------------------------------------------------------
-// Seats: the GraphQL mutations' service, called with the session's token.
-
-/// A seat refusal in words, with GitLab's code first.
-fn seat_failure(error: SeatError) -> Failure {
-    match error {
-        SeatError::NotAvailable => Failure::new(StatusCode::NOT_FOUND, error.to_string()),
-        SeatError::Limit(message) => Failure::new(StatusCode::BAD_REQUEST, message),
-        SeatError::Refused(code) => {
-            let explanation = match code {
-                "NOT_ENOUGH_SEATS" => "there are not enough free seats for all of them",
-                "NO_SEATS_AVAILABLE" => "every seat is taken",
-                "INVALID_USER_MEMBERSHIP" => {
-                    "the user may not hold a seat (blocked, a bot, or not a member of the purchase's group)"
-                }
-                "INVALID_USER_ID_PRESENT" => "none of the users may hold a seat",
-                "INCOMPATIBLE_ADD_ON" => "this add-on's seats are not assigned to users",
-                "NO_ASSIGNMENTS_FOUND" => "none of them holds a seat",
-                _ => "the change was refused",
-            };
-            Failure::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{code}: {explanation}."),
-            )
-        }
-        SeatError::Store(error) => Failure::internal(error),
-    }
-}
-
-/// Usernames from the form (spaces or commas between them, an `@` in front allowed), each
-/// resolved to a user id; unknown ones are named in the refusal.
-async fn user_ids(
-    state: &AppState,
-    fields: &Fields,
-    limit_message: &'static str,
-) -> Result<Vec<i64>, Failure> {
-    let names: Vec<String> = fields
-        .get("usernames")
-        .unwrap_or_default()
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .map(|name| name.trim_start_matches('@'))
-        .filter(|name| !name.is_empty())
-        .map(str::to_string)
-        .collect();
-    if names.is_empty() {
-        return Err(Failure::new(
-            StatusCode::BAD_REQUEST,
-            "Enter at least one username.",
-        ));
-    }
-    if names.len() > MAX_BULK_USERS {
-        // GitLab's limit and message, checked before the lookup so that a huge list costs
-        // nothing (the service checks again).
-        return Err(seat_failure(SeatError::Limit(limit_message)));
-    }
-    // Only names that could be usernames reach the database (GitLab's username characters);
-    // anything else (a NUL byte, markup) is simply unknown.
-    let plausible: Vec<String> = names
-        .iter()
-        .filter(|name| {
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        })
-        .cloned()
-        .collect();
-    let users = state.store.users_by_usernames(&plausible).await?;
-    let unknown: Vec<&str> = names
-        .iter()
-        .filter(|name| {
-            !users
-                .iter()
-                .any(|user| user.username.eq_ignore_ascii_case(name))
-        })
-        .map(String::as_str)
-        .collect();
-    if !unknown.is_empty() {
-        return Err(Failure::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("No user with the username {}.", unknown.join(", ")),
-        ));
-    }
-    Ok(users.iter().map(|user| user.id).collect())
-}
-
-fn purchase_id(raw: &str) -> Result<i64, Failure> {
-    raw.parse()
-        .map_err(|_| seat_failure(SeatError::NotAvailable))
-}
-
-pub async fn assign_seats(
-    State(state): State<AppState>,
-    admin: WebAdmin,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
-        let purchase_id = purchase_id(&id)?;
-        let ids = user_ids(&state, &fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
-        let caller = Caller::from_actor(&admin.actor);
-        let change = seats::assign_bulk(&state, &caller, purchase_id, &ids)
-            .await
-            .map_err(seat_failure)?;
-        let assigned = change.users.len();
-        Ok(format!(
-            "notice=seats_assigned&count={assigned}&skipped={}",
-            ids.len().saturating_sub(assigned)
-        ))
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
-}
-
-pub async fn unassign_seats(
-    State(state): State<AppState>,
-    admin: WebAdmin,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
-        let purchase_id = purchase_id(&id)?;
-        let caller = Caller::from_actor(&admin.actor);
-        // A holder's own "Unassign" button sends their id; the usernames box sends names.
-        if let Some(user_id) = fields.get("user_id") {
-            let user_id = user_id
-                .parse()
-                .map_err(|_| seat_failure(SeatError::NotAvailable))?;
-            return match seats::remove_one(&state, &caller, purchase_id, user_id).await {
-                Ok(Some(_)) => Ok("notice=seats_removed&count=1".to_string()),
-                Ok(None) => Err(seat_failure(SeatError::Refused("NO_ASSIGNMENTS_FOUND"))),
-                Err(error) => Err(seat_failure(error)),
-            };
-        }
-        let ids = user_ids(&state, &fields, BULK_UNASSIGN_LIMIT_MESSAGE).await?;
-        let change = seats::remove_bulk(&state, &caller, purchase_id, &ids)
-            .await
-            .map_err(seat_failure)?;
-        Ok(format!(
-            "notice=seats_removed&count={}",
-            change.seats_removed
-        ))
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
-}
-
-/// A group's add-on purchase, created or changed (the REST provisioning endpoint's service and
-/// validations; the form always sends every field, so it saves whole terms).
-pub async fn save_group_purchase(
-    State(state): State<AppState>,
-    admin: WebAdmin,
-    body: Bytes,
-) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
-        let field = |name: &str| fields.get(name).unwrap_or_default().trim();
-        let group = match field("group") {
-            "" => None,
-            id_or_path => state.store.find_group(id_or_path).await?,
-        }
-        .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "404 Namespace Not Found"))?;
-        let add_on = add_on(field("add_on"))
-            .filter(|add_on| add_on.name == field("add_on"))
-            .ok_or_else(|| Failure::new(StatusCode::NOT_FOUND, "404 Add-on Not Found"))?;
-        let invalid =
-            |name: &str| Failure::new(StatusCode::BAD_REQUEST, format!("{name} is invalid"));
-        let date = |name: &'static str| {
-            NaiveDate::parse_from_str(field(name), "%Y-%m-%d").map_err(|_| invalid(name))
-        };
-        let terms = PurchaseTerms {
-            quantity: field("quantity").parse().map_err(|_| invalid("quantity"))?,
-            started_on: date("started_on")?,
-            expires_on: date("expires_on")?,
-            purchase_xid: Some(field("purchase_xid"))
-                .filter(|xid| !xid.is_empty())
-                .map(str::to_string),
-            trial: fields.get("trial").is_some(),
-        };
-        if let Some((name, message)) = terms.problem() {
-            return Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                format!("{name} {message}"),
-            ));
-        }
-        let mode = match state
-            .store
-            .find_add_on_purchase_by_name(Some(group.id), add_on.name)
-            .await?
-        {
-            Some(_) => SaveMode::Update,
-            None => SaveMode::Create,
-        };
-        match seats::save_group_purchase(
-            &state,
-            admin.actor.user(),
-            group.id,
-            add_on.name,
-            &terms,
-            mode,
-        )
-        .await
-        {
-            Ok(Some(_)) => Ok("notice=purchase_saved".to_string()),
-            Ok(None) => Err(Failure::new(
-                StatusCode::NOT_FOUND,
-                "404 Subscription Add-on Purchase Not Found",
-            )),
-            Err(StoreError::Conflict(message)) => {
-                Err(Failure::new(StatusCode::BAD_REQUEST, message))
-            }
-            Err(error) => Err(Failure::internal(error)),
-        }
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
 }
 
 pub async fn stylesheet() -> Response {

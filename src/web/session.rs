@@ -13,8 +13,6 @@ use crate::state::AppState;
 pub const SESSION_COOKIE: &str = "_gitlab_license_server_session";
 /// The sign-in form's CSRF token, before there is a session to keep it in.
 pub const SIGN_IN_CSRF_COOKIE: &str = "_gitlab_license_server_csrf";
-/// GitLab's name for the CSRF field of every form.
-pub const CSRF_FIELD: &str = "authenticity_token";
 const COOKIE_PATH: &str = "/admin";
 
 pub const SIGN_IN_PATH: &str = "/admin/sign_in";
@@ -98,13 +96,13 @@ impl FromRequestParts<AppState> for WebAdmin {
             Ok(None) => Err(ended(state, "expired")),
             Err(crate::error::ApiError::Internal(cause)) => {
                 tracing::error!(%cause, "could not read a web session");
-                Err(super::pages::error_page(
+                Err(super::response::error_page(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong on our side. Please try again.",
                 ))
             }
             // The database is unreachable: the session is not over, the page is unavailable.
-            Err(crate::error::ApiError::ServiceUnavailable) => Err(super::pages::error_page(
+            Err(crate::error::ApiError::ServiceUnavailable) => Err(super::response::error_page(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 "The database cannot be reached right now. Please try again in a moment.",
             )),

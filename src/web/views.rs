@@ -4,11 +4,13 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::chart::{self, Chart, Point};
-use super::session::CSRF_FIELD;
 use crate::domain::subscription::{expiry_warning, ExpiryWarning};
 use crate::domain::text::titleize;
 use crate::services::subscription::{CurrentLicense, LicenseSummary, Overview, PurchaseSeats};
 use crate::store::User;
+
+/// GitLab's name for the CSRF field of every form.
+pub const CSRF_FIELD: &str = "authenticity_token";
 
 /// A message at the top of the page.
 pub enum Flash {

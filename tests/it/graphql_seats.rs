@@ -1008,7 +1008,9 @@ async fn seats_follow_users_groups_and_purchases(app: TestApp) {
         .await
         .expect("jobs")
         .into_iter()
-        .filter(|job| job.kind == gitlab_license_server::jobs::SEAT_REFRESH)
+        .filter(|job| {
+            job.kind == gitlab_license_server::domain::jobs::JobKind::SeatRefresh.as_str()
+        })
         .collect();
     assert!(
         refreshes.len() == 1 && refreshes[0].state == "done",

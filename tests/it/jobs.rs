@@ -2,6 +2,7 @@
 //! of abandoned work — on both backends.
 
 use chrono::{TimeDelta, TimeZone, Utc};
+use gitlab_license_server::domain::jobs::JobKind;
 use gitlab_license_server::jobs;
 use gitlab_license_server::store::{JobEffect, NewUser};
 use serde_json::json;
@@ -135,7 +136,7 @@ async fn a_job_takes_effect_once_even_if_two_workers_finish_it(app: TestApp) {
     let store = &app.state.store;
     let now = test_now();
     store
-        .enqueue_job(jobs::RECOUNT, None, now, now)
+        .enqueue_job(JobKind::Recount, None, now, now)
         .await
         .expect("enqueue");
     let job = store
@@ -170,7 +171,7 @@ async fn abandoned_jobs_are_claimed_again(app: TestApp) {
     let store = &app.state.store;
     let now = test_now();
     store
-        .enqueue_job(jobs::RECOUNT, None, now, now)
+        .enqueue_job(JobKind::Recount, None, now, now)
         .await
         .expect("enqueue");
     // A worker claims it and dies.

@@ -1,0 +1,124 @@
+//! Request bodies, for the OpenAPI document only: the handlers read GitLab-style parameters
+//! (JSON, a form or the query string) through `Params`; these types say which ones.
+#![allow(dead_code)]
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// `POST /license`.
+#[derive(ToSchema)]
+pub struct LicenseUpload {
+    /// The license key, as received (armored or bare Base64).
+    pub license: String,
+}
+
+/// `POST /users` (no password: there is no sign-in here).
+#[derive(ToSchema)]
+pub struct UserCreate {
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub admin: Option<bool>,
+    /// `human` (default), `service_user`, a bot type, …
+    pub user_type: Option<String>,
+}
+
+/// `PUT /users/:id`: what is given changes.
+#[derive(ToSchema)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub admin: Option<bool>,
+    pub user_type: Option<String>,
+}
+
+/// `POST /groups`.
+#[derive(ToSchema)]
+pub struct GroupCreate {
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    /// `private` (default), `internal` or `public`.
+    pub visibility: Option<String>,
+}
+
+/// `POST /groups/:id/members`.
+#[derive(ToSchema)]
+pub struct MemberAdd {
+    pub user_id: i64,
+    /// 5, 10, 15, 20, 30, 40 or 50.
+    pub access_level: i32,
+}
+
+/// `PUT /groups/:id/members/:user_id`.
+#[derive(ToSchema)]
+pub struct MemberUpdate {
+    pub access_level: i32,
+}
+
+/// `POST /users/:id/personal_access_tokens`.
+#[derive(ToSchema)]
+pub struct TokenCreate {
+    pub name: String,
+    /// `api`, `read_api`, `read_user`, `admin_mode`, …
+    pub scopes: Vec<String>,
+    /// `YYYY-MM-DD`.
+    pub expires_at: Option<String>,
+}
+
+/// A system hook's settings besides its URL.
+#[derive(ToSchema, Deserialize)]
+pub struct HookOptions {
+    /// Sent as `X-Gitlab-Token`.
+    pub token: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub push_events: Option<bool>,
+    pub tag_push_events: Option<bool>,
+    pub merge_requests_events: Option<bool>,
+    pub repository_update_events: Option<bool>,
+    pub enable_ssl_verification: Option<bool>,
+}
+
+/// `POST /hooks`.
+#[derive(ToSchema, Deserialize)]
+pub struct HookCreate {
+    /// http or https.
+    pub url: String,
+    #[serde(flatten)]
+    pub options: HookOptions,
+}
+
+/// `PUT /hooks/:id`: what is given changes.
+#[derive(ToSchema, Deserialize)]
+pub struct HookUpdate {
+    pub url: Option<String>,
+    #[serde(flatten)]
+    pub options: HookOptions,
+}
+
+/// `POST /namespaces/:id/subscription_add_on_purchase/:add_on_name`.
+#[derive(ToSchema)]
+pub struct AddOnPurchaseCreate {
+    /// Seats, at least 1.
+    pub quantity: i64,
+    /// `YYYY-MM-DD`.
+    pub started_on: String,
+    /// `YYYY-MM-DD` (a purchase is active until the day before).
+    pub expires_on: String,
+    /// The purchase reference, e.g. the subscription name.
+    pub purchase_xid: String,
+    pub trial: Option<bool>,
+}
+
+/// `PUT /namespaces/:id/subscription_add_on_purchase/:add_on_name`: the dates are required,
+/// what else is given changes.
+#[derive(ToSchema)]
+pub struct AddOnPurchaseUpdate {
+    pub quantity: Option<i64>,
+    pub started_on: String,
+    pub expires_on: String,
+    pub purchase_xid: Option<String>,
+    pub trial: Option<bool>,
+}

@@ -1,0 +1,50 @@
+//! The kinds of background job, as the `jobs` table names them.
+
+/// What a queued job does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Counts billable users and stores a measurement (GitLab's usage-trends counter job).
+    Recount,
+    /// Snapshots the latest count into `historical_data` (GitLab's `HistoricalDataWorker`).
+    History,
+    /// Re-provisions license add-ons and frees seats of users who may no longer hold them
+    /// (GitLab's `RefreshUserAssignmentsWorker` and overage reconciliation).
+    SeatRefresh,
+}
+
+impl JobKind {
+    pub const ALL: [Self; 3] = [Self::Recount, Self::History, Self::SeatRefresh];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Recount => "billable_users_count",
+            Self::History => "historical_data",
+            Self::SeatRefresh => "add_on_seats_refresh",
+        }
+    }
+
+    /// The kind a stored name means, if this build knows it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JobKind;
+
+    #[test]
+    fn every_kind_reads_back_from_its_name() {
+        for kind in JobKind::ALL {
+            assert_eq!(JobKind::from_name(kind.as_str()), Some(kind));
+        }
+        assert_eq!(JobKind::from_name("nope"), None);
+    }
+}

@@ -1,0 +1,60 @@
+//! Audit events (written by every audited change through `insert_audit!`; read here).
+
+use chrono::{DateTime, Utc};
+
+use super::{AuditRow, Db, Store, StoreResult};
+
+impl Store {
+    /// Audit events, newest first, optionally for one entity and within a time window.
+    pub async fn audit_events(
+        &self,
+        entity: Option<(&str, Option<i64>)>,
+        created_after: Option<DateTime<Utc>>,
+        created_before: Option<DateTime<Utc>>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<AuditRow>, i64)> {
+        const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL OR entity_type = $1)
+               AND ($2 = 0 OR entity_id = $2)
+               AND (NOT $3 OR created_at >= $4) AND (NOT $5 OR created_at <= $6)";
+        let (entity_type, entity_id) = match entity {
+            Some((entity_type, id)) => (Some(entity_type.to_string()), id.unwrap_or(0)),
+            None => (None, 0),
+        };
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        let page_sql = format!(
+            "SELECT id, author_id, entity_type, entity_id, event_name, details, created_at
+             FROM audit_events {WHERE} ORDER BY id DESC LIMIT $7 OFFSET $8"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM audit_events {WHERE}");
+        Ok(with_pool!(self, pool => {
+            // The page and the total share one WHERE clause and so one set of binds.
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(&entity_type).bind(entity_id).bind(created_after.is_some()).bind(created_after.unwrap_or(epoch)).bind(created_before.is_some()).bind(created_before.unwrap_or(epoch))
+                };
+            }
+            let rows = filtered!(sqlx::query_as::<_, AuditRow>(&page_sql))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
+                .fetch_one(pool)
+                .await?;
+            (rows, total)
+        }))
+    }
+
+    pub async fn find_audit_event(&self, id: i64) -> StoreResult<Option<AuditRow>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, AuditRow>(
+                "SELECT id, author_id, entity_type, entity_id, event_name, details, created_at
+                 FROM audit_events WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+}

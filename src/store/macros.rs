@@ -1,0 +1,180 @@
+//! The statements every write shares, as macros so that each expands inside the caller's own
+//! transaction on either backend: reachability, the transaction and its announcement, the
+//! last-administrator guard, tokens, hook events and audit events.
+
+/// Runs the same block against whichever pool the store holds; the block is compiled once
+/// per driver, so a statement that one backend cannot type fails the build. While the
+/// database is known to be unreachable it fails at once with
+/// [`crate::store::StoreError::Unavailable`] instead of waiting for a connection that will
+/// not come.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {{
+        $store.ensure_reachable()?;
+        on_pool!($store, $pool => $body)
+    }};
+}
+
+/// [`with_pool!`] without the reachability check (the probe, the pool figures, closing).
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Announces a committed change to other replicas (PostgreSQL only; SQLite has one process).
+macro_rules! announce_change {
+    (sqlite, $tx:expr) => {};
+    (postgres, $tx:expr) => {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind($crate::store::CHANGE_CHANNEL)
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+/// Runs `$body` in one write transaction on either backend, then commits, announces the change
+/// to other replicas (PostgreSQL `NOTIFY`, delivered on commit) and bumps the local change
+/// counter — the steps every write needs, in the only order that keeps caches honest.
+macro_rules! in_write_tx {
+    ($store:expr, $tx:ident => $body:expr) => {{
+        $store.ensure_reachable()?;
+        let value = match &$store.db {
+            Db::Sqlite(pool) => {
+                let mut $tx = pool.begin().await?;
+                let value = $body;
+                $tx.commit().await?;
+                value
+            }
+            Db::Postgres(pool) => {
+                let mut $tx = pool.begin().await?;
+                let value = $body;
+                announce_change!(postgres, $tx);
+                $tx.commit().await?;
+                value
+            }
+        };
+        $store.changed();
+        value
+    }};
+}
+
+/// Inside an open transaction whose change removed an active administrator (blocked,
+/// banned, deactivated, demoted or deleted one): refuses the change, with
+/// [`crate::store::StoreError::LastAdministrator`], if no active administrator is left. Such
+/// changes first take one shared row lock (an upsert both backends have), so two
+/// administrators demoting each other at the same moment are counted one after the other,
+/// never both against the state before either.
+macro_rules! keep_an_active_admin {
+    ($tx:expr, $now:expr) => {{
+        sqlx::query(
+            "INSERT INTO application_settings (name, value, updated_at)
+             VALUES ('active_admins_guard', '', $1)
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?;
+        let remaining: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE admin AND state = 'active' LIMIT 1")
+                .fetch_optional(&mut *$tx)
+                .await?;
+        if remaining.is_none() {
+            return Err(StoreError::LastAdministrator);
+        }
+    }};
+}
+
+/// Inserts a token inside an open transaction and evaluates to its id.
+macro_rules! insert_token {
+    ($tx:expr, $user_id:expr, $token:expr, $now:expr) => {
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, revoked, created_at)
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+        )
+        .bind($user_id)
+        .bind(&$token.name)
+        .bind(&$token.digest)
+        .bind($token.scopes.join(" "))
+        .bind($token.expires_at)
+        .bind($now)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(|error| match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("a token with this value already exists".into())
+            }
+            _ => StoreError::Database(error),
+        })?
+    };
+}
+
+/// Records a system-hook event and one pending delivery per hook inside an open transaction;
+/// evaluates to whether it was new (a `dedupe_key` already used records nothing).
+macro_rules! insert_hook_event {
+    ($tx:expr, $name:expr, $payload:expr, $dedupe:expr, $now:expr) => {{
+        let event_id = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO hook_events (event_name, payload, dedupe_key, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind($name)
+        .bind($payload.to_string())
+        .bind($dedupe)
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let Some(event_id) = event_id {
+            sqlx::query(
+                "INSERT INTO hook_deliveries (hook_id, event_id, state, attempts, next_attempt_at, created_at)
+                 SELECT id, $1, 'pending', 0, $2, $2 FROM system_hooks",
+            )
+            .bind(event_id)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+        event_id.is_some()
+    }};
+}
+
+/// Records an audit event inside an open transaction (and the hook event it raises).
+macro_rules! insert_audit {
+    ($tx:expr, $audit:expr, $now:expr) => {
+        if let Some(audit) = $audit {
+            if let Some(hook) = &audit.hook {
+                let mut payload = hook.payload.clone();
+                if let Some(field) = hook.id_field {
+                    payload[field] = serde_json::json!(audit.entity_id);
+                }
+                let _recorded = insert_hook_event!($tx, hook.event_name, payload, None::<String>, $now);
+            }
+            sqlx::query(
+                "INSERT INTO audit_events (author_id, entity_type, entity_id, event_name, details, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(audit.author_id)
+            .bind(audit.entity_type)
+            .bind(audit.entity_id)
+            .bind(audit.event_name)
+            .bind(audit.details.to_string())
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    };
+}
+
+/// Runs `$statement` (a bound query) inside an open transaction and, if it changed a row,
+/// records `$audit` with it; evaluates to whether it changed one. The tail of every
+/// "delete/update, then audit what actually changed" write.
+macro_rules! execute_audited {
+    ($tx:expr, $statement:expr, $audit:expr, $now:expr) => {{
+        let changed = $statement.execute(&mut *$tx).await?.rows_affected() > 0;
+        if changed {
+            insert_audit!($tx, $audit, $now);
+        }
+        changed
+    }};
+}

@@ -1,0 +1,130 @@
+//! Personal access tokens.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{
+    Db, NewAudit, NewToken, Store, StoreError, StoreResult, TokenFilter, TokenRow, TokenWithUser,
+    TOKEN_WITH_USER_COLUMNS,
+};
+
+impl Store {
+    /// The token with this digest and its owner.
+    pub async fn find_token(&self, digest: &str) -> StoreResult<Option<TokenWithUser>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, TokenWithUser>(&format!(
+                "SELECT {TOKEN_WITH_USER_COLUMNS}
+                 FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
+                 WHERE t.token_digest = $1",
+            ))
+            .bind(digest)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Records a token's use unless it was recorded within `interval`. Not announced as a
+    /// change: nothing cached shows it, and the token API reads it from here.
+    pub async fn touch_token(
+        &self,
+        token_id: i64,
+        now: DateTime<Utc>,
+        interval: chrono::TimeDelta,
+    ) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE personal_access_tokens SET last_used_at = $2
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $3)",
+            )
+            .bind(token_id)
+            .bind(now)
+            .bind(now - interval)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        token: &NewToken,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<i64> {
+        Ok(in_write_tx!(self, tx => {
+            let id = insert_token!(tx, user_id, token, now);
+            insert_audit!(tx, audit.map(|audit| NewAudit {
+                details: {
+                    let mut details = audit.details.clone();
+                    details["target_id"] = serde_json::json!(id);
+                    details
+                },
+                ..audit.clone()
+            }), now);
+            id
+        }))
+    }
+
+    const TOKEN_COLUMNS: &'static str =
+        "id, user_id, name, scopes, expires_at, revoked, created_at, last_used_at";
+
+    pub async fn find_token_by_id(&self, id: i64) -> StoreResult<Option<TokenRow>> {
+        let sql = format!(
+            "SELECT {} FROM personal_access_tokens WHERE id = $1",
+            Self::TOKEN_COLUMNS
+        );
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, TokenRow>(&sql).bind(id).fetch_optional(pool).await?
+        }))
+    }
+
+    pub async fn list_tokens(
+        &self,
+        filter: &TokenFilter,
+        today: NaiveDate,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<TokenRow>, i64)> {
+        const WHERE: &str = "WHERE ($1 = 0 OR user_id = $1)
+               AND (NOT $2 OR revoked = $3)
+               AND (NOT $4 OR ((NOT revoked AND (expires_at IS NULL OR expires_at > $6)) = $5))";
+        let page_sql = format!(
+            "SELECT {} FROM personal_access_tokens {WHERE} ORDER BY id LIMIT $7 OFFSET $8",
+            Self::TOKEN_COLUMNS
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens {WHERE}");
+        Ok(with_pool!(self, pool => {
+            // The page and the total share one WHERE clause and so one set of binds.
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(filter.user_id.unwrap_or(0)).bind(filter.revoked.is_some()).bind(filter.revoked.unwrap_or(false)).bind(filter.active.is_some()).bind(filter.active.unwrap_or(false)).bind(today)
+                };
+            }
+            let tokens = filtered!(sqlx::query_as::<_, TokenRow>(&page_sql))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
+                .fetch_one(pool)
+                .await?;
+            (tokens, total)
+        }))
+    }
+
+    /// Revokes a token; false when there was none with this id.
+    pub async fn revoke_token(
+        &self,
+        token_id: i64,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            let statement = sqlx::query(
+                "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
+            )
+            .bind(token_id);
+            execute_audited!(tx, statement, audit, now)
+        }))
+    }
+}

@@ -1,0 +1,358 @@
+//! Users: the directory, its states, and the bootstrap and rescue of administrators.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{
+    contains_pattern, unique_violation, Db, NewAudit, NewToken, NewUser, Store, StoreError,
+    StoreResult, User, UserChanges, UserFilter, USER_COLUMNS,
+};
+
+impl Store {
+    /// On an empty directory, creates `root` (admin) and its first token in one transaction.
+    /// Returns false when users already exist (another replica, or an earlier run, did it).
+    pub async fn bootstrap_root(&self, token: &NewToken, now: DateTime<Utc>) -> StoreResult<bool> {
+        macro_rules! bootstrap {
+            ($kind:ident, $begin:expr, $lock:expr) => {{
+                let mut tx = $begin;
+                if let Some(lock) = $lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if users > 0 {
+                    return Ok(false);
+                }
+                let user_id: i64 = sqlx::query_scalar(
+                    "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                     VALUES ('root', 'Administrator', 'admin@example.com', 'active', 'human', TRUE, $1, $1)
+                     RETURNING id",
+                )
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                insert_token!(tx, user_id, token, now);
+                announce_change!($kind, tx);
+                tx.commit().await?;
+                self.changed();
+                Ok(true)
+            }};
+        }
+        match &self.db {
+            // Read-then-write: take SQLite's write lock up front so two starts cannot race.
+            Db::Sqlite(pool) => {
+                bootstrap!(
+                    sqlite,
+                    pool.begin_with("BEGIN IMMEDIATE").await?,
+                    None::<&str>
+                )
+            }
+            Db::Postgres(pool) => bootstrap!(
+                postgres,
+                pool.begin().await?,
+                Some("SELECT pg_advisory_xact_lock(7250001)")
+            ),
+        }
+    }
+
+    /// `admin rescue`: makes `username` an active administrator again — or, for `root`
+    /// when it no longer exists, creates it — and gives it `token`, with the audit event
+    /// `audit_for(user, created)`, in one transaction. `None` when a user other than root
+    /// does not exist.
+    pub async fn rescue_admin(
+        &self,
+        username: &str,
+        token: &NewToken,
+        now: DateTime<Utc>,
+        audit_for: &(dyn Fn(&User, bool) -> NewAudit + Sync),
+    ) -> StoreResult<Option<(User, bool)>> {
+        Ok(in_write_tx!(self, tx => {
+            let existing: Option<i64> = sqlx::query_scalar(
+                "UPDATE users SET admin = TRUE, state = 'active', updated_at = $2
+                 WHERE lower(username) = lower($1) RETURNING id",
+            )
+            .bind(username)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (user_id, created) = match existing {
+                Some(id) => (id, false),
+                None if username.eq_ignore_ascii_case("root") => {
+                    // GitLab's root address, unless someone else has it by now.
+                    let taken: Option<i64> = sqlx::query_scalar(
+                        "SELECT id FROM users WHERE lower(email) = 'admin@example.com'",
+                    )
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let email = match taken {
+                        None => "admin@example.com".to_string(),
+                        Some(_) => format!("root+rescued-{}@example.com", now.timestamp()),
+                    };
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                         VALUES ('root', 'Administrator', $1, 'active', 'human', TRUE, $2, $2)
+                         RETURNING id",
+                    )
+                    .bind(email)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    (id, true)
+                }
+                None => return Ok(None),
+            };
+            let _token_id = insert_token!(tx, user_id, token, now);
+            let user = sqlx::query_as::<_, User>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+            ))
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let audit = audit_for(&user, created);
+            insert_audit!(tx, Some(&audit), now);
+            Some((user, created))
+        }))
+    }
+
+    /// Records that a user was active on `day` (GitLab's `last_activity_on`); only moves the
+    /// date forward. False when it was already that recent.
+    ///
+    /// Like [`Store::touch_token`], it announces no change: cached tokens and licenses do not
+    /// depend on the date, and invalidating every replica's caches for each user's first
+    /// request of the day would cost the hot path for nothing.
+    pub async fn set_last_activity(&self, user_id: i64, day: NaiveDate) -> StoreResult<bool> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE users SET last_activity_on = $2
+                 WHERE id = $1 AND (last_activity_on IS NULL OR last_activity_on < $2)",
+            )
+            .bind(user_id)
+            .bind(day)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
+    pub async fn find_user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"
+            ))
+            .bind(username)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Adds a user; a taken username or email is a [`StoreError::Conflict`] naming it.
+    pub async fn create_user(
+        &self,
+        user: &NewUser,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<User> {
+        Ok(in_write_tx!(self, tx => {
+            let created = sqlx::query_as::<_, User>(&format!(
+                "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+                 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(&user.username)
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(&user.state)
+            .bind(&user.user_type)
+            .bind(user.admin)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, &[
+                ("users_username_unique", "Username has already been taken"),
+                ("users_email_unique", "Email has already been taken"),
+            ]))?;
+            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: created.id, ..audit.clone() }), now);
+            created
+        }))
+    }
+
+    /// Moves a user to another state (`active`, `blocked`, `deactivated`, `banned`, …).
+    pub async fn set_user_state(
+        &self,
+        user_id: i64,
+        state: &str,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            let admin: Option<bool> = sqlx::query_scalar(
+                "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1 RETURNING admin",
+            )
+            .bind(user_id)
+            .bind(state)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if admin == Some(true) && state != "active" {
+                keep_an_active_admin!(tx, now);
+            }
+            if admin.is_some() {
+                insert_audit!(tx, audit, now);
+            }
+            admin.is_some()
+        }))
+    }
+
+    pub async fn find_user(&self, id: i64) -> StoreResult<Option<User>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Which of `email` and `username` another user (not `except_id`) already has, email
+    /// first, as GitLab checks them.
+    pub async fn user_conflict(
+        &self,
+        email: Option<&str>,
+        username: Option<&str>,
+        except_id: Option<i64>,
+    ) -> StoreResult<Option<&'static str>> {
+        let except_id = except_id.unwrap_or(0);
+        let taken = |column: &'static str, value: &str| {
+            let value = value.to_string();
+            async move {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM users WHERE lower({column}) = lower($1) AND id <> $2"
+                );
+                Ok::<bool, StoreError>(with_pool!(self, pool => {
+                    sqlx::query_scalar::<_, i64>(&sql)
+                        .bind(&value)
+                        .bind(except_id)
+                        .fetch_one(pool)
+                        .await?
+                        > 0
+                }))
+            }
+        };
+        if let Some(email) = email {
+            if taken("email", email).await? {
+                return Ok(Some("Email has already been taken"));
+            }
+        }
+        if let Some(username) = username {
+            if taken("username", username).await? {
+                return Ok(Some("Username has already been taken"));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `GET /users`: one page in the requested order, and the total matching.
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        order: (&'static str, &'static str),
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<User>, i64)> {
+        const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL
+                    OR lower(username) LIKE $1 ESCAPE '\\' OR lower(name) LIKE $1 ESCAPE '\\'
+                    OR lower(email) LIKE $1 ESCAPE '\\')
+               AND (CAST($2 AS TEXT) IS NULL OR lower(username) = lower($2))
+               AND (NOT $3 OR (state = 'active' AND user_type <> 'ghost'))
+               AND (NOT $4 OR state IN ('blocked', 'ldap_blocked'))
+               AND (NOT $5 OR user_type = 'human')
+               AND (NOT $6 OR user_type IN ('human', 'project_bot', 'service_user', 'service_account'))";
+        let (column, direction) = order;
+        let search = filter.search.as_deref().map(contains_pattern);
+        let page_sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {WHERE}
+             ORDER BY {column} {direction}, id {direction} LIMIT $7 OFFSET $8"
+        );
+        let count_sql = format!("SELECT COUNT(*) FROM users {WHERE}");
+        Ok(with_pool!(self, pool => {
+            // The page and the total share one WHERE clause and so one set of binds.
+            macro_rules! filtered {
+                ($query:expr) => {
+                    $query.bind(&search).bind(&filter.username).bind(filter.active).bind(filter.blocked).bind(filter.humans).bind(filter.exclude_internal)
+                };
+            }
+            let users = filtered!(sqlx::query_as::<_, User>(&page_sql))
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?;
+            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
+                .fetch_one(pool)
+                .await?;
+            (users, total)
+        }))
+    }
+
+    /// Applies `changes`; `None` when there is no such user.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<Option<User>> {
+        Ok(in_write_tx!(self, tx => {
+            let updated = sqlx::query_as::<_, User>(&format!(
+                "UPDATE users SET
+                    username = COALESCE($2, username), name = COALESCE($3, name),
+                    email = COALESCE($4, email), admin = COALESCE($5, admin),
+                    user_type = COALESCE($6, user_type), updated_at = $7
+                 WHERE id = $1
+                 RETURNING {USER_COLUMNS}"
+            ))
+            .bind(id)
+            .bind(&changes.username)
+            .bind(&changes.name)
+            .bind(&changes.email)
+            .bind(changes.admin)
+            .bind(&changes.user_type)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|error| unique_violation(error, &[
+                ("users_username_unique", "Username has already been taken"),
+                ("users_email_unique", "Email has already been taken"),
+            ]))?;
+            if updated.is_some() {
+                if changes.admin == Some(false) {
+                    keep_an_active_admin!(tx, now);
+                }
+                insert_audit!(tx, audit, now);
+            }
+            updated
+        }))
+    }
+
+    /// Deletes a user with their tokens and memberships; false when there was none.
+    pub async fn delete_user(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        audit: Option<&NewAudit>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            let removed: Option<(bool, String)> =
+                sqlx::query_as("DELETE FROM users WHERE id = $1 RETURNING admin, state")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if removed.as_ref().is_some_and(|(admin, state)| *admin && state == "active") {
+                keep_an_active_admin!(tx, now);
+            }
+            if removed.is_some() {
+                insert_audit!(tx, audit, now);
+            }
+            removed.is_some()
+        }))
+    }
+}

@@ -9,6 +9,7 @@ mod mutation;
 mod query;
 mod response;
 mod types;
+mod values;
 
 use std::sync::{Arc, Mutex};
 

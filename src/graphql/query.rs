@@ -7,9 +7,10 @@ use super::gid::{AddOnPurchaseId, NamespaceId, UserId};
 use super::memo::MemoKey;
 use super::response::execution_error;
 use super::types::{
-    self, AddOnPurchaseObject, AddOnType, AddOnUserConnection, EligibleUsersQuery, GroupObject,
-    NamespaceObject, UserCore, UserSort,
+    self, AddOnPurchaseObject, AddOnUserConnection, EligibleUsersQuery, GroupObject,
+    NamespaceObject, UserCore,
 };
+use super::values::{AddOnType, UserSort};
 use super::{internal, request, visible_purchases};
 use crate::services::add_ons::SeatError;
 use crate::store::Group;

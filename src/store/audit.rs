@@ -28,21 +28,15 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM audit_events {WHERE}");
         Ok(with_pool!(self, pool => {
-            // The page and the total share one WHERE clause and so one set of binds.
-            macro_rules! filtered {
-                ($query:expr) => {
-                    $query.bind(&entity_type).bind(entity_id).bind(created_after.is_some()).bind(created_after.unwrap_or(epoch)).bind(created_before.is_some()).bind(created_before.unwrap_or(epoch))
-                };
-            }
-            let rows = filtered!(sqlx::query_as::<_, AuditRow>(&page_sql))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
-                .fetch_one(pool)
-                .await?;
-            (rows, total)
+            page_and_total!(pool, AuditRow, &page_sql, &count_sql, limit, offset, |query| {
+                query
+                    .bind(&entity_type)
+                    .bind(entity_id)
+                    .bind(created_after.is_some())
+                    .bind(created_after.unwrap_or(epoch))
+                    .bind(created_before.is_some())
+                    .bind(created_before.unwrap_or(epoch))
+            })
         }))
     }
 

@@ -178,3 +178,27 @@ macro_rules! execute_audited {
         changed
     }};
 }
+
+/// One page of `$row`s and the total matching, for a list whose page statement (`$page_sql`,
+/// ending in `LIMIT $n OFFSET $n+1`) and count statement (`$count_sql`) share one WHERE
+/// clause, and so one set of binds: `|$query| $binds` is applied to both.
+macro_rules! page_and_total {
+    ($pool:expr, $row:ty, $page_sql:expr, $count_sql:expr, $limit:expr, $offset:expr,
+     |$query:ident| $binds:expr) => {{
+        let rows = {
+            let $query = sqlx::query_as::<_, $row>($page_sql);
+            $binds
+        }
+        .bind($limit)
+        .bind($offset)
+        .fetch_all($pool)
+        .await?;
+        let total = {
+            let $query = sqlx::query_scalar::<_, i64>($count_sql);
+            $binds
+        }
+        .fetch_one($pool)
+        .await?;
+        (rows, total)
+    }};
+}

@@ -158,6 +158,7 @@ mod macros;
 mod add_ons;
 mod audit;
 pub mod backup;
+mod eligible_users;
 mod groups;
 mod history;
 mod hooks;
@@ -167,9 +168,8 @@ mod sessions;
 mod tokens;
 mod users;
 
-pub use add_ons::{
-    AddOnPurchase, EligibleOrder, EligibleUserFilter, Locked, SaveMode, SeatAudit, UserSearch,
-};
+pub use add_ons::{AddOnPurchase, Locked, SaveMode, SeatAudit};
+pub use eligible_users::{EligibleOrder, EligibleUserFilter, UserSearch};
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use sessions::{SeatHolder, WebSession};
 
@@ -465,6 +465,17 @@ fn contains_pattern(text: &str) -> String {
         .replace('%', "\\%")
         .replace('_', "\\_");
     format!("%{escaped}%")
+}
+
+/// `$first, $first+1, …` for `count` values (at least one, so `IN (…)` stays valid SQL).
+fn placeholders(first: usize, count: usize) -> String {
+    if count == 0 {
+        return "NULL".into();
+    }
+    (first..first + count)
+        .map(|index| format!("${index}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -94,21 +94,15 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens {WHERE}");
         Ok(with_pool!(self, pool => {
-            // The page and the total share one WHERE clause and so one set of binds.
-            macro_rules! filtered {
-                ($query:expr) => {
-                    $query.bind(filter.user_id.unwrap_or(0)).bind(filter.revoked.is_some()).bind(filter.revoked.unwrap_or(false)).bind(filter.active.is_some()).bind(filter.active.unwrap_or(false)).bind(today)
-                };
-            }
-            let tokens = filtered!(sqlx::query_as::<_, TokenRow>(&page_sql))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
-                .fetch_one(pool)
-                .await?;
-            (tokens, total)
+            page_and_total!(pool, TokenRow, &page_sql, &count_sql, limit, offset, |query| {
+                query
+                    .bind(filter.user_id.unwrap_or(0))
+                    .bind(filter.revoked.is_some())
+                    .bind(filter.revoked.unwrap_or(false))
+                    .bind(filter.active.is_some())
+                    .bind(filter.active.unwrap_or(false))
+                    .bind(today)
+            })
         }))
     }
 

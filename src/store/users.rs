@@ -275,21 +275,15 @@ impl Store {
         );
         let count_sql = format!("SELECT COUNT(*) FROM users {WHERE}");
         Ok(with_pool!(self, pool => {
-            // The page and the total share one WHERE clause and so one set of binds.
-            macro_rules! filtered {
-                ($query:expr) => {
-                    $query.bind(&search).bind(&filter.username).bind(filter.active).bind(filter.blocked).bind(filter.humans).bind(filter.exclude_internal)
-                };
-            }
-            let users = filtered!(sqlx::query_as::<_, User>(&page_sql))
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            let total = filtered!(sqlx::query_scalar::<_, i64>(&count_sql))
-                .fetch_one(pool)
-                .await?;
-            (users, total)
+            page_and_total!(pool, User, &page_sql, &count_sql, limit, offset, |query| {
+                query
+                    .bind(&search)
+                    .bind(&filter.username)
+                    .bind(filter.active)
+                    .bind(filter.blocked)
+                    .bind(filter.humans)
+                    .bind(filter.exclude_internal)
+            })
         }))
     }
 

@@ -225,7 +225,7 @@ async fn render(
 
 /// After a change: back to the page with a notice; after a refusal: the page again, with
 /// the refusal's status and message and nothing changed.
-pub(super) async fn page_with(
+async fn page_with(
     state: &AppState,
     admin: &WebAdmin,
     outcome: Result<String, Failure>,
@@ -244,9 +244,25 @@ pub(super) async fn page_with(
     }
 }
 
+/// A change posted by a form: the checks every change makes ([`may_change`]), then `change`,
+/// then the page again ([`page_with`]).
+pub(super) async fn form_change(
+    state: &AppState,
+    admin: &WebAdmin,
+    body: &Bytes,
+    change: impl AsyncFnOnce(&Fields) -> Result<String, Failure>,
+) -> Response {
+    let fields = Fields::parse(body);
+    let outcome = match may_change(admin, &fields) {
+        Ok(()) => change(&fields).await,
+        Err(refusal) => Err(refusal),
+    };
+    page_with(state, admin, outcome).await
+}
+
 /// The checks every change makes: the form's CSRF token, no NUL character, and a token that
 /// may write.
-pub(super) fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
+fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
     if !csrf_matches(&admin.csrf_token, fields.get(CSRF_FIELD)) {
         return Err(invalid_authenticity_token());
     }
@@ -325,9 +341,7 @@ pub async fn delete_license(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
+    form_change(&state, &admin, &body, async |_: &Fields| {
         let not_found = || Failure::new(StatusCode::NOT_FOUND, "404 Not found");
         let id = id.parse::<i64>().map_err(|_| not_found())?;
         if license_changes::delete(&state, admin.actor.user(), id).await? {
@@ -335,9 +349,8 @@ pub async fn delete_license(
         } else {
             Err(not_found())
         }
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
+    })
+    .await
 }
 
 pub async fn refresh_billable_users(
@@ -345,9 +358,7 @@ pub async fn refresh_billable_users(
     admin: WebAdmin,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
+    form_change(&state, &admin, &body, async |_: &Fields| {
         let Some((row, _)) = licenses::current(&state, state.clock.today()).await? else {
             return Err(Failure::new(StatusCode::NOT_FOUND, "404 License Not Found"));
         };
@@ -355,9 +366,8 @@ pub async fn refresh_billable_users(
             Some(()) => Ok("notice=recount_queued".to_string()),
             None => Err(Failure::new(StatusCode::NOT_FOUND, "404 Not Found")),
         }
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
+    })
+    .await
 }
 
 pub async fn usage_export(State(state): State<AppState>, _: WebAdmin) -> Response {

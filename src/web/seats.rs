@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::NaiveDate;
 
-use super::pages::{may_change, page_with};
+use super::pages::form_change;
 use super::response::{Failure, Fields};
 use super::session::WebAdmin;
 use crate::domain::add_ons::{
@@ -108,11 +108,9 @@ pub async fn assign_seats(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
+    form_change(&state, &admin, &body, async |fields: &Fields| {
         let purchase_id = purchase_id(&id)?;
-        let ids = user_ids(&state, &fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
+        let ids = user_ids(&state, fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
         let caller = Caller::from_actor(&admin.actor);
         let change = seats::assign_bulk(&state, &caller, purchase_id, &ids)
             .await
@@ -122,9 +120,8 @@ pub async fn assign_seats(
             "notice=seats_assigned&count={assigned}&skipped={}",
             ids.len().saturating_sub(assigned)
         ))
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
+    })
+    .await
 }
 
 pub async fn unassign_seats(
@@ -133,9 +130,7 @@ pub async fn unassign_seats(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
+    form_change(&state, &admin, &body, async |fields: &Fields| {
         let purchase_id = purchase_id(&id)?;
         let caller = Caller::from_actor(&admin.actor);
         // A holder's own "Unassign" button sends their id; the usernames box sends names.
@@ -149,7 +144,7 @@ pub async fn unassign_seats(
                 Err(error) => Err(seat_failure(error)),
             };
         }
-        let ids = user_ids(&state, &fields, BULK_UNASSIGN_LIMIT_MESSAGE).await?;
+        let ids = user_ids(&state, fields, BULK_UNASSIGN_LIMIT_MESSAGE).await?;
         let change = seats::remove_bulk(&state, &caller, purchase_id, &ids)
             .await
             .map_err(seat_failure)?;
@@ -157,9 +152,8 @@ pub async fn unassign_seats(
             "notice=seats_removed&count={}",
             change.seats_removed
         ))
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
+    })
+    .await
 }
 
 /// A group's add-on purchase, created or changed (the REST provisioning endpoint's service and
@@ -169,9 +163,7 @@ pub async fn save_group_purchase(
     admin: WebAdmin,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
+    form_change(&state, &admin, &body, async |fields: &Fields| {
         let field = |name: &str| fields.get(name).unwrap_or_default().trim();
         let group = match field("group") {
             "" => None,
@@ -229,7 +221,6 @@ pub async fn save_group_purchase(
             }
             Err(error) => Err(Failure::internal(error)),
         }
-    }
-    .await;
-    page_with(&state, &admin, outcome).await
+    })
+    .await
 }

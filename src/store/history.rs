@@ -6,6 +6,15 @@ use super::{
     Db, HistoryRow, Store, StoreResult, BILLABLE, BILLABLE_USERS_MEASUREMENT, GUEST_ACCESS_LEVEL,
 };
 
+/// One billable-user measurement (a day already measured keeps its first count).
+pub(super) const INSERT_MEASUREMENT: &str =
+    "INSERT INTO usage_trends_measurements (identifier, count, recorded_at)
+     VALUES ($1, $2, $3) ON CONFLICT (identifier, recorded_at) DO NOTHING";
+
+/// One day of the billable-user history.
+pub(super) const INSERT_HISTORY: &str =
+    "INSERT INTO historical_data (recorded_at, active_user_count) VALUES ($1, $2)";
+
 impl Store {
     /// GitLab's `User.billable` count, in one query: active humans and service users, and on
     /// Ultimate only those with a membership above Guest.
@@ -65,15 +74,12 @@ impl Store {
         recorded_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         in_write_tx!(self, tx => {
-            sqlx::query(
-                "INSERT INTO usage_trends_measurements (identifier, count, recorded_at)
-                 VALUES ($1, $2, $3) ON CONFLICT (identifier, recorded_at) DO NOTHING",
-            )
-            .bind(BILLABLE_USERS_MEASUREMENT)
-            .bind(count)
-            .bind(recorded_at)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(INSERT_MEASUREMENT)
+                .bind(BILLABLE_USERS_MEASUREMENT)
+                .bind(count)
+                .bind(recorded_at)
+                .execute(&mut *tx)
+                .await?;
         });
         Ok(())
     }
@@ -136,13 +142,11 @@ impl Store {
     pub async fn insert_history(&self, rows: &[HistoryRow]) -> StoreResult<()> {
         in_write_tx!(self, tx => {
             for row in rows {
-                sqlx::query(
-                    "INSERT INTO historical_data (recorded_at, active_user_count) VALUES ($1, $2)",
-                )
-                .bind(row.recorded_at)
-                .bind(row.active_user_count)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(INSERT_HISTORY)
+                    .bind(row.recorded_at)
+                    .bind(row.active_user_count)
+                    .execute(&mut *tx)
+                    .await?;
             }
         });
         Ok(())

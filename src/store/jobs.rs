@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::jobs::JobKind;
 
+use super::history::{INSERT_HISTORY, INSERT_MEASUREMENT};
 use super::{Db, JobEffect, JobRow, JobStatus, Store, StoreResult, BILLABLE_USERS_MEASUREMENT};
 
 impl Store {
@@ -100,24 +101,19 @@ impl Store {
                 match effect {
                     JobEffect::Nothing => {}
                     JobEffect::Measurement { count, recorded_at } => {
-                        sqlx::query(
-                            "INSERT INTO usage_trends_measurements (identifier, count, recorded_at)
-                             VALUES ($1, $2, $3) ON CONFLICT (identifier, recorded_at) DO NOTHING",
-                        )
-                        .bind(BILLABLE_USERS_MEASUREMENT)
-                        .bind(count)
-                        .bind(recorded_at)
-                        .execute(&mut *tx)
-                        .await?;
+                        sqlx::query(INSERT_MEASUREMENT)
+                            .bind(BILLABLE_USERS_MEASUREMENT)
+                            .bind(count)
+                            .bind(recorded_at)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     JobEffect::History(row) => {
-                        sqlx::query(
-                            "INSERT INTO historical_data (recorded_at, active_user_count) VALUES ($1, $2)",
-                        )
-                        .bind(row.recorded_at)
-                        .bind(row.active_user_count)
-                        .execute(&mut *tx)
-                        .await?;
+                        sqlx::query(INSERT_HISTORY)
+                            .bind(row.recorded_at)
+                            .bind(row.active_user_count)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                 }
                 announce_change!($kind, tx);

@@ -17,32 +17,12 @@ pub use crate::domain::users::TOKEN_PREFIX;
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 const TOKEN_RANDOM_CHARS: usize = 20;
 
-pub const SCOPE_API: &str = "api";
-pub const SCOPE_READ_API: &str = "read_api";
-pub const SCOPE_ADMIN_MODE: &str = "admin_mode";
-pub const SCOPE_READ_USER: &str = "read_user";
+pub use crate::domain::tokens::Scope;
 
 /// Read scopes the license API accepts (for GET and HEAD) besides `api`.
-pub const LICENSE_READ_SCOPES: &[&str] = &[SCOPE_READ_API];
+pub const LICENSE_READ_SCOPES: &[Scope] = &[Scope::ReadApi];
 /// `/user`, `/version` and `/metadata` also take `read_user` tokens, as GitLab's do.
-pub const USER_READ_SCOPES: &[&str] = &[SCOPE_READ_API, SCOPE_READ_USER];
-/// Scopes a token may be created with here.
-pub const KNOWN_SCOPES: &[&str] = &[
-    SCOPE_API,
-    SCOPE_READ_API,
-    SCOPE_READ_USER,
-    SCOPE_ADMIN_MODE,
-    "sudo",
-    "create_runner",
-    "manage_runner",
-    "ai_features",
-    "k8s_proxy",
-    "read_repository",
-    "write_repository",
-    "read_registry",
-    "write_registry",
-    "self_rotate",
-];
+pub const USER_READ_SCOPES: &[Scope] = &[Scope::ReadApi, Scope::ReadUser];
 
 /// The SHA-256 digest a token is stored as (hex).
 pub fn token_digest(token: &str) -> String {
@@ -192,7 +172,7 @@ impl Actor {
 pub async fn authenticate(
     parts: &Parts,
     state: &AppState,
-    read_scopes: &'static [&'static str],
+    read_scopes: &'static [Scope],
 ) -> Result<Actor, ApiError> {
     let record = lookup_token(parts, state).await?;
     let read_only = matches!(parts.method, Method::GET | Method::HEAD);
@@ -206,15 +186,15 @@ pub fn check_access(
     record: &TokenWithUser,
     state: &AppState,
     read_only: bool,
-    read_scopes: &'static [&'static str],
+    read_scopes: &'static [Scope],
 ) -> Result<(), ApiError> {
-    let scope_fits = record.has_scope(SCOPE_API)
-        || (read_only && read_scopes.iter().any(|scope| record.has_scope(scope)));
+    let scope_fits = record.has_scope(Scope::Api)
+        || (read_only && read_scopes.iter().any(|scope| record.has_scope(*scope)));
     if !scope_fits {
         return Err(ApiError::InsufficientScope(
             match (read_only, read_scopes) {
                 (false, _) => "api",
-                (true, [SCOPE_READ_API]) => "api read_api",
+                (true, [Scope::ReadApi]) => "api read_api",
                 (true, _) => "api read_api read_user",
             },
         ));
@@ -227,7 +207,7 @@ pub fn check_access(
 
 /// An administrator's token, with the `admin_mode` scope where Admin Mode is on.
 pub fn acts_as_admin(record: &TokenWithUser, state: &AppState) -> bool {
-    record.user.admin && (!state.config.admin_mode || record.has_scope(SCOPE_ADMIN_MODE))
+    record.user.admin && (!state.config.admin_mode || record.has_scope(Scope::AdminMode))
 }
 
 /// The request's token record, if it is known, not revoked and not expired (scope and

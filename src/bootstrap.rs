@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use crate::auth::{generate_token, SCOPE_ADMIN_MODE, SCOPE_API};
+use crate::auth::{generate_token, Scope};
 use crate::config::Config;
 use crate::keyfiles::{write_atomically, write_pem_pair, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE};
 use crate::license_key::keys::{generate_pem_pair, parse_public_keys, DEFAULT_KEY_BITS};
@@ -35,7 +35,7 @@ pub async fn ensure_root(
         Some(token) => (token.expose().to_string(), false),
         None => (generate_token(), true),
     };
-    let scopes = vec![SCOPE_API.to_string(), SCOPE_ADMIN_MODE.to_string()];
+    let scopes = vec![Scope::Api.to_string(), Scope::AdminMode.to_string()];
     let token = new_token(
         &value,
         "initial root token",

@@ -40,7 +40,7 @@ fn token_entity(token: &TokenRow, today: NaiveDate) -> Value {
         "revoked": token.revoked,
         "created_at": timestamp_text(token.created_at),
         "description": Value::Null,
-        "scopes": token.scopes.split_whitespace().collect::<Vec<_>>(),
+        "scopes": token.scopes.names(),
         "user_id": token.user_id,
         "last_used_at": token.last_used_at.map(timestamp_text),
         "active": active,

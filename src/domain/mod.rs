@@ -5,6 +5,7 @@ pub mod jobs;
 pub mod licenses;
 pub mod subscription;
 pub mod text;
+pub mod tokens;
 pub mod upload;
 pub mod usage_csv;
 pub mod users;

@@ -32,7 +32,7 @@ use self::memo::{Memo, MemoKey};
 use self::mutation::MutationRoot;
 use self::query::QueryRoot;
 use self::response::Failures;
-use crate::auth::{self, SCOPE_API, SCOPE_READ_API};
+use crate::auth::{self, Scope};
 use crate::error::{ApiError, FailureNote, RETRY_AFTER_SECONDS};
 use crate::services::add_ons::Caller;
 use crate::state::AppState;
@@ -170,7 +170,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
         // The 401 in the request's log line says enough; the reason is not the client's.
         Err(_) => return Err(invalid()),
     };
-    if !(token.has_scope(SCOPE_API) || token.has_scope(SCOPE_READ_API)) {
+    if !(token.has_scope(Scope::Api) || token.has_scope(Scope::ReadApi)) {
         return Err(invalid());
     }
     // GitLab's GraphQL controller has no account messages: a token whose user may not use

@@ -1,7 +1,7 @@
 //! GitLab Duo seats: who may see and manage which purchase, and the four assignment
 //! operations. GraphQL (and any other surface) goes through these, so the rules exist once.
 
-use crate::auth::{Actor, SCOPE_API};
+use crate::auth::{Actor, Scope};
 use crate::domain::add_ons::{
     self, decide_bulk, decide_single, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE,
     BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
@@ -27,7 +27,7 @@ impl Caller {
         Self {
             user: Some(actor.user().clone()),
             admin: actor.admin,
-            can_write: actor.token.has_scope(SCOPE_API),
+            can_write: actor.token.has_scope(Scope::Api),
         }
     }
 }

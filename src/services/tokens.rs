@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::auth::{generate_token, token_digest, KNOWN_SCOPES};
+use crate::auth::{generate_token, token_digest, Scope};
 use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{NewToken, Store, StoreError, TokenRow, User};
@@ -35,11 +35,7 @@ pub async fn create_for(
     scopes: &[String],
     expires_at: Option<NaiveDate>,
 ) -> Result<(TokenRow, String), TokenError> {
-    if scopes.is_empty()
-        || scopes
-            .iter()
-            .any(|scope| !KNOWN_SCOPES.contains(&scope.as_str()))
-    {
+    if scopes.is_empty() || scopes.iter().any(|scope| Scope::from_name(scope).is_none()) {
         return Err(TokenError::InvalidParameter(
             "scopes does not have a valid value".into(),
         ));
@@ -107,11 +103,11 @@ pub fn new_token(
     }
     if let Some(unknown) = scopes
         .iter()
-        .find(|scope| !KNOWN_SCOPES.contains(&scope.as_str()))
+        .find(|scope| Scope::from_name(scope).is_none())
     {
         return Err(format!(
             "unknown scope `{unknown}`; known scopes: {}",
-            KNOWN_SCOPES.join(", ")
+            Scope::all_names()
         ));
     }
     if expires_at.is_some_and(|date| date <= today) {

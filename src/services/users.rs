@@ -258,7 +258,8 @@ pub async fn rescue_admin(
 ) -> Result<(User, String, NaiveDate), String> {
     let value = crate::auth::generate_token();
     let expires_on = now.date_naive() + chrono::TimeDelta::days(RESCUE_TOKEN_DAYS);
-    let scopes = [crate::auth::SCOPE_API, crate::auth::SCOPE_ADMIN_MODE].map(String::from);
+    let scopes = [crate::auth::Scope::Api, crate::auth::Scope::AdminMode]
+        .map(|scope| scope.as_str().to_string());
     let token = crate::services::tokens::new_token(
         &value,
         "admin rescue",

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use crate::domain::licenses::HistoryRow;
+use crate::domain::tokens::{Scope, Scopes};
 pub use crate::domain::users::User;
 
 /// A token row joined with its owner, as authentication needs it.
@@ -10,8 +11,9 @@ pub use crate::domain::users::User;
 pub struct TokenWithUser {
     pub token_id: i64,
     pub token_name: String,
-    /// Space-separated.
-    pub scopes: String,
+    /// Stored space-separated; parsed once, here.
+    #[sqlx(try_from = "String")]
+    pub scopes: Scopes,
     pub expires_at: Option<NaiveDate>,
     pub revoked: bool,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -20,10 +22,8 @@ pub struct TokenWithUser {
 }
 
 impl TokenWithUser {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes
-            .split_whitespace()
-            .any(|granted| granted == scope)
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(scope)
     }
 }
 
@@ -188,7 +188,8 @@ pub struct TokenRow {
     pub id: i64,
     pub user_id: i64,
     pub name: String,
-    pub scopes: String,
+    #[sqlx(try_from = "String")]
+    pub scopes: Scopes,
     pub expires_at: Option<NaiveDate>,
     pub revoked: bool,
     pub created_at: DateTime<Utc>,

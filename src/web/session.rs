@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq as _;
 
-use crate::auth::{Actor, SCOPE_API};
+use crate::auth::{Actor, Scope};
 use crate::services::web_sessions;
 use crate::state::AppState;
 
@@ -76,7 +76,7 @@ pub struct WebAdmin {
 impl WebAdmin {
     /// The session's token may change things (`api`), not only read them (`read_api`).
     pub fn can_write(&self) -> bool {
-        self.actor.token.has_scope(SCOPE_API)
+        self.actor.token.has_scope(Scope::Api)
     }
 }
 

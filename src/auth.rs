@@ -18,6 +18,7 @@ const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 const TOKEN_RANDOM_CHARS: usize = 20;
 
 pub use crate::domain::tokens::Scope;
+use crate::domain::users::UserState;
 
 /// Read scopes the license API accepts (for GET and HEAD) besides `api`.
 pub const LICENSE_READ_SCOPES: &[Scope] = &[Scope::ReadApi];
@@ -81,17 +82,19 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
 }
 
 /// GitLab's reasons for refusing an account's API access (`403 Forbidden - …`).
-pub fn account_refusal(state: &str, external_url: &str) -> Option<String> {
+pub fn account_refusal(state: UserState, external_url: &str) -> Option<String> {
     match state {
-        "active" => None,
-        "blocked_pending_approval" => Some(
+        UserState::Active => None,
+        UserState::BlockedPendingApproval => Some(
             "Your account is pending approval from your administrator and hence blocked.".into(),
         ),
-        "deactivated" => Some(format!(
+        UserState::Deactivated => Some(format!(
             "Your account has been deactivated by your administrator. Please log back in from a web browser to reactivate your account at {external_url}"
         )),
-        "banned" => Some("Your account has been banned.".into()),
-        _ => Some("Your account has been blocked.".into()),
+        UserState::Banned => Some("Your account has been banned.".into()),
+        UserState::Blocked | UserState::LdapBlocked => {
+            Some("Your account has been blocked.".into())
+        }
     }
 }
 
@@ -199,7 +202,7 @@ pub fn check_access(
             },
         ));
     }
-    if let Some(reason) = account_refusal(&record.user.state, &state.config.external_url) {
+    if let Some(reason) = account_refusal(record.user.state, &state.config.external_url) {
         return Err(ApiError::ForbiddenBecause(reason));
     }
     Ok(())

@@ -228,7 +228,7 @@ async fn create(
         username: params.required_string("username")?,
         name: params.required_string("name")?,
         email: params.required_string("email")?,
-        state: "active".into(),
+        state: crate::domain::users::UserState::Active,
         user_type,
         admin: params.optional_bool("admin")?.unwrap_or(false),
     };

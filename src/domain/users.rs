@@ -10,7 +10,8 @@ pub struct User {
     pub username: String,
     pub name: String,
     pub email: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: UserState,
     pub user_type: String,
     pub admin: bool,
     pub created_at: DateTime<Utc>,
@@ -71,12 +72,70 @@ pub fn is_internal(user_type: &str) -> bool {
     !NON_INTERNAL_TYPES.contains(&user_type)
 }
 
-/// States in which GitLab's `blocked?` holds.
-fn is_blocked(state: &str) -> bool {
-    matches!(
-        state,
-        "blocked" | "ldap_blocked" | "blocked_pending_approval" | "banned"
-    )
+/// A user's state, as GitLab's state machine names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserState {
+    Active,
+    Blocked,
+    LdapBlocked,
+    BlockedPendingApproval,
+    Deactivated,
+    Banned,
+}
+
+impl UserState {
+    pub const ALL: [Self; 6] = [
+        Self::Active,
+        Self::Blocked,
+        Self::LdapBlocked,
+        Self::BlockedPendingApproval,
+        Self::Deactivated,
+        Self::Banned,
+    ];
+
+    /// GitLab's name (the stored value).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Blocked => "blocked",
+            Self::LdapBlocked => "ldap_blocked",
+            Self::BlockedPendingApproval => "blocked_pending_approval",
+            Self::Deactivated => "deactivated",
+            Self::Banned => "banned",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
+
+    /// GitLab's `blocked?`.
+    pub fn is_blocked(self) -> bool {
+        matches!(
+            self,
+            Self::Blocked | Self::LdapBlocked | Self::BlockedPendingApproval | Self::Banned
+        )
+    }
+}
+
+/// The stored value; a name this build does not know reads as blocked, the state that grants
+/// nothing.
+impl From<String> for UserState {
+    fn from(stored: String) -> Self {
+        Self::from_name(&stored).unwrap_or(Self::Blocked)
+    }
+}
+
+impl std::fmt::Display for UserState {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for UserState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
 }
 
 /// The state-changing actions of `POST /users/:id/<action>`.
@@ -123,14 +182,13 @@ impl Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     /// Move to this state and answer 201 with this body.
-    To(&'static str, Value),
+    To(UserState, Value),
     /// Nothing changes; answer 201 with this body.
     Unchanged(Value),
     /// Refused: status and GitLab's `message`.
     Refused(u16, String),
 }
 
-/// GitLab's rules for `action` on `user` by the administrator `actor_id`.
 /// GitLab's refusal to block the API's own caller, in the same words for the other ways an
 /// administrator could lock themselves out (`verb`: "banned", "deleted", …).
 pub fn self_refusal(verb: &str) -> String {
@@ -146,8 +204,10 @@ pub const SELF_DEMOTION_REFUSAL: &str =
 pub const LAST_ADMIN_REFUSAL: &str =
     "403 Forbidden - The last active administrator cannot be blocked, banned, deactivated, demoted or deleted";
 
+/// GitLab's rules for `action` on `user` by the administrator `actor_id`.
 pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) -> Transition {
-    let state = user.state.as_str();
+    use UserState::{Active, Banned, Blocked, BlockedPendingApproval, Deactivated, LdapBlocked};
+    let state = user.state;
     let forbidden = |message: &str| Transition::Refused(403, message.to_string());
     // An administrator acting on their own account could lock everyone out: refused before
     // any other rule, as GitLab refuses blocking oneself.
@@ -160,29 +220,27 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
     }
     match action {
         Action::Block => {
-            if state == "ldap_blocked" {
+            if state == LdapBlocked {
                 forbidden("403 Forbidden - LDAP blocked users cannot be modified by the API")
             } else if user.id == actor_id {
                 forbidden(&self_refusal("blocked"))
             } else if is_internal(&user.user_type) {
                 forbidden("An internal user cannot be blocked")
-            } else if state == "blocked" {
+            } else if state == Blocked {
                 Transition::Unchanged(Value::Null)
             } else {
-                Transition::To("blocked", json!(true))
+                Transition::To(Blocked, json!(true))
             }
         }
         Action::Unblock => match state {
-            "ldap_blocked" => {
+            LdapBlocked => {
                 forbidden("403 Forbidden - LDAP blocked users cannot be unblocked by the API")
             }
-            "deactivated" => {
+            Deactivated => {
                 forbidden("403 Forbidden - Deactivated users cannot be unblocked by the API")
             }
-            "blocked" | "banned" | "blocked_pending_approval" => {
-                Transition::To("active", json!(true))
-            }
-            _ => Transition::Unchanged(json!(false)),
+            Blocked | Banned | BlockedPendingApproval => Transition::To(Active, json!(true)),
+            Active => Transition::Unchanged(json!(false)),
         },
         Action::Deactivate => {
             // GitLab's `last_active_at` is nil for a user never seen active, which counts as
@@ -190,9 +248,9 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
             let recently_active = user
                 .last_activity_on
                 .is_some_and(|day| day > today - TimeDelta::days(DEACTIVATION_INACTIVE_DAYS));
-            if is_blocked(state) {
+            if state.is_blocked() {
                 forbidden("Error occurred. A blocked user cannot be deactivated")
-            } else if state == "deactivated" {
+            } else if state == Deactivated {
                 Transition::Unchanged(Value::Null)
             } else if is_internal(&user.user_type) {
                 forbidden("Internal users cannot be deactivated")
@@ -201,35 +259,35 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
                     "The user you are trying to deactivate has been active in the past {DEACTIVATION_INACTIVE_DAYS} days and cannot be deactivated"
                 ))
             } else {
-                Transition::To("deactivated", json!(true))
+                Transition::To(Deactivated, json!(true))
             }
         }
         Action::Activate => {
-            if is_blocked(state) {
+            if state.is_blocked() {
                 forbidden("Error occurred. A blocked user must be unblocked to be activated")
-            } else if state == "active" {
+            } else if state == Active {
                 Transition::Unchanged(json!(true))
             } else {
-                Transition::To("active", json!(true))
+                Transition::To(Active, json!(true))
             }
         }
         Action::Ban => {
-            if state == "active" {
-                Transition::To("banned", json!(true))
+            if state == Active {
+                Transition::To(Banned, json!(true))
             } else {
                 forbidden(&format!("You cannot ban {state} users."))
             }
         }
         Action::Unban => {
-            if state == "banned" {
-                Transition::To("active", json!(true))
+            if state == Banned {
+                Transition::To(Active, json!(true))
             } else {
                 forbidden(&format!("You cannot unban {state} users."))
             }
         }
         Action::Approve => {
-            if state == "blocked_pending_approval" {
-                Transition::To("active", json!({"message": "Success"}))
+            if state == BlockedPendingApproval {
+                Transition::To(Active, json!({"message": "Success"}))
             } else {
                 Transition::Refused(
                     409,
@@ -324,7 +382,7 @@ mod tests {
             username: "u".into(),
             name: "U".into(),
             email: "u@example.com".into(),
-            state: state.into(),
+            state: UserState::from_name(state).expect("state"),
             user_type: user_type.into(),
             admin: false,
             created_at: chrono::DateTime::UNIX_EPOCH,
@@ -337,6 +395,15 @@ mod tests {
     }
 
     #[test]
+    fn every_state_reads_back_and_an_unknown_one_grants_nothing() {
+        for state in UserState::ALL {
+            assert_eq!(UserState::from(state.as_str().to_string()), state);
+        }
+        assert_eq!(UserState::from("suspended".to_string()), UserState::Blocked);
+        assert!(UserState::Banned.is_blocked() && !UserState::Deactivated.is_blocked());
+    }
+
+    #[test]
     fn gitlab_moderation_rules() {
         use Action::*;
         let cases = [
@@ -344,7 +411,7 @@ mod tests {
                 Block,
                 "active",
                 "human",
-                Transition::To("blocked", json!(true)),
+                Transition::To(UserState::Blocked, json!(true)),
             ),
             (
                 Block,
@@ -386,13 +453,13 @@ mod tests {
                 Deactivate,
                 "active",
                 "human",
-                Transition::To("deactivated", json!(true)),
+                Transition::To(UserState::Deactivated, json!(true)),
             ),
             (
                 Activate,
                 "deactivated",
                 "human",
-                Transition::To("active", json!(true)),
+                Transition::To(UserState::Active, json!(true)),
             ),
             (
                 Activate,
@@ -428,7 +495,7 @@ mod tests {
                 Approve,
                 "blocked_pending_approval",
                 "human",
-                Transition::To("active", json!({"message": "Success"})),
+                Transition::To(UserState::Active, json!({"message": "Success"})),
             ),
         ];
         // On one's own account: refused before any other rule.
@@ -470,13 +537,13 @@ mod tests {
         let never = user("active", "human");
         assert_eq!(
             transition(Action::Deactivate, &never, 1, today()),
-            Transition::To("deactivated", json!(true))
+            Transition::To(UserState::Deactivated, json!(true))
         );
         let mut long_ago = user("active", "human");
         long_ago.last_activity_on = Some(today() - TimeDelta::days(91));
         assert_eq!(
             transition(Action::Deactivate, &long_ago, 1, today()),
-            Transition::To("deactivated", json!(true))
+            Transition::To(UserState::Deactivated, json!(true))
         );
     }
 

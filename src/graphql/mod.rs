@@ -175,7 +175,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
     }
     // GitLab's GraphQL controller has no account messages: a token whose user may not use
     // the API does not authenticate at all.
-    if auth::account_refusal(&token.user.state, &state.config.external_url).is_some() {
+    if auth::account_refusal(token.user.state, &state.config.external_url).is_some() {
         return Err(invalid());
     }
     auth::record_use(state, &token).await;

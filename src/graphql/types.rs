@@ -74,7 +74,7 @@ macro_rules! user_object {
 
             /// State of the user.
             async fn state(&self) -> UserState {
-                UserState::of(&self.0.state)
+                UserState::of(self.0.state)
             }
 
             /// Indicates if the user is a bot.
@@ -89,7 +89,7 @@ macro_rules! user_object {
 
             /// Indicates if the user is active.
             async fn active(&self) -> bool {
-                self.0.state == "active"
+                self.0.state == crate::domain::users::UserState::Active
             }
 
             /// User's public email (not kept by this server).

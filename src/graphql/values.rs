@@ -124,14 +124,15 @@ pub enum UserState {
 }
 
 impl UserState {
-    pub(super) fn of(state: &str) -> Self {
+    pub(super) fn of(state: crate::domain::users::UserState) -> Self {
+        use crate::domain::users::UserState as Stored;
         match state {
-            "active" => Self::Active,
-            "deactivated" => Self::Deactivated,
-            "banned" => Self::Banned,
-            "ldap_blocked" => Self::LdapBlocked,
-            "blocked_pending_approval" => Self::BlockedPendingApproval,
-            _ => Self::Blocked,
+            Stored::Active => Self::Active,
+            Stored::Deactivated => Self::Deactivated,
+            Stored::Banned => Self::Banned,
+            Stored::LdapBlocked => Self::LdapBlocked,
+            Stored::BlockedPendingApproval => Self::BlockedPendingApproval,
+            Stored::Blocked => Self::Blocked,
         }
     }
 }

@@ -235,8 +235,8 @@ pub async fn moderate(
                 .await?;
             tracing::info!(
                 user_id = id,
-                from = user.state,
-                to = new_state,
+                from = %user.state,
+                to = %new_state,
                 "user state changed"
             );
             Ok(body)

@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 pub use crate::domain::licenses::HistoryRow;
 use crate::domain::tokens::{Scope, Scopes};
 pub use crate::domain::users::User;
+use crate::domain::users::UserState;
 
 /// A token row joined with its owner, as authentication needs it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -48,7 +49,7 @@ pub struct NewUser {
     pub username: String,
     pub name: String,
     pub email: String,
-    pub state: String,
+    pub state: UserState,
     pub user_type: String,
     pub admin: bool,
 }
@@ -60,7 +61,7 @@ impl NewUser {
             username: username.into(),
             name: username.into(),
             email: format!("{username}@example.com"),
-            state: "active".into(),
+            state: UserState::Active,
             user_type: "human".into(),
             admin,
         }

@@ -2,6 +2,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::users::UserState;
+
 use super::{
     contains_pattern, unique_violation, Db, NewAudit, NewToken, NewUser, Store, StoreError,
     StoreResult, User, UserChanges, UserFilter, USER_COLUMNS,
@@ -162,7 +164,7 @@ impl Store {
             .bind(&user.username)
             .bind(&user.name)
             .bind(&user.email)
-            .bind(&user.state)
+            .bind(user.state.as_str())
             .bind(&user.user_type)
             .bind(user.admin)
             .bind(now)
@@ -181,7 +183,7 @@ impl Store {
     pub async fn set_user_state(
         &self,
         user_id: i64,
-        state: &str,
+        state: UserState,
         now: DateTime<Utc>,
         audit: Option<&NewAudit>,
     ) -> StoreResult<bool> {
@@ -190,11 +192,11 @@ impl Store {
                 "UPDATE users SET state = $2, updated_at = $3 WHERE id = $1 RETURNING admin",
             )
             .bind(user_id)
-            .bind(state)
+            .bind(state.as_str())
             .bind(now)
             .fetch_optional(&mut *tx)
             .await?;
-            if admin == Some(true) && state != "active" {
+            if admin == Some(true) && state != UserState::Active {
                 keep_an_active_admin!(tx, now);
             }
             if admin.is_some() {

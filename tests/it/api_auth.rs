@@ -255,7 +255,7 @@ async fn inactive_accounts(app: TestApp) {
         ),
     ] {
         let mut user = NewUser::human(&format!("user_{state}"), true);
-        user.state = state.into();
+        user.state = gitlab_license_server::domain::users::UserState::from_name(state).expect("state");
         let user = app.add_user(user).await;
         let (token, _) = app.token_for(&user, &["api"], None).await;
         let reply = app.send(Method::GET, "/api/v4/license", Some(&token)).await;

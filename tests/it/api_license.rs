@@ -743,7 +743,7 @@ async fn refresh_billable_users_recounts(app: TestApp) {
         app.add_user(NewUser::human(name, false)).await;
     }
     let mut blocked = NewUser::human("carol", false);
-    blocked.state = "blocked".into();
+    blocked.state = gitlab_license_server::domain::users::UserState::Blocked;
     app.add_user(blocked).await;
     let mut bot = NewUser::human("project_1_bot", false);
     bot.user_type = "project_bot".into();

@@ -177,7 +177,7 @@ async fn list_filters_and_pagination(app: TestApp) {
             .await;
     }
     let mut blocked = NewUser::human("blocky", false);
-    blocked.state = "blocked".into();
+    blocked.state = gitlab_license_server::domain::users::UserState::Blocked;
     app.add_user(blocked).await;
     let mut ghost = NewUser::human("ghost", false);
     ghost.user_type = "ghost".into();
@@ -355,7 +355,7 @@ async fn moderation_actions(app: TestApp) {
         .await
         .expect("old user");
     let mut pending = NewUser::human("pending", false);
-    pending.state = "blocked_pending_approval".into();
+    pending.state = gitlab_license_server::domain::users::UserState::BlockedPendingApproval;
     let pending = app.add_user(pending).await;
     let act = |id: i64, action: &'static str| {
         let app = &app;
@@ -623,7 +623,8 @@ async fn billable_counting_across_types_and_states(app: TestApp) {
         ] {
             let mut user = NewUser::human(&format!("{user_type}_{state}"), false);
             user.user_type = (*user_type).into();
-            user.state = state.into();
+            user.state =
+                gitlab_license_server::domain::users::UserState::from_name(state).expect("state");
             app.add_user(user).await;
             if state == "active" && matches!(*user_type, "human" | "service_user") {
                 expected_premium += 1;

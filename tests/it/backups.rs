@@ -73,7 +73,12 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
     let now = crate::support::app::test_now();
     app.state
         .store
-        .set_user_state(grace.id, "blocked", now, None)
+        .set_user_state(
+            grace.id,
+            gitlab_license_server::domain::users::UserState::Blocked,
+            now,
+            None,
+        )
         .await
         .expect("block");
     let group = app

@@ -86,7 +86,8 @@ async fn transport_answers_as_gitlabs_controller(app: TestApp) {
     ] {
         let user = app
             .add_user(NewUser {
-                state: state.into(),
+                state: gitlab_license_server::domain::users::UserState::from_name(state)
+                    .expect("state"),
                 ..NewUser::human(&format!("{state}_user"), false)
             })
             .await;
@@ -210,7 +211,12 @@ async fn eligible_users_follow_gitlabs_finder(app: TestApp) {
     assign(&app, &purchase, &[&ann, &gone]).await;
     app.state
         .store
-        .set_user_state(gone.id, "blocked", crate::support::app::test_now(), None)
+        .set_user_state(
+            gone.id,
+            gitlab_license_server::domain::users::UserState::Blocked,
+            crate::support::app::test_now(),
+            None,
+        )
         .await
         .expect("block");
     for truthy in ["true", "TRUE", "yes", "1", "t", "on"] {

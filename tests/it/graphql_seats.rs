@@ -74,7 +74,7 @@ async fn user(app: &TestApp, username: &str) -> User {
 
 async fn user_of(app: &TestApp, username: &str, state: &str, user_type: &str) -> User {
     app.add_user(NewUser {
-        state: state.into(),
+        state: gitlab_license_server::domain::users::UserState::from_name(state).expect("state"),
         user_type: user_type.into(),
         ..NewUser::human(username, false)
     })

@@ -119,7 +119,7 @@ async fn using_license_seat_follows_the_billable_rule(app: TestApp) {
         .await;
     let blocked = app
         .add_user(NewUser {
-            state: "blocked".into(),
+            state: gitlab_license_server::domain::users::UserState::Blocked,
             ..NewUser::human("blocked", false)
         })
         .await;

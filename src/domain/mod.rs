@@ -3,6 +3,7 @@
 pub mod add_ons;
 pub mod jobs;
 pub mod licenses;
+pub mod members;
 pub mod subscription;
 pub mod text;
 pub mod tokens;

@@ -298,28 +298,6 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
     }
 }
 
-/// GitLab's access levels: Minimal Access, Guest, Planner, Reporter, Developer, Maintainer,
-/// Owner.
-pub const ACCESS_LEVELS: &[i32] = &[5, 10, 15, 20, 30, 40, 50];
-/// Guest: members from here up may hold a group's add-on seat; on Ultimate only roles above it
-/// (Planner and up) occupy a license seat.
-pub const GUEST: i32 = 10;
-pub const OWNER: i32 = 50;
-
-/// GitLab's name for an access level, as system hooks report it (`group_access`).
-pub fn access_level_name(level: i32) -> &'static str {
-    match level {
-        5 => "Minimal Access",
-        10 => "Guest",
-        15 => "Planner",
-        20 => "Reporter",
-        30 => "Developer",
-        40 => "Maintainer",
-        50 => "Owner",
-        _ => "Unknown",
-    }
-}
-
 /// A namespace path (username or group path) as GitLab allows it.
 pub fn valid_path(path: &str) -> bool {
     let valid_chars = path

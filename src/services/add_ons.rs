@@ -6,7 +6,7 @@ use crate::domain::add_ons::{
     self, decide_bulk, decide_single, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE,
     BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
 };
-use crate::domain::users::OWNER;
+use crate::domain::members::AccessLevel;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User};
@@ -83,7 +83,7 @@ async fn is_owner(state: &AppState, group_id: i64, user: &User) -> StoreResult<b
         .store
         .group_member(group_id, user.id)
         .await?
-        .is_some_and(|member| member.access_level >= OWNER))
+        .is_some_and(|member| member.access_level >= AccessLevel::OWNER))
 }
 
 /// `addOnPurchases`: the namespace's (or the instance's) active purchases the caller may

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::domain::users::{access_level_name, valid_path, ACCESS_LEVELS};
+use crate::domain::members::AccessLevel;
+use crate::domain::users::valid_path;
 use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{Group, HookEvent, Member, NewAudit, NewGroup, StoreError, User};
@@ -90,7 +91,7 @@ fn member_hook(
     event_name: &'static str,
     group: &Group,
     user: &User,
-    access_level: i32,
+    access_level: AccessLevel,
     at: DateTime<Utc>,
 ) -> HookEvent {
     let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -106,7 +107,7 @@ fn member_hook(
             "user_name": user.name,
             "user_email": user.email,
             "user_id": user.id,
-            "group_access": access_level_name(access_level),
+            "group_access": access_level.name(),
             "group_plan": Value::Null,
             "expires_at": Value::Null,
             "event_name": event_name,
@@ -161,11 +162,8 @@ fn member_audit(
     )
 }
 
-fn check_level(access_level: i64) -> Result<i32, GroupError> {
-    i32::try_from(access_level)
-        .ok()
-        .filter(|level| ACCESS_LEVELS.contains(level))
-        .ok_or(GroupError::BadAccessLevel)
+fn check_level(access_level: i64) -> Result<AccessLevel, GroupError> {
+    AccessLevel::from_number(access_level).ok_or(GroupError::BadAccessLevel)
 }
 
 pub async fn add_member(
@@ -197,7 +195,7 @@ pub async fn add_member(
             user_id,
             "Namespace",
             group.id,
-            access_level,
+            access_level.number(),
             now,
             Some(&event),
         )
@@ -245,7 +243,7 @@ pub async fn update_member(
     ));
     if !state
         .store
-        .set_member_access(group.id, user_id, access_level, now, Some(&event))
+        .set_member_access(group.id, user_id, access_level.number(), now, Some(&event))
         .await?
     {
         return Err(GroupError::MemberNotFound);

@@ -26,7 +26,7 @@ pub const CHANGE_CHANNEL: &str = "gitlab_license_server_changes";
 pub const BILLABLE_USERS_MEASUREMENT: i16 = 11;
 
 // Access levels above Guest (Planner 15 and up) occupy a seat on Ultimate.
-use crate::domain::users::GUEST as GUEST_ACCESS_LEVEL;
+const GUEST_ACCESS_LEVEL: i32 = crate::domain::members::AccessLevel::GUEST.number();
 
 /// Over `users u`: an active human or service user — GitLab's "active, non-internal, not a
 /// bot, not the ghost", the part that billable users and seat-eligible users share.

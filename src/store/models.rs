@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 pub use crate::domain::licenses::HistoryRow;
+use crate::domain::members::AccessLevel;
 use crate::domain::tokens::{Scope, Scopes};
 pub use crate::domain::users::User;
 use crate::domain::users::UserState;
@@ -176,7 +177,8 @@ pub struct NewGroup {
 /// A group membership with its user.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Member {
-    pub access_level: i32,
+    #[sqlx(try_from = "i32")]
+    pub access_level: AccessLevel,
     #[sqlx(rename = "member_created_at")]
     pub member_created_at: DateTime<Utc>,
     #[sqlx(flatten)]

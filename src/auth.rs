@@ -19,6 +19,8 @@ const TOKEN_RANDOM_CHARS: usize = 20;
 
 pub use crate::domain::tokens::Scope;
 use crate::domain::users::UserState;
+pub use crate::policy::Principal;
+use crate::policy::{authorize, AuthError, Need, Settings};
 
 /// Read scopes the license API accepts (for GET and HEAD) besides `api`.
 pub const LICENSE_READ_SCOPES: &[Scope] = &[Scope::ReadApi];
@@ -148,79 +150,55 @@ async fn record_token_use(state: &AppState, record: &TokenWithUser) {
     }
 }
 
-/// A request's authenticated caller.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub token: Arc<TokenWithUser>,
-    /// Acts as an administrator: an administrator's token, with the `admin_mode` scope where
-    /// Admin Mode is on ([`acts_as_admin`], decided once, when the token is checked). Every
-    /// "may see everything" decision reads this, never `user().admin`.
-    pub admin: bool,
-}
-
-impl Actor {
-    pub fn new(token: Arc<TokenWithUser>, state: &AppState) -> Self {
-        let admin = acts_as_admin(&token, state);
-        Self { token, admin }
-    }
-
-    pub fn user(&self) -> &crate::store::User {
-        &self.token.user
-    }
-}
-
-/// Looks the token up (through the cache) and applies GitLab's checks in its order: known,
+/// Looks the token up (through the cache) and applies the [policy](crate::policy): known,
 /// not revoked, not expired, scope fits the method (`api`, or one of `read_scopes` for GET and
 /// HEAD), account active.
 pub async fn authenticate(
     parts: &Parts,
     state: &AppState,
     read_scopes: &'static [Scope],
-) -> Result<Actor, ApiError> {
+) -> Result<Principal, ApiError> {
     let record = lookup_token(parts, state).await?;
-    let read_only = matches!(parts.method, Method::GET | Method::HEAD);
-    check_access(&record, state, read_only, read_scopes)?;
-    record_use(state, &record).await;
-    Ok(Actor::new(record, state))
+    let need = if matches!(parts.method, Method::GET | Method::HEAD) {
+        Need::Read(read_scopes)
+    } else {
+        Need::Write
+    };
+    let principal = authorize(record, policy_settings(state), need)
+        .map_err(|refusal| refusal_error(refusal, state))?;
+    record_use(state, &principal.token).await;
+    Ok(principal)
 }
 
-/// The scope and account checks that follow a successful lookup.
-pub fn check_access(
-    record: &TokenWithUser,
-    state: &AppState,
-    read_only: bool,
-    read_scopes: &'static [Scope],
-) -> Result<(), ApiError> {
-    let scope_fits = record.has_scope(Scope::Api)
-        || (read_only && read_scopes.iter().any(|scope| record.has_scope(*scope)));
-    if !scope_fits {
-        return Err(ApiError::InsufficientScope(
-            match (read_only, read_scopes) {
-                (false, _) => "api",
-                (true, [Scope::ReadApi]) => "api read_api",
-                (true, _) => "api read_api read_user",
-            },
-        ));
+/// The instance settings the policy reads.
+pub fn policy_settings(state: &AppState) -> Settings {
+    Settings {
+        admin_mode: state.config.admin_mode,
+        today: state.clock.today(),
     }
-    if let Some(reason) = account_refusal(record.user.state, &state.config.external_url) {
-        return Err(ApiError::ForbiddenBecause(reason));
+}
+
+/// A refusal of the policy as the REST API answers it (GitLab's bodies).
+pub fn refusal_error(refusal: AuthError, state: &AppState) -> ApiError {
+    match refusal {
+        AuthError::Revoked => ApiError::TokenRevoked,
+        AuthError::Expired => ApiError::TokenExpired,
+        AuthError::InsufficientScope(scopes) => ApiError::InsufficientScope(scopes),
+        AuthError::Account(account) => ApiError::ForbiddenBecause(
+            account_refusal(account, &state.config.external_url)
+                .unwrap_or_else(|| "Your account has been blocked.".into()),
+        ),
     }
-    Ok(())
 }
 
-/// An administrator's token, with the `admin_mode` scope where Admin Mode is on.
-pub fn acts_as_admin(record: &TokenWithUser, state: &AppState) -> bool {
-    record.user.admin && (!state.config.admin_mode || record.has_scope(Scope::AdminMode))
-}
-
-/// The request's token record, if it is known, not revoked and not expired (scope and
-/// account state are the caller's to check).
+/// The request's token record, if it is known (whether it may do anything is the
+/// [policy](crate::policy)'s to say).
 pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWithUser>, ApiError> {
     let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
     find_token(&token, state).await
 }
 
-/// A token by its value (through the cache), if it is known, not revoked and not expired.
+/// A token by its value (through the cache), if it is known.
 /// While the database cannot be reached, a token checked before the outage is served from
 /// the cache as it was then (no write can have revoked it meanwhile: writes need the
 /// database too); one never seen is a 503, never "unauthorized".
@@ -248,26 +226,11 @@ pub async fn find_token(token: &str, state: &AppState) -> Result<Arc<TokenWithUs
             }
         }
     };
-    check_token_usable(&record, state)?;
     Ok(record)
 }
 
-/// Refuses a revoked token, or one past its expiry date.
-pub fn check_token_usable(record: &TokenWithUser, state: &AppState) -> Result<(), ApiError> {
-    if record.revoked {
-        return Err(ApiError::TokenRevoked);
-    }
-    if record
-        .expires_at
-        .is_some_and(|expires_at| state.clock.today() >= expires_at)
-    {
-        return Err(ApiError::TokenExpired);
-    }
-    Ok(())
-}
-
 /// Any authenticated user, on the endpoints that also accept `read_user` tokens.
-pub struct Authenticated(pub Actor);
+pub struct Authenticated(pub Principal);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -279,7 +242,7 @@ impl FromRequestParts<AppState> for Authenticated {
 
 /// Any authenticated user whose token reads the API (`api`, or `read_api` for GET): the
 /// endpoints that are not about the user's own profile (`read_user` reaches only those).
-pub struct ApiUser(pub Actor);
+pub struct ApiUser(pub Principal);
 
 impl FromRequestParts<AppState> for ApiUser {
     type Rejection = ApiError;
@@ -293,15 +256,15 @@ impl FromRequestParts<AppState> for ApiUser {
 
 /// An administrator (with the `admin_mode` scope when Admin Mode is on). Only this type opens
 /// the admin-only handlers, and it is extracted before any parameter is looked at.
-pub struct Admin(pub Actor);
+pub struct Admin(pub Principal);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let actor = authenticate(parts, state, LICENSE_READ_SCOPES).await?;
-        if actor.admin {
-            Ok(Self(actor))
+        let principal = authenticate(parts, state, LICENSE_READ_SCOPES).await?;
+        if principal.admin {
+            Ok(Self(principal))
         } else {
             Err(ApiError::Forbidden)
         }

@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keyfiles;
 pub mod license_key;
 pub mod metrics;
+pub mod policy;
 pub mod server;
 pub mod services;
 pub mod state;

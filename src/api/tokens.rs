@@ -148,7 +148,7 @@ async fn list(
 /// A token the caller may see: any for administrators, their own otherwise.
 async fn visible_token(
     state: &AppState,
-    actor: &crate::auth::Actor,
+    actor: &crate::auth::Principal,
     id: IdParam,
     missing: &'static str,
 ) -> ApiResult<TokenRow> {

@@ -34,6 +34,7 @@ use self::query::QueryRoot;
 use self::response::Failures;
 use crate::auth::{self, Scope};
 use crate::error::{ApiError, FailureNote, RETRY_AFTER_SECONDS};
+use crate::policy::{authorize, Need};
 use crate::services::add_ons::Caller;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -170,16 +171,16 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
         // The 401 in the request's log line says enough; the reason is not the client's.
         Err(_) => return Err(invalid()),
     };
-    if !(token.has_scope(Scope::Api) || token.has_scope(Scope::ReadApi)) {
-        return Err(invalid());
-    }
-    // GitLab's GraphQL controller has no account messages: a token whose user may not use
-    // the API does not authenticate at all.
-    if auth::account_refusal(token.user.state, &state.config.external_url).is_some() {
-        return Err(invalid());
-    }
-    auth::record_use(state, &token).await;
-    Ok(Caller::from_actor(&auth::Actor::new(token, state)))
+    // GitLab's GraphQL controller has no scope or account messages: a token the policy
+    // refuses does not authenticate at all.
+    let principal = authorize(
+        token,
+        auth::policy_settings(state),
+        Need::Read(&[Scope::ReadApi]),
+    )
+    .map_err(|_| invalid())?;
+    auth::record_use(state, &principal.token).await;
+    Ok(Caller::from_actor(&principal))
 }
 
 /// Records the complexity and depth a dry run of an operation computes.

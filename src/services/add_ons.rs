@@ -1,7 +1,7 @@
 //! GitLab Duo seats: who may see and manage which purchase, and the four assignment
 //! operations. GraphQL (and any other surface) goes through these, so the rules exist once.
 
-use crate::auth::{Actor, Scope};
+use crate::auth::Principal;
 use crate::domain::add_ons::{
     self, decide_bulk, decide_single, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE,
     BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
@@ -23,11 +23,11 @@ pub struct Caller {
 
 impl Caller {
     /// An authenticated caller; `Caller::default()` is the anonymous one.
-    pub fn from_actor(actor: &Actor) -> Self {
+    pub fn from_actor(actor: &Principal) -> Self {
         Self {
             user: Some(actor.user().clone()),
             admin: actor.admin,
-            can_write: actor.token.has_scope(Scope::Api),
+            can_write: actor.can_write,
         }
     }
 }

@@ -9,10 +9,12 @@ use base64::Engine as _;
 use chrono::TimeDelta;
 use rand_core::RngCore as _;
 
-use crate::auth::{self, Actor, LICENSE_READ_SCOPES};
+use crate::auth::{self, Principal, LICENSE_READ_SCOPES};
 use crate::error::ApiError;
+use crate::policy::{authorize, Need};
 use crate::state::AppState;
 use crate::store::StoreResult;
+use crate::store::TokenWithUser;
 
 /// GitLab's default session length (`session_expire_delay`, one week).
 pub const SESSION_LIFETIME: TimeDelta = TimeDelta::weeks(1);
@@ -25,7 +27,7 @@ pub struct OpenedSession {
 
 /// A session that is still good, with the administrator it acts for.
 pub struct ResumedSession {
-    pub actor: Actor,
+    pub actor: Principal,
     pub csrf_token: String,
 }
 
@@ -36,14 +38,18 @@ pub fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The checks the API's admin endpoints make, for a token read from a form or a session:
-/// usable, `api` or `read_api` scope, active account, administrator (with `admin_mode` where
-/// Admin Mode is on).
-fn admit(record: &crate::store::TokenWithUser, state: &AppState) -> Result<(), ApiError> {
-    auth::check_token_usable(record, state)?;
-    auth::check_access(record, state, true, LICENSE_READ_SCOPES)?;
-    if auth::acts_as_admin(record, state) {
-        Ok(())
+/// The [policy](crate::policy) as the API's admin endpoints apply it to a read, for a token
+/// read from a form or a session: usable, `api` or `read_api` scope, active account,
+/// administrator (with `admin_mode` where Admin Mode is on).
+fn admit(record: Arc<TokenWithUser>, state: &AppState) -> Result<Principal, ApiError> {
+    let principal = authorize(
+        record,
+        auth::policy_settings(state),
+        Need::Read(LICENSE_READ_SCOPES),
+    )
+    .map_err(|refusal| auth::refusal_error(refusal, state))?;
+    if principal.admin {
+        Ok(principal)
     } else {
         Err(ApiError::Forbidden)
     }
@@ -52,7 +58,7 @@ fn admit(record: &crate::store::TokenWithUser, state: &AppState) -> Result<(), A
 /// Signs an administrator in with a personal access token.
 pub async fn sign_in(state: &AppState, token: &str) -> Result<OpenedSession, ApiError> {
     let record = auth::find_token(token.trim(), state).await?;
-    admit(&record, state)?;
+    let record = admit(record, state)?.token;
     let opened = OpenedSession {
         cookie_value: random_secret(),
         csrf_token: random_secret(),
@@ -103,10 +109,10 @@ pub async fn resume(
     else {
         return Ok(None);
     };
-    admit(&session.token, state)?;
-    auth::record_use(state, &session.token).await;
+    let principal = admit(Arc::new(session.token), state)?;
+    auth::record_use(state, &principal.token).await;
     Ok(Some(ResumedSession {
-        actor: Actor::new(Arc::new(session.token), state),
+        actor: principal,
         csrf_token: session.csrf_token,
     }))
 }

@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq as _;
 
-use crate::auth::{Actor, Scope};
+use crate::auth::Principal;
 use crate::services::web_sessions;
 use crate::state::AppState;
 
@@ -68,7 +68,7 @@ pub fn csrf_matches(expected: &str, submitted: Option<&str>) -> bool {
 /// The signed-in administrator. Anonymous visitors, and sessions whose token or account no
 /// longer qualifies, are sent to the sign-in page instead.
 pub struct WebAdmin {
-    pub actor: Actor,
+    pub actor: Principal,
     pub csrf_token: String,
     pub cookie_value: String,
 }
@@ -76,7 +76,7 @@ pub struct WebAdmin {
 impl WebAdmin {
     /// The session's token may change things (`api`), not only read them (`read_api`).
     pub fn can_write(&self) -> bool {
-        self.actor.token.has_scope(Scope::Api)
+        self.actor.can_write
     }
 }
 

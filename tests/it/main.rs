@@ -19,6 +19,7 @@ mod hardening;
 mod hooks;
 mod jobs;
 mod operations;
+mod policy;
 mod provisioning;
 mod replicas;
 mod rest_fidelity;

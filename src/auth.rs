@@ -19,8 +19,8 @@ const TOKEN_RANDOM_CHARS: usize = 20;
 
 pub use crate::domain::tokens::Scope;
 use crate::domain::users::UserState;
-pub use crate::policy::Principal;
 use crate::policy::{authorize, AuthError, Need, Settings};
+pub use crate::policy::{AdminPrincipal, Principal};
 
 /// Read scopes the license API accepts (for GET and HEAD) besides `api`.
 pub const LICENSE_READ_SCOPES: &[Scope] = &[Scope::ReadApi];
@@ -256,18 +256,17 @@ impl FromRequestParts<AppState> for ApiUser {
 
 /// An administrator (with the `admin_mode` scope when Admin Mode is on). Only this type opens
 /// the admin-only handlers, and it is extracted before any parameter is looked at.
-pub struct Admin(pub Principal);
+pub struct Admin(pub AdminPrincipal);
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = authenticate(parts, state, LICENSE_READ_SCOPES).await?;
-        if principal.admin {
-            Ok(Self(principal))
-        } else {
-            Err(ApiError::Forbidden)
-        }
+        authenticate(parts, state, LICENSE_READ_SCOPES)
+            .await?
+            .into_admin()
+            .map(Self)
+            .map_err(|_| ApiError::Forbidden)
     }
 }
 

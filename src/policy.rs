@@ -55,6 +55,29 @@ impl Principal {
     pub fn user(&self) -> &User {
         &self.token.user
     }
+
+    /// The proof that this caller acts as an administrator, if it does.
+    pub fn into_admin(self) -> Result<AdminPrincipal, Self> {
+        if self.admin {
+            Ok(AdminPrincipal(self))
+        } else {
+            Err(self)
+        }
+    }
+}
+
+/// A [`Principal`] proven to act as an administrator. Only [`Principal::into_admin`] makes
+/// one, so an administrator-only service, which takes it, cannot be reached from a path that
+/// did not check.
+#[derive(Debug, Clone)]
+pub struct AdminPrincipal(Principal);
+
+impl std::ops::Deref for AdminPrincipal {
+    type Target = Principal;
+
+    fn deref(&self) -> &Principal {
+        &self.0
+    }
 }
 
 /// GitLab's rules, in GitLab's order: not revoked, not expired, a scope that fits what the

@@ -123,7 +123,7 @@ async fn create(
     let terms = terms(&params, None)?;
     let saved = seats::save_group_purchase(
         &state,
-        actor.user(),
+        &actor,
         group.id,
         add_on_name,
         &terms,
@@ -159,7 +159,7 @@ async fn update(
     let terms = terms(&params, Some(&existing))?;
     let saved = seats::save_group_purchase(
         &state,
-        actor.user(),
+        &actor,
         group.id,
         add_on_name,
         &terms,

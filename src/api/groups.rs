@@ -143,7 +143,7 @@ async fn create(
             .optional_choice("visibility", VISIBILITIES)?
             .unwrap_or_else(|| "private".into()),
     };
-    let group = groups::create(&state, actor.user(), new)
+    let group = groups::create(&state, &actor, new)
         .await
         .map_err(group_error)?;
     Ok((
@@ -169,7 +169,7 @@ async fn destroy(
     Path(id): Path<String>,
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
-    groups::delete(&state, actor.user(), &id)
+    groups::delete(&state, &actor, &id)
         .await
         .map_err(group_error)?;
     Ok((
@@ -218,7 +218,7 @@ async fn add_member(
     let access_level = params
         .optional_integer("access_level")?
         .ok_or_else(|| ApiError::invalid("access_level"))?;
-    let member = groups::add_member(&state, actor.user(), &id, user_id, access_level)
+    let member = groups::add_member(&state, &actor, &id, user_id, access_level)
         .await
         .map_err(group_error)?;
     Ok((
@@ -260,7 +260,7 @@ async fn update_member(
     let access_level = params
         .optional_integer("access_level")?
         .ok_or_else(|| ApiError::invalid("access_level"))?;
-    let member = groups::update_member(&state, actor.user(), &path.0, user_id, access_level)
+    let member = groups::update_member(&state, &actor, &path.0, user_id, access_level)
         .await
         .map_err(group_error)?;
     Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
@@ -273,7 +273,7 @@ async fn remove_member(
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
     let user_id = member_path(&path)?;
-    groups::remove_member(&state, actor.user(), &path.0, user_id)
+    groups::remove_member(&state, &actor, &path.0, user_id)
         .await
         .map_err(group_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

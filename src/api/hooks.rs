@@ -127,7 +127,7 @@ async fn create(
 ) -> ApiResult<Response> {
     params.require(&["url"])?;
     let settings = settings(&params, None)?;
-    let hook = hooks::create(&state, actor.user(), &settings)
+    let hook = hooks::create(&state, &actor, &settings)
         .await?
         .ok_or_else(|| ApiError::Internal("the hook was not created".into()))?;
     Ok((StatusCode::CREATED, Json(hook_entity(&hook))).into_response())
@@ -147,7 +147,7 @@ async fn update(
 ) -> ApiResult<Response> {
     let existing = find(&state, id).await?;
     let settings = settings(&params, Some(&existing))?;
-    let hook = hooks::update(&state, actor.user(), existing.id, &settings)
+    let hook = hooks::update(&state, &actor, existing.id, &settings)
         .await?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;
     Ok(Json(hook_entity(&hook)).into_response())
@@ -160,7 +160,7 @@ async fn destroy(
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
-    hooks::delete(&state, actor.user(), hook.id).await?;
+    hooks::delete(&state, &actor, hook.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -65,7 +65,7 @@ async fn create(
     params: Params,
 ) -> ApiResult<Response> {
     let data = params.required_string("license")?;
-    match license_changes::upload(&state, actor.user(), &data).await {
+    match license_changes::upload(&state, &actor, &data).await {
         Ok(entity) => Ok((StatusCode::CREATED, Json(entity)).into_response()),
         Err(UploadError::Rejected(rejected)) => Err(ApiError::BadRequest(rejected.0)),
         Err(UploadError::Store(error)) => Err(error.into()),
@@ -81,7 +81,7 @@ async fn destroy(
     let IdParam(Some(id)) = id else {
         return Err(ApiError::NotFound(DELETE_NOT_FOUND));
     };
-    if license_changes::delete(&state, actor.user(), id).await? {
+    if license_changes::delete(&state, &actor, id).await? {
         Ok(StatusCode::NO_CONTENT.into_response())
     } else {
         Err(ApiError::NotFound(DELETE_NOT_FOUND))

@@ -86,7 +86,7 @@ async fn create(
         ),
     };
     let user_id = id.0.ok_or(ApiError::NotFound("404 User Not Found"))?;
-    match tokens::create_for(&state, actor.user(), user_id, &name, &scopes, expires_at).await {
+    match tokens::create_for(&state, &actor, user_id, &name, &scopes, expires_at).await {
         Ok((row, value)) => {
             let mut entity = token_entity(&row, state.clock.today());
             entity["token"] = json!(value);

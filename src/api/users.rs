@@ -232,7 +232,7 @@ async fn create(
         user_type,
         admin: params.optional_bool("admin")?.unwrap_or(false),
     };
-    let user = users::create(&state, actor.user(), new)
+    let user = users::create(&state, &actor, new)
         .await
         .map_err(user_error)?;
     Ok((
@@ -257,7 +257,7 @@ async fn update(
         admin: params.optional_bool("admin")?,
         user_type: params.optional_string("user_type")?,
     };
-    let user = users::update(&state, actor.user(), id, changes)
+    let user = users::update(&state, &actor, id, changes)
         .await
         .map_err(user_error)?;
     Ok(Json(admin_entity(&state, user, Detail::WithAdmin).await?).into_response())
@@ -272,7 +272,7 @@ async fn destroy(
 ) -> ApiResult<Response> {
     let id = id.0.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
     let hard_delete = params.optional_bool("hard_delete")?.unwrap_or(false);
-    users::delete(&state, actor.user(), id, hard_delete)
+    users::delete(&state, &actor, id, hard_delete)
         .await
         .map_err(user_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -288,7 +288,7 @@ async fn moderate(
     let action = Action::from_path(&action).ok_or(ApiError::RouteNotFound)?;
     let id = id.0.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
     let today = state.clock.today();
-    let body = users::moderate(&state, actor.user(), id, action, today)
+    let body = users::moderate(&state, &actor, id, action, today)
         .await
         .map_err(user_error)?;
     Ok((StatusCode::CREATED, Json(body)).into_response())

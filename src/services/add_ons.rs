@@ -7,6 +7,7 @@ use crate::domain::add_ons::{
     BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
 };
 use crate::domain::members::AccessLevel;
+use crate::policy::AdminPrincipal;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User};
@@ -438,12 +439,13 @@ pub async fn refresh_seats(state: &AppState) -> StoreResult<u64> {
 /// `POST`/`PUT /namespaces/:id/subscription_add_on_purchase/:add_on_name`.
 pub async fn save_group_purchase(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     group_id: i64,
     add_on_name: &'static str,
     terms: &PurchaseTerms,
     mode: SaveMode,
 ) -> StoreResult<Option<AddOnPurchase>> {
+    let author = admin.user();
     let event = audit::event(
         author,
         "Group",

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::domain::members::AccessLevel;
 use crate::domain::users::valid_path;
+use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{Group, HookEvent, Member, NewAudit, NewGroup, StoreError, User};
@@ -34,7 +35,12 @@ fn failed_to_save(field: &str, message: &str) -> GroupError {
     ))
 }
 
-pub async fn create(state: &AppState, author: &User, new: NewGroup) -> Result<Group, GroupError> {
+pub async fn create(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    new: NewGroup,
+) -> Result<Group, GroupError> {
+    let author = admin.user();
     if new.name.trim().is_empty() {
         return Err(failed_to_save("name", "can't be blank"));
     }
@@ -124,7 +130,12 @@ pub async fn find(state: &AppState, id_or_path: &str) -> Result<Group, GroupErro
         .ok_or(GroupError::GroupNotFound)
 }
 
-pub async fn delete(state: &AppState, author: &User, id_or_path: &str) -> Result<(), GroupError> {
+pub async fn delete(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    id_or_path: &str,
+) -> Result<(), GroupError> {
+    let author = admin.user();
     let group = find(state, id_or_path).await?;
     let now = state.clock.now();
     let mut event = audit::event(
@@ -168,11 +179,12 @@ fn check_level(access_level: i64) -> Result<AccessLevel, GroupError> {
 
 pub async fn add_member(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id_or_path: &str,
     user_id: i64,
     access_level: i64,
 ) -> Result<Member, GroupError> {
+    let author = admin.user();
     let group = find(state, id_or_path).await?;
     let access_level = check_level(access_level)?;
     let user = state
@@ -214,11 +226,12 @@ pub async fn add_member(
 
 pub async fn update_member(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id_or_path: &str,
     user_id: i64,
     access_level: i64,
 ) -> Result<Member, GroupError> {
+    let author = admin.user();
     let group = find(state, id_or_path).await?;
     let access_level = check_level(access_level)?;
     let user = state
@@ -258,10 +271,11 @@ pub async fn update_member(
 
 pub async fn remove_member(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id_or_path: &str,
     user_id: i64,
 ) -> Result<(), GroupError> {
+    let author = admin.user();
     let group = find(state, id_or_path).await?;
     let member = state
         .store

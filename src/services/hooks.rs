@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::domain::add_ons;
 use crate::domain::licenses::LicenseEntity;
+use crate::policy::AdminPrincipal;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{
@@ -202,9 +203,10 @@ fn hook_audit(author: &User, event_name: &'static str, verb: &str, hook_id: i64)
 /// `POST /hooks`, audited in the same transaction.
 pub async fn create(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     settings: &HookSettings,
 ) -> StoreResult<Option<SystemHook>> {
+    let author = admin.user();
     let audit = hook_audit(author, "system_hook_created", "Added", 0);
     let hook = state
         .store
@@ -219,10 +221,11 @@ pub async fn create(
 /// `PUT /hooks/:id`, audited in the same transaction; `None` when there is no such hook.
 pub async fn update(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id: i64,
     settings: &HookSettings,
 ) -> StoreResult<Option<SystemHook>> {
+    let author = admin.user();
     let audit = hook_audit(author, "system_hook_updated", "Changed", id);
     state
         .store
@@ -231,7 +234,8 @@ pub async fn update(
 }
 
 /// `DELETE /hooks/:id`, audited in the same transaction; false when there was no such hook.
-pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<bool> {
+pub async fn delete(state: &AppState, admin: &AdminPrincipal, id: i64) -> StoreResult<bool> {
+    let author = admin.user();
     let audit = hook_audit(author, "system_hook_destroyed", "Removed", id);
     state.store.delete_hook(id, state.clock.now(), &audit).await
 }

@@ -5,10 +5,11 @@
 use crate::domain::licenses::LicenseEntity;
 use crate::domain::upload::{self, invalid_key_message, Measured};
 use crate::license_key;
+use crate::policy::AdminPrincipal;
 use crate::services::licenses::{self, daily_billable_users, enqueue_recount, entity};
 use crate::services::{add_ons, audit, hooks};
 use crate::state::AppState;
-use crate::store::{HookEvent, StoreResult, User};
+use crate::store::{HookEvent, StoreResult};
 
 /// Why an upload was refused: GitLab's first validation message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,9 +30,10 @@ impl From<crate::store::StoreError> for UploadError {
 /// `POST /license`: decode, run GitLab's validations in order, store.
 pub async fn upload(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     data: &str,
 ) -> Result<LicenseEntity, UploadError> {
+    let author = admin.user();
     let invalid = || {
         UploadError::Rejected(Rejected(invalid_key_message(
             &state.config.license_issuer_name,
@@ -131,7 +133,8 @@ async fn settle(state: &AppState) -> StoreResult<i64> {
 }
 
 /// `DELETE /license/:id`: false when there was no such license.
-pub async fn delete(state: &AppState, author: &User, id: i64) -> StoreResult<bool> {
+pub async fn delete(state: &AppState, admin: &AdminPrincipal, id: i64) -> StoreResult<bool> {
+    let author = admin.user();
     let mut event = audit::event(
         author,
         audit::INSTANCE_SCOPE,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::auth::{generate_token, token_digest, Scope};
+use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{NewToken, Store, StoreError, TokenRow, User};
@@ -29,12 +30,13 @@ impl From<StoreError> for TokenError {
 /// `POST /users/:id/personal_access_tokens`: the new token's row and its value (shown once).
 pub async fn create_for(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     user_id: i64,
     name: &str,
     scopes: &[String],
     expires_at: Option<NaiveDate>,
 ) -> Result<(TokenRow, String), TokenError> {
+    let author = admin.user();
     if scopes.is_empty() || scopes.iter().any(|scope| Scope::from_name(scope).is_none()) {
         return Err(TokenError::InvalidParameter(
             "scopes does not have a valid value".into(),

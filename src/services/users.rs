@@ -6,6 +6,7 @@ use crate::domain::users::{
     self_refusal, transition, validate_identity, Action, Transition, LAST_ADMIN_REFUSAL,
     SELF_DEMOTION_REFUSAL, USER_TYPES,
 };
+use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{HookEvent, NewUser, StoreError, User, UserChanges};
@@ -70,7 +71,12 @@ fn user_hook(
     }
 }
 
-pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<User, UserError> {
+pub async fn create(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    new: NewUser,
+) -> Result<User, UserError> {
+    let author = admin.user();
     validate_identity(Some(&new.username), Some(&new.email), Some(&new.name))
         .map_err(|(field, message)| UserError::Invalid(field, message.into()))?;
     check_type(Some(&new.user_type))?;
@@ -106,10 +112,11 @@ pub async fn create(state: &AppState, author: &User, new: NewUser) -> Result<Use
 
 pub async fn update(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id: i64,
     changes: UserChanges,
 ) -> Result<User, UserError> {
+    let author = admin.user();
     let existing = state
         .store
         .find_user(id)
@@ -154,10 +161,11 @@ pub async fn update(
 /// Deletes a user; like GitLab, not the sole owner of a group unless `hard_delete`.
 pub async fn delete(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id: i64,
     hard_delete: bool,
 ) -> Result<(), UserError> {
+    let author = admin.user();
     let existing = state
         .store
         .find_user(id)
@@ -204,11 +212,12 @@ pub async fn delete(
 /// Applies a moderation action; the answer is the JSON body of GitLab's 201.
 pub async fn moderate(
     state: &AppState,
-    author: &User,
+    admin: &AdminPrincipal,
     id: i64,
     action: Action,
     today: NaiveDate,
 ) -> Result<serde_json::Value, UserError> {
+    let author = admin.user();
     let user = state
         .store
         .find_user(id)

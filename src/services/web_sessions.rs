@@ -9,7 +9,7 @@ use base64::Engine as _;
 use chrono::TimeDelta;
 use rand_core::RngCore as _;
 
-use crate::auth::{self, Principal, LICENSE_READ_SCOPES};
+use crate::auth::{self, AdminPrincipal, LICENSE_READ_SCOPES};
 use crate::error::ApiError;
 use crate::policy::{authorize, Need};
 use crate::state::AppState;
@@ -27,7 +27,7 @@ pub struct OpenedSession {
 
 /// A session that is still good, with the administrator it acts for.
 pub struct ResumedSession {
-    pub actor: Principal,
+    pub actor: AdminPrincipal,
     pub csrf_token: String,
 }
 
@@ -41,24 +41,20 @@ pub fn random_secret() -> String {
 /// The [policy](crate::policy) as the API's admin endpoints apply it to a read, for a token
 /// read from a form or a session: usable, `api` or `read_api` scope, active account,
 /// administrator (with `admin_mode` where Admin Mode is on).
-fn admit(record: Arc<TokenWithUser>, state: &AppState) -> Result<Principal, ApiError> {
+fn admit(record: Arc<TokenWithUser>, state: &AppState) -> Result<AdminPrincipal, ApiError> {
     let principal = authorize(
         record,
         auth::policy_settings(state),
         Need::Read(LICENSE_READ_SCOPES),
     )
     .map_err(|refusal| auth::refusal_error(refusal, state))?;
-    if principal.admin {
-        Ok(principal)
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    principal.into_admin().map_err(|_| ApiError::Forbidden)
 }
 
 /// Signs an administrator in with a personal access token.
 pub async fn sign_in(state: &AppState, token: &str) -> Result<OpenedSession, ApiError> {
     let record = auth::find_token(token.trim(), state).await?;
-    let record = admit(record, state)?.token;
+    let record = Arc::clone(&admit(record, state)?.token);
     let opened = OpenedSession {
         cookie_value: random_secret(),
         csrf_token: random_secret(),

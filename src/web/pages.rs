@@ -322,7 +322,7 @@ pub async fn upload_license(
                 "Paste a license key or choose a license file.",
             ));
         }
-        match license_changes::upload(&state, admin.actor.user(), &key).await {
+        match license_changes::upload(&state, &admin.actor, &key).await {
             Ok(_) => Ok("notice=license_added".to_string()),
             // The API's own 400 message.
             Err(UploadError::Rejected(rejected)) => {
@@ -344,7 +344,7 @@ pub async fn delete_license(
     form_change(&state, &admin, &body, async |_: &Fields| {
         let not_found = || Failure::new(StatusCode::NOT_FOUND, "404 Not found");
         let id = id.parse::<i64>().map_err(|_| not_found())?;
-        if license_changes::delete(&state, admin.actor.user(), id).await? {
+        if license_changes::delete(&state, &admin.actor, id).await? {
             Ok("notice=license_deleted".to_string())
         } else {
             Err(not_found())

@@ -201,15 +201,8 @@ pub async fn save_group_purchase(
             Some(_) => SaveMode::Update,
             None => SaveMode::Create,
         };
-        match seats::save_group_purchase(
-            &state,
-            admin.actor.user(),
-            group.id,
-            add_on.name,
-            &terms,
-            mode,
-        )
-        .await
+        match seats::save_group_purchase(&state, &admin.actor, group.id, add_on.name, &terms, mode)
+            .await
         {
             Ok(Some(_)) => Ok("notice=purchase_saved".to_string()),
             Ok(None) => Err(Failure::new(

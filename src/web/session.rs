@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq as _;
 
-use crate::auth::Principal;
+use crate::auth::AdminPrincipal;
 use crate::services::web_sessions;
 use crate::state::AppState;
 
@@ -68,7 +68,7 @@ pub fn csrf_matches(expected: &str, submitted: Option<&str>) -> bool {
 /// The signed-in administrator. Anonymous visitors, and sessions whose token or account no
 /// longer qualifies, are sent to the sign-in page instead.
 pub struct WebAdmin {
-    pub actor: Principal,
+    pub actor: AdminPrincipal,
     pub csrf_token: String,
     pub cookie_value: String,
 }

@@ -180,7 +180,7 @@ async fn caller(parts: &Parts, state: &AppState) -> Result<Caller, Response> {
     )
     .map_err(|_| invalid())?;
     auth::record_use(state, &principal.token).await;
-    Ok(Caller::from_actor(&principal))
+    Ok(Caller::from_principal(&principal))
 }
 
 /// Records the complexity and depth a dry run of an operation computes.

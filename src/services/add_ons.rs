@@ -24,11 +24,11 @@ pub struct Caller {
 
 impl Caller {
     /// An authenticated caller; `Caller::default()` is the anonymous one.
-    pub fn from_actor(actor: &Principal) -> Self {
+    pub fn from_principal(principal: &Principal) -> Self {
         Self {
-            user: Some(actor.user().clone()),
-            admin: actor.admin,
-            can_write: actor.can_write,
+            user: Some(principal.user().clone()),
+            admin: principal.admin,
+            can_write: principal.can_write,
         }
     }
 }

@@ -111,7 +111,7 @@ pub async fn assign_seats(
     form_change(&state, &admin, &body, async |fields: &Fields| {
         let purchase_id = purchase_id(&id)?;
         let ids = user_ids(&state, fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
-        let caller = Caller::from_actor(&admin.actor);
+        let caller = Caller::from_principal(&admin.actor);
         let change = seats::assign_bulk(&state, &caller, purchase_id, &ids)
             .await
             .map_err(seat_failure)?;
@@ -132,7 +132,7 @@ pub async fn unassign_seats(
 ) -> Response {
     form_change(&state, &admin, &body, async |fields: &Fields| {
         let purchase_id = purchase_id(&id)?;
-        let caller = Caller::from_actor(&admin.actor);
+        let caller = Caller::from_principal(&admin.actor);
         // A holder's own "Unassign" button sends their id; the usernames box sends names.
         if let Some(user_id) = fields.get("user_id") {
             let user_id = user_id

@@ -94,7 +94,7 @@ fn terms(params: &Params, base: Option<&AddOnPurchase>) -> ApiResult<PurchaseTer
     }
 }
 
-#[utoipa::path(get, operation_id = "add_on_purchases_show", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "A group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "add_on_purchases_show", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "A group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(
     _: Admin,
     State(state): State<AppState>,
@@ -111,7 +111,7 @@ async fn show(
     Ok(Json(purchase_entity(&purchase, &group)).into_response())
 }
 
-#[utoipa::path(post, operation_id = "add_on_purchases_create", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Create a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "add_on_purchases_create", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Create a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -140,7 +140,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(purchase_entity(&saved, &group))).into_response())
 }
 
-#[utoipa::path(put, operation_id = "add_on_purchases_update", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Change a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(put, operation_id = "add_on_purchases_update", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Change a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     State(state): State<AppState>,

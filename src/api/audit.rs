@@ -43,7 +43,7 @@ fn date_time(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiEr
     }
 }
 
-#[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("entity_type" = Option<String>, Query, description = "User, Group, Project or Gitlab::Audit::InstanceScope"), ("entity_id" = Option<i64>, Query), ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("entity_type" = Option<String>, Query, description = "User, Group, Project or Gitlab::Audit::InstanceScope"), ("entity_id" = Option<i64>, Query), ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ async fn list(
     Ok((headers, Json(rows.iter().map(entity).collect::<Vec<_>>())).into_response())
 }
 
-#[utoipa::path(get, operation_id = "audit_show", path = "/api/v4/audit_events/{id}", tag = "audit", summary = "One audit event", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "audit_show", path = "/api/v4/audit_events/{id}", tag = "audit", summary = "One audit event", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let row = match id.0 {
         Some(id) => state.store.find_audit_event(id).await?,

@@ -100,7 +100,7 @@ fn group_error(error: GroupError) -> ApiError {
     }
 }
 
-#[utoipa::path(get, operation_id = "groups_list", path = "/api/v4/groups", tag = "groups", summary = "List groups", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "groups_list", path = "/api/v4/groups", tag = "groups", summary = "List groups", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -128,7 +128,7 @@ async fn list(
         .into_response())
 }
 
-#[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -153,7 +153,7 @@ async fn create(
         .into_response())
 }
 
-#[utoipa::path(get, operation_id = "groups_show", path = "/api/v4/groups/{id}", tag = "groups", summary = "One group (by ID or path)", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "groups_show", path = "/api/v4/groups/{id}", tag = "groups", summary = "One group (by ID or path)", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(
     _: Admin,
     Path(id): Path<String>,
@@ -163,7 +163,7 @@ async fn show(
     Ok(Json(group_entity(&group, &state.config.external_url)).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "groups_destroy", path = "/api/v4/groups/{id}", tag = "groups", summary = "Delete a group", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "groups_destroy", path = "/api/v4/groups/{id}", tag = "groups", summary = "Delete a group", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Object), crate::api::responses::ErrorResponses))]
 async fn destroy(
     Admin(actor): Admin,
     Path(id): Path<String>,
@@ -179,7 +179,7 @@ async fn destroy(
         .into_response())
 }
 
-#[utoipa::path(get, operation_id = "groups_members", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "A group's members", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "groups_members", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "A group's members", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn members(
     _: Admin,
     Path(id): Path<String>,
@@ -204,7 +204,7 @@ async fn members(
         .into_response())
 }
 
-#[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn add_member(
     Admin(actor): Admin,
     Path(id): Path<String>,
@@ -232,7 +232,7 @@ fn member_path(path: &(String, String)) -> Result<i64, ApiError> {
     path.1.parse().map_err(|_| ApiError::invalid("user_id"))
 }
 
-#[utoipa::path(get, operation_id = "groups_show_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "One member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "groups_show_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "One member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show_member(
     _: Admin,
     Path(path): Path<(String, String)>,
@@ -248,7 +248,7 @@ async fn show_member(
     Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "groups_update_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Change a member's access level", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(put, operation_id = "groups_update_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Change a member's access level", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn update_member(
     Admin(actor): Admin,
     Path(path): Path<(String, String)>,
@@ -266,7 +266,7 @@ async fn update_member(
     Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "groups_remove_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Remove a member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "groups_remove_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Remove a member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
 async fn remove_member(
     Admin(actor): Admin,
     Path(path): Path<(String, String)>,

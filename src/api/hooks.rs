@@ -107,7 +107,7 @@ async fn find(state: &AppState, id: IdParam) -> ApiResult<SystemHook> {
     .ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
-#[utoipa::path(get, operation_id = "hooks_list", path = "/api/v4/hooks", tag = "hooks", summary = "List system hooks", responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "hooks_list", path = "/api/v4/hooks", tag = "hooks", summary = "List system hooks", responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     let hooks: Vec<Value> = state
         .store
@@ -119,7 +119,7 @@ async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(hooks).into_response())
 }
 
-#[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::bodies::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::bodies::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -133,12 +133,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(hook_entity(&hook))).into_response())
 }
 
-#[utoipa::path(get, operation_id = "hooks_show", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "One system hook", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "hooks_show", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "One system hook", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(hook_entity(&find(&state, id).await?)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     id: IdParam,
@@ -153,7 +153,7 @@ async fn update(
     Ok(Json(hook_entity(&hook)).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "hooks_destroy", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Delete a system hook", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "hooks_destroy", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Delete a system hook", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
 async fn destroy(
     Admin(actor): Admin,
     id: IdParam,
@@ -165,7 +165,7 @@ async fn destroy(
 }
 
 /// GitLab's "test system hook": a sample event, sent now; 201 with what was sent.
-#[utoipa::path(post, operation_id = "hooks_test", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Send a test event", params(("id" = String, Path, description = "An ID")), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "hooks_test", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Send a test event", params(("id" = String, Path, description = "An ID")), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
     match hooks::test(&hook, state.config.limits.hook_timeout).await {
@@ -178,7 +178,7 @@ async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
 }
 
 /// The hook's latest deliveries (not in GitLab's API, which shows them in the UI only).
-#[utoipa::path(get, operation_id = "hooks_deliveries", path = "/api/v4/hooks/{id}/deliveries", tag = "hooks", summary = "A hook's latest deliveries", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "hooks_deliveries", path = "/api/v4/hooks/{id}/deliveries", tag = "hooks", summary = "A hook's latest deliveries", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn deliveries(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
     let log: Vec<Value> = state

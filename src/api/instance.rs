@@ -17,7 +17,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v4/metadata", get(metadata))
 }
 
-#[utoipa::path(get, operation_id = "instance_current_user", path = "/api/v4/user", tag = "instance", summary = "The token's user", responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "instance_current_user", path = "/api/v4/user", tag = "instance", summary = "The token's user", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn current_user(
     Authenticated(actor): Authenticated,
     State(state): State<AppState>,
@@ -49,12 +49,12 @@ fn version_json(state: &AppState) -> Value {
     })
 }
 
-#[utoipa::path(get, operation_id = "instance_version", path = "/api/v4/version", tag = "instance", summary = "The GitLab version this server reports", responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "instance_version", path = "/api/v4/version", tag = "instance", summary = "The GitLab version this server reports", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn version(_: Authenticated, State(state): State<AppState>) -> Json<Value> {
     Json(version_json(&state))
 }
 
-#[utoipa::path(get, operation_id = "instance_metadata", path = "/api/v4/metadata", tag = "instance", summary = "Instance metadata", responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "instance_metadata", path = "/api/v4/metadata", tag = "instance", summary = "Instance metadata", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn metadata(_: Authenticated, State(state): State<AppState>) -> Json<Value> {
     Json(version_json(&state))
 }

@@ -37,17 +37,17 @@ fn json_bytes(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[utoipa::path(get, operation_id = "license_current", path = "/api/v4/license", tag = "license", summary = "The current license, or null", responses((status = 200, description = "OK", body = serde_json::Value), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "license_current", path = "/api/v4/license", tag = "license", summary = "The current license, or null", responses((status = 200, description = "OK", body = serde_json::Value), crate::api::responses::ErrorResponses))]
 async fn current(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(json_bytes(licenses::current_license_json(&state).await?))
 }
 
-#[utoipa::path(get, operation_id = "license_list", path = "/api/v4/licenses", tag = "license", summary = "Every license, newest first", responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "license_list", path = "/api/v4/licenses", tag = "license", summary = "Every license, newest first", responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(licenses::list(&state).await?).into_response())
 }
 
-#[utoipa::path(get, operation_id = "license_show", path = "/api/v4/license/{id}", tag = "license", summary = "One license", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "license_show", path = "/api/v4/license/{id}", tag = "license", summary = "One license", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let IdParam(Some(id)) = id else {
         return Err(ApiError::NotFound(NOT_FOUND));
@@ -58,7 +58,7 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
     }
 }
 
-#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::bodies::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::bodies::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ async fn create(
     }
 }
 
-#[utoipa::path(delete, operation_id = "license_destroy", path = "/api/v4/license/{id}", tag = "license", summary = "Delete a license", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "license_destroy", path = "/api/v4/license/{id}", tag = "license", summary = "Delete a license", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
 async fn destroy(
     Admin(actor): Admin,
     id: IdParam,
@@ -88,7 +88,7 @@ async fn destroy(
     }
 }
 
-#[utoipa::path(put, operation_id = "license_refresh_billable_users", path = "/api/v4/license/{id}/refresh_billable_users", tag = "license", summary = "Recount billable users", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(put, operation_id = "license_refresh_billable_users", path = "/api/v4/license/{id}/refresh_billable_users", tag = "license", summary = "Recount billable users", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Object), crate::api::responses::ErrorResponses))]
 async fn refresh_billable_users(
     _: Admin,
     id: IdParam,
@@ -103,7 +103,7 @@ async fn refresh_billable_users(
     }
 }
 
-#[utoipa::path(get, operation_id = "license_usage_export", path = "/api/v4/license/usage_export.csv", tag = "license", summary = "Usage export (CSV)", responses((status = 200, description = "OK", body = String, content_type = "text/csv"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "license_usage_export", path = "/api/v4/license/usage_export.csv", tag = "license", summary = "Usage export (CSV)", responses((status = 200, description = "OK", body = String, content_type = "text/csv"), crate::api::responses::ErrorResponses))]
 async fn usage_export(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     match licenses::usage_csv(&state).await? {
         Some(csv) => Ok(([(header::CONTENT_TYPE, "text/csv")], csv).into_response()),

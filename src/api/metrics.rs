@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/-/metrics", get(scrape))
 }
 
-#[utoipa::path(get, operation_id = "metrics_scrape", path = "/-/metrics", tag = "operations", summary = "Prometheus metrics (OpenMetrics text)", responses((status = 200, description = "OK", body = String, content_type = "application/openmetrics-text"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "metrics_scrape", path = "/-/metrics", tag = "operations", summary = "Prometheus metrics (OpenMetrics text)", responses((status = 200, description = "OK", body = String, content_type = "application/openmetrics-text"), crate::api::responses::ErrorResponses))]
 async fn scrape(State(state): State<AppState>, mut parts: Parts) -> Response {
     let peer_allowed = parts
         .extensions

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod params;
+pub mod responses;
 pub mod tokens;
 pub mod users;
 

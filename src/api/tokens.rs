@@ -68,7 +68,7 @@ fn scopes(params: &Params) -> Result<Vec<String>, ApiError> {
     }
 }
 
-#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     id: NumericId,
@@ -101,7 +101,7 @@ async fn create(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("user_id" = Option<i64>, Query), ("state" = Option<String>, Query, description = "active or inactive"), ("revoked" = Option<bool>, Query)), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("user_id" = Option<i64>, Query), ("state" = Option<String>, Query, description = "active or inactive"), ("revoked" = Option<bool>, Query)), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn list(
     ApiUser(actor): ApiUser,
     State(state): State<AppState>,
@@ -164,7 +164,7 @@ async fn visible_token(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_show", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "One token", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "tokens_show", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "One token", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(
     ApiUser(actor): ApiUser,
     id: IdParam,
@@ -174,7 +174,7 @@ async fn show(
     Ok(Json(token_entity(&row, state.clock.today())).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "tokens_revoke", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "Revoke a token", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "tokens_revoke", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "Revoke a token", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
 async fn revoke(
     ApiUser(actor): ApiUser,
     id: IdParam,
@@ -188,7 +188,7 @@ async fn revoke(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_show_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "The token used", responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "tokens_show_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "The token used", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show_self(ApiUser(actor): ApiUser, State(state): State<AppState>) -> ApiResult<Response> {
     let row = state
         .store
@@ -198,7 +198,7 @@ async fn show_self(ApiUser(actor): ApiUser, State(state): State<AppState>) -> Ap
     Ok(Json(token_entity(&row, state.clock.today())).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "tokens_revoke_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "Revoke the token used", responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "tokens_revoke_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "Revoke the token used", responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
 async fn revoke_self(
     ApiUser(actor): ApiUser,
     State(state): State<AppState>,

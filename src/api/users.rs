@@ -167,7 +167,7 @@ fn user_error(error: UserError) -> ApiError {
 
 const ORDER_COLUMNS: &[&str] = &["id", "name", "username", "created_at", "updated_at"];
 
-#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [Object]), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -204,7 +204,7 @@ async fn list(
     Ok((headers, Json(body)).into_response())
 }
 
-#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResult<Response> {
     let user = match id.0 {
         Some(id) => state.store.find_user(id).await?,
@@ -214,7 +214,7 @@ async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResu
     Ok(Json(admin_entity(&state, user, Detail::DetailsWithAdmin).await?).into_response())
 }
 
-#[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::bodies::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::bodies::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -242,7 +242,7 @@ async fn create(
         .into_response())
 }
 
-#[utoipa::path(put, operation_id = "users_update", path = "/api/v4/users/{id}", tag = "users", summary = "Change a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::UserUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(put, operation_id = "users_update", path = "/api/v4/users/{id}", tag = "users", summary = "Change a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::UserUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     id: NumericId,
@@ -263,7 +263,7 @@ async fn update(
     Ok(Json(admin_entity(&state, user, Detail::WithAdmin).await?).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "users_destroy", path = "/api/v4/users/{id}", tag = "users", summary = "Delete a user", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(delete, operation_id = "users_destroy", path = "/api/v4/users/{id}", tag = "users", summary = "Delete a user", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
 async fn destroy(
     Admin(actor): Admin,
     id: NumericId,
@@ -278,7 +278,7 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban or approve a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban or approve")), responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Bad request", body = Object), (status = 401, description = "Unauthorized", body = Object), (status = 403, description = "Forbidden", body = Object), (status = 404, description = "Not found", body = Object), (status = 409, description = "Conflict", body = Object), (status = 422, description = "Unprocessable", body = Object)))]
+#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban or approve a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban or approve")), responses((status = 201, description = "Created", body = serde_json::Value), crate::api::responses::ErrorResponses))]
 async fn moderate(
     Admin(actor): Admin,
     id: NumericId,

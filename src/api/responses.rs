@@ -1,0 +1,38 @@
+//! The error responses every REST operation documents, declared once: GitLab answers each
+//! refusal with a small JSON object (`{"message": …}` or `{"error": …}`).
+
+use std::collections::BTreeMap;
+
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Response, ResponseBuilder};
+use utoipa::IntoResponses;
+
+/// 400, 401, 403, 404, 409 and 422, each a JSON object.
+pub struct ErrorResponses;
+
+impl IntoResponses for ErrorResponses {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        [
+            (400, "Bad request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
+            (404, "Not found"),
+            (409, "Conflict"),
+            (422, "Unprocessable"),
+        ]
+        .into_iter()
+        .map(|(status, description)| {
+            let object = ObjectBuilder::new().schema_type(Type::Object);
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(object)).build(),
+                )
+                .build();
+            (status.to_string(), RefOr::T(response))
+        })
+        .collect()
+    }
+}

@@ -12,6 +12,8 @@ use super::params::Params;
 use super::users::{user_entity, Detail};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
+use crate::domain::members::AccessLevel;
+use crate::domain::users::UserState;
 use crate::error::{ApiError, ApiResult};
 use crate::services::groups::{self, GroupError};
 use crate::state::AppState;
@@ -62,28 +64,36 @@ pub fn group_entity(group: &Group, external_url: &str) -> Value {
 }
 
 /// GitLab's `Member` entity: the user's basic fields, then the membership.
-fn member_entity(member: &Member, external_url: &str) -> Value {
+#[derive(Debug, Clone, serde::Serialize)]
+struct MemberEntity {
+    id: i64,
+    username: String,
+    name: String,
+    state: UserState,
+    locked: bool,
+    avatar_url: Option<String>,
+    web_url: String,
+    access_level: AccessLevel,
+    created_at: String,
+    expires_at: Option<String>,
+    membership_state: &'static str,
+}
+
+fn member_entity(member: &Member, external_url: &str) -> MemberEntity {
     let user = user_entity(&member.user, external_url, Detail::Public, None);
-    let mut entity = serde_json::Map::new();
-    for key in [
-        "id",
-        "username",
-        "name",
-        "state",
-        "locked",
-        "avatar_url",
-        "web_url",
-    ] {
-        entity.insert(key.into(), user[key].clone());
+    MemberEntity {
+        id: user.id,
+        username: user.username,
+        name: user.name,
+        state: user.state,
+        locked: user.locked,
+        avatar_url: user.avatar_url,
+        web_url: user.web_url,
+        access_level: member.access_level,
+        created_at: timestamp_text(member.member_created_at),
+        expires_at: None,
+        membership_state: "active",
     }
-    entity.insert("access_level".into(), json!(member.access_level));
-    entity.insert(
-        "created_at".into(),
-        json!(timestamp_text(member.member_created_at)),
-    );
-    entity.insert("expires_at".into(), Value::Null);
-    entity.insert("membership_state".into(), json!("active"));
-    Value::Object(entity)
 }
 
 fn group_error(error: GroupError) -> ApiError {
@@ -193,7 +203,7 @@ async fn members(
         .store
         .group_members(group.id, page.offset(), page.per_page)
         .await?;
-    let body: Vec<Value> = members
+    let body: Vec<MemberEntity> = members
         .iter()
         .map(|member| member_entity(member, &state.config.external_url))
         .collect();

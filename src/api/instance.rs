@@ -5,7 +5,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::users::{admin_entities, user_entity, Detail};
+use super::users::{admin_entity, user_entity, Detail, UserEntity};
 use crate::auth::Authenticated;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -21,16 +21,12 @@ pub fn router() -> Router<AppState> {
 async fn current_user(
     Authenticated(actor): Authenticated,
     State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UserEntity>> {
     // Administrators see themselves as `UserWithAdmin`, everybody else as `UserPublic`.
     if actor.admin {
-        let entities = admin_entities(
-            &state,
-            std::slice::from_ref(actor.user()),
-            Detail::WithAdmin,
-        )
-        .await?;
-        return Ok(Json(entities.into_iter().next().unwrap_or_default()));
+        return Ok(Json(
+            admin_entity(&state, actor.user(), Detail::WithAdmin).await?,
+        ));
     }
     Ok(Json(user_entity(
         actor.user(),

@@ -5,13 +5,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::pagination::Page;
 use super::params::{NumericId, Params};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
-use crate::domain::users::{is_bot, Action};
+use crate::domain::users::{is_bot, Action, UserState};
 use crate::error::{ApiError, ApiResult};
 use crate::services::users::{self, UserError};
 use crate::state::AppState;
@@ -37,89 +38,147 @@ pub enum Detail {
     DetailsWithAdmin,
 }
 
-/// GitLab's user entity, fields in its order. `using_license_seat` is EE's field of the
-/// administrators' entities (`UserWithAdmin`), given where an administrator reads.
+/// GitLab's user entity, fields in its order: `UserPublic`, then what `UserWithAdmin` and
+/// `UserDetailsWithAdmin` add. Fields this server has no data for are GitLab's defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserEntity {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub state: UserState,
+    pub locked: bool,
+    pub avatar_url: Option<String>,
+    pub web_url: String,
+    created_at: String,
+    bio: &'static str,
+    location: &'static str,
+    public_email: Option<String>,
+    skype: &'static str,
+    linkedin: &'static str,
+    twitter: &'static str,
+    discord: &'static str,
+    website_url: &'static str,
+    organization: &'static str,
+    job_title: &'static str,
+    pronouns: Option<String>,
+    bot: bool,
+    work_information: Option<String>,
+    followers: i64,
+    following: i64,
+    local_time: Option<String>,
+    last_sign_in_at: Option<String>,
+    confirmed_at: String,
+    last_activity_on: Option<String>,
+    email: String,
+    theme_id: i64,
+    color_scheme_id: i64,
+    projects_limit: i64,
+    current_sign_in_at: Option<String>,
+    identities: Vec<Value>,
+    can_create_group: bool,
+    can_create_project: bool,
+    two_factor_enabled: bool,
+    external: bool,
+    private_profile: bool,
+    commit_email: String,
+    preferred_language: &'static str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    admin: Option<AdminFields>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    details: Option<AdminDetails>,
+}
+
+/// What `UserWithAdmin` adds (also shown to an administrator reading themselves).
+#[derive(Debug, Clone, Serialize)]
+struct AdminFields {
+    is_admin: bool,
+    note: Option<String>,
+    namespace_id: Option<i64>,
+    created_by: Option<i64>,
+    email_reset_offered_at: Option<String>,
+    /// EE's field of the administrators' entities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    using_license_seat: Option<bool>,
+}
+
+/// What `UserDetailsWithAdmin` adds.
+#[derive(Debug, Clone, Serialize)]
+struct AdminDetails {
+    highest_role: i64,
+    current_sign_in_ip: Option<String>,
+    last_sign_in_ip: Option<String>,
+    sign_in_count: i64,
+}
+
+/// GitLab's user entity for `user` at `detail`. `using_license_seat` is given where an
+/// administrator reads.
 pub fn user_entity(
     user: &User,
     external_url: &str,
     detail: Detail,
     using_license_seat: Option<bool>,
-) -> Value {
+) -> UserEntity {
     let created_at = timestamp_text(user.created_at);
-    let mut entity = Map::new();
-    let mut put = |key: &str, value: Value| {
-        entity.insert(key.to_string(), value);
-    };
-    put("id", json!(user.id));
-    put("username", json!(user.username));
-    put("name", json!(user.name));
-    put("state", json!(user.state));
-    put("locked", json!(false));
-    put("avatar_url", Value::Null);
-    put(
-        "web_url",
-        json!(format!("{external_url}/{}", user.username)),
-    );
-    put("created_at", json!(created_at));
-    for key in ["bio", "location"] {
-        put(key, json!(""));
-    }
-    put("public_email", Value::Null);
-    for key in [
-        "skype",
-        "linkedin",
-        "twitter",
-        "discord",
-        "website_url",
-        "organization",
-        "job_title",
-    ] {
-        put(key, json!(""));
-    }
-    put("pronouns", Value::Null);
-    put("bot", json!(is_bot(&user.user_type)));
-    put("work_information", Value::Null);
-    put("followers", json!(0));
-    put("following", json!(0));
-    put("local_time", Value::Null);
-    put("last_sign_in_at", Value::Null);
-    put("confirmed_at", json!(created_at));
-    put(
-        "last_activity_on",
-        json!(user
+    let admin = (detail != Detail::Public || user.admin).then_some(AdminFields {
+        is_admin: user.admin,
+        note: None,
+        namespace_id: None,
+        created_by: None,
+        email_reset_offered_at: None,
+        using_license_seat,
+    });
+    let details = (detail == Detail::DetailsWithAdmin).then_some(AdminDetails {
+        highest_role: 0,
+        current_sign_in_ip: None,
+        last_sign_in_ip: None,
+        sign_in_count: 0,
+    });
+    UserEntity {
+        id: user.id,
+        username: user.username.clone(),
+        name: user.name.clone(),
+        state: user.state,
+        locked: false,
+        avatar_url: None,
+        web_url: format!("{external_url}/{}", user.username),
+        created_at: created_at.clone(),
+        bio: "",
+        location: "",
+        public_email: None,
+        skype: "",
+        linkedin: "",
+        twitter: "",
+        discord: "",
+        website_url: "",
+        organization: "",
+        job_title: "",
+        pronouns: None,
+        bot: is_bot(&user.user_type),
+        work_information: None,
+        followers: 0,
+        following: 0,
+        local_time: None,
+        last_sign_in_at: None,
+        confirmed_at: created_at,
+        last_activity_on: user
             .last_activity_on
-            .map(|day| day.format("%Y-%m-%d").to_string())),
-    );
-    put("email", json!(user.email));
-    put("theme_id", json!(1));
-    put("color_scheme_id", json!(1));
-    put("projects_limit", json!(100_000));
-    put("current_sign_in_at", Value::Null);
-    put("identities", json!([]));
-    put("can_create_group", json!(true));
-    put("can_create_project", json!(true));
-    put("two_factor_enabled", json!(false));
-    put("external", json!(false));
-    put("private_profile", json!(false));
-    put("commit_email", json!(user.email));
-    put("preferred_language", json!("en"));
-    if detail != Detail::Public || user.admin {
-        put("is_admin", json!(user.admin));
-        put("note", Value::Null);
-        put("namespace_id", Value::Null);
-        put("created_by", Value::Null);
-        put("email_reset_offered_at", Value::Null);
-        if let Some(seat) = using_license_seat {
-            put("using_license_seat", json!(seat));
-        }
+            .map(|day| day.format("%Y-%m-%d").to_string()),
+        email: user.email.clone(),
+        theme_id: 1,
+        color_scheme_id: 1,
+        projects_limit: 100_000,
+        current_sign_in_at: None,
+        identities: Vec::new(),
+        can_create_group: true,
+        can_create_project: true,
+        two_factor_enabled: false,
+        external: false,
+        private_profile: false,
+        commit_email: user.email.clone(),
+        preferred_language: "en",
+        admin,
+        details,
     }
-    if detail == Detail::DetailsWithAdmin {
-        put("highest_role", json!(0));
-        put("current_sign_in_ip", Value::Null);
-        put("last_sign_in_ip", Value::Null);
-        put("sign_in_count", json!(0));
-    }
-    Value::Object(entity)
 }
 
 /// Administrators' entities of `users`, with whether each occupies a license seat (one query
@@ -128,7 +187,7 @@ pub async fn admin_entities(
     state: &AppState,
     users: &[User],
     detail: Detail,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<UserEntity>> {
     let ids: Vec<i64> = users.iter().map(|user| user.id).collect();
     let seats = crate::services::licenses::seat_users(state, &ids).await?;
     Ok(users
@@ -145,11 +204,14 @@ pub async fn admin_entities(
 }
 
 /// One administrator's entity (see [`admin_entities`]).
-async fn admin_entity(state: &AppState, user: User, detail: Detail) -> ApiResult<Value> {
-    Ok(admin_entities(state, &[user], detail)
-        .await?
-        .pop()
-        .unwrap_or_default())
+pub async fn admin_entity(state: &AppState, user: &User, detail: Detail) -> ApiResult<UserEntity> {
+    let seats = crate::services::licenses::seat_users(state, &[user.id]).await?;
+    Ok(user_entity(
+        user,
+        &state.config.external_url,
+        detail,
+        Some(seats.contains(&user.id)),
+    ))
 }
 
 fn user_error(error: UserError) -> ApiError {
@@ -211,7 +273,7 @@ async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResu
         None => None,
     }
     .ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
-    Ok(Json(admin_entity(&state, user, Detail::DetailsWithAdmin).await?).into_response())
+    Ok(Json(admin_entity(&state, &user, Detail::DetailsWithAdmin).await?).into_response())
 }
 
 #[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::bodies::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
@@ -237,7 +299,7 @@ async fn create(
         .map_err(user_error)?;
     Ok((
         StatusCode::CREATED,
-        Json(admin_entity(&state, user, Detail::WithAdmin).await?),
+        Json(admin_entity(&state, &user, Detail::WithAdmin).await?),
     )
         .into_response())
 }
@@ -260,7 +322,7 @@ async fn update(
     let user = users::update(&state, &actor, id, changes)
         .await
         .map_err(user_error)?;
-    Ok(Json(admin_entity(&state, user, Detail::WithAdmin).await?).into_response())
+    Ok(Json(admin_entity(&state, &user, Detail::WithAdmin).await?).into_response())
 }
 
 #[utoipa::path(delete, operation_id = "users_destroy", path = "/api/v4/users/{id}", tag = "users", summary = "Delete a user", params(("id" = String, Path, description = "An ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
@@ -292,4 +354,77 @@ async fn moderate(
         .await
         .map_err(user_error)?;
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ada(admin: bool) -> User {
+        User {
+            id: 7,
+            username: "ada".into(),
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            state: UserState::Active,
+            user_type: "human".into(),
+            admin,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            last_activity_on: None,
+        }
+    }
+
+    fn keys(entity: &UserEntity) -> Vec<String> {
+        match serde_json::to_value(entity).expect("json") {
+            Value::Object(map) => map.keys().cloned().collect(),
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn fields_come_in_gitlab_order_with_each_detail_level() {
+        let public = keys(&user_entity(&ada(false), "http://x", Detail::Public, None));
+        assert_eq!(public.first().map(String::as_str), Some("id"));
+        assert_eq!(public[3..7], ["state", "locked", "avatar_url", "web_url"]);
+        assert_eq!(
+            public.last().map(String::as_str),
+            Some("preferred_language")
+        );
+        assert_eq!(public.len(), 40);
+        let admin = keys(&user_entity(
+            &ada(false),
+            "http://x",
+            Detail::WithAdmin,
+            Some(true),
+        ));
+        assert_eq!(
+            admin[40..],
+            [
+                "is_admin",
+                "note",
+                "namespace_id",
+                "created_by",
+                "email_reset_offered_at",
+                "using_license_seat"
+            ]
+        );
+        let details = keys(&user_entity(
+            &ada(true),
+            "http://x",
+            Detail::DetailsWithAdmin,
+            None,
+        ));
+        assert_eq!(
+            details[45..],
+            [
+                "highest_role",
+                "current_sign_in_ip",
+                "last_sign_in_ip",
+                "sign_in_count"
+            ]
+        );
+        // An administrator reading themselves sees the administrator's fields.
+        let own = keys(&user_entity(&ada(true), "http://x", Detail::Public, None));
+        assert_eq!(own.len(), 45);
+    }
 }

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDate;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::params::Params;
 use crate::auth::Admin;
@@ -26,17 +27,32 @@ pub fn router() -> Router<AppState> {
 }
 
 /// GitLab's REST `AddOnPurchase` entity (it has no `id`).
-fn purchase_entity(purchase: &AddOnPurchase, group: &Group) -> Value {
-    json!({
-        "namespace_id": group.id,
-        "namespace_name": group.name,
-        "add_on": crate::domain::text::titleize(&purchase.add_on_name),
-        "quantity": purchase.quantity,
-        "started_on": purchase.started_on.to_string(),
-        "expires_on": purchase.expires_on.to_string(),
-        "purchase_xid": purchase.purchase_xid,
-        "trial": purchase.trial,
-    })
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct PurchaseEntity {
+    namespace_id: i64,
+    namespace_name: String,
+    #[schema(example = "Duo Enterprise")]
+    add_on: String,
+    quantity: i64,
+    /// `YYYY-MM-DD`.
+    started_on: String,
+    /// `YYYY-MM-DD`.
+    expires_on: String,
+    purchase_xid: Option<String>,
+    trial: bool,
+}
+
+fn purchase_entity(purchase: &AddOnPurchase, group: &Group) -> PurchaseEntity {
+    PurchaseEntity {
+        namespace_id: group.id,
+        namespace_name: group.name.clone(),
+        add_on: crate::domain::text::titleize(&purchase.add_on_name),
+        quantity: purchase.quantity,
+        started_on: purchase.started_on.to_string(),
+        expires_on: purchase.expires_on.to_string(),
+        purchase_xid: purchase.purchase_xid.clone(),
+        trial: purchase.trial,
+    }
 }
 
 /// The namespace and add-on a path names, or GitLab's 404s.
@@ -94,7 +110,7 @@ fn terms(params: &Params, base: Option<&AddOnPurchase>) -> ApiResult<PurchaseTer
     }
 }
 
-#[utoipa::path(get, operation_id = "add_on_purchases_show", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "A group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "add_on_purchases_show", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "A group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), responses((status = 200, description = "OK", body = PurchaseEntity), crate::api::responses::ErrorResponses))]
 async fn show(
     _: Admin,
     State(state): State<AppState>,
@@ -111,7 +127,7 @@ async fn show(
     Ok(Json(purchase_entity(&purchase, &group)).into_response())
 }
 
-#[utoipa::path(post, operation_id = "add_on_purchases_create", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Create a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "add_on_purchases_create", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Create a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = PurchaseEntity), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -140,7 +156,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(purchase_entity(&saved, &group))).into_response())
 }
 
-#[utoipa::path(put, operation_id = "add_on_purchases_update", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Change a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(put, operation_id = "add_on_purchases_update", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Change a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = PurchaseEntity), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     State(state): State<AppState>,

@@ -5,7 +5,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::pagination::Page;
 use super::params::{IdParam, Params};
@@ -22,16 +24,31 @@ pub fn router() -> Router<AppState> {
         .route("/api/v4/audit_events/{id}", get(show))
 }
 
-fn entity(row: &AuditRow) -> Value {
-    json!({
-        "id": row.id,
-        "author_id": row.author_id,
-        "entity_id": row.entity_id,
-        "entity_type": row.entity_type,
-        "event_name": row.event_name,
-        "details": details(&row.details),
-        "created_at": timestamp_text(row.created_at),
-    })
+/// GitLab's `AuditEvent` entity.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct AuditEventEntity {
+    id: i64,
+    author_id: i64,
+    entity_id: i64,
+    #[schema(example = "User")]
+    entity_type: String,
+    event_name: String,
+    /// What changed, as GitLab's `details` hash (author, target, change, …).
+    #[schema(value_type = Object)]
+    details: Value,
+    created_at: String,
+}
+
+fn entity(row: &AuditRow) -> AuditEventEntity {
+    AuditEventEntity {
+        id: row.id,
+        author_id: row.author_id,
+        entity_id: row.entity_id,
+        entity_type: row.entity_type.clone(),
+        event_name: row.event_name.clone(),
+        details: details(&row.details),
+        created_at: timestamp_text(row.created_at),
+    }
 }
 
 fn date_time(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -43,7 +60,7 @@ fn date_time(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiEr
     }
 }
 
-#[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("entity_type" = Option<String>, Query, description = "User, Group, Project or Gitlab::Audit::InstanceScope"), ("entity_id" = Option<i64>, Query), ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("entity_type" = Option<String>, Query, description = "User, Group, Project or Gitlab::Audit::InstanceScope"), ("entity_id" = Option<i64>, Query), ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query)), responses((status = 200, description = "OK", body = [AuditEventEntity]), crate::api::responses::ErrorResponses))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -72,7 +89,7 @@ async fn list(
     Ok((headers, Json(rows.iter().map(entity).collect::<Vec<_>>())).into_response())
 }
 
-#[utoipa::path(get, operation_id = "audit_show", path = "/api/v4/audit_events/{id}", tag = "audit", summary = "One audit event", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "audit_show", path = "/api/v4/audit_events/{id}", tag = "audit", summary = "One audit event", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = AuditEventEntity), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let row = match id.0 {
         Some(id) => state.store.find_audit_event(id).await?,

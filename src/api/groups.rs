@@ -5,10 +5,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::pagination::Page;
 use super::params::Params;
+use super::responses::Message;
 use super::users::{user_entity, Detail};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
@@ -32,47 +34,79 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// GitLab's `Group` entity (the fields clients read), in its order.
-pub fn group_entity(group: &Group, external_url: &str) -> Value {
-    json!({
-        "id": group.id,
-        "web_url": format!("{external_url}/groups/{}", group.path),
-        "name": group.name,
-        "path": group.path,
-        "description": group.description,
-        "visibility": group.visibility,
-        "share_with_group_lock": false,
-        "require_two_factor_authentication": false,
-        "two_factor_grace_period": 48,
-        "project_creation_level": "developer",
-        "auto_devops_enabled": Value::Null,
-        "subgroup_creation_level": "maintainer",
-        "emails_disabled": false,
-        "emails_enabled": true,
-        "mentions_disabled": Value::Null,
-        "lfs_enabled": true,
-        "default_branch": Value::Null,
-        "avatar_url": Value::Null,
-        "request_access_enabled": true,
-        "full_name": group.name,
-        "full_path": group.path,
-        "created_at": timestamp_text(group.created_at),
-        "parent_id": Value::Null,
-        "organization_id": 1,
-        "shared_runners_setting": "enabled",
-    })
+/// GitLab's `Group` entity (the fields clients read), in its order; settings this server does
+/// not keep are GitLab's defaults.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GroupEntity {
+    pub id: i64,
+    pub web_url: String,
+    pub name: String,
+    pub path: String,
+    pub description: String,
+    pub visibility: String,
+    share_with_group_lock: bool,
+    require_two_factor_authentication: bool,
+    two_factor_grace_period: i64,
+    project_creation_level: &'static str,
+    auto_devops_enabled: Option<bool>,
+    subgroup_creation_level: &'static str,
+    emails_disabled: bool,
+    emails_enabled: bool,
+    mentions_disabled: Option<bool>,
+    lfs_enabled: bool,
+    default_branch: Option<String>,
+    avatar_url: Option<String>,
+    request_access_enabled: bool,
+    full_name: String,
+    full_path: String,
+    created_at: String,
+    parent_id: Option<i64>,
+    organization_id: i64,
+    shared_runners_setting: &'static str,
+}
+
+fn group_entity(group: &Group, external_url: &str) -> GroupEntity {
+    GroupEntity {
+        id: group.id,
+        web_url: format!("{external_url}/groups/{}", group.path),
+        name: group.name.clone(),
+        path: group.path.clone(),
+        description: group.description.clone(),
+        visibility: group.visibility.clone(),
+        share_with_group_lock: false,
+        require_two_factor_authentication: false,
+        two_factor_grace_period: 48,
+        project_creation_level: "developer",
+        auto_devops_enabled: None,
+        subgroup_creation_level: "maintainer",
+        emails_disabled: false,
+        emails_enabled: true,
+        mentions_disabled: None,
+        lfs_enabled: true,
+        default_branch: None,
+        avatar_url: None,
+        request_access_enabled: true,
+        full_name: group.name.clone(),
+        full_path: group.path.clone(),
+        created_at: timestamp_text(group.created_at),
+        parent_id: None,
+        organization_id: 1,
+        shared_runners_setting: "enabled",
+    }
 }
 
 /// GitLab's `Member` entity: the user's basic fields, then the membership.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct MemberEntity {
     id: i64,
     username: String,
     name: String,
+    #[schema(value_type = String, example = "active")]
     state: UserState,
     locked: bool,
     avatar_url: Option<String>,
     web_url: String,
+    #[schema(value_type = i64, example = 30)]
     access_level: AccessLevel,
     created_at: String,
     expires_at: Option<String>,
@@ -110,7 +144,7 @@ fn group_error(error: GroupError) -> ApiError {
     }
 }
 
-#[utoipa::path(get, operation_id = "groups_list", path = "/api/v4/groups", tag = "groups", summary = "List groups", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query)), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "groups_list", path = "/api/v4/groups", tag = "groups", summary = "List groups", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query)), responses((status = 200, description = "OK", body = [GroupEntity]), crate::api::responses::ErrorResponses))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -127,7 +161,7 @@ async fn list(
             page.per_page,
         )
         .await?;
-    let body: Vec<Value> = groups
+    let body: Vec<GroupEntity> = groups
         .iter()
         .map(|group| group_entity(group, &state.config.external_url))
         .collect();
@@ -138,7 +172,7 @@ async fn list(
         .into_response())
 }
 
-#[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = GroupEntity), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -163,7 +197,7 @@ async fn create(
         .into_response())
 }
 
-#[utoipa::path(get, operation_id = "groups_show", path = "/api/v4/groups/{id}", tag = "groups", summary = "One group (by ID or path)", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "groups_show", path = "/api/v4/groups/{id}", tag = "groups", summary = "One group (by ID or path)", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = GroupEntity), crate::api::responses::ErrorResponses))]
 async fn show(
     _: Admin,
     Path(id): Path<String>,
@@ -173,7 +207,7 @@ async fn show(
     Ok(Json(group_entity(&group, &state.config.external_url)).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "groups_destroy", path = "/api/v4/groups/{id}", tag = "groups", summary = "Delete a group", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(delete, operation_id = "groups_destroy", path = "/api/v4/groups/{id}", tag = "groups", summary = "Delete a group", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Message), crate::api::responses::ErrorResponses))]
 async fn destroy(
     Admin(actor): Admin,
     Path(id): Path<String>,
@@ -182,14 +216,10 @@ async fn destroy(
     groups::delete(&state, &actor, &id)
         .await
         .map_err(group_error)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"message": "202 Accepted"})),
-    )
-        .into_response())
+    Ok((StatusCode::ACCEPTED, Json(Message::ACCEPTED)).into_response())
 }
 
-#[utoipa::path(get, operation_id = "groups_members", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "A group's members", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "groups_members", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "A group's members", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [MemberEntity]), crate::api::responses::ErrorResponses))]
 async fn members(
     _: Admin,
     Path(id): Path<String>,
@@ -214,7 +244,7 @@ async fn members(
         .into_response())
 }
 
-#[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = MemberEntity), crate::api::responses::ErrorResponses))]
 async fn add_member(
     Admin(actor): Admin,
     Path(id): Path<String>,
@@ -242,7 +272,7 @@ fn member_path(path: &(String, String)) -> Result<i64, ApiError> {
     path.1.parse().map_err(|_| ApiError::invalid("user_id"))
 }
 
-#[utoipa::path(get, operation_id = "groups_show_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "One member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "groups_show_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "One member", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = MemberEntity), crate::api::responses::ErrorResponses))]
 async fn show_member(
     _: Admin,
     Path(path): Path<(String, String)>,
@@ -258,7 +288,7 @@ async fn show_member(
     Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "groups_update_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Change a member's access level", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(put, operation_id = "groups_update_member", path = "/api/v4/groups/{id}/members/{user_id}", tag = "groups", summary = "Change a member's access level", params(("id" = String, Path, description = "An ID"), ("user_id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = MemberEntity), crate::api::responses::ErrorResponses))]
 async fn update_member(
     Admin(actor): Admin,
     Path(path): Path<(String, String)>,

@@ -5,7 +5,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::params::{IdParam, Params};
 use crate::auth::Admin;
@@ -28,20 +30,51 @@ pub fn router() -> Router<AppState> {
 }
 
 /// GitLab's `Hook` entity for system hooks (the token is never shown).
-fn hook_entity(hook: &SystemHook) -> Value {
-    json!({
-        "id": hook.id,
-        "url": hook.url,
-        "name": hook.name,
-        "description": hook.description,
-        "created_at": timestamp_text(hook.created_at),
-        "push_events": hook.push_events,
-        "tag_push_events": hook.tag_push_events,
-        "merge_requests_events": hook.merge_requests_events,
-        "repository_update_events": hook.repository_update_events,
-        "enable_ssl_verification": hook.enable_ssl_verification,
-        "url_variables": [],
-    })
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct HookEntity {
+    id: i64,
+    url: String,
+    name: Option<String>,
+    description: Option<String>,
+    created_at: String,
+    push_events: bool,
+    tag_push_events: bool,
+    merge_requests_events: bool,
+    repository_update_events: bool,
+    enable_ssl_verification: bool,
+    /// Always empty: this server keeps no URL variables.
+    #[schema(value_type = Vec<Object>)]
+    url_variables: Vec<Value>,
+}
+
+fn hook_entity(hook: &SystemHook) -> HookEntity {
+    HookEntity {
+        id: hook.id,
+        url: hook.url.clone(),
+        name: hook.name.clone(),
+        description: hook.description.clone(),
+        created_at: timestamp_text(hook.created_at),
+        push_events: hook.push_events,
+        tag_push_events: hook.tag_push_events,
+        merge_requests_events: hook.merge_requests_events,
+        repository_update_events: hook.repository_update_events,
+        enable_ssl_verification: hook.enable_ssl_verification,
+        url_variables: Vec::new(),
+    }
+}
+
+/// One line of a hook's delivery log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct DeliveryEntity {
+    id: i64,
+    event_name: String,
+    /// `pending`, `delivered` or `failed`.
+    state: String,
+    attempts: i32,
+    response_status: Option<i32>,
+    error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
 }
 
 /// The settings a request gives, over `base` (PUT changes only what it names).
@@ -107,9 +140,9 @@ async fn find(state: &AppState, id: IdParam) -> ApiResult<SystemHook> {
     .ok_or(ApiError::NotFound(NOT_FOUND))
 }
 
-#[utoipa::path(get, operation_id = "hooks_list", path = "/api/v4/hooks", tag = "hooks", summary = "List system hooks", responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "hooks_list", path = "/api/v4/hooks", tag = "hooks", summary = "List system hooks", responses((status = 200, description = "OK", body = [HookEntity]), crate::api::responses::ErrorResponses))]
 async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
-    let hooks: Vec<Value> = state
+    let hooks: Vec<HookEntity> = state
         .store
         .list_hooks()
         .await?
@@ -119,7 +152,7 @@ async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(hooks).into_response())
 }
 
-#[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::bodies::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "hooks_create", path = "/api/v4/hooks", tag = "hooks", summary = "Add a system hook", request_body(content = crate::api::bodies::HookCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = HookEntity), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -133,12 +166,12 @@ async fn create(
     Ok((StatusCode::CREATED, Json(hook_entity(&hook))).into_response())
 }
 
-#[utoipa::path(get, operation_id = "hooks_show", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "One system hook", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "hooks_show", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "One system hook", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = HookEntity), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(hook_entity(&find(&state, id).await?)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(put, operation_id = "hooks_update", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Change a system hook", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::HookUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = HookEntity), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     id: IdParam,
@@ -165,7 +198,7 @@ async fn destroy(
 }
 
 /// GitLab's "test system hook": a sample event, sent now; 201 with what was sent.
-#[utoipa::path(post, operation_id = "hooks_test", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Send a test event", params(("id" = String, Path, description = "An ID")), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "hooks_test", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Send a test event", params(("id" = String, Path, description = "An ID")), responses((status = 201, description = "Created", body = crate::services::hooks::SampleEvent), crate::api::responses::ErrorResponses))]
 async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
     match hooks::test(&hook, state.config.limits.hook_timeout).await {
@@ -178,25 +211,23 @@ async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
 }
 
 /// The hook's latest deliveries (not in GitLab's API, which shows them in the UI only).
-#[utoipa::path(get, operation_id = "hooks_deliveries", path = "/api/v4/hooks/{id}/deliveries", tag = "hooks", summary = "A hook's latest deliveries", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "hooks_deliveries", path = "/api/v4/hooks/{id}/deliveries", tag = "hooks", summary = "A hook's latest deliveries", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = [DeliveryEntity]), crate::api::responses::ErrorResponses))]
 async fn deliveries(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
-    let log: Vec<Value> = state
+    let log: Vec<DeliveryEntity> = state
         .store
         .hook_deliveries(hook.id, 100)
         .await?
         .into_iter()
-        .map(|delivery| {
-            json!({
-                "id": delivery.id,
-                "event_name": delivery.event_name,
-                "state": delivery.state,
-                "attempts": delivery.attempts,
-                "response_status": delivery.response_status,
-                "error": delivery.last_error,
-                "created_at": timestamp_text(delivery.created_at),
-                "delivered_at": delivery.delivered_at.map(timestamp_text),
-            })
+        .map(|delivery| DeliveryEntity {
+            id: delivery.id,
+            event_name: delivery.event_name,
+            state: delivery.state,
+            attempts: delivery.attempts,
+            response_status: delivery.response_status,
+            error: delivery.last_error,
+            created_at: timestamp_text(delivery.created_at),
+            delivered_at: delivery.delivered_at.map(timestamp_text),
         })
         .collect();
     Ok(Json(log).into_response())

@@ -3,7 +3,8 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::users::{admin_entity, user_entity, Detail, UserEntity};
 use crate::auth::Authenticated;
@@ -17,7 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v4/metadata", get(metadata))
 }
 
-#[utoipa::path(get, operation_id = "instance_current_user", path = "/api/v4/user", tag = "instance", summary = "The token's user", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "instance_current_user", path = "/api/v4/user", tag = "instance", summary = "The token's user", responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]
 async fn current_user(
     Authenticated(actor): Authenticated,
     State(state): State<AppState>,
@@ -36,21 +37,47 @@ async fn current_user(
     )))
 }
 
-fn version_json(state: &AppState) -> Value {
-    json!({
-        "version": state.config.gitlab_version,
-        "revision": env!("CARGO_PKG_VERSION"),
-        "kas": {"enabled": false, "externalUrl": Value::Null, "externalK8sProxyUrl": Value::Null, "version": Value::Null},
-        "enterprise": true,
-    })
+/// GitLab's `/version` and `/metadata` answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct VersionEntity {
+    /// The GitLab version this server speaks for (`GITLAB_VERSION`).
+    version: String,
+    /// This server's own version.
+    revision: &'static str,
+    kas: KasEntity,
+    enterprise: bool,
 }
 
-#[utoipa::path(get, operation_id = "instance_version", path = "/api/v4/version", tag = "instance", summary = "The GitLab version this server reports", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
-async fn version(_: Authenticated, State(state): State<AppState>) -> Json<Value> {
-    Json(version_json(&state))
+/// The agent server, which this server does not run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct KasEntity {
+    enabled: bool,
+    external_url: Option<String>,
+    external_k8s_proxy_url: Option<String>,
+    version: Option<String>,
 }
 
-#[utoipa::path(get, operation_id = "instance_metadata", path = "/api/v4/metadata", tag = "instance", summary = "Instance metadata", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
-async fn metadata(_: Authenticated, State(state): State<AppState>) -> Json<Value> {
-    Json(version_json(&state))
+fn version_entity(state: &AppState) -> VersionEntity {
+    VersionEntity {
+        version: state.config.gitlab_version.clone(),
+        revision: env!("CARGO_PKG_VERSION"),
+        kas: KasEntity {
+            enabled: false,
+            external_url: None,
+            external_k8s_proxy_url: None,
+            version: None,
+        },
+        enterprise: true,
+    }
+}
+
+#[utoipa::path(get, operation_id = "instance_version", path = "/api/v4/version", tag = "instance", summary = "The GitLab version this server reports", responses((status = 200, description = "OK", body = VersionEntity), crate::api::responses::ErrorResponses))]
+async fn version(_: Authenticated, State(state): State<AppState>) -> Json<VersionEntity> {
+    Json(version_entity(&state))
+}
+
+#[utoipa::path(get, operation_id = "instance_metadata", path = "/api/v4/metadata", tag = "instance", summary = "Instance metadata", responses((status = 200, description = "OK", body = VersionEntity), crate::api::responses::ErrorResponses))]
+async fn metadata(_: Authenticated, State(state): State<AppState>) -> Json<VersionEntity> {
+    Json(version_entity(&state))
 }

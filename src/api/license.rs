@@ -5,10 +5,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde_json::json;
 
 use super::params::{IdParam, Params};
+use super::responses::Success;
 use crate::auth::Admin;
+use crate::domain::licenses::LicenseEntity;
 use crate::error::{ApiError, ApiResult, NOT_FOUND};
 use crate::services::license_changes::{self, UploadError};
 use crate::services::licenses;
@@ -37,17 +38,17 @@ fn json_bytes(body: bytes::Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[utoipa::path(get, operation_id = "license_current", path = "/api/v4/license", tag = "license", summary = "The current license, or null", responses((status = 200, description = "OK", body = serde_json::Value), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "license_current", path = "/api/v4/license", tag = "license", summary = "The current license, or null", responses((status = 200, description = "OK", body = Option<LicenseEntity>), crate::api::responses::ErrorResponses))]
 async fn current(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(json_bytes(licenses::current_license_json(&state).await?))
 }
 
-#[utoipa::path(get, operation_id = "license_list", path = "/api/v4/licenses", tag = "license", summary = "Every license, newest first", responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "license_list", path = "/api/v4/licenses", tag = "license", summary = "Every license, newest first", responses((status = 200, description = "OK", body = [LicenseEntity]), crate::api::responses::ErrorResponses))]
 async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(licenses::list(&state).await?).into_response())
 }
 
-#[utoipa::path(get, operation_id = "license_show", path = "/api/v4/license/{id}", tag = "license", summary = "One license", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "license_show", path = "/api/v4/license/{id}", tag = "license", summary = "One license", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = LicenseEntity), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let IdParam(Some(id)) = id else {
         return Err(ApiError::NotFound(NOT_FOUND));
@@ -58,7 +59,7 @@ async fn show(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult
     }
 }
 
-#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::bodies::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "license_create", path = "/api/v4/license", tag = "license", summary = "Add a license (`license`: the key)", request_body(content = crate::api::bodies::LicenseUpload, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = LicenseEntity), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -88,7 +89,7 @@ async fn destroy(
     }
 }
 
-#[utoipa::path(put, operation_id = "license_refresh_billable_users", path = "/api/v4/license/{id}/refresh_billable_users", tag = "license", summary = "Recount billable users", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(put, operation_id = "license_refresh_billable_users", path = "/api/v4/license/{id}/refresh_billable_users", tag = "license", summary = "Recount billable users", params(("id" = String, Path, description = "An ID")), responses((status = 202, description = "Accepted", body = Success), crate::api::responses::ErrorResponses))]
 async fn refresh_billable_users(
     _: Admin,
     id: IdParam,
@@ -98,7 +99,7 @@ async fn refresh_billable_users(
         return Err(ApiError::NotFound(NOT_FOUND));
     };
     match licenses::refresh_billable_users(&state, id).await? {
-        Some(()) => Ok((StatusCode::ACCEPTED, Json(json!({"success": true}))).into_response()),
+        Some(()) => Ok((StatusCode::ACCEPTED, Json(Success { success: true })).into_response()),
         None => Err(ApiError::NotFound(NOT_FOUND)),
     }
 }

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
-use utoipa::IntoResponses;
+use utoipa::{IntoResponses, ToSchema};
 
 /// 400, 401, 403, 404, 409 and 422, each a JSON object.
 pub struct ErrorResponses;
@@ -35,4 +36,23 @@ impl IntoResponses for ErrorResponses {
         })
         .collect()
     }
+}
+
+/// A bare `{"message": …}` answer (GitLab's `202 Accepted` for work done later).
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Message {
+    #[schema(example = "202 Accepted")]
+    pub message: &'static str,
+}
+
+impl Message {
+    pub const ACCEPTED: Message = Message {
+        message: "202 Accepted",
+    };
+}
+
+/// `{"success": true}`: a recount was queued.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub struct Success {
+    pub success: bool,
 }

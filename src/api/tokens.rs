@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::pagination::Page;
 use super::params::{IdParam, NumericId, Params};
@@ -32,20 +34,46 @@ pub fn router() -> Router<AppState> {
 }
 
 /// GitLab's token entity (17.x–18.x field order).
-fn token_entity(token: &TokenRow, today: NaiveDate) -> Value {
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct TokenEntity {
+    id: i64,
+    name: String,
+    revoked: bool,
+    created_at: String,
+    description: Option<String>,
+    #[schema(example = json!(["api"]))]
+    scopes: Vec<String>,
+    user_id: i64,
+    last_used_at: Option<String>,
+    active: bool,
+    /// `YYYY-MM-DD`.
+    expires_at: Option<String>,
+}
+
+/// A token as created: the entity and, this once, its secret.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct CreatedToken {
+    #[serde(flatten)]
+    entity: TokenEntity,
+    token: String,
+}
+
+fn token_entity(token: &TokenRow, today: NaiveDate) -> TokenEntity {
     let active = !token.revoked && token.expires_at.is_none_or(|expires_at| expires_at > today);
-    json!({
-        "id": token.id,
-        "name": token.name,
-        "revoked": token.revoked,
-        "created_at": timestamp_text(token.created_at),
-        "description": Value::Null,
-        "scopes": token.scopes.names(),
-        "user_id": token.user_id,
-        "last_used_at": token.last_used_at.map(timestamp_text),
-        "active": active,
-        "expires_at": token.expires_at.map(|day| day.format("%Y-%m-%d").to_string()),
-    })
+    TokenEntity {
+        id: token.id,
+        name: token.name.clone(),
+        revoked: token.revoked,
+        created_at: timestamp_text(token.created_at),
+        description: None,
+        scopes: token.scopes.names().to_vec(),
+        user_id: token.user_id,
+        last_used_at: token.last_used_at.map(timestamp_text),
+        active,
+        expires_at: token
+            .expires_at
+            .map(|day| day.format("%Y-%m-%d").to_string()),
+    }
 }
 
 /// Scopes as an array or a comma-separated string.
@@ -68,7 +96,7 @@ fn scopes(params: &Params) -> Result<Vec<String>, ApiError> {
     }
 }
 
-#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "tokens_create", path = "/api/v4/users/{id}/personal_access_tokens", tag = "tokens", summary = "Create a personal access token for a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::TokenCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = CreatedToken), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     id: NumericId,
@@ -88,9 +116,11 @@ async fn create(
     let user_id = id.0.ok_or(ApiError::NotFound("404 User Not Found"))?;
     match tokens::create_for(&state, &actor, user_id, &name, &scopes, expires_at).await {
         Ok((row, value)) => {
-            let mut entity = token_entity(&row, state.clock.today());
-            entity["token"] = json!(value);
-            Ok((StatusCode::CREATED, Json(entity)).into_response())
+            let created = CreatedToken {
+                entity: token_entity(&row, state.clock.today()),
+                token: value,
+            };
+            Ok((StatusCode::CREATED, Json(created)).into_response())
         }
         Err(TokenError::UserNotFound) => Err(ApiError::NotFound("404 User Not Found")),
         Err(TokenError::InvalidParameter(message)) => Err(ApiError::InvalidParameter(message)),
@@ -101,7 +131,7 @@ async fn create(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("user_id" = Option<i64>, Query), ("state" = Option<String>, Query, description = "active or inactive"), ("revoked" = Option<bool>, Query)), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "tokens_list", path = "/api/v4/personal_access_tokens", tag = "tokens", summary = "List personal access tokens", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("user_id" = Option<i64>, Query), ("state" = Option<String>, Query, description = "active or inactive"), ("revoked" = Option<bool>, Query)), responses((status = 200, description = "OK", body = [TokenEntity]), crate::api::responses::ErrorResponses))]
 async fn list(
     ApiUser(actor): ApiUser,
     State(state): State<AppState>,
@@ -137,7 +167,7 @@ async fn list(
         .store
         .list_tokens(&filter, today, page.offset(), page.per_page)
         .await?;
-    let body: Vec<Value> = rows.iter().map(|row| token_entity(row, today)).collect();
+    let body: Vec<TokenEntity> = rows.iter().map(|row| token_entity(row, today)).collect();
     Ok((
         page.headers(total, &state.config.external_url, &uri, &params),
         Json(body),
@@ -164,7 +194,7 @@ async fn visible_token(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_show", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "One token", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "tokens_show", path = "/api/v4/personal_access_tokens/{id}", tag = "tokens", summary = "One token", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = TokenEntity), crate::api::responses::ErrorResponses))]
 async fn show(
     ApiUser(actor): ApiUser,
     id: IdParam,
@@ -188,7 +218,7 @@ async fn revoke(
     }
 }
 
-#[utoipa::path(get, operation_id = "tokens_show_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "The token used", responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "tokens_show_self", path = "/api/v4/personal_access_tokens/self", tag = "tokens", summary = "The token used", responses((status = 200, description = "OK", body = TokenEntity), crate::api::responses::ErrorResponses))]
 async fn show_self(ApiUser(actor): ApiUser, State(state): State<AppState>) -> ApiResult<Response> {
     let row = state
         .store

@@ -7,12 +7,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::pagination::Page;
 use super::params::{NumericId, Params};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
-use crate::domain::users::{is_bot, Action, UserState};
+use crate::domain::users::{is_bot, Action, Answer, UserState};
 use crate::error::{ApiError, ApiResult};
 use crate::services::users::{self, UserError};
 use crate::state::AppState;
@@ -40,11 +41,12 @@ pub enum Detail {
 
 /// GitLab's user entity, fields in its order: `UserPublic`, then what `UserWithAdmin` and
 /// `UserDetailsWithAdmin` add. Fields this server has no data for are GitLab's defaults.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserEntity {
     pub id: i64,
     pub username: String,
     pub name: String,
+    #[schema(value_type = String, example = "active")]
     pub state: UserState,
     pub locked: bool,
     pub avatar_url: Option<String>,
@@ -74,6 +76,7 @@ pub struct UserEntity {
     color_scheme_id: i64,
     projects_limit: i64,
     current_sign_in_at: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     identities: Vec<Value>,
     can_create_group: bool,
     can_create_project: bool,
@@ -88,9 +91,11 @@ pub struct UserEntity {
     details: Option<AdminDetails>,
 }
 
-/// What `UserWithAdmin` adds (also shown to an administrator reading themselves).
-#[derive(Debug, Clone, Serialize)]
+/// What `UserWithAdmin` adds (also shown to an administrator reading themselves); absent from
+/// other users' `UserPublic`, hence no field is required in the schema.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct AdminFields {
+    #[schema(required = false)]
     is_admin: bool,
     note: Option<String>,
     namespace_id: Option<i64>,
@@ -101,12 +106,14 @@ struct AdminFields {
     using_license_seat: Option<bool>,
 }
 
-/// What `UserDetailsWithAdmin` adds.
-#[derive(Debug, Clone, Serialize)]
+/// What `UserDetailsWithAdmin` adds (one user read by an administrator).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 struct AdminDetails {
+    #[schema(required = false)]
     highest_role: i64,
     current_sign_in_ip: Option<String>,
     last_sign_in_ip: Option<String>,
+    #[schema(required = false)]
     sign_in_count: i64,
 }
 
@@ -229,7 +236,7 @@ fn user_error(error: UserError) -> ApiError {
 
 const ORDER_COLUMNS: &[&str] = &["id", "name", "username", "created_at", "updated_at"];
 
-#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [Object]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [UserEntity]), crate::api::responses::ErrorResponses))]
 async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -266,7 +273,7 @@ async fn list(
     Ok((headers, Json(body)).into_response())
 }
 
-#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]
 async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResult<Response> {
     let user = match id.0 {
         Some(id) => state.store.find_user(id).await?,
@@ -276,7 +283,7 @@ async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResu
     Ok(Json(admin_entity(&state, &user, Detail::DetailsWithAdmin).await?).into_response())
 }
 
-#[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::bodies::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::bodies::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = UserEntity), crate::api::responses::ErrorResponses))]
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
@@ -304,7 +311,7 @@ async fn create(
         .into_response())
 }
 
-#[utoipa::path(put, operation_id = "users_update", path = "/api/v4/users/{id}", tag = "users", summary = "Change a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::UserUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = Object), crate::api::responses::ErrorResponses))]
+#[utoipa::path(put, operation_id = "users_update", path = "/api/v4/users/{id}", tag = "users", summary = "Change a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::UserUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     id: NumericId,
@@ -340,7 +347,7 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban or approve a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban or approve")), responses((status = 201, description = "Created", body = serde_json::Value), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban or approve a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban or approve")), responses((status = 201, description = "Created", body = Answer), crate::api::responses::ErrorResponses))]
 async fn moderate(
     Admin(actor): Admin,
     id: NumericId,

@@ -98,7 +98,7 @@ pub struct UsageFigures {
 }
 
 /// The JSON of a license, in GitLab's field order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LicenseEntity {
     pub id: i64,
     pub plan: String,
@@ -107,10 +107,16 @@ pub struct LicenseEntity {
     pub expires_at: Option<String>,
     pub historical_max: i64,
     pub maximum_user_count: i64,
+    /// The licensee as the key names it (`Name`, `Email`, `Company`, …).
+    #[schema(value_type = Object, example = json!({"Name": "Ada Lovelace", "Email": "ada@example.com", "Company": "Example"}))]
     pub licensee: Map<String, Value>,
+    /// Add-on seat counts by add-on, e.g. `GitLab_DuoEnterprise`.
+    #[schema(value_type = Object, example = json!({"GitLab_DuoEnterprise": 10}))]
     pub add_ons: Map<String, Value>,
     pub expired: Option<bool>,
     pub overage: i64,
+    /// The seats the license grants; `null` for a license without a limit.
+    #[schema(value_type = Option<i64>)]
     pub user_limit: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_users: Option<i64>,

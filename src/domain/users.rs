@@ -1,7 +1,7 @@
 //! Users as GitLab models them: types, states and the moderation actions' rules and messages.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// A user of the directory (the store reads it as a row).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -178,13 +178,26 @@ impl Action {
     }
 }
 
+/// GitLab's 201 body for a moderation action: `true`, `false`, `null` (where GitLab's service
+/// answers nothing), or approve's `{"message": "Success"}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Answer {
+    Flag(Option<bool>),
+    Message { message: &'static str },
+}
+
+impl Answer {
+    pub const SUCCESS: Answer = Answer::Message { message: "Success" };
+}
+
 /// What an action does to a user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
     /// Move to this state and answer 201 with this body.
-    To(UserState, Value),
+    To(UserState, Answer),
     /// Nothing changes; answer 201 with this body.
-    Unchanged(Value),
+    Unchanged(Answer),
     /// Refused: status and GitLab's `message`.
     Refused(u16, String),
 }
@@ -227,9 +240,9 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
             } else if is_internal(&user.user_type) {
                 forbidden("An internal user cannot be blocked")
             } else if state == Blocked {
-                Transition::Unchanged(Value::Null)
+                Transition::Unchanged(Answer::Flag(None))
             } else {
-                Transition::To(Blocked, json!(true))
+                Transition::To(Blocked, Answer::Flag(Some(true)))
             }
         }
         Action::Unblock => match state {
@@ -239,8 +252,10 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
             Deactivated => {
                 forbidden("403 Forbidden - Deactivated users cannot be unblocked by the API")
             }
-            Blocked | Banned | BlockedPendingApproval => Transition::To(Active, json!(true)),
-            Active => Transition::Unchanged(json!(false)),
+            Blocked | Banned | BlockedPendingApproval => {
+                Transition::To(Active, Answer::Flag(Some(true)))
+            }
+            Active => Transition::Unchanged(Answer::Flag(Some(false))),
         },
         Action::Deactivate => {
             // GitLab's `last_active_at` is nil for a user never seen active, which counts as
@@ -251,7 +266,7 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
             if state.is_blocked() {
                 forbidden("Error occurred. A blocked user cannot be deactivated")
             } else if state == Deactivated {
-                Transition::Unchanged(Value::Null)
+                Transition::Unchanged(Answer::Flag(None))
             } else if is_internal(&user.user_type) {
                 forbidden("Internal users cannot be deactivated")
             } else if recently_active {
@@ -259,35 +274,35 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
                     "The user you are trying to deactivate has been active in the past {DEACTIVATION_INACTIVE_DAYS} days and cannot be deactivated"
                 ))
             } else {
-                Transition::To(Deactivated, json!(true))
+                Transition::To(Deactivated, Answer::Flag(Some(true)))
             }
         }
         Action::Activate => {
             if state.is_blocked() {
                 forbidden("Error occurred. A blocked user must be unblocked to be activated")
             } else if state == Active {
-                Transition::Unchanged(json!(true))
+                Transition::Unchanged(Answer::Flag(Some(true)))
             } else {
-                Transition::To(Active, json!(true))
+                Transition::To(Active, Answer::Flag(Some(true)))
             }
         }
         Action::Ban => {
             if state == Active {
-                Transition::To(Banned, json!(true))
+                Transition::To(Banned, Answer::Flag(Some(true)))
             } else {
                 forbidden(&format!("You cannot ban {state} users."))
             }
         }
         Action::Unban => {
             if state == Banned {
-                Transition::To(Active, json!(true))
+                Transition::To(Active, Answer::Flag(Some(true)))
             } else {
                 forbidden(&format!("You cannot unban {state} users."))
             }
         }
         Action::Approve => {
             if state == BlockedPendingApproval {
-                Transition::To(Active, json!({"message": "Success"}))
+                Transition::To(Active, Answer::SUCCESS)
             } else {
                 Transition::Refused(
                     409,
@@ -389,13 +404,13 @@ mod tests {
                 Block,
                 "active",
                 "human",
-                Transition::To(UserState::Blocked, json!(true)),
+                Transition::To(UserState::Blocked, Answer::Flag(Some(true))),
             ),
             (
                 Block,
                 "blocked",
                 "human",
-                Transition::Unchanged(Value::Null),
+                Transition::Unchanged(Answer::Flag(None)),
             ),
             (
                 Block,
@@ -407,7 +422,7 @@ mod tests {
                 Unblock,
                 "active",
                 "human",
-                Transition::Unchanged(json!(false)),
+                Transition::Unchanged(Answer::Flag(Some(false))),
             ),
             (
                 Unblock,
@@ -431,13 +446,13 @@ mod tests {
                 Deactivate,
                 "active",
                 "human",
-                Transition::To(UserState::Deactivated, json!(true)),
+                Transition::To(UserState::Deactivated, Answer::Flag(Some(true))),
             ),
             (
                 Activate,
                 "deactivated",
                 "human",
-                Transition::To(UserState::Active, json!(true)),
+                Transition::To(UserState::Active, Answer::Flag(Some(true))),
             ),
             (
                 Activate,
@@ -473,7 +488,7 @@ mod tests {
                 Approve,
                 "blocked_pending_approval",
                 "human",
-                Transition::To(UserState::Active, json!({"message": "Success"})),
+                Transition::To(UserState::Active, Answer::SUCCESS),
             ),
         ];
         // On one's own account: refused before any other rule.
@@ -515,13 +530,13 @@ mod tests {
         let never = user("active", "human");
         assert_eq!(
             transition(Action::Deactivate, &never, 1, today()),
-            Transition::To(UserState::Deactivated, json!(true))
+            Transition::To(UserState::Deactivated, Answer::Flag(Some(true)))
         );
         let mut long_ago = user("active", "human");
         long_ago.last_activity_on = Some(today() - TimeDelta::days(91));
         assert_eq!(
             transition(Action::Deactivate, &long_ago, 1, today()),
-            Transition::To(UserState::Deactivated, json!(true))
+            Transition::To(UserState::Deactivated, Answer::Flag(Some(true)))
         );
     }
 

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, TimeDelta};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::domain::add_ons;
@@ -240,26 +241,48 @@ pub async fn delete(state: &AppState, admin: &AdminPrincipal, id: i64) -> StoreR
     state.store.delete_hook(id, state.clock.now(), &audit).await
 }
 
+/// GitLab's sample `project_create` event, which "test system hook" sends and answers with.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SampleEvent {
+    event_name: &'static str,
+    created_at: &'static str,
+    updated_at: &'static str,
+    name: &'static str,
+    path: &'static str,
+    path_with_namespace: &'static str,
+    project_id: i64,
+    owner_name: &'static str,
+    owner_email: &'static str,
+    project_visibility: &'static str,
+}
+
+impl Default for SampleEvent {
+    fn default() -> Self {
+        SampleEvent {
+            event_name: "project_create",
+            created_at: "2026-01-01T00:00:00Z",
+            updated_at: "2026-01-01T00:00:00Z",
+            name: "Ruby",
+            path: "ruby",
+            path_with_namespace: "jsmith/ruby",
+            project_id: 1,
+            owner_name: "Someone",
+            owner_email: "example@gitlabhq.com",
+            project_visibility: "private",
+        }
+    }
+}
+
 /// `POST /hooks/:id`: sends a sample event now and reports GitLab's test payload.
-pub async fn test(hook: &SystemHook, budget: Duration) -> Result<Value, String> {
-    let payload = json!({
-        "event_name": "project_create",
-        "created_at": "2026-01-01T00:00:00Z",
-        "updated_at": "2026-01-01T00:00:00Z",
-        "name": "Ruby",
-        "path": "ruby",
-        "path_with_namespace": "jsmith/ruby",
-        "project_id": 1,
-        "owner_name": "Someone",
-        "owner_email": "example@gitlabhq.com",
-        "project_visibility": "private",
-    });
+pub async fn test(hook: &SystemHook, budget: Duration) -> Result<SampleEvent, String> {
+    let payload = SampleEvent::default();
+    let body = serde_json::to_string(&payload).map_err(|error| error.to_string())?;
     let status = post(
         &hook.url,
         hook.token.as_deref(),
         hook.enable_ssl_verification,
         "project_create",
-        payload.to_string(),
+        body,
         budget,
     )
     .await?;

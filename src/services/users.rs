@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use crate::domain::users::{
-    self_refusal, transition, validate_identity, Action, Transition, LAST_ADMIN_REFUSAL,
+    self_refusal, transition, validate_identity, Action, Answer, Transition, LAST_ADMIN_REFUSAL,
     SELF_DEMOTION_REFUSAL, USER_TYPES,
 };
 use crate::policy::AdminPrincipal;
@@ -216,7 +216,7 @@ pub async fn moderate(
     id: i64,
     action: Action,
     today: NaiveDate,
-) -> Result<serde_json::Value, UserError> {
+) -> Result<Answer, UserError> {
     let author = admin.user();
     let user = state
         .store

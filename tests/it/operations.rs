@@ -191,6 +191,60 @@ fn the_committed_openapi_document_matches_the_code() {
     );
 }
 
+/// Every 2xx JSON answer is documented down to its fields: a named object schema (through
+/// arrays, `$ref`s and nullable `oneOf`s), never a bare `object` or `{}`.
+#[test]
+fn every_success_response_documents_its_fields() {
+    let document: serde_json::Value =
+        serde_json::from_str(&gitlab_license_server::api::openapi::document()).expect("json");
+    let schemas = &document["components"]["schemas"];
+    fn documented(schema: &serde_json::Value, schemas: &serde_json::Value) -> bool {
+        if let Some(reference) = schema["$ref"].as_str() {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            return documented(&schemas[name], schemas);
+        }
+        for composition in ["oneOf", "allOf", "anyOf"] {
+            if let Some(parts) = schema[composition].as_array() {
+                return parts.iter().all(|part| documented(part, schemas));
+            }
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            serde_json::Value::String(one) => vec![one.as_str()],
+            serde_json::Value::Array(many) => many.iter().filter_map(|t| t.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if types.contains(&"array") {
+            return documented(&schema["items"], schemas);
+        }
+        if types.contains(&"object") {
+            return schema["properties"]
+                .as_object()
+                .is_some_and(|properties| !properties.is_empty());
+        }
+        !types.is_empty()
+    }
+    let mut checked = 0;
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in operations.as_object().expect("operations") {
+            for (status, response) in operation["responses"].as_object().expect("responses") {
+                let Some(json) = response["content"].get("application/json") else {
+                    continue;
+                };
+                if !status.starts_with('2') {
+                    continue;
+                }
+                assert!(
+                    documented(&json["schema"], schemas),
+                    "{method} {path} {status}: {}",
+                    json["schema"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 38, "only {checked} JSON answers were found");
+}
+
 on_both_backends!(the_openapi_document_is_served_and_lists_every_route);
 
 async fn the_openapi_document_is_served_and_lists_every_route(app: TestApp) {

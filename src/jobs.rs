@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Notify;
 
-use crate::domain::jobs::JobKind;
+use crate::domain::jobs::{JobKind, JobState};
 use crate::services::{add_ons, hooks, licenses};
 use crate::state::AppState;
 use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
@@ -164,7 +164,7 @@ pub async fn run_next(state: &AppState) -> StoreResult<bool> {
                 .finish_job(&job, &effect, state.clock.now())
                 .await?
             {
-                "done"
+                JobState::Done.as_str()
             } else {
                 tracing::warn!(
                     job_id = job.id,
@@ -179,7 +179,7 @@ pub async fn run_next(state: &AppState) -> StoreResult<bool> {
                 .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)));
             tracing::warn!(job_id = job.id, kind = job.kind, error, "job failed");
             state.store.fail_job(&job, &error, retry_at).await?;
-            "failed"
+            JobState::Failed.as_str()
         }
     };
     state

@@ -144,7 +144,7 @@ mod tests {
                 name: "U".into(),
                 email: "u@example.com".into(),
                 state,
-                user_type: "human".into(),
+                user_type: crate::domain::users::UserType::Human,
                 admin,
                 created_at: chrono::DateTime::UNIX_EPOCH,
                 last_activity_on: None,

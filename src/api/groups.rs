@@ -13,6 +13,7 @@ use super::params::Params;
 use super::responses::Message;
 use super::users::{user_entity, Detail};
 use crate::auth::Admin;
+use crate::domain::groups::Visibility;
 use crate::domain::licenses::timestamp_text;
 use crate::domain::members::AccessLevel;
 use crate::domain::users::UserState;
@@ -20,8 +21,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::services::groups::{self, GroupError};
 use crate::state::AppState;
 use crate::store::{Group, Member, NewGroup};
-
-const VISIBILITIES: &[&str] = &["private", "internal", "public"];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -43,7 +42,8 @@ pub struct GroupEntity {
     pub name: String,
     pub path: String,
     pub description: String,
-    pub visibility: String,
+    #[schema(value_type = String, example = "private")]
+    pub visibility: Visibility,
     share_with_group_lock: bool,
     require_two_factor_authentication: bool,
     two_factor_grace_period: i64,
@@ -72,7 +72,7 @@ fn group_entity(group: &Group, external_url: &str) -> GroupEntity {
         name: group.name.clone(),
         path: group.path.clone(),
         description: group.description.clone(),
-        visibility: group.visibility.clone(),
+        visibility: group.visibility,
         share_with_group_lock: false,
         require_two_factor_authentication: false,
         two_factor_grace_period: 48,
@@ -184,8 +184,10 @@ async fn create(
         path: params.required_string("path")?,
         description: params.optional_string("description")?.unwrap_or_default(),
         visibility: params
-            .optional_choice("visibility", VISIBILITIES)?
-            .unwrap_or_else(|| "private".into()),
+            .optional_choice("visibility", &Visibility::ALL.map(Visibility::as_str))?
+            .as_deref()
+            .and_then(Visibility::from_name)
+            .unwrap_or(Visibility::Private),
     };
     let group = groups::create(&state, &actor, new)
         .await

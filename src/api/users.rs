@@ -13,7 +13,7 @@ use super::pagination::Page;
 use super::params::{NumericId, Params};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
-use crate::domain::users::{is_bot, Action, Answer, UserState};
+use crate::domain::users::{Action, Answer, UserState, UserType};
 use crate::error::{ApiError, ApiResult};
 use crate::services::users::{self, UserError};
 use crate::state::AppState;
@@ -160,7 +160,7 @@ pub fn user_entity(
         organization: "",
         job_title: "",
         pronouns: None,
-        bot: is_bot(&user.user_type),
+        bot: user.user_type.is_bot(),
         work_information: None,
         followers: 0,
         following: 0,
@@ -234,6 +234,18 @@ fn user_error(error: UserError) -> ApiError {
     }
 }
 
+/// The `user_type` parameter: one of GitLab's types, or GitLab's validation error.
+fn user_type(params: &Params) -> ApiResult<Option<UserType>> {
+    params
+        .optional_string("user_type")?
+        .map(|name| {
+            UserType::from_name(&name).ok_or_else(|| {
+                ApiError::FieldInvalid("user_type", "is not included in the list".into())
+            })
+        })
+        .transpose()
+}
+
 const ORDER_COLUMNS: &[&str] = &["id", "name", "username", "created_at", "updated_at"];
 
 #[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [UserEntity]), crate::api::responses::ErrorResponses))]
@@ -290,9 +302,7 @@ async fn create(
     params: Params,
 ) -> ApiResult<Response> {
     params.require(&["email", "name", "username"])?;
-    let user_type = params
-        .optional_string("user_type")?
-        .unwrap_or_else(|| "human".into());
+    let user_type = user_type(&params)?.unwrap_or(UserType::Human);
     let new = NewUser {
         username: params.required_string("username")?,
         name: params.required_string("name")?,
@@ -324,7 +334,7 @@ async fn update(
         name: params.optional_string("name")?,
         email: params.optional_string("email")?,
         admin: params.optional_bool("admin")?,
-        user_type: params.optional_string("user_type")?,
+        user_type: user_type(&params)?,
     };
     let user = users::update(&state, &actor, id, changes)
         .await
@@ -374,7 +384,7 @@ mod tests {
             name: "Ada".into(),
             email: "ada@example.com".into(),
             state: UserState::Active,
-            user_type: "human".into(),
+            user_type: UserType::Human,
             admin,
             created_at: chrono::DateTime::UNIX_EPOCH,
             last_activity_on: None,

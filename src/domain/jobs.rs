@@ -1,4 +1,4 @@
-//! The kinds of background job, as the `jobs` table names them.
+//! The kinds and states of background jobs, as the `jobs` table names them.
 
 /// What a queued job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +36,53 @@ impl std::fmt::Display for JobKind {
     }
 }
 
+/// Where a job is in its life (`jobs.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for `run_at` (new, or given back after a failure).
+    Pending,
+    /// Claimed by a worker until its lease ends.
+    Running,
+    Done,
+    /// Gave up after its last attempt.
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Running, Self::Done, Self::Failed];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The stored value; a state this build does not know reads as failed (never run again).
+impl From<String> for JobState {
+    fn from(stored: String) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == stored)
+            .unwrap_or(Self::Failed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::JobKind;
+    use super::{JobKind, JobState};
+
+    #[test]
+    fn every_state_reads_back_from_its_name() {
+        for state in JobState::ALL {
+            assert_eq!(JobState::from(state.as_str().to_string()), state);
+        }
+        assert_eq!(JobState::from("lost".to_string()), JobState::Failed);
+    }
 
     #[test]
     fn every_kind_reads_back_from_its_name() {

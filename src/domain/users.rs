@@ -12,7 +12,8 @@ pub struct User {
     pub email: String,
     #[sqlx(try_from = "String")]
     pub state: UserState,
-    pub user_type: String,
+    #[sqlx(try_from = "String")]
+    pub user_type: UserType,
     pub admin: bool,
     pub created_at: DateTime<Utc>,
     pub last_activity_on: Option<NaiveDate>,
@@ -21,56 +22,126 @@ pub struct User {
 /// The prefix of GitLab personal access tokens.
 pub const TOKEN_PREFIX: &str = "glpat-";
 
-/// GitLab's user types.
-pub const USER_TYPES: &[&str] = &[
-    "human",
-    "support_bot",
-    "alert_bot",
-    "visual_review_bot",
-    "service_user",
-    "ghost",
-    "project_bot",
-    "migration_bot",
-    "security_bot",
-    "automation_bot",
-    "security_policy_bot",
-    "admin_bot",
-    "suggested_reviewers_bot",
-    "service_account",
-    "llm_bot",
-    "placeholder",
-    "duo_code_review_bot",
-    "import_user",
-];
+/// GitLab's user types (`users.user_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UserType {
+    Human,
+    SupportBot,
+    AlertBot,
+    VisualReviewBot,
+    ServiceUser,
+    Ghost,
+    ProjectBot,
+    MigrationBot,
+    SecurityBot,
+    AutomationBot,
+    SecurityPolicyBot,
+    AdminBot,
+    SuggestedReviewersBot,
+    ServiceAccount,
+    LlmBot,
+    Placeholder,
+    DuoCodeReviewBot,
+    ImportUser,
+}
 
-const BOT_TYPES: &[&str] = &[
-    "alert_bot",
-    "project_bot",
-    "support_bot",
-    "visual_review_bot",
-    "migration_bot",
-    "security_bot",
-    "automation_bot",
-    "security_policy_bot",
-    "admin_bot",
-    "suggested_reviewers_bot",
-    "service_account",
-    "llm_bot",
-    "duo_code_review_bot",
-];
+impl UserType {
+    pub const ALL: [Self; 18] = [
+        Self::Human,
+        Self::SupportBot,
+        Self::AlertBot,
+        Self::VisualReviewBot,
+        Self::ServiceUser,
+        Self::Ghost,
+        Self::ProjectBot,
+        Self::MigrationBot,
+        Self::SecurityBot,
+        Self::AutomationBot,
+        Self::SecurityPolicyBot,
+        Self::AdminBot,
+        Self::SuggestedReviewersBot,
+        Self::ServiceAccount,
+        Self::LlmBot,
+        Self::Placeholder,
+        Self::DuoCodeReviewBot,
+        Self::ImportUser,
+    ];
 
-const NON_INTERNAL_TYPES: &[&str] = &["human", "project_bot", "service_user", "service_account"];
+    /// GitLab's name (the stored value).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::SupportBot => "support_bot",
+            Self::AlertBot => "alert_bot",
+            Self::VisualReviewBot => "visual_review_bot",
+            Self::ServiceUser => "service_user",
+            Self::Ghost => "ghost",
+            Self::ProjectBot => "project_bot",
+            Self::MigrationBot => "migration_bot",
+            Self::SecurityBot => "security_bot",
+            Self::AutomationBot => "automation_bot",
+            Self::SecurityPolicyBot => "security_policy_bot",
+            Self::AdminBot => "admin_bot",
+            Self::SuggestedReviewersBot => "suggested_reviewers_bot",
+            Self::ServiceAccount => "service_account",
+            Self::LlmBot => "llm_bot",
+            Self::Placeholder => "placeholder",
+            Self::DuoCodeReviewBot => "duo_code_review_bot",
+            Self::ImportUser => "import_user",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|user_type| user_type.as_str() == name)
+    }
+
+    /// GitLab's `bot?`: the entity's `bot` field.
+    pub fn is_bot(self) -> bool {
+        matches!(
+            self,
+            Self::AlertBot
+                | Self::ProjectBot
+                | Self::SupportBot
+                | Self::VisualReviewBot
+                | Self::MigrationBot
+                | Self::SecurityBot
+                | Self::AutomationBot
+                | Self::SecurityPolicyBot
+                | Self::AdminBot
+                | Self::SuggestedReviewersBot
+                | Self::ServiceAccount
+                | Self::LlmBot
+                | Self::DuoCodeReviewBot
+        )
+    }
+
+    /// GitLab's `internal?`: neither a human nor an account someone acts through.
+    pub fn is_internal(self) -> bool {
+        !matches!(
+            self,
+            Self::Human | Self::ProjectBot | Self::ServiceUser | Self::ServiceAccount
+        )
+    }
+}
+
+/// The stored value; a name this build does not know reads as `ghost`, an internal type that
+/// holds no seat and cannot be moderated.
+impl From<String> for UserType {
+    fn from(stored: String) -> Self {
+        Self::from_name(&stored).unwrap_or(Self::Ghost)
+    }
+}
+
+impl std::fmt::Display for UserType {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
 
 /// GitLab's "dormant" period: only users inactive this long may be deactivated.
 pub const DEACTIVATION_INACTIVE_DAYS: i64 = 90;
-
-pub fn is_bot(user_type: &str) -> bool {
-    BOT_TYPES.contains(&user_type)
-}
-
-pub fn is_internal(user_type: &str) -> bool {
-    !NON_INTERNAL_TYPES.contains(&user_type)
-}
 
 /// A user's state, as GitLab's state machine names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +308,7 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
                 forbidden("403 Forbidden - LDAP blocked users cannot be modified by the API")
             } else if user.id == actor_id {
                 forbidden(&self_refusal("blocked"))
-            } else if is_internal(&user.user_type) {
+            } else if user.user_type.is_internal() {
                 forbidden("An internal user cannot be blocked")
             } else if state == Blocked {
                 Transition::Unchanged(Answer::Flag(None))
@@ -267,7 +338,7 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
                 forbidden("Error occurred. A blocked user cannot be deactivated")
             } else if state == Deactivated {
                 Transition::Unchanged(Answer::Flag(None))
-            } else if is_internal(&user.user_type) {
+            } else if user.user_type.is_internal() {
                 forbidden("Internal users cannot be deactivated")
             } else if recently_active {
                 forbidden(&format!(
@@ -376,7 +447,7 @@ mod tests {
             name: "U".into(),
             email: "u@example.com".into(),
             state: UserState::from_name(state).expect("state"),
-            user_type: user_type.into(),
+            user_type: UserType::from_name(user_type).expect("a user type"),
             admin: false,
             created_at: chrono::DateTime::UNIX_EPOCH,
             last_activity_on: None,

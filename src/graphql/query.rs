@@ -12,6 +12,7 @@ use super::types::{
 };
 use super::values::{AddOnType, UserSort};
 use super::{internal, request, visible_purchases};
+use crate::domain::groups::Visibility;
 use crate::services::add_ons::SeatError;
 use crate::store::Group;
 
@@ -181,10 +182,10 @@ async fn load_visible_group(
     let Some(group) = store.find_group(full_path).await? else {
         return Ok(None);
     };
-    let visible = match (&context.caller.user, group.visibility.as_str()) {
-        (_, "public") => true,
+    let visible = match (&context.caller.user, group.visibility) {
+        (_, Visibility::Public) => true,
         (None, _) => false,
-        (Some(_), "internal") => true,
+        (Some(_), Visibility::Internal) => true,
         (Some(_), _) if context.caller.admin => true,
         (Some(user), _) => store.group_member(group.id, user.id).await?.is_some(),
     };

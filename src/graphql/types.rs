@@ -79,12 +79,12 @@ macro_rules! user_object {
 
             /// Indicates if the user is a bot.
             async fn bot(&self) -> bool {
-                crate::domain::users::is_bot(&self.0.user_type)
+                self.0.user_type.is_bot()
             }
 
             /// Indicates if the user is a regular human user.
             async fn human(&self) -> bool {
-                self.0.user_type == "human"
+                self.0.user_type == crate::domain::users::UserType::Human
             }
 
             /// Indicates if the user is active.
@@ -437,7 +437,7 @@ macro_rules! namespace_object {
 
             /// Visibility of the namespace.
             async fn visibility(&self) -> &str {
-                &self.0.visibility
+                self.0.visibility.as_str()
             }
 
             /// Web URL of the namespace.

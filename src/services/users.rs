@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 
 use crate::domain::users::{
     self_refusal, transition, validate_identity, Action, Answer, Transition, LAST_ADMIN_REFUSAL,
-    SELF_DEMOTION_REFUSAL, USER_TYPES,
+    SELF_DEMOTION_REFUSAL,
 };
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
@@ -31,16 +31,6 @@ impl From<StoreError> for UserError {
             StoreError::LastAdministrator => Self::Refused(403, LAST_ADMIN_REFUSAL.into()),
             other => Self::Store(other),
         }
-    }
-}
-
-fn check_type(user_type: Option<&str>) -> Result<(), UserError> {
-    match user_type {
-        Some(user_type) if !USER_TYPES.contains(&user_type) => Err(UserError::Invalid(
-            "user_type",
-            "is not included in the list".into(),
-        )),
-        _ => Ok(()),
     }
 }
 
@@ -79,7 +69,6 @@ pub async fn create(
     let author = admin.user();
     validate_identity(Some(&new.username), Some(&new.email), Some(&new.name))
         .map_err(|(field, message)| UserError::Invalid(field, message.into()))?;
-    check_type(Some(&new.user_type))?;
     if let Some(message) = state
         .store
         .user_conflict(Some(&new.email), Some(&new.username), None)
@@ -131,7 +120,6 @@ pub async fn update(
         changes.name.as_deref(),
     )
     .map_err(|(field, message)| UserError::Invalid(field, message.into()))?;
-    check_type(changes.user_type.as_deref())?;
     if let Some(message) = state
         .store
         .user_conflict(

@@ -51,7 +51,7 @@ impl Store {
             .bind(&group.name)
             .bind(&group.path)
             .bind(&group.description)
-            .bind(&group.visibility)
+            .bind(group.visibility.as_str())
             .bind(now)
             .fetch_one(&mut *tx)
             .await

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::jobs::JobKind;
+use crate::domain::jobs::{JobKind, JobState};
 
 use super::history::{INSERT_HISTORY, INSERT_MEASUREMENT};
 use super::{Db, JobEffect, JobRow, JobStatus, Store, StoreResult, BILLABLE_USERS_MEASUREMENT};
@@ -142,7 +142,12 @@ impl Store {
             )
             .bind(job.id)
             .bind(job.attempts)
-            .bind(if retry_at.is_some() { "pending" } else { "failed" })
+            .bind(if retry_at.is_some() {
+                JobState::Pending
+            } else {
+                JobState::Failed
+            }
+            .as_str())
             .bind(retry_at)
             .bind(error)
             .execute(&mut *tx)

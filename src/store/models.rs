@@ -2,11 +2,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::domain::groups::Visibility;
+use crate::domain::jobs::JobState;
 pub use crate::domain::licenses::HistoryRow;
 use crate::domain::members::AccessLevel;
 use crate::domain::tokens::{Scope, Scopes};
 pub use crate::domain::users::User;
-use crate::domain::users::UserState;
+use crate::domain::users::{UserState, UserType};
 
 /// A token row joined with its owner, as authentication needs it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -51,7 +53,7 @@ pub struct NewUser {
     pub name: String,
     pub email: String,
     pub state: UserState,
-    pub user_type: String,
+    pub user_type: UserType,
     pub admin: bool,
 }
 
@@ -63,7 +65,7 @@ impl NewUser {
             name: username.into(),
             email: format!("{username}@example.com"),
             state: UserState::Active,
-            user_type: "human".into(),
+            user_type: UserType::Human,
             admin,
         }
     }
@@ -87,7 +89,8 @@ pub struct JobStatus {
     pub kind: String,
     pub unique_key: Option<String>,
     pub run_at: DateTime<Utc>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: JobState,
     pub attempts: i32,
     pub last_error: Option<String>,
 }
@@ -153,7 +156,7 @@ pub struct UserChanges {
     pub name: Option<String>,
     pub email: Option<String>,
     pub admin: Option<bool>,
-    pub user_type: Option<String>,
+    pub user_type: Option<UserType>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -162,7 +165,8 @@ pub struct Group {
     pub name: String,
     pub path: String,
     pub description: String,
-    pub visibility: String,
+    #[sqlx(try_from = "String")]
+    pub visibility: Visibility,
     pub created_at: DateTime<Utc>,
 }
 
@@ -171,7 +175,7 @@ pub struct NewGroup {
     pub name: String,
     pub path: String,
     pub description: String,
-    pub visibility: String,
+    pub visibility: Visibility,
 }
 
 /// A group membership with its user.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::users::UserState;
+use crate::domain::users::{UserState, UserType};
 
 use super::{
     contains_pattern, unique_violation, Db, NewAudit, NewToken, NewUser, Store, StoreError,
@@ -165,7 +165,7 @@ impl Store {
             .bind(&user.name)
             .bind(&user.email)
             .bind(user.state.as_str())
-            .bind(&user.user_type)
+            .bind(user.user_type.as_str())
             .bind(user.admin)
             .bind(now)
             .fetch_one(&mut *tx)
@@ -311,7 +311,7 @@ impl Store {
             .bind(&changes.name)
             .bind(&changes.email)
             .bind(changes.admin)
-            .bind(&changes.user_type)
+            .bind(changes.user_type.map(UserType::as_str))
             .bind(now)
             .fetch_optional(&mut *tx)
             .await

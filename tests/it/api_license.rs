@@ -746,10 +746,10 @@ async fn refresh_billable_users_recounts(app: TestApp) {
     blocked.state = gitlab_license_server::domain::users::UserState::Blocked;
     app.add_user(blocked).await;
     let mut bot = NewUser::human("project_1_bot", false);
-    bot.user_type = "project_bot".into();
+    bot.user_type = gitlab_license_server::domain::users::UserType::ProjectBot;
     app.add_user(bot).await;
     let mut service = NewUser::human("svc", false);
-    service.user_type = "service_user".into();
+    service.user_type = gitlab_license_server::domain::users::UserType::ServiceUser;
     app.add_user(service).await;
     // A measurement was stored at upload, so the new users show only after a recount.
     assert_eq!(app.get("/api/v4/license").await.json()["active_users"], 1);

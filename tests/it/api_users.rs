@@ -180,7 +180,7 @@ async fn list_filters_and_pagination(app: TestApp) {
     blocked.state = gitlab_license_server::domain::users::UserState::Blocked;
     app.add_user(blocked).await;
     let mut ghost = NewUser::human("ghost", false);
-    ghost.user_type = "ghost".into();
+    ghost.user_type = gitlab_license_server::domain::users::UserType::Ghost;
     app.add_user(ghost).await;
     let first = app.get("/api/v4/users").await;
     assert_eq!(first.status, StatusCode::OK);
@@ -610,9 +610,9 @@ async fn audit_trail_of_admin_actions(app: TestApp) {
 }
 
 async fn billable_counting_across_types_and_states(app: TestApp) {
-    use gitlab_license_server::domain::users::USER_TYPES;
+    use gitlab_license_server::domain::users::UserType;
     let mut expected_premium = 1; // root
-    for user_type in USER_TYPES {
+    for user_type in UserType::ALL.map(UserType::as_str) {
         for state in [
             "active",
             "blocked",
@@ -622,11 +622,11 @@ async fn billable_counting_across_types_and_states(app: TestApp) {
             "ldap_blocked",
         ] {
             let mut user = NewUser::human(&format!("{user_type}_{state}"), false);
-            user.user_type = (*user_type).into();
+            user.user_type = UserType::from_name(user_type).expect("type");
             user.state =
                 gitlab_license_server::domain::users::UserState::from_name(state).expect("state");
             app.add_user(user).await;
-            if state == "active" && matches!(*user_type, "human" | "service_user") {
+            if state == "active" && matches!(user_type, "human" | "service_user") {
                 expected_premium += 1;
             }
         }

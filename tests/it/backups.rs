@@ -89,7 +89,7 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
                 name: "Acme".into(),
                 path: "acme".into(),
                 description: "héllo, wörld".into(),
-                visibility: "private".into(),
+                visibility: gitlab_license_server::domain::groups::Visibility::Private,
             },
             now,
             None,

@@ -75,7 +75,8 @@ async fn user(app: &TestApp, username: &str) -> User {
 async fn user_of(app: &TestApp, username: &str, state: &str, user_type: &str) -> User {
     app.add_user(NewUser {
         state: gitlab_license_server::domain::users::UserState::from_name(state).expect("state"),
-        user_type: user_type.into(),
+        user_type: gitlab_license_server::domain::users::UserType::from_name(user_type)
+            .expect("a user type"),
         ..NewUser::human(username, false)
     })
     .await
@@ -1013,7 +1014,8 @@ async fn seats_follow_users_groups_and_purchases(app: TestApp) {
         })
         .collect();
     assert!(
-        refreshes.len() == 1 && refreshes[0].state == "done",
+        refreshes.len() == 1
+            && refreshes[0].state == gitlab_license_server::domain::jobs::JobState::Done,
         "{refreshes:?}"
     );
 

@@ -83,7 +83,9 @@ async fn daily_schedule_records_history_once(app: TestApp) {
     assert_eq!(history[1].0, "2026-06-16 12:00");
     let statuses = app.state.store.jobs().await.expect("jobs");
     assert!(
-        statuses.iter().all(|job| job.state == "done"),
+        statuses
+            .iter()
+            .all(|job| job.state == gitlab_license_server::domain::jobs::JobState::Done),
         "{statuses:?}"
     );
 }
@@ -127,7 +129,9 @@ async fn history_is_skipped_for_trials_and_without_license(app: TestApp) {
     assert_eq!(all_history(&app).await, vec![], "trial: no snapshot");
     let statuses = app.state.store.jobs().await.expect("jobs");
     assert!(
-        statuses.iter().all(|job| job.state == "done"),
+        statuses
+            .iter()
+            .all(|job| job.state == gitlab_license_server::domain::jobs::JobState::Done),
         "skipping is success: {statuses:?}"
     );
 }

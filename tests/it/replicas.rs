@@ -141,7 +141,11 @@ async fn two_replicas_run_each_job_exactly_once() {
     let started = Instant::now();
     loop {
         let jobs = app.state.store.jobs().await.expect("jobs");
-        if !jobs.is_empty() && jobs.iter().all(|job| job.state == "done") {
+        if !jobs.is_empty()
+            && jobs
+                .iter()
+                .all(|job| job.state == gitlab_license_server::domain::jobs::JobState::Done)
+        {
             break;
         }
         assert!(
@@ -240,7 +244,7 @@ async fn two_replicas_run_each_job_exactly_once() {
                 .await
                 .expect("jobs")
                 .iter()
-                .any(|job| job.state != "done")
+                .any(|job| job.state != gitlab_license_server::domain::jobs::JobState::Done)
             {
                 assert!(
                     started.elapsed() < Duration::from_secs(30),

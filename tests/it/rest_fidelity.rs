@@ -113,7 +113,7 @@ async fn using_license_seat_follows_the_billable_rule(app: TestApp) {
     let human = app.add_user(NewUser::human("human", false)).await;
     let bot = app
         .add_user(NewUser {
-            user_type: "project_bot".into(),
+            user_type: gitlab_license_server::domain::users::UserType::ProjectBot,
             ..NewUser::human("bot", false)
         })
         .await;

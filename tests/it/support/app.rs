@@ -386,7 +386,7 @@ impl TestApp {
                     name: path.into(),
                     path: path.into(),
                     description: String::new(),
-                    visibility: "private".into(),
+                    visibility: gitlab_license_server::domain::groups::Visibility::Private,
                 },
                 test_now(),
                 None,

@@ -15,6 +15,7 @@ use super::params::Params;
 use crate::auth::Admin;
 use crate::domain::add_ons::{self, PurchaseTerms};
 use crate::error::{ApiError, ApiResult};
+use crate::policy::AdminPrincipal;
 use crate::services::add_ons as seats;
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, Group, SaveMode, StoreError};
@@ -25,6 +26,8 @@ pub fn router() -> Router<AppState> {
         get(show).post(create).put(update),
     )
 }
+
+const PURCHASE_NOT_FOUND: &str = "404 Subscription Add-on Purchase Not Found";
 
 /// GitLab's REST `AddOnPurchase` entity (it has no `id`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -66,6 +69,38 @@ async fn target(state: &AppState, id: &str, add_on_name: &str) -> ApiResult<(Gro
         .filter(|add_on| add_on.name == add_on_name)
         .ok_or(ApiError::NotFound("404 Add-on Not Found"))?;
     Ok((group, add_on.name))
+}
+
+/// The group's purchase of the add-on, or GitLab's 404.
+async fn existing_purchase(
+    state: &AppState,
+    group: &Group,
+    add_on_name: &str,
+) -> ApiResult<AddOnPurchase> {
+    state
+        .store
+        .find_add_on_purchase_by_name(Some(group.id), add_on_name)
+        .await?
+        .ok_or(ApiError::NotFound(PURCHASE_NOT_FOUND))
+}
+
+/// Saves the group's purchase of the add-on (only a create can conflict: GitLab's 400 for a
+/// purchase that exists).
+async fn save(
+    state: &AppState,
+    actor: &AdminPrincipal,
+    group: &Group,
+    add_on_name: &'static str,
+    terms: &PurchaseTerms,
+    mode: SaveMode,
+) -> ApiResult<AddOnPurchase> {
+    seats::save_group_purchase(state, actor, group.id, add_on_name, terms, mode)
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(message) => ApiError::BadRequest(message),
+            other => other.into(),
+        })?
+        .ok_or(ApiError::NotFound(PURCHASE_NOT_FOUND))
 }
 
 fn optional_date(params: &Params, name: &'static str) -> ApiResult<Option<NaiveDate>> {
@@ -117,13 +152,7 @@ async fn show(
     Path((id, add_on_name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
-    let purchase = state
-        .store
-        .find_add_on_purchase_by_name(Some(group.id), add_on_name)
-        .await?
-        .ok_or(ApiError::NotFound(
-            "404 Subscription Add-on Purchase Not Found",
-        ))?;
+    let purchase = existing_purchase(&state, &group, add_on_name).await?;
     Ok(Json(purchase_entity(&purchase, &group)).into_response())
 }
 
@@ -137,22 +166,15 @@ async fn create(
     let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
     params.require(&["quantity", "started_on", "expires_on", "purchase_xid"])?;
     let terms = terms(&params, None)?;
-    let saved = seats::save_group_purchase(
+    let saved = save(
         &state,
         &actor,
-        group.id,
+        &group,
         add_on_name,
         &terms,
         SaveMode::Create,
     )
-    .await
-    .map_err(|error| match error {
-        StoreError::Conflict(message) => ApiError::BadRequest(message),
-        other => other.into(),
-    })?
-    .ok_or(ApiError::NotFound(
-        "404 Subscription Add-on Purchase Not Found",
-    ))?;
+    .await?;
     Ok((StatusCode::CREATED, Json(purchase_entity(&saved, &group))).into_response())
 }
 
@@ -164,26 +186,17 @@ async fn update(
     params: Params,
 ) -> ApiResult<Response> {
     let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
-    let existing = state
-        .store
-        .find_add_on_purchase_by_name(Some(group.id), add_on_name)
-        .await?
-        .ok_or(ApiError::NotFound(
-            "404 Subscription Add-on Purchase Not Found",
-        ))?;
+    let existing = existing_purchase(&state, &group, add_on_name).await?;
     params.require(&["started_on", "expires_on"])?;
     let terms = terms(&params, Some(&existing))?;
-    let saved = seats::save_group_purchase(
+    let saved = save(
         &state,
         &actor,
-        group.id,
+        &group,
         add_on_name,
         &terms,
         SaveMode::Update,
     )
-    .await?
-    .ok_or(ApiError::NotFound(
-        "404 Subscription Add-on Purchase Not Found",
-    ))?;
+    .await?;
     Ok(Json(purchase_entity(&saved, &group)).into_response())
 }

@@ -1,6 +1,6 @@
 //! `GET /api/v4/audit_events`: the audit trail, newest first (admins only).
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::pagination::Page;
+use super::pagination::ListRequest;
 use super::params::{IdParam, Params};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
@@ -61,20 +61,15 @@ fn date_time(params: &Params, name: &str) -> Result<Option<DateTime<Utc>>, ApiEr
 }
 
 #[utoipa::path(get, operation_id = "audit_list", path = "/api/v4/audit_events", tag = "audit", summary = "Audit events", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("entity_type" = Option<String>, Query, description = "User, Group, Project or Gitlab::Audit::InstanceScope"), ("entity_id" = Option<i64>, Query), ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query)), responses((status = 200, description = "OK", body = [AuditEventEntity]), crate::api::responses::ErrorResponses))]
-async fn list(
-    _: Admin,
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    params: Params,
-) -> ApiResult<Response> {
-    let page = Page::from_params(&params)?;
+async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
+    let (params, page) = (&list.params, list.page);
     let entity_type = params.optional_choice("entity_type", ENTITY_TYPES)?;
     let entity_id = params.optional_integer("entity_id")?;
     if entity_id.is_some() && entity_type.is_none() {
         return Err(ApiError::missing("entity_type"));
     }
-    let created_after = date_time(&params, "created_after")?;
-    let created_before = date_time(&params, "created_before")?;
+    let created_after = date_time(params, "created_after")?;
+    let created_before = date_time(params, "created_before")?;
     let (rows, total) = state
         .store
         .audit_events(
@@ -85,7 +80,7 @@ async fn list(
             page.per_page,
         )
         .await?;
-    let headers = page.headers(total, &state.config.external_url, &uri, &params);
+    let headers = list.headers(total, &state.config.external_url);
     Ok((headers, Json(rows.iter().map(entity).collect::<Vec<_>>())).into_response())
 }
 

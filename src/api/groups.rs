@@ -1,6 +1,6 @@
 //! `/api/v4/groups` and their members, in GitLab's shapes (admin-only here).
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::pagination::Page;
+use super::pagination::ListRequest;
 use super::params::Params;
 use super::responses::Message;
 use super::users::{user_entity, Detail};
@@ -145,13 +145,8 @@ fn group_error(error: GroupError) -> ApiError {
 }
 
 #[utoipa::path(get, operation_id = "groups_list", path = "/api/v4/groups", tag = "groups", summary = "List groups", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query)), responses((status = 200, description = "OK", body = [GroupEntity]), crate::api::responses::ErrorResponses))]
-async fn list(
-    _: Admin,
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    params: Params,
-) -> ApiResult<Response> {
-    let page = Page::from_params(&params)?;
+async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
+    let (params, page) = (&list.params, list.page);
     let search = params.optional_string("search")?;
     let (groups, total) = state
         .store
@@ -165,11 +160,7 @@ async fn list(
         .iter()
         .map(|group| group_entity(group, &state.config.external_url))
         .collect();
-    Ok((
-        page.headers(total, &state.config.external_url, &uri, &params),
-        Json(body),
-    )
-        .into_response())
+    Ok((list.headers(total, &state.config.external_url), Json(body)).into_response())
 }
 
 #[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = GroupEntity), crate::api::responses::ErrorResponses))]
@@ -226,10 +217,9 @@ async fn members(
     _: Admin,
     Path(id): Path<String>,
     State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    params: Params,
+    list: ListRequest,
 ) -> ApiResult<Response> {
-    let page = Page::from_params(&params)?;
+    let page = list.page;
     let group = groups::find(&state, &id).await.map_err(group_error)?;
     let (members, total) = state
         .store
@@ -239,11 +229,7 @@ async fn members(
         .iter()
         .map(|member| member_entity(member, &state.config.external_url))
         .collect();
-    Ok((
-        page.headers(total, &state.config.external_url, &uri, &params),
-        Json(body),
-    )
-        .into_response())
+    Ok((list.headers(total, &state.config.external_url), Json(body)).into_response())
 }
 
 #[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = MemberEntity), crate::api::responses::ErrorResponses))]

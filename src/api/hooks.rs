@@ -48,17 +48,18 @@ struct HookEntity {
 }
 
 fn hook_entity(hook: &SystemHook) -> HookEntity {
+    let settings = &hook.settings;
     HookEntity {
         id: hook.id,
-        url: hook.url.clone(),
-        name: hook.name.clone(),
-        description: hook.description.clone(),
+        url: settings.url.clone(),
+        name: settings.name.clone(),
+        description: settings.description.clone(),
         created_at: timestamp_text(hook.created_at),
-        push_events: hook.push_events,
-        tag_push_events: hook.tag_push_events,
-        merge_requests_events: hook.merge_requests_events,
-        repository_update_events: hook.repository_update_events,
-        enable_ssl_verification: hook.enable_ssl_verification,
+        push_events: settings.push_events,
+        tag_push_events: settings.tag_push_events,
+        merge_requests_events: settings.merge_requests_events,
+        repository_update_events: settings.repository_update_events,
+        enable_ssl_verification: settings.enable_ssl_verification,
         url_variables: Vec::new(),
     }
 }
@@ -78,7 +79,7 @@ struct DeliveryEntity {
 }
 
 /// The settings a request gives, over `base` (PUT changes only what it names).
-fn settings(params: &Params, base: Option<&SystemHook>) -> ApiResult<HookSettings> {
+fn settings(params: &Params, base: Option<&HookSettings>) -> ApiResult<HookSettings> {
     let url = match params.optional_string("url")? {
         Some(url) => url,
         None => base
@@ -179,7 +180,7 @@ async fn update(
     params: Params,
 ) -> ApiResult<Response> {
     let existing = find(&state, id).await?;
-    let settings = settings(&params, Some(&existing))?;
+    let settings = settings(&params, Some(&existing.settings))?;
     let hook = hooks::update(&state, &actor, existing.id, &settings)
         .await?
         .ok_or(ApiError::NotFound(NOT_FOUND))?;

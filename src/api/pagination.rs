@@ -2,6 +2,7 @@
 //! `X-Page`, `X-Per-Page`, `X-Next-Page`, `X-Prev-Page`, `X-Total`, `X-Total-Pages` and `Link`
 //! headers, with links that repeat the request's own parameters.
 
+use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use serde_json::Value;
 
@@ -96,6 +97,35 @@ impl Page {
         set("x-total", total.to_string());
         set("x-total-pages", total_pages.to_string());
         headers
+    }
+}
+
+/// A list request: its parameters, the page they ask for, and the path its links repeat.
+pub struct ListRequest {
+    pub params: Params,
+    pub page: Page,
+    uri: Uri,
+}
+
+impl ListRequest {
+    /// The pagination headers for this page of a `total`-item list.
+    pub fn headers(&self, total: i64, external_url: &str) -> HeaderMap {
+        self.page
+            .headers(total, external_url, &self.uri, &self.params)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for ListRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let uri = match request.extensions().get::<OriginalUri>() {
+            Some(OriginalUri(original)) => original.clone(),
+            None => request.uri().clone(),
+        };
+        let params = Params::from_request(request, state).await?;
+        let page = Page::from_params(&params)?;
+        Ok(Self { params, page, uri })
     }
 }
 

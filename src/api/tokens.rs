@@ -1,6 +1,6 @@
 //! Personal access tokens: `/users/:id/personal_access_tokens` and `/personal_access_tokens`.
 
-use axum::extract::{OriginalUri, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::pagination::Page;
+use super::pagination::ListRequest;
 use super::params::{IdParam, NumericId, Params};
 use crate::auth::{Admin, ApiUser};
 use crate::domain::licenses::timestamp_text;
@@ -135,10 +135,9 @@ async fn create(
 async fn list(
     ApiUser(actor): ApiUser,
     State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    params: Params,
+    list: ListRequest,
 ) -> ApiResult<Response> {
-    let page = Page::from_params(&params)?;
+    let (params, page) = (&list.params, list.page);
     let requested_user = params.optional_integer("user_id")?;
     // Administrators see every token; everybody else only their own.
     let user_id = if actor.admin {
@@ -168,11 +167,7 @@ async fn list(
         .list_tokens(&filter, today, page.offset(), page.per_page)
         .await?;
     let body: Vec<TokenEntity> = rows.iter().map(|row| token_entity(row, today)).collect();
-    Ok((
-        page.headers(total, &state.config.external_url, &uri, &params),
-        Json(body),
-    )
-        .into_response())
+    Ok((list.headers(total, &state.config.external_url), Json(body)).into_response())
 }
 
 /// A token the caller may see: any for administrators, their own otherwise.

@@ -1,6 +1,6 @@
 //! `/api/v4/users`: the user directory in GitLab's shapes (admin-only here).
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::pagination::Page;
+use super::pagination::ListRequest;
 use super::params::{NumericId, Params};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
@@ -249,13 +249,8 @@ fn user_type(params: &Params) -> ApiResult<Option<UserType>> {
 const ORDER_COLUMNS: &[&str] = &["id", "name", "username", "created_at", "updated_at"];
 
 #[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [UserEntity]), crate::api::responses::ErrorResponses))]
-async fn list(
-    _: Admin,
-    State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
-    params: Params,
-) -> ApiResult<Response> {
-    let page = Page::from_params(&params)?;
+async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
+    let (params, page) = (&list.params, list.page);
     let filter = UserFilter {
         search: params
             .optional_string("search")?
@@ -281,7 +276,7 @@ async fn list(
         .list_users(&filter, (column, direction), page.offset(), page.per_page)
         .await?;
     let body = admin_entities(&state, &users, Detail::WithAdmin).await?;
-    let headers = page.headers(total, &state.config.external_url, &uri, &params);
+    let headers = list.headers(total, &state.config.external_url);
     Ok((headers, Json(body)).into_response())
 }
 

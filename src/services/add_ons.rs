@@ -164,12 +164,19 @@ fn writer(caller: &Caller) -> SeatResult<&User> {
 
 /// The checks every assignment mutation makes first: a token that may write, a purchase the
 /// caller administers; then the mutation's own (limit, active, non-empty).
+/// How many users a seat change names: one, or a bulk list (with GitLab's message for a list
+/// over the limit).
+#[derive(Debug, Clone, Copy)]
+enum Batch {
+    One,
+    Many(usize, &'static str),
+}
+
 async fn ready(
     state: &AppState,
     caller: &Caller,
     purchase_id: i64,
-    user_count: usize,
-    limit_message: Option<&'static str>,
+    batch: Batch,
 ) -> SeatResult<AddOnPurchase> {
     if caller.user.is_none() || !caller.can_write {
         return Err(SeatError::NotAvailable);
@@ -177,11 +184,13 @@ async fn ready(
     let purchase = administrable_purchase(state, caller, purchase_id)
         .await?
         .ok_or(SeatError::NotAvailable)?;
-    if let Some(message) = limit_message {
-        if user_count > MAX_BULK_USERS {
-            return Err(SeatError::Limit(message));
+    let user_count = match batch {
+        Batch::One => 1,
+        Batch::Many(count, message) if count > MAX_BULK_USERS => {
+            return Err(SeatError::Limit(message))
         }
-    }
+        Batch::Many(count, _) => count,
+    };
     if !is_active(state, &purchase) || user_count == 0 {
         return Err(SeatError::NotAvailable);
     }
@@ -245,6 +254,22 @@ fn seat_audit<'a>(
     }
 }
 
+/// The answer to an assignment: the purchase as it is now and the users who hold a seat;
+/// tells the hooks when no seat is left.
+async fn seats_assigned(
+    state: &AppState,
+    purchase: &AddOnPurchase,
+    users: Vec<User>,
+) -> SeatResult<SeatChange> {
+    let purchase = reloaded(state, purchase).await?;
+    crate::services::hooks::check_seats_exhausted(state, &purchase).await;
+    Ok(SeatChange {
+        purchase,
+        users,
+        seats_removed: 0,
+    })
+}
+
 /// `userAddOnAssignmentBulkCreate` (GitLab 18's partial-success rule). `user_ids` are as
 /// the request gave them, duplicates included (they count toward the limit).
 pub async fn assign_bulk(
@@ -253,14 +278,8 @@ pub async fn assign_bulk(
     purchase_id: i64,
     user_ids: &[i64],
 ) -> SeatResult<SeatChange> {
-    let purchase = ready(
-        state,
-        caller,
-        purchase_id,
-        user_ids.len(),
-        Some(BULK_ASSIGN_LIMIT_MESSAGE),
-    )
-    .await?;
+    let batch = Batch::Many(user_ids.len(), BULK_ASSIGN_LIMIT_MESSAGE);
+    let purchase = ready(state, caller, purchase_id, batch).await?;
     if !add_ons::add_on(&purchase.add_on_name).is_some_and(|add_on| add_on.duo) {
         return Err(SeatError::Refused("INCOMPATIBLE_ADD_ON"));
     }
@@ -282,13 +301,8 @@ pub async fn assign_bulk(
             )
             .await?,
     )?;
-    let purchase = reloaded(state, &purchase).await?;
-    crate::services::hooks::check_seats_exhausted(state, &purchase).await;
-    Ok(SeatChange {
-        purchase,
-        users: state.store.users_by_ids(&eligible).await?,
-        seats_removed: 0,
-    })
+    let users = state.store.users_by_ids(&eligible).await?;
+    seats_assigned(state, &purchase, users).await
 }
 
 /// `userAddOnAssignmentCreate`.
@@ -298,7 +312,7 @@ pub async fn assign_one(
     purchase_id: i64,
     user_id: i64,
 ) -> SeatResult<SeatChange> {
-    let purchase = ready(state, caller, purchase_id, 1, None).await?;
+    let purchase = ready(state, caller, purchase_id, Batch::One).await?;
     let user = state
         .store
         .find_user(user_id)
@@ -318,13 +332,7 @@ pub async fn assign_one(
             )
             .await?,
     )?;
-    let purchase = reloaded(state, &purchase).await?;
-    crate::services::hooks::check_seats_exhausted(state, &purchase).await;
-    Ok(SeatChange {
-        purchase,
-        users: vec![user],
-        seats_removed: 0,
-    })
+    seats_assigned(state, &purchase, vec![user]).await
 }
 
 /// `userAddOnAssignmentRemove`: `None` when the user held no seat (GitLab answers `null`
@@ -335,7 +343,7 @@ pub async fn remove_one(
     purchase_id: i64,
     user_id: i64,
 ) -> SeatResult<Option<SeatChange>> {
-    let purchase = ready(state, caller, purchase_id, 1, None).await?;
+    let purchase = ready(state, caller, purchase_id, Batch::One).await?;
     let user = state
         .store
         .find_user(user_id)
@@ -369,14 +377,8 @@ pub async fn remove_bulk(
     purchase_id: i64,
     user_ids: &[i64],
 ) -> SeatResult<SeatChange> {
-    let purchase = ready(
-        state,
-        caller,
-        purchase_id,
-        user_ids.len(),
-        Some(BULK_UNASSIGN_LIMIT_MESSAGE),
-    )
-    .await?;
+    let batch = Batch::Many(user_ids.len(), BULK_UNASSIGN_LIMIT_MESSAGE);
+    let purchase = ready(state, caller, purchase_id, batch).await?;
     let mut unique = user_ids.to_vec();
     unique.sort_unstable();
     unique.dedup();

@@ -177,6 +177,95 @@ fn check_level(access_level: i64) -> Result<AccessLevel, GroupError> {
     AccessLevel::from_number(access_level).ok_or(GroupError::BadAccessLevel)
 }
 
+/// One kind of membership change: its audit event and its system hook, GitLab's names, and
+/// GitLab's answer when the user it names does not exist.
+struct MemberChange {
+    audit: &'static str,
+    verb: &'static str,
+    hook: &'static str,
+    missing_user: fn() -> GroupError,
+}
+
+const MEMBER_ADDED: MemberChange = MemberChange {
+    audit: "member_created",
+    verb: "Added",
+    hook: "user_add_to_group",
+    missing_user: || GroupError::UserNotFound,
+};
+const MEMBER_UPDATED: MemberChange = MemberChange {
+    audit: "member_updated",
+    verb: "Changed the role of",
+    hook: "user_update_for_group",
+    missing_user: || GroupError::MemberNotFound,
+};
+const MEMBER_REMOVED: MemberChange = MemberChange {
+    audit: "member_destroyed",
+    verb: "Removed",
+    hook: "user_remove_from_group",
+    missing_user: || GroupError::MemberNotFound,
+};
+
+/// The audit event of `change`, carrying its system-hook event.
+fn member_event(
+    author: &User,
+    group: &Group,
+    user: &User,
+    access_level: AccessLevel,
+    change: &MemberChange,
+    now: DateTime<Utc>,
+) -> NewAudit {
+    let mut event = member_audit(author, group, user, change.audit, change.verb);
+    event.hook = Some(member_hook(change.hook, group, user, access_level, now));
+    event
+}
+
+/// An add or update, checked and ready to write.
+struct MemberWrite {
+    group: Group,
+    access_level: AccessLevel,
+    event: NewAudit,
+    now: DateTime<Utc>,
+}
+
+/// Checks what an add or update names (group, level, user) and makes its event.
+async fn member_write(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    id_or_path: &str,
+    (user_id, access_level): (i64, i64),
+    change: &MemberChange,
+) -> Result<MemberWrite, GroupError> {
+    let group = find(state, id_or_path).await?;
+    let access_level = check_level(access_level)?;
+    let user = state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or_else(change.missing_user)?;
+    let now = state.clock.now();
+    let event = member_event(admin.user(), &group, &user, access_level, change, now);
+    Ok(MemberWrite {
+        group,
+        access_level,
+        event,
+        now,
+    })
+}
+
+/// The membership as it is after a change (whose hook event was recorded with it).
+async fn changed_member(
+    state: &AppState,
+    group: &Group,
+    user_id: i64,
+) -> Result<Member, GroupError> {
+    state.hooks_wake.notify_one();
+    state
+        .store
+        .group_member(group.id, user_id)
+        .await?
+        .ok_or(GroupError::MemberNotFound)
+}
+
 pub async fn add_member(
     state: &AppState,
     admin: &AdminPrincipal,
@@ -184,44 +273,25 @@ pub async fn add_member(
     user_id: i64,
     access_level: i64,
 ) -> Result<Member, GroupError> {
-    let author = admin.user();
-    let group = find(state, id_or_path).await?;
-    let access_level = check_level(access_level)?;
-    let user = state
-        .store
-        .find_user(user_id)
-        .await?
-        .ok_or(GroupError::UserNotFound)?;
-    let now = state.clock.now();
-    let mut event = member_audit(author, &group, &user, "member_created", "Added");
-    event.hook = Some(member_hook(
-        "user_add_to_group",
-        &group,
-        &user,
-        access_level,
-        now,
-    ));
+    let member = (user_id, access_level);
+    let write = member_write(state, admin, id_or_path, member, &MEMBER_ADDED).await?;
+    let level = write.access_level.number();
     state
         .store
         .add_membership(
             user_id,
             "Namespace",
-            group.id,
-            access_level.number(),
-            now,
-            Some(&event),
+            write.group.id,
+            level,
+            write.now,
+            Some(&write.event),
         )
         .await
         .map_err(|error| match error {
             StoreError::Conflict(message) => GroupError::Conflict(message),
             other => GroupError::Store(other),
         })?;
-    state.hooks_wake.notify_one();
-    state
-        .store
-        .group_member(group.id, user_id)
-        .await?
-        .ok_or(GroupError::MemberNotFound)
+    changed_member(state, &write.group, user_id).await
 }
 
 pub async fn update_member(
@@ -231,42 +301,23 @@ pub async fn update_member(
     user_id: i64,
     access_level: i64,
 ) -> Result<Member, GroupError> {
-    let author = admin.user();
-    let group = find(state, id_or_path).await?;
-    let access_level = check_level(access_level)?;
-    let user = state
-        .store
-        .find_user(user_id)
-        .await?
-        .ok_or(GroupError::MemberNotFound)?;
-    let now = state.clock.now();
-    let mut event = member_audit(
-        author,
-        &group,
-        &user,
-        "member_updated",
-        "Changed the role of",
-    );
-    event.hook = Some(member_hook(
-        "user_update_for_group",
-        &group,
-        &user,
-        access_level,
-        now,
-    ));
+    let member = (user_id, access_level);
+    let write = member_write(state, admin, id_or_path, member, &MEMBER_UPDATED).await?;
+    let level = write.access_level.number();
     if !state
         .store
-        .set_member_access(group.id, user_id, access_level.number(), now, Some(&event))
+        .set_member_access(
+            write.group.id,
+            user_id,
+            level,
+            write.now,
+            Some(&write.event),
+        )
         .await?
     {
         return Err(GroupError::MemberNotFound);
     }
-    state.hooks_wake.notify_one();
-    state
-        .store
-        .group_member(group.id, user_id)
-        .await?
-        .ok_or(GroupError::MemberNotFound)
+    changed_member(state, &write.group, user_id).await
 }
 
 pub async fn remove_member(
@@ -275,7 +326,6 @@ pub async fn remove_member(
     id_or_path: &str,
     user_id: i64,
 ) -> Result<(), GroupError> {
-    let author = admin.user();
     let group = find(state, id_or_path).await?;
     let member = state
         .store
@@ -283,14 +333,14 @@ pub async fn remove_member(
         .await?
         .ok_or(GroupError::MemberNotFound)?;
     let now = state.clock.now();
-    let mut event = member_audit(author, &group, &member.user, "member_destroyed", "Removed");
-    event.hook = Some(member_hook(
-        "user_remove_from_group",
+    let event = member_event(
+        admin.user(),
         &group,
         &member.user,
         member.access_level,
+        &MEMBER_REMOVED,
         now,
-    ));
+    );
     if !state
         .store
         .remove_member(group.id, user_id, now, Some(&event))

@@ -278,9 +278,9 @@ pub async fn test(hook: &SystemHook, budget: Duration) -> Result<SampleEvent, St
     let payload = SampleEvent::default();
     let body = serde_json::to_string(&payload).map_err(|error| error.to_string())?;
     let status = post(
-        &hook.url,
-        hook.token.as_deref(),
-        hook.enable_ssl_verification,
+        &hook.settings.url,
+        hook.settings.token.as_deref(),
+        hook.settings.enable_ssl_verification,
         "project_create",
         body,
         budget,

@@ -99,6 +99,11 @@ pub async fn create(
     Ok(user)
 }
 
+/// The user `id`, or `NotFound`.
+async fn existing_user(state: &AppState, id: i64) -> Result<User, UserError> {
+    state.store.find_user(id).await?.ok_or(UserError::NotFound)
+}
+
 pub async fn update(
     state: &AppState,
     admin: &AdminPrincipal,
@@ -106,11 +111,7 @@ pub async fn update(
     changes: UserChanges,
 ) -> Result<User, UserError> {
     let author = admin.user();
-    let existing = state
-        .store
-        .find_user(id)
-        .await?
-        .ok_or(UserError::NotFound)?;
+    let existing = existing_user(state, id).await?;
     if id == author.id && changes.admin == Some(false) && existing.admin {
         return Err(UserError::Refused(403, SELF_DEMOTION_REFUSAL.into()));
     }
@@ -154,11 +155,7 @@ pub async fn delete(
     hard_delete: bool,
 ) -> Result<(), UserError> {
     let author = admin.user();
-    let existing = state
-        .store
-        .find_user(id)
-        .await?
-        .ok_or(UserError::NotFound)?;
+    let existing = existing_user(state, id).await?;
     if id == author.id {
         return Err(UserError::Refused(403, self_refusal("deleted")));
     }
@@ -206,11 +203,7 @@ pub async fn moderate(
     today: NaiveDate,
 ) -> Result<Answer, UserError> {
     let author = admin.user();
-    let user = state
-        .store
-        .find_user(id)
-        .await?
-        .ok_or(UserError::NotFound)?;
+    let user = existing_user(state, id).await?;
     match transition(action, &user, author.id, today) {
         Transition::Refused(status, message) => Err(UserError::Refused(status, message)),
         Transition::Unchanged(body) => Ok(body),

@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Db, HistoryRow, Store, StoreResult, BILLABLE, BILLABLE_USERS_MEASUREMENT, GUEST_ACCESS_LEVEL,
+    Db, HistoryRow, JobEffect, Store, StoreResult, BILLABLE, BILLABLE_USERS_MEASUREMENT,
+    GUEST_ACCESS_LEVEL,
 };
 
 /// One billable-user measurement (a day already measured keeps its first count).
@@ -73,13 +74,9 @@ impl Store {
         count: i64,
         recorded_at: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let effect = JobEffect::Measurement { count, recorded_at };
         in_write_tx!(self, tx => {
-            sqlx::query(INSERT_MEASUREMENT)
-                .bind(BILLABLE_USERS_MEASUREMENT)
-                .bind(count)
-                .bind(recorded_at)
-                .execute(&mut *tx)
-                .await?;
+            write_job_effect!(tx, &effect);
         });
         Ok(())
     }
@@ -142,11 +139,7 @@ impl Store {
     pub async fn insert_history(&self, rows: &[HistoryRow]) -> StoreResult<()> {
         in_write_tx!(self, tx => {
             for row in rows {
-                sqlx::query(INSERT_HISTORY)
-                    .bind(row.recorded_at)
-                    .bind(row.active_user_count)
-                    .execute(&mut *tx)
-                    .await?;
+                write_job_effect!(tx, JobEffect::History(row.clone()));
             }
         });
         Ok(())

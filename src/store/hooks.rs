@@ -7,20 +7,13 @@ use super::{Db, NewAudit, Store, StoreResult};
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SystemHook {
     pub id: i64,
-    pub url: String,
-    pub token: Option<String>,
-    pub name: Option<String>,
-    pub description: Option<String>,
-    pub push_events: bool,
-    pub tag_push_events: bool,
-    pub merge_requests_events: bool,
-    pub repository_update_events: bool,
-    pub enable_ssl_verification: bool,
+    #[sqlx(flatten)]
+    pub settings: HookSettings,
     pub created_at: DateTime<Utc>,
 }
 
 /// A hook's settings as created or updated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HookSettings {
     pub url: String,
     pub token: Option<String>,

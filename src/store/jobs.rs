@@ -4,8 +4,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::jobs::{JobKind, JobState};
 
-use super::history::{INSERT_HISTORY, INSERT_MEASUREMENT};
-use super::{Db, JobEffect, JobRow, JobStatus, Store, StoreResult, BILLABLE_USERS_MEASUREMENT};
+use super::{Db, JobEffect, JobRow, JobStatus, Store, StoreResult};
 
 impl Store {
     /// Queues a job; with a `unique_key` a second insert of the same key is a no-op (false),
@@ -98,24 +97,7 @@ impl Store {
                 if !owned {
                     return Ok(false);
                 }
-                match effect {
-                    JobEffect::Nothing => {}
-                    JobEffect::Measurement { count, recorded_at } => {
-                        sqlx::query(INSERT_MEASUREMENT)
-                            .bind(BILLABLE_USERS_MEASUREMENT)
-                            .bind(count)
-                            .bind(recorded_at)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    JobEffect::History(row) => {
-                        sqlx::query(INSERT_HISTORY)
-                            .bind(row.recorded_at)
-                            .bind(row.active_user_count)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                write_job_effect!(tx, effect);
                 announce_change!($kind, tx);
                 tx.commit().await?;
                 self.changed();

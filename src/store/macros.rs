@@ -202,3 +202,28 @@ macro_rules! page_and_total {
         (rows, total)
     }};
 }
+
+/// Writes what a job produced (a billable-users measurement or a daily snapshot) in the
+/// caller's transaction: the job's completion and direct writes share these statements.
+macro_rules! write_job_effect {
+    ($tx:expr, $effect:expr) => {
+        match $effect {
+            $crate::store::JobEffect::Nothing => {}
+            $crate::store::JobEffect::Measurement { count, recorded_at } => {
+                sqlx::query($crate::store::history::INSERT_MEASUREMENT)
+                    .bind($crate::store::BILLABLE_USERS_MEASUREMENT)
+                    .bind(count)
+                    .bind(recorded_at)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            $crate::store::JobEffect::History(row) => {
+                sqlx::query($crate::store::history::INSERT_HISTORY)
+                    .bind(row.recorded_at)
+                    .bind(row.active_user_count)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    };
+}

@@ -102,17 +102,32 @@ fn purchase_id(raw: &str) -> Result<i64, Failure> {
         .map_err(|_| seat_failure(SeatError::NotAvailable))
 }
 
+/// A change to one purchase's seats from the page: the form checks, then `change` with the
+/// purchase the path names and the caller the session holds.
+async fn seat_change(
+    state: &AppState,
+    admin: &WebAdmin,
+    id: &str,
+    body: &Bytes,
+    change: impl AsyncFnOnce(i64, &Caller, &Fields) -> Result<String, Failure>,
+) -> Response {
+    form_change(state, admin, body, async |fields: &Fields| {
+        let purchase_id = purchase_id(id)?;
+        let caller = Caller::from_principal(&admin.actor);
+        change(purchase_id, &caller, fields).await
+    })
+    .await
+}
+
 pub async fn assign_seats(
     State(state): State<AppState>,
     admin: WebAdmin,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    form_change(&state, &admin, &body, async |fields: &Fields| {
-        let purchase_id = purchase_id(&id)?;
+    let assign = async |purchase_id: i64, caller: &Caller, fields: &Fields| {
         let ids = user_ids(&state, fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
-        let caller = Caller::from_principal(&admin.actor);
-        let change = seats::assign_bulk(&state, &caller, purchase_id, &ids)
+        let change = seats::assign_bulk(&state, caller, purchase_id, &ids)
             .await
             .map_err(seat_failure)?;
         let assigned = change.users.len();
@@ -120,8 +135,8 @@ pub async fn assign_seats(
             "notice=seats_assigned&count={assigned}&skipped={}",
             ids.len().saturating_sub(assigned)
         ))
-    })
-    .await
+    };
+    seat_change(&state, &admin, &id, &body, assign).await
 }
 
 pub async fn unassign_seats(
@@ -130,30 +145,28 @@ pub async fn unassign_seats(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    form_change(&state, &admin, &body, async |fields: &Fields| {
-        let purchase_id = purchase_id(&id)?;
-        let caller = Caller::from_principal(&admin.actor);
+    let unassign = async |purchase_id: i64, caller: &Caller, fields: &Fields| {
         // A holder's own "Unassign" button sends their id; the usernames box sends names.
         if let Some(user_id) = fields.get("user_id") {
             let user_id = user_id
                 .parse()
                 .map_err(|_| seat_failure(SeatError::NotAvailable))?;
-            return match seats::remove_one(&state, &caller, purchase_id, user_id).await {
+            return match seats::remove_one(&state, caller, purchase_id, user_id).await {
                 Ok(Some(_)) => Ok("notice=seats_removed&count=1".to_string()),
                 Ok(None) => Err(seat_failure(SeatError::Refused("NO_ASSIGNMENTS_FOUND"))),
                 Err(error) => Err(seat_failure(error)),
             };
         }
         let ids = user_ids(&state, fields, BULK_UNASSIGN_LIMIT_MESSAGE).await?;
-        let change = seats::remove_bulk(&state, &caller, purchase_id, &ids)
+        let change = seats::remove_bulk(&state, caller, purchase_id, &ids)
             .await
             .map_err(seat_failure)?;
         Ok(format!(
             "notice=seats_removed&count={}",
             change.seats_removed
         ))
-    })
-    .await
+    };
+    seat_change(&state, &admin, &id, &body, unassign).await
 }
 
 /// A group's add-on purchase, created or changed (the REST provisioning endpoint's service and

@@ -48,7 +48,7 @@ pub const MAX_QUERY_SIZE: usize = 10_000;
 /// The complexity and depth a caller may use: 200 and 15 anonymously, 250 and 20 signed in,
 /// 300 and 20 as an administrator.
 fn limits_for(caller: &Caller) -> (usize, usize) {
-    match (&caller.user, caller.admin) {
+    match (caller.user(), caller.admin()) {
         (None, _) => (200, 15),
         (Some(_), false) => (250, 20),
         (Some(_), true) => (300, 20),

@@ -76,7 +76,7 @@ impl QueryRoot {
         first: Option<i32>,
         last: Option<i32>,
     ) -> Result<Option<AddOnUserConnection>> {
-        if !request(ctx).caller.admin {
+        if !request(ctx).caller.admin() {
             return Err(execution_error(SeatError::NotAvailable.to_string()));
         }
         types::eligible_users(
@@ -100,7 +100,7 @@ impl QueryRoot {
 
     /// Get information about current user.
     async fn current_user(&self, ctx: &Context<'_>) -> Option<UserCore> {
-        request(ctx).caller.user.clone().map(UserCore)
+        request(ctx).caller.user().cloned().map(UserCore)
     }
 
     /// Find a user by ID or username (signed-in callers only).
@@ -111,7 +111,7 @@ impl QueryRoot {
         #[graphql(desc = "Username of the User.")] username: Option<String>,
     ) -> Result<Option<UserCore>> {
         let context = request(ctx);
-        if context.caller.user.is_none() {
+        if context.caller.user().is_none() {
             return Ok(None);
         }
         let store = &context.state.store;
@@ -182,11 +182,11 @@ async fn load_visible_group(
     let Some(group) = store.find_group(full_path).await? else {
         return Ok(None);
     };
-    let visible = match (&context.caller.user, group.visibility) {
+    let visible = match (context.caller.user(), group.visibility) {
         (_, Visibility::Public) => true,
         (None, _) => false,
         (Some(_), Visibility::Internal) => true,
-        (Some(_), _) if context.caller.admin => true,
+        (Some(_), _) if context.caller.admin() => true,
         (Some(user), _) => store.group_member(group.id, user.id).await?.is_some(),
     };
     Ok(visible.then_some(group))

@@ -12,24 +12,28 @@ use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User};
 
-/// Who is asking: anonymous, or a user whose token may or may not write.
+/// Who is asking: anonymous (`Caller::default()`), or the policy's principal.
 #[derive(Debug, Clone, Default)]
-pub struct Caller {
-    pub user: Option<User>,
-    /// An administrator, with the `admin_mode` scope where Admin Mode is on.
-    pub admin: bool,
-    /// The token carries `api` (mutations need it).
-    pub can_write: bool,
-}
+pub struct Caller(Option<Principal>);
 
 impl Caller {
-    /// An authenticated caller; `Caller::default()` is the anonymous one.
+    /// An authenticated caller.
     pub fn from_principal(principal: &Principal) -> Self {
-        Self {
-            user: Some(principal.user().clone()),
-            admin: principal.admin,
-            can_write: principal.can_write,
-        }
+        Self(Some(principal.clone()))
+    }
+
+    pub fn user(&self) -> Option<&User> {
+        self.0.as_ref().map(Principal::user)
+    }
+
+    /// Acts as an administrator (see [`Principal::admin`]).
+    pub fn admin(&self) -> bool {
+        self.0.as_ref().is_some_and(|principal| principal.admin)
+    }
+
+    /// May change things (see [`Principal::can_write`]).
+    pub fn can_write(&self) -> bool {
+        self.0.as_ref().is_some_and(|principal| principal.can_write)
     }
 }
 
@@ -67,14 +71,14 @@ pub async fn can_administer(
 
 /// Instance purchases are administered by instance administrators only.
 pub fn administers_instance(caller: &Caller) -> bool {
-    caller.user.is_some() && caller.admin
+    caller.admin()
 }
 
 /// The caller owns the group (or is an administrator).
 pub async fn owns_group(state: &AppState, caller: &Caller, group_id: i64) -> StoreResult<bool> {
-    match &caller.user {
+    match caller.user() {
         None => Ok(false),
-        Some(_) if caller.admin => Ok(true),
+        Some(_) if caller.admin() => Ok(true),
         Some(user) => is_owner(state, group_id, user).await,
     }
 }
@@ -159,7 +163,7 @@ fn is_active(state: &AppState, purchase: &AddOnPurchase) -> bool {
 
 /// The user a seat change is made by (`ready` has made sure there is one).
 fn writer(caller: &Caller) -> SeatResult<&User> {
-    caller.user.as_ref().ok_or(SeatError::NotAvailable)
+    caller.user().ok_or(SeatError::NotAvailable)
 }
 
 /// The checks every assignment mutation makes first: a token that may write, a purchase the
@@ -178,7 +182,7 @@ async fn ready(
     purchase_id: i64,
     batch: Batch,
 ) -> SeatResult<AddOnPurchase> {
-    if caller.user.is_none() || !caller.can_write {
+    if !caller.can_write() {
         return Err(SeatError::NotAvailable);
     }
     let purchase = administrable_purchase(state, caller, purchase_id)

@@ -5,11 +5,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::NaiveDate;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::params::Params;
 use crate::auth::Admin;
@@ -20,11 +21,8 @@ use crate::services::add_ons as seats;
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, Group, SaveMode, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}",
-        get(show).post(create).put(update),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, create, update))
 }
 
 const PURCHASE_NOT_FOUND: &str = "404 Subscription Add-on Purchase Not Found";

@@ -2,12 +2,13 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::pagination::ListRequest;
 use super::params::{IdParam, Params};
@@ -18,10 +19,10 @@ use crate::services::audit::{details, ENTITY_TYPES};
 use crate::state::AppState;
 use crate::store::AuditRow;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/audit_events", get(list))
-        .route("/api/v4/audit_events/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
 }
 
 /// GitLab's `AuditEvent` entity.

@@ -3,10 +3,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::pagination::ListRequest;
 use super::params::Params;
@@ -22,15 +23,12 @@ use crate::services::groups::{self, GroupError};
 use crate::state::AppState;
 use crate::store::{Group, Member, NewGroup};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/groups", get(list).post(create))
-        .route("/api/v4/groups/{id}", get(show).delete(destroy))
-        .route("/api/v4/groups/{id}/members", get(members).post(add_member))
-        .route(
-            "/api/v4/groups/{id}/members/{user_id}",
-            get(show_member).put(update_member).delete(remove_member),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, destroy))
+        .routes(routes!(members, add_member))
+        .routes(routes!(show_member, update_member, remove_member))
 }
 
 /// GitLab's `Group` entity (the fields clients read), in its order; settings this server does

@@ -3,18 +3,19 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/-/health", get(health))
-        .route("/-/liveness", get(liveness))
-        .route("/-/readiness", get(readiness))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(liveness))
+        .routes(routes!(readiness))
 }
 
 /// GitLab's probe answer: `ok` or `failed`, with the database check on readiness.

@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::params::{IdParam, Params};
 use crate::auth::Admin;
@@ -19,14 +20,11 @@ use crate::store::{HookSettings, SystemHook};
 
 const NOT_FOUND: &str = "404 Hook Not Found";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/hooks", get(list).post(create))
-        .route(
-            "/api/v4/hooks/{id}",
-            get(show).post(test).put(update).delete(destroy),
-        )
-        .route("/api/v4/hooks/{id}/deliveries", get(deliveries))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, test, update, destroy))
+        .routes(routes!(deliveries))
 }
 
 /// GitLab's `Hook` entity for system hooks (the token is never shown).

@@ -1,21 +1,22 @@
 //! The endpoints clients call while logging in: `/user`, `/version`, `/metadata`.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::users::{admin_entity, user_entity, Detail, UserEntity};
 use crate::auth::Authenticated;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/user", get(current_user))
-        .route("/api/v4/version", get(version))
-        .route("/api/v4/metadata", get(metadata))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(current_user))
+        .routes(routes!(version))
+        .routes(routes!(metadata))
 }
 
 #[utoipa::path(get, operation_id = "instance_current_user", path = "/api/v4/user", tag = "instance", summary = "The token's user", responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]

@@ -3,8 +3,10 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
-use axum::{Json, Router};
+use axum::routing::get;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::params::{IdParam, Params};
 use super::responses::Success;
@@ -20,18 +22,16 @@ const DELETE_NOT_FOUND: &str = "404 Not found";
 /// Our answer for an export with no current license (GitLab raises a 500 there).
 const NO_LICENSE_FOR_EXPORT: &str = "404 License Not Found";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/license", get(current).post(create))
-        .route("/api/v4/licenses", get(list))
-        // Declared before `/license/{id}`, as in GitLab, so they never read as an id.
-        .route("/api/v4/license/usage_export.csv", get(usage_export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(current, create))
+        .routes(routes!(list))
+        // Declared before `/license/{id}`, as in GitLab, so they never read as an id; the
+        // alias without `.csv` is the same operation, documented once.
+        .routes(routes!(usage_export))
         .route("/api/v4/license/usage_export", get(usage_export))
-        .route("/api/v4/license/{id}", get(show).delete(destroy))
-        .route(
-            "/api/v4/license/{id}/refresh_billable_users",
-            put(refresh_billable_users),
-        )
+        .routes(routes!(show, destroy))
+        .routes(routes!(refresh_billable_users))
 }
 
 fn json_bytes(body: bytes::Bytes) -> Response {

@@ -10,14 +10,14 @@ use axum::http::request::Parts;
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::NaiveDate;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::Admin;
 use crate::domain::add_ons;
@@ -27,8 +27,8 @@ use crate::services::licenses;
 use crate::state::AppState;
 use crate::store::StoreResult;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/-/metrics", get(scrape))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(scrape))
 }
 
 #[utoipa::path(get, operation_id = "metrics_scrape", path = "/-/metrics", tag = "operations", summary = "Prometheus metrics (OpenMetrics text)", responses((status = 200, description = "OK", body = String, content_type = "application/openmetrics-text"), crate::api::responses::ErrorResponses))]

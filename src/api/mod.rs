@@ -38,18 +38,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application, ready to serve (tests drive it on a real socket too).
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(license::router())
-        .merge(instance::router())
-        .merge(users::router())
-        .merge(audit::router())
-        .merge(groups::router())
-        .merge(tokens::router())
-        .merge(health::router())
-        .merge(metrics::router())
-        .merge(hooks::router())
-        .merge(openapi::router())
-        .merge(add_on_purchases::router())
+    let (rest, _) = openapi::rest_routes().split_for_parts();
+    rest.merge(openapi::router())
         .merge(crate::graphql::router())
         .merge(crate::web::router())
         .fallback(|| async { ApiError::RouteNotFound })
@@ -103,7 +93,7 @@ pub fn app(state: AppState) -> Router {
 
 /// What `METRICS_ADDR` serves: the scrape endpoint alone.
 pub fn metrics_app(state: AppState) -> Router {
-    metrics::router()
+    Router::from(metrics::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .with_state(state)
 }

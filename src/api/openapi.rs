@@ -1,6 +1,8 @@
-//! The OpenAPI 3.1 document of the REST API, generated from the handlers' `#[utoipa::path]`
-//! annotations, served at `/api/v4/openapi.json` and committed as `openapi.json` (a test keeps
+//! The REST routes and their OpenAPI 3.1 document, both generated from the handlers'
+//! `#[utoipa::path]` annotations (so a route is declared once), served at `/api/v4/openapi.json` and committed as `openapi.json` (a test keeps
 //! the two equal).
+
+use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -8,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     add_on_purchases, audit, groups, health, hooks, instance, license, metrics, tokens, users,
@@ -19,21 +22,6 @@ use crate::state::AppState;
     info(
         title = "gitlab-license-server",
         description = "GitLab's license, user-directory and seat APIs, self-hosted. Authenticate with a personal access token in `PRIVATE-TOKEN`, `Authorization: Bearer`, or the `private_token` / `access_token` query parameters. Errors come in GitLab's shapes: `{\"message\": …}` or `{\"error\": …}`. GitLab Duo seats are managed over GraphQL at `/api/graphql` (schema.graphql)."
-    ),
-    paths(
-        license::current, license::list, license::show, license::create, license::destroy,
-        license::refresh_billable_users, license::usage_export,
-        instance::current_user, instance::version, instance::metadata,
-        health::health, health::liveness, health::readiness, metrics::scrape,
-        users::list, users::show, users::create, users::update, users::destroy, users::moderate,
-        groups::list, groups::create, groups::show, groups::destroy, groups::members,
-        groups::add_member, groups::show_member, groups::update_member, groups::remove_member,
-        tokens::create, tokens::list, tokens::show, tokens::revoke, tokens::show_self,
-        tokens::revoke_self,
-        audit::list, audit::show,
-        hooks::list, hooks::create, hooks::show, hooks::update, hooks::destroy, hooks::test,
-        hooks::deliveries,
-        add_on_purchases::show, add_on_purchases::create, add_on_purchases::update,
     ),
     modifiers(&TokenAuth),
     security(("private_token" = []), ("bearer" = [])),
@@ -57,13 +45,35 @@ impl Modify for TokenAuth {
     }
 }
 
-/// The document as pretty JSON (what `openapi.json` holds).
+/// Every documented REST route, each declared once: the router takes its path and method from
+/// the handler's `#[utoipa::path]`, and the document collects the same annotations.
+pub fn rest_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(license::router())
+        .merge(instance::router())
+        .merge(health::router())
+        .merge(metrics::router())
+        .merge(users::router())
+        .merge(groups::router())
+        .merge(tokens::router())
+        .merge(audit::router())
+        .merge(hooks::router())
+        .merge(add_on_purchases::router())
+}
+
+/// The document as pretty JSON (what `openapi.json` holds), built once.
 pub fn document() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|_| "{}".into());
-    text.push('\n');
-    text
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut text = rest_routes()
+                .into_openapi()
+                .to_pretty_json()
+                .unwrap_or_else(|_| "{}".into());
+            text.push('\n');
+            text
+        })
+        .clone()
 }
 
 pub fn router() -> Router<AppState> {

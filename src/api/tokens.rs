@@ -3,12 +3,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::pagination::ListRequest;
 use super::params::{IdParam, NumericId, Params};
@@ -19,18 +20,12 @@ use crate::services::tokens::{self, TokenError};
 use crate::state::AppState;
 use crate::store::{TokenFilter, TokenRow};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/users/{id}/personal_access_tokens", post(create))
-        .route("/api/v4/personal_access_tokens", get(list))
-        .route(
-            "/api/v4/personal_access_tokens/self",
-            get(show_self).delete(revoke_self),
-        )
-        .route(
-            "/api/v4/personal_access_tokens/{id}",
-            get(show).delete(revoke),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(show_self, revoke_self))
+        .routes(routes!(show, revoke))
 }
 
 /// GitLab's token entity (17.x–18.x field order).

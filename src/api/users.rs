@@ -3,11 +3,12 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::pagination::ListRequest;
 use super::params::{NumericId, Params};
@@ -21,11 +22,11 @@ use crate::store::{NewUser, User, UserChanges, UserFilter};
 
 const USER_NOT_FOUND: &str = "404 User Not Found";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/users", get(list).post(create))
-        .route("/api/v4/users/{id}", get(show).put(update).delete(destroy))
-        .route("/api/v4/users/{id}/{action}", post(moderate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, destroy))
+        .routes(routes!(moderate))
 }
 
 /// Which of GitLab's user entities to render.

@@ -5,6 +5,7 @@ pub mod groups;
 pub mod jobs;
 pub mod licenses;
 pub mod members;
+pub mod moderation;
 pub mod subscription;
 pub mod text;
 pub mod tokens;

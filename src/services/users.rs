@@ -2,10 +2,10 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::users::{
-    self_refusal, transition, validate_identity, Action, Answer, Transition, LAST_ADMIN_REFUSAL,
-    SELF_DEMOTION_REFUSAL,
+use crate::domain::moderation::{
+    self_refusal, transition, Action, Answer, Transition, LAST_ADMIN_REFUSAL, SELF_DEMOTION_REFUSAL,
 };
+use crate::domain::users::validate_identity;
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;

@@ -71,7 +71,7 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
     }
     let created_after = date_time(params, "created_after")?;
     let created_before = date_time(params, "created_before")?;
-    let (rows, total) = state
+    let listed = state
         .store
         .audit_events(
             entity_type.as_deref().map(|kind| (kind, entity_id)),
@@ -81,8 +81,9 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
             page.per_page,
         )
         .await?;
-    let headers = list.headers(total, &state.config.external_url);
-    Ok((headers, Json(rows.iter().map(entity).collect::<Vec<_>>())).into_response())
+    let headers = list.headers(&listed, &state.config.external_url);
+    let body: Vec<AuditEventEntity> = listed.rows.iter().map(entity).collect();
+    Ok((headers, Json(body)).into_response())
 }
 
 #[utoipa::path(get, operation_id = "audit_show", path = "/api/v4/audit_events/{id}", tag = "audit", summary = "One audit event", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = AuditEventEntity), crate::api::responses::ErrorResponses))]

@@ -146,7 +146,7 @@ fn group_error(error: GroupError) -> ApiError {
 async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
     let (params, page) = (&list.params, list.page);
     let search = params.optional_string("search")?;
-    let (groups, total) = state
+    let listed = state
         .store
         .list_groups(
             search.as_deref().filter(|text| !text.is_empty()),
@@ -154,11 +154,16 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
             page.per_page,
         )
         .await?;
-    let body: Vec<GroupEntity> = groups
+    let body: Vec<GroupEntity> = listed
+        .rows
         .iter()
         .map(|group| group_entity(group, &state.config.external_url))
         .collect();
-    Ok((list.headers(total, &state.config.external_url), Json(body)).into_response())
+    Ok((
+        list.headers(&listed, &state.config.external_url),
+        Json(body),
+    )
+        .into_response())
 }
 
 #[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = GroupEntity), crate::api::responses::ErrorResponses))]
@@ -219,15 +224,20 @@ async fn members(
 ) -> ApiResult<Response> {
     let page = list.page;
     let group = groups::find(&state, &id).await.map_err(group_error)?;
-    let (members, total) = state
+    let listed = state
         .store
         .group_members(group.id, page.offset(), page.per_page)
         .await?;
-    let body: Vec<MemberEntity> = members
+    let body: Vec<MemberEntity> = listed
+        .rows
         .iter()
         .map(|member| member_entity(member, &state.config.external_url))
         .collect();
-    Ok((list.headers(total, &state.config.external_url), Json(body)).into_response())
+    Ok((
+        list.headers(&listed, &state.config.external_url),
+        Json(body),
+    )
+        .into_response())
 }
 
 #[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = MemberEntity), crate::api::responses::ErrorResponses))]

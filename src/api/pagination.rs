@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::params::Params;
 use crate::error::ApiError;
+use crate::store::Listed;
 
 pub const DEFAULT_PER_PAGE: i64 = 20;
 pub const MAX_PER_PAGE: i64 = 100;
@@ -39,11 +40,23 @@ impl Page {
         Ok(Self { page, per_page })
     }
 
-    /// The pagination headers for a page of a `total`-item list fetched at `uri`.
-    pub fn headers(&self, total: i64, external_url: &str, uri: &Uri, params: &Params) -> HeaderMap {
-        let total_pages = ((total + self.per_page - 1) / self.per_page).max(1);
-        let next = (self.page < total_pages).then(|| self.page + 1);
-        let prev = (self.page > 1).then(|| (self.page - 1).min(total_pages));
+    /// The pagination headers for this page of a list fetched at `uri`: `more` when another
+    /// page follows, `total` when it was counted (GitLab leaves `X-Total`, `X-Total-Pages`
+    /// and the `last` link out above 10,000).
+    pub fn headers(
+        &self,
+        more: bool,
+        total: Option<i64>,
+        external_url: &str,
+        uri: &Uri,
+        params: &Params,
+    ) -> HeaderMap {
+        let total_pages = total.map(|total| ((total + self.per_page - 1) / self.per_page).max(1));
+        let next = more.then(|| self.page + 1);
+        let prev = (self.page > 1).then(|| {
+            let previous = self.page - 1;
+            total_pages.map_or(previous, |last| previous.min(last))
+        });
         let link = |page: i64| {
             let mut query: Vec<(String, String)> = params
                 .0
@@ -76,7 +89,9 @@ impl Page {
             links.push(format!("{}; rel=\"next\"", link(next)));
         }
         links.push(format!("{}; rel=\"first\"", link(1)));
-        links.push(format!("{}; rel=\"last\"", link(total_pages)));
+        if let Some(total_pages) = total_pages {
+            links.push(format!("{}; rel=\"last\"", link(total_pages)));
+        }
         let mut headers = HeaderMap::new();
         let mut set = |name: &'static str, value: String| {
             if let Ok(value) = HeaderValue::from_str(&value) {
@@ -94,8 +109,10 @@ impl Page {
             prev.map(|page| page.to_string()).unwrap_or_default(),
         );
         set("link", links.join(", "));
-        set("x-total", total.to_string());
-        set("x-total-pages", total_pages.to_string());
+        if let (Some(total), Some(total_pages)) = (total, total_pages) {
+            set("x-total", total.to_string());
+            set("x-total-pages", total_pages.to_string());
+        }
         headers
     }
 }
@@ -108,10 +125,15 @@ pub struct ListRequest {
 }
 
 impl ListRequest {
-    /// The pagination headers for this page of a `total`-item list.
-    pub fn headers(&self, total: i64, external_url: &str) -> HeaderMap {
-        self.page
-            .headers(total, external_url, &self.uri, &self.params)
+    /// The pagination headers for this page of `listed`.
+    pub fn headers<T>(&self, listed: &Listed<T>, external_url: &str) -> HeaderMap {
+        self.page.headers(
+            listed.more,
+            listed.total,
+            external_url,
+            &self.uri,
+            &self.params,
+        )
     }
 }
 
@@ -141,7 +163,7 @@ mod tests {
         };
         assert_eq!(page.offset(), i64::MAX - 1);
         let uri: Uri = "/api/v4/users".parse().expect("uri");
-        let headers = page.headers(3, "http://localhost", &uri, &Params::default());
+        let headers = page.headers(false, Some(3), "http://localhost", &uri, &Params::default());
         assert_eq!(headers["x-next-page"], "");
         assert_eq!(headers["x-prev-page"], "3");
         assert_eq!(headers["x-total-pages"], "3");

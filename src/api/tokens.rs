@@ -157,12 +157,20 @@ async fn list(
         active,
     };
     let today = state.clock.today();
-    let (rows, total) = state
+    let listed = state
         .store
         .list_tokens(&filter, today, page.offset(), page.per_page)
         .await?;
-    let body: Vec<TokenEntity> = rows.iter().map(|row| token_entity(row, today)).collect();
-    Ok((list.headers(total, &state.config.external_url), Json(body)).into_response())
+    let body: Vec<TokenEntity> = listed
+        .rows
+        .iter()
+        .map(|row| token_entity(row, today))
+        .collect();
+    Ok((
+        list.headers(&listed, &state.config.external_url),
+        Json(body),
+    )
+        .into_response())
 }
 
 /// A token the caller may see: any for administrators, their own otherwise.

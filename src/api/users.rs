@@ -273,12 +273,12 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
         Some("asc") => "ASC",
         _ => "DESC",
     };
-    let (users, total) = state
+    let listed = state
         .store
         .list_users(&filter, (column, direction), page.offset(), page.per_page)
         .await?;
-    let body = admin_entities(&state, &users, Detail::WithAdmin).await?;
-    let headers = list.headers(total, &state.config.external_url);
+    let body = admin_entities(&state, &listed.rows, Detail::WithAdmin).await?;
+    let headers = list.headers(&listed, &state.config.external_url);
     Ok((headers, Json(body)).into_response())
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{AuditRow, Db, Store, StoreResult};
+use super::{capped_count, AuditRow, Db, Listed, Store, StoreResult};
 
 impl Store {
     /// Audit events, newest first, optionally for one entity and within a time window.
@@ -13,7 +13,7 @@ impl Store {
         created_before: Option<DateTime<Utc>>,
         offset: i64,
         limit: i64,
-    ) -> StoreResult<(Vec<AuditRow>, i64)> {
+    ) -> StoreResult<Listed<AuditRow>> {
         const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL OR entity_type = $1)
                AND ($2 = 0 OR entity_id = $2)
                AND (NOT $3 OR created_at >= $4) AND (NOT $5 OR created_at <= $6)";
@@ -26,8 +26,8 @@ impl Store {
             "SELECT id, author_id, entity_type, entity_id, event_name, details, created_at
              FROM audit_events {WHERE} ORDER BY id DESC LIMIT $7 OFFSET $8"
         );
-        let count_sql = format!("SELECT COUNT(*) FROM audit_events {WHERE}");
-        Ok(with_pool!(self, pool => {
+        let count_sql = capped_count(&format!("FROM audit_events {WHERE}"));
+        Ok(Listed::capped(with_pool!(self, pool => {
             page_and_total!(pool, AuditRow, &page_sql, &count_sql, limit, offset, |query| {
                 query
                     .bind(&entity_type)
@@ -37,7 +37,7 @@ impl Store {
                     .bind(created_before.is_some())
                     .bind(created_before.unwrap_or(epoch))
             })
-        }))
+        })))
     }
 
     pub async fn find_audit_event(&self, id: i64) -> StoreResult<Option<AuditRow>> {

@@ -119,7 +119,7 @@ impl Store {
         let count_sql = format!("SELECT COUNT(*) FROM users u {where_clause}");
         let text = filter.search.as_ref().map(|search| search.0.clone());
         let pattern = text.as_deref().map(contains_pattern);
-        Ok(with_pool!(self, pool => {
+        let (users, _, total) = with_pool!(self, pool => {
             page_and_total!(pool, User, &page_sql, &count_sql, limit, offset, |query| {
                 let mut query = query.bind(namespace_id).bind(&text).bind(&pattern).bind(today);
                 for purchase in purchases {
@@ -127,7 +127,8 @@ impl Store {
                 }
                 query
             })
-        }))
+        });
+        Ok((users, total))
     }
 
     /// The first `limit` users, by username, who may hold a seat of an instance purchase

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    contains_pattern, unique_violation, Db, Group, Member, NewAudit, NewGroup, Store, StoreResult,
-    MEMBER_SELECT,
+    capped_count, contains_pattern, unique_violation, Db, Group, Listed, Member, NewAudit,
+    NewGroup, Store, StoreResult, MEMBER_SELECT,
 };
 
 impl Store {
@@ -66,7 +66,7 @@ impl Store {
         search: Option<&str>,
         offset: i64,
         limit: i64,
-    ) -> StoreResult<(Vec<Group>, i64)> {
+    ) -> StoreResult<Listed<Group>> {
         const WHERE: &str =
             "WHERE (CAST($1 AS TEXT) IS NULL OR lower(name) LIKE $1 ESCAPE '\\' OR lower(path) LIKE $1 ESCAPE '\\')";
         let pattern = search.map(contains_pattern);
@@ -74,20 +74,12 @@ impl Store {
             "SELECT id, name, path, description, visibility, created_at FROM groups {WHERE}
              ORDER BY name ASC, id ASC LIMIT $2 OFFSET $3"
         );
-        let count_sql = format!("SELECT COUNT(*) FROM groups {WHERE}");
-        Ok(with_pool!(self, pool => {
-            let groups = sqlx::query_as::<_, Group>(&page_sql)
-                .bind(&pattern)
-                .bind(limit)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?;
-            let total = sqlx::query_scalar::<_, i64>(&count_sql)
-                .bind(&pattern)
-                .fetch_one(pool)
-                .await?;
-            (groups, total)
-        }))
+        let count_sql = capped_count(&format!("FROM groups {WHERE}"));
+        Ok(Listed::capped(with_pool!(self, pool => {
+            page_and_total!(pool, Group, &page_sql, &count_sql, limit, offset, |query| {
+                query.bind(&pattern)
+            })
+        })))
     }
 
     /// A group by numeric id or by (case-insensitive) path.
@@ -127,24 +119,15 @@ impl Store {
         group_id: i64,
         offset: i64,
         limit: i64,
-    ) -> StoreResult<(Vec<Member>, i64)> {
-        Ok(with_pool!(self, pool => {
-            let members = sqlx::query_as::<_, Member>(&format!(
-                "{MEMBER_SELECT} ORDER BY m.id LIMIT $2 OFFSET $3"
-            ))
-            .bind(group_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(pool)
-            .await?;
-            let total = sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM members WHERE source_type = 'Namespace' AND source_id = $1",
-            )
-            .bind(group_id)
-            .fetch_one(pool)
-            .await?;
-            (members, total)
-        }))
+    ) -> StoreResult<Listed<Member>> {
+        let page_sql = format!("{MEMBER_SELECT} ORDER BY m.id LIMIT $2 OFFSET $3");
+        let count_sql =
+            capped_count("FROM members WHERE source_type = 'Namespace' AND source_id = $1");
+        Ok(Listed::capped(with_pool!(self, pool => {
+            page_and_total!(pool, Member, &page_sql, &count_sql, limit, offset, |query| {
+                query.bind(group_id)
+            })
+        })))
     }
 
     pub async fn group_member(&self, group_id: i64, user_id: i64) -> StoreResult<Option<Member>> {

@@ -179,27 +179,31 @@ macro_rules! execute_audited {
     }};
 }
 
-/// One page of `$row`s and the total matching, for a list whose page statement (`$page_sql`,
-/// ending in `LIMIT $n OFFSET $n+1`) and count statement (`$count_sql`) share one WHERE
+/// One page of `$row`s, whether more follow, and the count: `(rows, more, count)`, for a list
+/// whose page statement (`$page_sql`, ending in `LIMIT $n OFFSET $n+1`) and count statement
+/// (`$count_sql`; REST lists make it with [`crate::store::capped_count`]) share one WHERE
 /// clause, and so one set of binds: `|$query| $binds` is applied to both.
 macro_rules! page_and_total {
     ($pool:expr, $row:ty, $page_sql:expr, $count_sql:expr, $limit:expr, $offset:expr,
      |$query:ident| $binds:expr) => {{
-        let rows = {
+        // One row past the page says whether another follows without counting them all.
+        let mut rows = {
             let $query = sqlx::query_as::<_, $row>($page_sql);
             $binds
         }
-        .bind($limit)
+        .bind($limit.saturating_add(1))
         .bind($offset)
         .fetch_all($pool)
         .await?;
-        let total = {
+        let more = rows.len() as i64 > $limit;
+        rows.truncate(usize::try_from($limit).unwrap_or(usize::MAX));
+        let counted = {
             let $query = sqlx::query_scalar::<_, i64>($count_sql);
             $binds
         }
         .fetch_one($pool)
         .await?;
-        (rows, total)
+        (rows, more, counted)
     }};
 }
 

@@ -45,6 +45,20 @@ const BILLABLE: &str = concat!(
         SELECT 1 FROM members m WHERE m.user_id = u.id AND m.access_level > $2))"
 );
 
+/// Lists count their matches up to this many; above it the total is left out, as GitLab leaves
+/// out `X-Total`, `X-Total-Pages` and the `last` link (counting a large table on every page
+/// costs more than the page).
+pub const COUNT_CAP: i64 = 10_000;
+
+/// The count of a list's matches, stopped one past [`COUNT_CAP`]; `from_where` is the list's
+/// `FROM … WHERE …`.
+fn capped_count(from_where: &str) -> String {
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 {from_where} LIMIT {}) AS capped",
+        COUNT_CAP + 1
+    )
+}
+
 /// The columns of a [`User`], for every statement that returns users.
 const USER_COLUMNS: &str =
     "id, username, name, email, state, user_type, admin, created_at, last_activity_on";
@@ -164,6 +178,7 @@ mod history;
 mod hooks;
 mod jobs;
 mod licenses;
+mod plans;
 mod sessions;
 mod tokens;
 mod users;

@@ -149,6 +149,47 @@ pub struct UserFilter {
     pub exclude_internal: bool,
 }
 
+impl UserFilter {
+    /// The WHERE clause of the filters that are set, and its text arguments (`$1`, `$2`, …):
+    /// built from what is asked, so that each condition can use its index on both backends
+    /// (`(? IS NULL OR …)` forms defeat SQLite's planner).
+    pub fn where_clause(&self) -> (String, Vec<String>) {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut args: Vec<String> = Vec::new();
+        if let Some(search) = &self.search {
+            args.push(super::contains_pattern(search));
+            let n = args.len();
+            conditions.push(format!(
+                "(lower(username) LIKE ${n} ESCAPE '\\' OR lower(name) LIKE ${n} ESCAPE '\\' \
+                 OR lower(email) LIKE ${n} ESCAPE '\\')"
+            ));
+        }
+        if let Some(username) = &self.username {
+            args.push(username.clone());
+            conditions.push(format!("lower(username) = lower(${})", args.len()));
+        }
+        if self.active {
+            conditions.push("state = 'active' AND user_type <> 'ghost'".into());
+        }
+        if self.blocked {
+            conditions.push("state IN ('blocked', 'ldap_blocked')".into());
+        }
+        if self.humans {
+            conditions.push("user_type = 'human'".into());
+        }
+        if self.exclude_internal {
+            conditions.push(
+                "user_type IN ('human', 'project_bot', 'service_user', 'service_account')".into(),
+            );
+        }
+        if conditions.is_empty() {
+            (String::new(), args)
+        } else {
+            (format!("WHERE {}", conditions.join(" AND ")), args)
+        }
+    }
+}
+
 /// Changes to a user; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserChanges {
@@ -210,4 +251,24 @@ pub struct TokenFilter {
     pub revoked: Option<bool>,
     /// `Some(true)` for active (not revoked, not expired on `today`), `Some(false)` inactive.
     pub active: Option<bool>,
+}
+
+/// One page of a list: its rows, whether more follow, and the total when it is at most
+/// [`COUNT_CAP`](super::COUNT_CAP) (GitLab leaves larger totals out rather than count them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<T> {
+    pub rows: Vec<T>,
+    pub more: bool,
+    pub total: Option<i64>,
+}
+
+impl<T> Listed<T> {
+    /// From a page, whether more follow, and a count made by `capped_count`.
+    pub fn capped((rows, more, counted): (Vec<T>, bool, i64)) -> Self {
+        Self {
+            rows,
+            more,
+            total: (counted <= super::COUNT_CAP).then_some(counted),
+        }
+    }
 }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    Db, NewAudit, NewToken, Store, StoreError, StoreResult, TokenFilter, TokenRow, TokenWithUser,
-    TOKEN_WITH_USER_COLUMNS,
+    capped_count, Db, Listed, NewAudit, NewToken, Store, StoreError, StoreResult, TokenFilter,
+    TokenRow, TokenWithUser, TOKEN_WITH_USER_COLUMNS,
 };
 
 impl Store {
@@ -84,7 +84,7 @@ impl Store {
         today: NaiveDate,
         offset: i64,
         limit: i64,
-    ) -> StoreResult<(Vec<TokenRow>, i64)> {
+    ) -> StoreResult<Listed<TokenRow>> {
         const WHERE: &str = "WHERE ($1 = 0 OR user_id = $1)
                AND (NOT $2 OR revoked = $3)
                AND (NOT $4 OR ((NOT revoked AND (expires_at IS NULL OR expires_at > $6)) = $5))";
@@ -92,8 +92,8 @@ impl Store {
             "SELECT {} FROM personal_access_tokens {WHERE} ORDER BY id LIMIT $7 OFFSET $8",
             Self::TOKEN_COLUMNS
         );
-        let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens {WHERE}");
-        Ok(with_pool!(self, pool => {
+        let count_sql = capped_count(&format!("FROM personal_access_tokens {WHERE}"));
+        Ok(Listed::capped(with_pool!(self, pool => {
             page_and_total!(pool, TokenRow, &page_sql, &count_sql, limit, offset, |query| {
                 query
                     .bind(filter.user_id.unwrap_or(0))
@@ -103,7 +103,7 @@ impl Store {
                     .bind(filter.active.unwrap_or(false))
                     .bind(today)
             })
-        }))
+        })))
     }
 
     /// Revokes a token; false when there was none with this id.

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::users::{UserState, UserType};
 
 use super::{
-    contains_pattern, unique_violation, Db, NewAudit, NewToken, NewUser, Store, StoreError,
+    capped_count, unique_violation, Db, Listed, NewAudit, NewToken, NewUser, Store, StoreError,
     StoreResult, User, UserChanges, UserFilter, USER_COLUMNS,
 };
 
@@ -253,40 +253,38 @@ impl Store {
         Ok(None)
     }
 
-    /// `GET /users`: one page in the requested order, and the total matching.
+    /// The page statement of [`Store::list_users`] (its last two binds are the limit and the
+    /// offset) and its text arguments — what the query-plan tests explain.
+    pub fn list_users_sql(
+        filter: &UserFilter,
+        (column, direction): (&'static str, &'static str),
+    ) -> (String, Vec<String>) {
+        let (where_clause, args) = filter.where_clause();
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {where_clause}
+             ORDER BY {column} {direction}, id {direction} LIMIT ${} OFFSET ${}",
+            args.len() + 1,
+            args.len() + 2
+        );
+        (sql, args)
+    }
+
+    /// `GET /users`: one page in the requested order.
     pub async fn list_users(
         &self,
         filter: &UserFilter,
         order: (&'static str, &'static str),
         offset: i64,
         limit: i64,
-    ) -> StoreResult<(Vec<User>, i64)> {
-        const WHERE: &str = "WHERE (CAST($1 AS TEXT) IS NULL
-                    OR lower(username) LIKE $1 ESCAPE '\\' OR lower(name) LIKE $1 ESCAPE '\\'
-                    OR lower(email) LIKE $1 ESCAPE '\\')
-               AND (CAST($2 AS TEXT) IS NULL OR lower(username) = lower($2))
-               AND (NOT $3 OR (state = 'active' AND user_type <> 'ghost'))
-               AND (NOT $4 OR state IN ('blocked', 'ldap_blocked'))
-               AND (NOT $5 OR user_type = 'human')
-               AND (NOT $6 OR user_type IN ('human', 'project_bot', 'service_user', 'service_account'))";
-        let (column, direction) = order;
-        let search = filter.search.as_deref().map(contains_pattern);
-        let page_sql = format!(
-            "SELECT {USER_COLUMNS} FROM users {WHERE}
-             ORDER BY {column} {direction}, id {direction} LIMIT $7 OFFSET $8"
-        );
-        let count_sql = format!("SELECT COUNT(*) FROM users {WHERE}");
-        Ok(with_pool!(self, pool => {
+    ) -> StoreResult<Listed<User>> {
+        let (page_sql, args) = Self::list_users_sql(filter, order);
+        let (where_clause, _) = filter.where_clause();
+        let count_sql = capped_count(&format!("FROM users {where_clause}"));
+        Ok(Listed::capped(with_pool!(self, pool => {
             page_and_total!(pool, User, &page_sql, &count_sql, limit, offset, |query| {
-                query
-                    .bind(&search)
-                    .bind(&filter.username)
-                    .bind(filter.active)
-                    .bind(filter.blocked)
-                    .bind(filter.humans)
-                    .bind(filter.exclude_internal)
+                args.iter().fold(query, |query, arg| query.bind(arg))
             })
-        }))
+        })))
     }
 
     /// Applies `changes`; `None` when there is no such user.

@@ -24,6 +24,7 @@ mod provisioning;
 mod replicas;
 mod rest_fidelity;
 mod ruby_compat;
+mod scale;
 mod server_process;
 mod vectors;
 mod web;

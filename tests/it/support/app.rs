@@ -369,6 +369,24 @@ impl TestApp {
         self.clock.set(now);
     }
 
+    /// Runs SQL straight against the database, behind the server's back (bulk seeding).
+    pub async fn execute_sql(&self, sql: &str) {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect SQLite");
+                connection.execute(sql).await.expect("sql");
+            }
+            Backend::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect PostgreSQL");
+                connection.execute(sql).await.expect("sql");
+            }
+        }
+    }
+
     pub async fn add_user(&self, user: NewUser) -> User {
         self.state
             .store

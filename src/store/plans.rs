@@ -1,0 +1,50 @@
+//! What the planner makes of a statement: how tests prove, on both backends, that a list is
+//! served by an index rather than a scan of the table.
+
+use super::{Db, Store, StoreResult};
+
+impl Store {
+    /// The plan of `sql` with these binds (`texts` first, then `numbers`), one line per node:
+    /// SQLite's `EXPLAIN QUERY PLAN` details, PostgreSQL's `EXPLAIN` lines.
+    pub async fn query_plan(
+        &self,
+        sql: &str,
+        texts: &[String],
+        numbers: &[i64],
+    ) -> StoreResult<String> {
+        let lines: Vec<String> = match &self.db {
+            Db::Sqlite(pool) => {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let query = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+                let query = texts.iter().fold(query, |query, text| query.bind(text));
+                let query = numbers
+                    .iter()
+                    .fold(query, |query, number| query.bind(number));
+                query
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|(_, _, _, detail)| detail)
+                    .collect()
+            }
+            Db::Postgres(pool) => {
+                let explain = format!("EXPLAIN {sql}");
+                let query = sqlx::query_scalar::<_, String>(&explain);
+                let query = texts.iter().fold(query, |query, text| query.bind(text));
+                let query = numbers
+                    .iter()
+                    .fold(query, |query, number| query.bind(number));
+                query.fetch_all(pool).await?
+            }
+        };
+        Ok(lines.join("\n"))
+    }
+
+    /// Refreshes the planner's statistics (`ANALYZE`), as after a bulk load.
+    pub async fn analyze(&self) -> StoreResult<()> {
+        on_pool!(self, pool => {
+            sqlx::query("ANALYZE").execute(pool).await?;
+        });
+        Ok(())
+    }
+}

@@ -4,6 +4,8 @@
 
 use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
 use serde_json::Value;
 
 use super::params::Params;
@@ -58,28 +60,11 @@ impl Page {
             total_pages.map_or(previous, |last| previous.min(last))
         });
         let link = |page: i64| {
-            let mut query: Vec<(String, String)> = params
-                .0
-                .iter()
-                .filter(|(key, _)| {
-                    !matches!(
-                        key.as_str(),
-                        "page" | "per_page" | "private_token" | "access_token"
-                    )
-                })
-                .map(|(key, value)| {
-                    let text = match value {
-                        Value::String(text) => text.clone(),
-                        other => other.to_string(),
-                    };
-                    (key.clone(), text)
-                })
-                .collect();
-            query.push(("page".into(), page.to_string()));
-            query.push(("per_page".into(), self.per_page.to_string()));
-            query.sort();
-            let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-            format!("<{external_url}{}?{query}>", uri.path())
+            let paging = [
+                ("page", page.to_string()),
+                ("per_page", self.per_page.to_string()),
+            ];
+            link_to(external_url, uri, params, &paging)
         };
         let mut links = Vec::new();
         if let Some(prev) = prev {
@@ -117,6 +102,57 @@ impl Page {
     }
 }
 
+/// `<url>` of the request's own path and parameters with `paging` in place of the request's
+/// paging parameters (and never a token).
+fn link_to(external_url: &str, uri: &Uri, params: &Params, paging: &[(&str, String)]) -> String {
+    let mut query: Vec<(String, String)> = params
+        .0
+        .iter()
+        .filter(|(key, _)| {
+            !matches!(
+                key.as_str(),
+                "page" | "per_page" | "cursor" | "private_token" | "access_token"
+            )
+        })
+        .map(|(key, value)| {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (key.clone(), text)
+        })
+        .chain(
+            paging
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.clone())),
+        )
+        .collect();
+    query.sort();
+    let query = serde_urlencoded::to_string(&query).unwrap_or_default();
+    format!("<{external_url}{}?{query}>", uri.path())
+}
+
+/// GitLab's keyset cursor for the page after the row `id` in id order: URL-safe Base64 of
+/// `{"id":"<id>","_kd":"n"}` (clients pass it back as `cursor` without reading it).
+pub fn id_cursor(id: i64) -> String {
+    let json = serde_json::json!({"id": id.to_string(), "_kd": "n"}).to_string();
+    URL_SAFE.encode(json)
+}
+
+/// The id a cursor made by [`id_cursor`] (or GitLab) names; `None` for anything else.
+pub fn cursor_id(cursor: &str) -> Option<i64> {
+    let bytes = URL_SAFE
+        .decode(cursor.trim())
+        .or_else(|_| URL_SAFE_NO_PAD.decode(cursor.trim()))
+        .ok()?;
+    let value: Value = serde_json::from_slice(&bytes).ok()?;
+    match &value["id"] {
+        Value::String(text) => text.parse().ok(),
+        Value::Number(number) => number.as_i64(),
+        _ => None,
+    }
+}
+
 /// A list request: its parameters, the page they ask for, and the path its links repeat.
 pub struct ListRequest {
     pub params: Params,
@@ -125,6 +161,31 @@ pub struct ListRequest {
 }
 
 impl ListRequest {
+    /// The keyset page size (`per_page`, as offset paging reads it).
+    pub fn per_page(&self) -> i64 {
+        self.page.per_page
+    }
+
+    /// The `Link` header of a keyset page: `next` with the cursor after `last_id` when
+    /// another page follows (GitLab's cursor paginator sends nothing else).
+    pub fn keyset_headers(&self, next_after: Option<i64>, external_url: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(last_id) = next_after {
+            let paging = [
+                ("cursor", id_cursor(last_id)),
+                ("per_page", self.page.per_page.to_string()),
+            ];
+            let next = format!(
+                "{}; rel=\"next\"",
+                link_to(external_url, &self.uri, &self.params, &paging)
+            );
+            if let Ok(value) = HeaderValue::from_str(&next) {
+                headers.insert(axum::http::header::LINK, value);
+            }
+        }
+        headers
+    }
+
     /// The pagination headers for this page of `listed`.
     pub fn headers<T>(&self, listed: &Listed<T>, external_url: &str) -> HeaderMap {
         self.page.headers(

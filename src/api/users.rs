@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::pagination::ListRequest;
+use super::pagination::{cursor_id, ListRequest};
 use super::params::{NumericId, Params};
 use crate::auth::Admin;
 use crate::domain::licenses::timestamp_text;
@@ -250,7 +250,7 @@ fn user_type(params: &Params) -> ApiResult<Option<UserType>> {
 
 const ORDER_COLUMNS: &[&str] = &["id", "name", "username", "created_at", "updated_at"];
 
-#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "OK", body = [UserEntity]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "users_list", path = "/api/v4/users", tag = "users", summary = "List users", params(("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "Part of a username, name or email"), ("username" = Option<String>, Query), ("active" = Option<bool>, Query), ("blocked" = Option<bool>, Query), ("humans" = Option<bool>, Query), ("exclude_internal" = Option<bool>, Query), ("order_by" = Option<String>, Query, description = "id, name, username, created_at or updated_at"), ("sort" = Option<String>, Query, description = "asc or desc"), ("pagination" = Option<String>, Query, description = "keyset for cursor pages (with order_by=id): a Link header with rel=next carries the cursor"), ("cursor" = Option<String>, Query, description = "The cursor of a keyset page, from the previous page's next link")), responses((status = 200, description = "OK", body = [UserEntity]), crate::api::responses::ErrorResponses))]
 async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
     let (params, page) = (&list.params, list.page);
     let filter = UserFilter {
@@ -273,12 +273,43 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
         Some("asc") => "ASC",
         _ => "DESC",
     };
+    if params.optional_string("pagination")?.as_deref() == Some("keyset") {
+        return keyset_list(&state, &list, &filter, (column, direction)).await;
+    }
     let listed = state
         .store
         .list_users(&filter, (column, direction), page.offset(), page.per_page)
         .await?;
     let body = admin_entities(&state, &listed.rows, Detail::WithAdmin).await?;
     let headers = list.headers(&listed, &state.config.external_url);
+    Ok((headers, Json(body)).into_response())
+}
+
+/// `pagination=keyset`: GitLab's cursor pages, for `order_by=id` (the order whose index
+/// serves every depth). Pages carry only a `next` link with the cursor; no counts.
+async fn keyset_list(
+    state: &AppState,
+    list: &ListRequest,
+    filter: &UserFilter,
+    (column, direction): (&'static str, &'static str),
+) -> ApiResult<Response> {
+    if column != "id" {
+        return Err(ApiError::Message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Keyset pagination is not yet available for this type of request".into(),
+        ));
+    }
+    let after = match list.params.optional_string("cursor")? {
+        None => None,
+        Some(cursor) => Some(cursor_id(&cursor).ok_or_else(|| ApiError::invalid("cursor"))?),
+    };
+    let (users, more) = state
+        .store
+        .list_users_by_id(filter, direction == "ASC", after, list.per_page())
+        .await?;
+    let next_after = users.last().filter(|_| more).map(|user| user.id);
+    let body = admin_entities(state, &users, Detail::WithAdmin).await?;
+    let headers = list.keyset_headers(next_after, &state.config.external_url);
     Ok((headers, Json(body)).into_response())
 }
 

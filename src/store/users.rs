@@ -269,6 +269,62 @@ impl Store {
         (sql, args)
     }
 
+    /// The statement of [`Store::list_users_by_id`] (its last binds: the cursor's id when
+    /// `after` is set, then the limit) and its text arguments.
+    pub fn users_by_id_sql(
+        filter: &UserFilter,
+        ascending: bool,
+        after: bool,
+    ) -> (String, Vec<String>) {
+        let (where_clause, args) = filter.where_clause();
+        let (direction, beyond) = if ascending {
+            ("ASC", ">")
+        } else {
+            ("DESC", "<")
+        };
+        let mut next = args.len() + 1;
+        let after_clause = if after {
+            let joiner = if where_clause.is_empty() {
+                "WHERE"
+            } else {
+                "AND"
+            };
+            next += 1;
+            format!("{joiner} id {beyond} ${}", next - 1)
+        } else {
+            String::new()
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {where_clause} {after_clause}
+             ORDER BY id {direction} LIMIT ${next}"
+        );
+        (sql, args)
+    }
+
+    /// `GET /users?pagination=keyset`: the page after the user `after` in id order (the
+    /// primary key serves any depth alike), and whether another page follows.
+    pub async fn list_users_by_id(
+        &self,
+        filter: &UserFilter,
+        ascending: bool,
+        after: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<(Vec<User>, bool)> {
+        let (sql, args) = Self::users_by_id_sql(filter, ascending, after.is_some());
+        let mut users = with_pool!(self, pool => {
+            let query = sqlx::query_as::<_, User>(&sql);
+            let query = args.iter().fold(query, |query, arg| query.bind(arg));
+            let query = match after {
+                Some(id) => query.bind(id),
+                None => query,
+            };
+            query.bind(limit.saturating_add(1)).fetch_all(pool).await?
+        });
+        let more = users.len() as i64 > limit;
+        users.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((users, more))
+    }
+
     /// `GET /users`: one page in the requested order.
     pub async fn list_users(
         &self,

@@ -21,6 +21,17 @@ pub async fn open_store(config: &Config, pool_size: Option<u32>) -> Result<Store
         .migrate()
         .await
         .map_err(|error| format!("cannot migrate the database: {error}"))?;
+    match store.ensure_search_indexes().await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            "user search will read the whole users table: PostgreSQL's pg_trgm extension is not \
+             installed and this database user may not install it. Run `CREATE EXTENSION pg_trgm;` \
+             in this database as a superuser, then restart; the search indexes are created then"
+        ),
+        // Another replica creating the same index at this moment, or a lock: search still
+        // answers, and the next start tries again.
+        Err(error) => tracing::warn!(%error, "could not check the user-search indexes"),
+    }
     Ok(store)
 }
 

@@ -472,13 +472,16 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// The tables and columns the migrated schema has (to compare with [`TABLES`]).
+    /// The tables and columns the migrated schema has (to compare with [`TABLES`]). SQLite's
+    /// user-search index (`users_search` and its FTS5 shadow tables) is derived from `users`
+    /// by triggers, so it is rebuilt on restore rather than backed up.
     pub async fn schema_columns(&self) -> StoreResult<Vec<(String, String)>> {
         Ok(match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query_as::<_, (String, String)>(
                     "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
                      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
+                       AND m.name NOT LIKE 'users_search%'
                      ORDER BY m.name, p.cid",
                 )
                 .fetch_all(pool)

@@ -43,7 +43,10 @@ macro_rules! in_write_tx {
         $store.ensure_reachable()?;
         let value = match &$store.db {
             Db::Sqlite(pool) => {
-                let mut $tx = pool.begin().await?;
+                // IMMEDIATE: the write lock is taken (waiting out other writers) before the
+                // first read, so the transaction can never be refused "database is locked"
+                // when a read snapshot it already holds could not be upgraded.
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let value = $body;
                 $tx.commit().await?;
                 value

@@ -295,6 +295,14 @@ impl Store {
         }
     }
 
+    /// Which SQL this store's backend speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self.db {
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
     /// The connection pool's size now, its idle part and its limit.
     pub fn pool_stats(&self) -> PoolStats {
         on_pool!(self, pool => PoolStats {

@@ -149,20 +149,61 @@ pub struct UserFilter {
     pub exclude_internal: bool,
 }
 
+/// Which SQL a statement is written for, where the two backends need different text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// GitLab's shortest term that matches part of a username or name; shorter ones match exactly.
+pub const MIN_PARTIAL_SEARCH_CHARS: usize = 3;
+
+/// GitLab's user search (`User.search` for administrators): a leading `@` is dropped; a term of
+/// three characters or more matches part of a username or name, a shorter one a whole
+/// username or name; e-mail addresses match exactly. Served by indexes on both backends:
+/// pg_trgm GIN indexes on PostgreSQL, the `users_search` trigram table on SQLite (then the
+/// same LIKE, so both answer the same rows), `lower(email)` and `lower(name)` indexes.
+fn search_condition(search: &str, dialect: Dialect, args: &mut Vec<String>) -> String {
+    let term = search.strip_prefix('@').unwrap_or(search).to_lowercase();
+    if term.is_empty() {
+        return "1 = 0".into();
+    }
+    args.push(term.clone());
+    let exact = args.len();
+    if term.chars().count() < MIN_PARTIAL_SEARCH_CHARS {
+        return format!(
+            "(lower(username) = ${exact} OR lower(name) = ${exact} OR lower(email) = ${exact})"
+        );
+    }
+    args.push(super::contains_pattern(&term));
+    let pattern = args.len();
+    let partial = format!(
+        "(lower(username) LIKE ${pattern} ESCAPE '\\' OR lower(name) LIKE ${pattern} ESCAPE '\\')"
+    );
+    match dialect {
+        Dialect::Postgres => format!("({partial} OR lower(email) = ${exact})"),
+        Dialect::Sqlite => {
+            // An FTS5 phrase: the term in double quotes, its own quotes doubled.
+            args.push(format!("\"{}\"", term.replace('"', "\"\"")));
+            let phrase = args.len();
+            format!(
+                "((id IN (SELECT rowid FROM users_search WHERE users_search MATCH ${phrase}) \
+                 AND {partial}) OR lower(email) = ${exact})"
+            )
+        }
+    }
+}
+
 impl UserFilter {
     /// The WHERE clause of the filters that are set, and its text arguments (`$1`, `$2`, …):
     /// built from what is asked, so that each condition can use its index on both backends
     /// (`(? IS NULL OR …)` forms defeat SQLite's planner).
-    pub fn where_clause(&self) -> (String, Vec<String>) {
+    pub fn where_clause(&self, dialect: Dialect) -> (String, Vec<String>) {
         let mut conditions: Vec<String> = Vec::new();
         let mut args: Vec<String> = Vec::new();
         if let Some(search) = &self.search {
-            args.push(super::contains_pattern(search));
-            let n = args.len();
-            conditions.push(format!(
-                "(lower(username) LIKE ${n} ESCAPE '\\' OR lower(name) LIKE ${n} ESCAPE '\\' \
-                 OR lower(email) LIKE ${n} ESCAPE '\\')"
-            ));
+            conditions.push(search_condition(search, dialect, &mut args));
         }
         if let Some(username) = &self.username {
             args.push(username.clone());

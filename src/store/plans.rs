@@ -40,6 +40,30 @@ impl Store {
         Ok(lines.join("\n"))
     }
 
+    /// Whether user search has its indexes. On PostgreSQL they need the pg_trgm extension,
+    /// which the migration installs when the database user may; when it was installed later
+    /// (by a superuser), the missing indexes are created now. SQLite always has them.
+    pub async fn ensure_search_indexes(&self) -> StoreResult<bool> {
+        let Db::Postgres(pool) = &self.db else {
+            return Ok(true);
+        };
+        let installed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')",
+        )
+        .fetch_one(pool)
+        .await?;
+        if !installed {
+            return Ok(false);
+        }
+        for statement in [
+            "CREATE INDEX IF NOT EXISTS users_username_trigram ON users USING gin (lower(username) gin_trgm_ops)",
+            "CREATE INDEX IF NOT EXISTS users_name_trigram ON users USING gin (lower(name) gin_trgm_ops)",
+        ] {
+            sqlx::query(statement).execute(pool).await?;
+        }
+        Ok(true)
+    }
+
     /// Refreshes the planner's statistics (`ANALYZE`), as after a bulk load.
     pub async fn analyze(&self) -> StoreResult<()> {
         on_pool!(self, pool => {

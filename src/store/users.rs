@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::users::{UserState, UserType};
 
 use super::{
-    capped_count, unique_violation, Db, Listed, NewAudit, NewToken, NewUser, Store, StoreError,
-    StoreResult, User, UserChanges, UserFilter, USER_COLUMNS,
+    capped_count, unique_violation, Db, Dialect, Listed, NewAudit, NewToken, NewUser, Store,
+    StoreError, StoreResult, User, UserChanges, UserFilter, USER_COLUMNS,
 };
 
 impl Store {
@@ -256,12 +256,13 @@ impl Store {
     /// The page statement of [`Store::list_users`] (its last two binds are the limit and the
     /// offset) and its text arguments — what the query-plan tests explain.
     pub fn list_users_sql(
+        &self,
         filter: &UserFilter,
         (column, direction): (&'static str, &'static str),
     ) -> (String, Vec<String>) {
-        let (where_clause, args) = filter.where_clause();
+        let (source, args, _) = self.matching_users(filter);
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users {where_clause}
+            "{source}
              ORDER BY {column} {direction}, id {direction} LIMIT ${} OFFSET ${}",
             args.len() + 1,
             args.len() + 2
@@ -269,14 +270,36 @@ impl Store {
         (sql, args)
     }
 
+    /// `SELECT … FROM …` of the users `filter` matches, its text arguments, and whether it ends
+    /// in a WHERE clause (that a further condition joins with AND). A search on PostgreSQL first gathers its matches (MATERIALIZED): its
+    /// planner cannot estimate how few rows a `LIKE '%…%'` matches, and would otherwise walk the
+    /// primary key through a million rows looking for a page of them, where the trigram
+    /// indexes find them at once.
+    fn matching_users(&self, filter: &UserFilter) -> (String, Vec<String>, bool) {
+        let dialect = self.dialect();
+        let (where_clause, args) = filter.where_clause(dialect);
+        if filter.search.is_some() && dialect == Dialect::Postgres {
+            let source = format!(
+                "WITH matches AS MATERIALIZED (SELECT {USER_COLUMNS} FROM users {where_clause})
+                 SELECT {USER_COLUMNS} FROM matches"
+            );
+            (source, args, false)
+        } else {
+            let filtered = !where_clause.is_empty();
+            let source = format!("SELECT {USER_COLUMNS} FROM users {where_clause}");
+            (source, args, filtered)
+        }
+    }
+
     /// The statement of [`Store::list_users_by_id`] (its last binds: the cursor's id when
     /// `after` is set, then the limit) and its text arguments.
     pub fn users_by_id_sql(
+        &self,
         filter: &UserFilter,
         ascending: bool,
         after: bool,
     ) -> (String, Vec<String>) {
-        let (where_clause, args) = filter.where_clause();
+        let (source, args, filtered) = self.matching_users(filter);
         let (direction, beyond) = if ascending {
             ("ASC", ">")
         } else {
@@ -284,18 +307,14 @@ impl Store {
         };
         let mut next = args.len() + 1;
         let after_clause = if after {
-            let joiner = if where_clause.is_empty() {
-                "WHERE"
-            } else {
-                "AND"
-            };
+            let joiner = if filtered { "AND" } else { "WHERE" };
             next += 1;
             format!("{joiner} id {beyond} ${}", next - 1)
         } else {
             String::new()
         };
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users {where_clause} {after_clause}
+            "{source} {after_clause}
              ORDER BY id {direction} LIMIT ${next}"
         );
         (sql, args)
@@ -310,7 +329,7 @@ impl Store {
         after: Option<i64>,
         limit: i64,
     ) -> StoreResult<(Vec<User>, bool)> {
-        let (sql, args) = Self::users_by_id_sql(filter, ascending, after.is_some());
+        let (sql, args) = self.users_by_id_sql(filter, ascending, after.is_some());
         let mut users = with_pool!(self, pool => {
             let query = sqlx::query_as::<_, User>(&sql);
             let query = args.iter().fold(query, |query, arg| query.bind(arg));
@@ -333,8 +352,8 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> StoreResult<Listed<User>> {
-        let (page_sql, args) = Self::list_users_sql(filter, order);
-        let (where_clause, _) = filter.where_clause();
+        let (page_sql, args) = self.list_users_sql(filter, order);
+        let (where_clause, _) = filter.where_clause(self.dialect());
         let count_sql = capped_count(&format!("FROM users {where_clause}"));
         Ok(Listed::capped(with_pool!(self, pool => {
             page_and_total!(pool, User, &page_sql, &count_sql, limit, offset, |query| {

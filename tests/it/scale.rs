@@ -2,7 +2,7 @@
 //! 10,000 (as GitLab does), and the statements the list endpoints run are served by indexes —
 //! proved with the planners' own plans on both backends, never with timings.
 
-use gitlab_license_server::store::{Store, UserFilter};
+use gitlab_license_server::store::UserFilter;
 
 use crate::on_both_backends;
 use crate::support::app::{Backend, TestApp};
@@ -56,7 +56,7 @@ async fn users_plan(
     filter: &UserFilter,
     order: (&'static str, &'static str),
 ) -> String {
-    let (sql, args) = Store::list_users_sql(filter, order);
+    let (sql, args) = app.state.store.list_users_sql(filter, order);
     app.state
         .store
         .query_plan(&sql, &args, &[21, 0])
@@ -148,7 +148,10 @@ async fn keyset_pages_walk_every_user_once(app: TestApp) {
         "Keyset pagination is not yet available for this type of request"
     );
     // The page after a cursor is found through the primary key, at any depth.
-    let (sql, args) = Store::users_by_id_sql(&UserFilter::default(), true, true);
+    let (sql, args) = app
+        .state
+        .store
+        .users_by_id_sql(&UserFilter::default(), true, true);
     let plan = app
         .state
         .store
@@ -159,4 +162,124 @@ async fn keyset_pages_walk_every_user_once(app: TestApp) {
         Backend::Sqlite => assert!(plan.contains("INTEGER PRIMARY KEY"), "{plan}"),
         Backend::Postgres => assert!(plan.contains("users_pkey"), "{plan}"),
     }
+}
+
+on_both_backends!(search_follows_gitlabs_rules_alike_on_both_backends);
+
+/// Three characters or more match part of a username or name, fewer match exactly, e-mail
+/// addresses match whole; a leading `@` is dropped — the same rows in the same order on both
+/// backends.
+async fn search_follows_gitlabs_rules_alike_on_both_backends(app: TestApp) {
+    use gitlab_license_server::store::NewUser;
+    for (username, name, email) in [
+        ("ada", "Ada Lovelace", "ada@example.com"),
+        ("adam", "Adam Smith", "adam@example.org"),
+        ("grace", "Grace Hopper", "hopper@navy.example"),
+        ("al", "Al", "al@example.com"),
+        ("ed", "Edsger Dijkstra", "ewd@example.net"),
+    ] {
+        let mut user = NewUser::human(username, false);
+        user.name = name.into();
+        user.email = email.into();
+        app.add_user(user).await;
+    }
+    let app = &app;
+    let names = |path: String| async move {
+        let reply = app.get(&path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        reply
+            .json()
+            .as_array()
+            .expect("users")
+            .iter()
+            .filter_map(|user| user["username"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let search = |term: &str| format!("/api/v4/users?order_by=username&sort=asc&search={term}");
+    assert_eq!(names(search("ADA")).await, ["ada", "adam"]);
+    assert_eq!(names(search("%40ada")).await, ["ada", "adam"], "@ada");
+    assert_eq!(names(search("lovelace")).await, ["ada"]);
+    assert_eq!(names(search("hopp")).await, ["grace"]);
+    // Two characters: whole usernames or names only.
+    assert_eq!(names(search("al")).await, ["al"]);
+    assert!(names(search("ad")).await.is_empty());
+    // E-mail: the whole address, never a part of it.
+    assert_eq!(names(search("hopper%40navy.example")).await, ["grace"]);
+    assert!(names(search("navy.example")).await.is_empty());
+    assert!(names(search("example.com")).await.is_empty());
+    // Quotes and wildcards are plain characters.
+    assert!(names(search("%22ad%22")).await.is_empty());
+    assert!(names(search("a%25a")).await.is_empty());
+}
+
+on_both_backends!(search_is_served_by_indexes);
+
+/// Enough rows that PostgreSQL's planner prefers the trigram indexes to reading the table
+/// (at 20,000 a scan is honestly cheaper there).
+async fn search_is_served_by_indexes(app: TestApp) {
+    seed_users(&app, 100_000).await;
+    for term in ["bulk76543", "bu", "bulk7@example.com"] {
+        let filter = UserFilter {
+            search: Some(term.into()),
+            ..UserFilter::default()
+        };
+        let plan = users_plan(&app, &filter, ("id", "DESC")).await;
+        match app.backend {
+            Backend::Sqlite => {
+                assert!(
+                    !plan.lines().any(|line| line.trim() == "SCAN users"),
+                    "{term}: {plan}"
+                );
+                if term.len() >= 3 {
+                    assert!(plan.contains("users_search"), "{term}: {plan}");
+                }
+            }
+            Backend::Postgres => {
+                assert!(!plan.contains("Seq Scan on users"), "{term}: {plan}");
+                let index = if term.len() >= 3 {
+                    "users_username_trigram"
+                } else {
+                    "users_username_unique"
+                };
+                assert!(plan.contains(index), "{term}: {plan}");
+            }
+        }
+    }
+}
+
+on_both_backends!(missing_search_indexes_are_reported_and_added_once_possible);
+
+/// Without pg_trgm (a database user that may not install it) search still answers, and the
+/// store says so; once a superuser installs it, the indexes are created at the next start.
+async fn missing_search_indexes_are_reported_and_added_once_possible(app: TestApp) {
+    let store = &app.state.store;
+    if app.backend == Backend::Sqlite {
+        assert!(store.ensure_search_indexes().await.expect("check"));
+        return;
+    }
+    use sqlx::Connection as _;
+    let mut connection = sqlx::PgConnection::connect(&app.database_url)
+        .await
+        .expect("connect");
+    let trigram_indexes = "SELECT COUNT(*) FROM pg_indexes WHERE indexname LIKE 'users_%_trigram'";
+    app.execute_sql("DROP EXTENSION pg_trgm CASCADE").await;
+    let count: i64 = sqlx::query_scalar(trigram_indexes)
+        .fetch_one(&mut connection)
+        .await
+        .expect("count");
+    assert_eq!(count, 0);
+    assert!(!store.ensure_search_indexes().await.expect("check"));
+    let found = app.get("/api/v4/users?search=roo").await;
+    assert_eq!(
+        found.json()[0]["username"],
+        "root",
+        "search works without them"
+    );
+    app.execute_sql("CREATE EXTENSION pg_trgm").await;
+    assert!(store.ensure_search_indexes().await.expect("check"));
+    let count: i64 = sqlx::query_scalar(trigram_indexes)
+        .fetch_one(&mut connection)
+        .await
+        .expect("count");
+    assert_eq!(count, 2);
 }

@@ -4,8 +4,8 @@
 use chrono::NaiveDate;
 
 use super::{
-    contains_pattern, placeholders, Db, Store, StoreResult, User, GUEST_ACCESS_LEVEL, USER_COLUMNS,
-    U_USER_COLUMNS,
+    contains_pattern, placeholders, trigram_phrase, Db, Dialect, Store, StoreResult, User,
+    GUEST_ACCESS_LEVEL, MIN_PARTIAL_SEARCH_CHARS, USER_COLUMNS, U_USER_COLUMNS,
 };
 
 /// Who may hold a seat of a purchase whose namespace is `{ns}` (a placeholder; NULL for an
@@ -92,14 +92,27 @@ impl Store {
             ),
             None => eligible_where("$1"),
         };
+        // On SQLite a partial search first narrows to the trigram table's candidates (the
+        // parameter after the purchase ids); PostgreSQL's trigram indexes serve the LIKE.
+        let phrase_param = 5 + purchases.len();
+        let mut phrase = None;
         let search_clause = match &filter.search {
             None => String::new(),
-            Some(search) if search.0.chars().count() < 3 => {
+            Some(search) if search.0.chars().count() < MIN_PARTIAL_SEARCH_CHARS => {
                 " AND (lower(u.username) = $2 OR lower(u.name) = $2)".into()
             }
-            Some(_) => {
-                " AND (lower(u.username) LIKE $3 ESCAPE '\\' OR lower(u.name) LIKE $3 ESCAPE '\\')"
-                    .into()
+            Some(search) => {
+                let candidates = if self.dialect() == Dialect::Sqlite {
+                    phrase = Some(trigram_phrase(&search.0));
+                    format!(
+                        " AND u.id IN (SELECT rowid FROM users_search WHERE users_search MATCH ${phrase_param})"
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{candidates} AND (lower(u.username) LIKE $3 ESCAPE '\\' OR lower(u.name) LIKE $3 ESCAPE '\\')"
+                )
             }
         };
         let where_clause = format!("WHERE {population}{search_clause}");
@@ -110,7 +123,7 @@ impl Store {
             }
             None => order.sql(),
         };
-        let next = 5 + purchases.len();
+        let next = phrase_param + usize::from(phrase.is_some());
         let page_sql = format!(
             "SELECT {U_USER_COLUMNS} FROM users u {where_clause}
              ORDER BY {order_sql} LIMIT ${next} OFFSET ${}",
@@ -125,7 +138,10 @@ impl Store {
                 for purchase in purchases {
                     query = query.bind(*purchase);
                 }
-                query
+                match &phrase {
+                    Some(phrase) => query.bind(phrase),
+                    None => query,
+                }
             })
         });
         Ok((users, total))

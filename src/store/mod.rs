@@ -490,6 +490,13 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// An FTS5 phrase for `term` (in double quotes, its own quotes doubled): matched against
+/// SQLite's `users_search` trigram table, the users whose username or name contains `term`
+/// (any case) — the candidates a `LIKE '%term%'` then confirms.
+fn trigram_phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
 /// `$first, $first+1, …` for `count` values (at least one, so `IN (…)` stays valid SQL).
 fn placeholders(first: usize, count: usize) -> String {
     if count == 0 {

@@ -184,8 +184,7 @@ fn search_condition(search: &str, dialect: Dialect, args: &mut Vec<String>) -> S
     match dialect {
         Dialect::Postgres => format!("({partial} OR lower(email) = ${exact})"),
         Dialect::Sqlite => {
-            // An FTS5 phrase: the term in double quotes, its own quotes doubled.
-            args.push(format!("\"{}\"", term.replace('"', "\"\"")));
+            args.push(super::trigram_phrase(&term));
             let phrase = args.len();
             format!(
                 "((id IN (SELECT rowid FROM users_search WHERE users_search MATCH ${phrase}) \

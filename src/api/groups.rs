@@ -21,7 +21,7 @@ use crate::domain::users::UserState;
 use crate::error::{ApiError, ApiResult};
 use crate::services::groups::{self, GroupError};
 use crate::state::AppState;
-use crate::store::{Group, Member, NewGroup};
+use crate::store::{Group, Member, NewGroup, SaveMode};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -254,9 +254,15 @@ async fn add_member(
     let access_level = params
         .optional_integer("access_level")?
         .ok_or_else(|| ApiError::invalid("access_level"))?;
-    let member = groups::add_member(&state, &actor, &id, user_id, access_level)
-        .await
-        .map_err(group_error)?;
+    let member = groups::save_member(
+        &state,
+        &actor,
+        &id,
+        (user_id, access_level),
+        SaveMode::Create,
+    )
+    .await
+    .map_err(group_error)?;
     Ok((
         StatusCode::CREATED,
         Json(member_entity(&member, &state.config.external_url)),
@@ -296,9 +302,15 @@ async fn update_member(
     let access_level = params
         .optional_integer("access_level")?
         .ok_or_else(|| ApiError::invalid("access_level"))?;
-    let member = groups::update_member(&state, &actor, &path.0, user_id, access_level)
-        .await
-        .map_err(group_error)?;
+    let member = groups::save_member(
+        &state,
+        &actor,
+        &path.0,
+        (user_id, access_level),
+        SaveMode::Update,
+    )
+    .await
+    .map_err(group_error)?;
     Ok(Json(member_entity(&member, &state.config.external_url)).into_response())
 }
 

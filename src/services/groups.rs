@@ -8,7 +8,7 @@ use crate::domain::users::valid_path;
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{Group, HookEvent, Member, NewAudit, NewGroup, StoreError, User};
+use crate::store::{Group, HookEvent, Member, NewAudit, NewGroup, SaveMode, StoreError, User};
 
 #[derive(Debug)]
 pub enum GroupError {
@@ -266,56 +266,40 @@ async fn changed_member(
         .ok_or(GroupError::MemberNotFound)
 }
 
-pub async fn add_member(
+/// Adds a member (`SaveMode::Create`; GitLab's 409 when they already are one) or changes a
+/// member's access level (`SaveMode::Update`; 404 when they are not one).
+pub async fn save_member(
     state: &AppState,
     admin: &AdminPrincipal,
     id_or_path: &str,
-    user_id: i64,
-    access_level: i64,
+    (user_id, access_level): (i64, i64),
+    mode: SaveMode,
 ) -> Result<Member, GroupError> {
-    let member = (user_id, access_level);
-    let write = member_write(state, admin, id_or_path, member, &MEMBER_ADDED).await?;
-    let level = write.access_level.number();
-    state
-        .store
-        .add_membership(
-            user_id,
-            "Namespace",
-            write.group.id,
-            level,
-            write.now,
-            Some(&write.event),
-        )
-        .await
-        .map_err(|error| match error {
-            StoreError::Conflict(message) => GroupError::Conflict(message),
-            other => GroupError::Store(other),
-        })?;
-    changed_member(state, &write.group, user_id).await
-}
-
-pub async fn update_member(
-    state: &AppState,
-    admin: &AdminPrincipal,
-    id_or_path: &str,
-    user_id: i64,
-    access_level: i64,
-) -> Result<Member, GroupError> {
-    let member = (user_id, access_level);
-    let write = member_write(state, admin, id_or_path, member, &MEMBER_UPDATED).await?;
-    let level = write.access_level.number();
-    if !state
-        .store
-        .set_member_access(
-            write.group.id,
-            user_id,
-            level,
-            write.now,
-            Some(&write.event),
-        )
-        .await?
-    {
-        return Err(GroupError::MemberNotFound);
+    let change = match mode {
+        SaveMode::Create => &MEMBER_ADDED,
+        SaveMode::Update => &MEMBER_UPDATED,
+    };
+    let write = member_write(state, admin, id_or_path, (user_id, access_level), change).await?;
+    let (group_id, level) = (write.group.id, write.access_level.number());
+    let event = Some(&write.event);
+    match mode {
+        SaveMode::Create => state
+            .store
+            .add_membership(user_id, "Namespace", group_id, level, write.now, event)
+            .await
+            .map_err(|error| match error {
+                StoreError::Conflict(message) => GroupError::Conflict(message),
+                other => GroupError::Store(other),
+            })?,
+        SaveMode::Update => {
+            if !state
+                .store
+                .set_member_access(group_id, user_id, level, write.now, event)
+                .await?
+            {
+                return Err(GroupError::MemberNotFound);
+            }
+        }
     }
     changed_member(state, &write.group, user_id).await
 }

@@ -81,9 +81,7 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
             page.per_page,
         )
         .await?;
-    let headers = list.headers(&listed, &state.config.external_url);
-    let body: Vec<AuditEventEntity> = listed.rows.iter().map(entity).collect();
-    Ok((headers, Json(body)).into_response())
+    Ok(list.answer(&listed, &state.config.external_url, entity))
 }
 
 #[utoipa::path(get, operation_id = "audit_show", path = "/api/v4/audit_events/{id}", tag = "audit", summary = "One audit event", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = AuditEventEntity), crate::api::responses::ErrorResponses))]

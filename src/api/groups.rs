@@ -154,16 +154,10 @@ async fn list(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
             page.per_page,
         )
         .await?;
-    let body: Vec<GroupEntity> = listed
-        .rows
-        .iter()
-        .map(|group| group_entity(group, &state.config.external_url))
-        .collect();
-    Ok((
-        list.headers(&listed, &state.config.external_url),
-        Json(body),
-    )
-        .into_response())
+    let external_url = &state.config.external_url;
+    Ok(list.answer(&listed, external_url, |group| {
+        group_entity(group, external_url)
+    }))
 }
 
 #[utoipa::path(post, operation_id = "groups_create", path = "/api/v4/groups", tag = "groups", summary = "Create a group", request_body(content = crate::api::bodies::GroupCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = GroupEntity), crate::api::responses::ErrorResponses))]
@@ -228,16 +222,10 @@ async fn members(
         .store
         .group_members(group.id, page.offset(), page.per_page)
         .await?;
-    let body: Vec<MemberEntity> = listed
-        .rows
-        .iter()
-        .map(|member| member_entity(member, &state.config.external_url))
-        .collect();
-    Ok((
-        list.headers(&listed, &state.config.external_url),
-        Json(body),
-    )
-        .into_response())
+    let external_url = &state.config.external_url;
+    Ok(list.answer(&listed, external_url, |member| {
+        member_entity(member, external_url)
+    }))
 }
 
 #[utoipa::path(post, operation_id = "groups_add_member", path = "/api/v4/groups/{id}/members", tag = "groups", summary = "Add a member", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::MemberAdd, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = MemberEntity), crate::api::responses::ErrorResponses))]

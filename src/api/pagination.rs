@@ -4,8 +4,11 @@
 
 use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::params::Params;
@@ -184,6 +187,18 @@ impl ListRequest {
             }
         }
         headers
+    }
+
+    /// The answer to this request: `listed`'s rows as `entity` makes them, with the
+    /// pagination headers.
+    pub fn answer<T, E: Serialize>(
+        &self,
+        listed: &Listed<T>,
+        external_url: &str,
+        entity: impl Fn(&T) -> E,
+    ) -> Response {
+        let body: Vec<E> = listed.rows.iter().map(entity).collect();
+        (self.headers(listed, external_url), Json(body)).into_response()
     }
 
     /// The pagination headers for this page of `listed`.

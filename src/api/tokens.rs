@@ -161,16 +161,9 @@ async fn list(
         .store
         .list_tokens(&filter, today, page.offset(), page.per_page)
         .await?;
-    let body: Vec<TokenEntity> = listed
-        .rows
-        .iter()
-        .map(|row| token_entity(row, today))
-        .collect();
-    Ok((
-        list.headers(&listed, &state.config.external_url),
-        Json(body),
-    )
-        .into_response())
+    Ok(list.answer(&listed, &state.config.external_url, |row| {
+        token_entity(row, today)
+    }))
 }
 
 /// A token the caller may see: any for administrators, their own otherwise.

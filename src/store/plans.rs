@@ -47,19 +47,24 @@ impl Store {
         let Db::Postgres(pool) = &self.db else {
             return Ok(true);
         };
-        let installed: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')",
+        let (installed, indexes): (bool, i64) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'),
+                    (SELECT COUNT(*) FROM pg_indexes
+                     WHERE indexname IN ('users_username_trigram', 'users_name_trigram'))",
         )
         .fetch_one(pool)
         .await?;
         if !installed {
             return Ok(false);
         }
-        for statement in [
-            "CREATE INDEX IF NOT EXISTS users_username_trigram ON users USING gin (lower(username) gin_trgm_ops)",
-            "CREATE INDEX IF NOT EXISTS users_name_trigram ON users USING gin (lower(name) gin_trgm_ops)",
-        ] {
-            sqlx::query(statement).execute(pool).await?;
+        // Only when one is missing: even a no-op CREATE INDEX locks the table for a moment.
+        if indexes < 2 {
+            for statement in [
+                "CREATE INDEX IF NOT EXISTS users_username_trigram ON users USING gin (lower(username) gin_trgm_ops)",
+                "CREATE INDEX IF NOT EXISTS users_name_trigram ON users USING gin (lower(name) gin_trgm_ops)",
+            ] {
+                sqlx::query(statement).execute(pool).await?;
+            }
         }
         Ok(true)
     }

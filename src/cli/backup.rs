@@ -168,6 +168,8 @@ async fn restore(store: &Store, file: &Path, force: bool) -> CliResult {
         .import_rows(rows, target)
         .await
         .map_err(|error| error.to_string())?;
+    // Fresh statistics for the restored tables, so the first requests are planned well.
+    store.analyze().await.map_err(|error| error.to_string())?;
     println!("restored {restored} rows from {}", file.display());
     Ok(())
 }

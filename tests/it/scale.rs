@@ -283,3 +283,46 @@ async fn missing_search_indexes_are_reported_and_added_once_possible(app: TestAp
         .expect("count");
     assert_eq!(count, 2);
 }
+
+on_both_backends!(the_planner_gets_statistics_after_a_bulk_load);
+
+/// SQLite gathers no statistics by itself: start-up (`migrate`) runs `PRAGMA optimize`, which
+/// analyses a table that grew; a restore analyses everything (both backends).
+async fn the_planner_gets_statistics_after_a_bulk_load(app: TestApp) {
+    use sqlx::Connection as _;
+    app.execute_sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+         INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+         SELECT 'load' || i, 'Load ' || i, 'load' || i || '@example.com', 'active', 'human',
+                FALSE, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP
+         FROM n",
+    )
+    .await;
+    match app.backend {
+        Backend::Sqlite => {
+            app.state.store.migrate().await.expect("migrate");
+            let mut connection = sqlx::SqliteConnection::connect(&app.database_url)
+                .await
+                .expect("connect");
+            let rows: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'users'")
+                    .fetch_one(&mut connection)
+                    .await
+                    .expect("sqlite_stat1");
+            assert!(rows > 0, "no statistics for users after start-up");
+        }
+        Backend::Postgres => {
+            app.state.store.analyze().await.expect("analyze");
+            let mut connection = sqlx::PgConnection::connect(&app.database_url)
+                .await
+                .expect("connect");
+            let analysed: bool = sqlx::query_scalar(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'users'",
+            )
+            .fetch_one(&mut connection)
+            .await
+            .expect("pg_stat_user_tables");
+            assert!(analysed);
+        }
+    }
+}

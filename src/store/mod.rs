@@ -78,7 +78,7 @@ const TOKEN_WITH_USER_COLUMNS: &str = concat!(
 );
 
 /// A group's memberships joined with their users (as [`Member`] rows); callers add conditions.
-const MEMBER_SELECT: &str = concat!(
+pub const MEMBER_SELECT: &str = concat!(
     "SELECT m.access_level, m.created_at AS member_created_at, ",
     u_user_columns!(),
     " FROM members m JOIN users u ON u.id = m.user_id

@@ -326,3 +326,44 @@ async fn the_planner_gets_statistics_after_a_bulk_load(app: TestApp) {
         }
     }
 }
+
+on_both_backends!(member_pages_are_served_by_an_index);
+
+/// A page of a group's members is read in id order from the group's index, not sorted, beside
+/// a group with 20,000 members.
+async fn member_pages_are_served_by_an_index(app: TestApp) {
+    seed_users(&app, 20_000).await;
+    let big = app.add_group("big").await;
+    let small = app.add_group("small").await;
+    app.execute_sql(&format!(
+        "INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
+         SELECT id, 'Namespace', {}, 30, CURRENT_TIMESTAMP FROM users;
+         INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
+         SELECT id, 'Namespace', {}, 30, CURRENT_TIMESTAMP FROM users WHERE id % 200 = 0",
+        big.id, small.id
+    ))
+    .await;
+    app.state.store.analyze().await.expect("analyze");
+    let sql = format!(
+        "{} ORDER BY m.id LIMIT $2 OFFSET $3",
+        gitlab_license_server::store::MEMBER_SELECT
+    );
+    let plan = app
+        .state
+        .store
+        .query_plan(&sql, &[], &[small.id, 20, 0])
+        .await
+        .expect("plan");
+    assert!(plan.contains("members_source_id"), "{plan}");
+    assert!(
+        !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+        "{plan}"
+    );
+    let page = app.get(&format!("/api/v4/groups/{}/members", big.id)).await;
+    assert_eq!(page.json().as_array().map(Vec::len), Some(20));
+    assert_eq!(
+        page.header("x-total"),
+        None,
+        "20,001 members: above the count cap"
+    );
+}

@@ -60,8 +60,10 @@ impl Store {
         // Only when one is missing: even a no-op CREATE INDEX locks the table for a moment.
         if indexes < 2 {
             for statement in [
-                "CREATE INDEX IF NOT EXISTS users_username_trigram ON users USING gin (lower(username) gin_trgm_ops)",
-                "CREATE INDEX IF NOT EXISTS users_name_trigram ON users USING gin (lower(name) gin_trgm_ops)",
+                "CREATE INDEX IF NOT EXISTS users_username_trigram ON users
+                 USING gin (lower(username) gin_trgm_ops) WITH (fastupdate = off)",
+                "CREATE INDEX IF NOT EXISTS users_name_trigram ON users
+                 USING gin (lower(name) gin_trgm_ops) WITH (fastupdate = off)",
             ] {
                 sqlx::query(statement).execute(pool).await?;
             }

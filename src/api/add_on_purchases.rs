@@ -2,8 +2,9 @@
 //! group's add-on purchase, GitLab.com style. GitLab marks it deprecated and internal (the
 //! billing system calls it); here it is how administrators seed group purchases.
 
+use crate::api::responses::created;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::NaiveDate;
@@ -82,23 +83,38 @@ async fn existing_purchase(
         .ok_or(ApiError::NotFound(PURCHASE_NOT_FOUND))
 }
 
-/// Saves the group's purchase of the add-on (only a create can conflict: GitLab's 400 for a
-/// purchase that exists).
+/// Creates (`SaveMode::Create`) or changes (`SaveMode::Update`: only what the request names)
+/// the group's purchase of the add-on, checked in GitLab's order: namespace, add-on, the
+/// purchase to change, parameters. Only a create can conflict: GitLab's 400 for a purchase
+/// that exists.
 async fn save(
     state: &AppState,
     actor: &AdminPrincipal,
-    group: &Group,
-    add_on_name: &'static str,
-    terms: &PurchaseTerms,
+    (id, add_on_name): &(String, String),
+    params: &Params,
     mode: SaveMode,
-) -> ApiResult<AddOnPurchase> {
-    seats::save_group_purchase(state, actor, group.id, add_on_name, terms, mode)
+) -> ApiResult<PurchaseEntity> {
+    let (group, add_on_name) = target(state, id, add_on_name).await?;
+    let (existing, required): (_, &[&str]) = match mode {
+        SaveMode::Create => (
+            None,
+            &["quantity", "started_on", "expires_on", "purchase_xid"],
+        ),
+        SaveMode::Update => (
+            Some(existing_purchase(state, &group, add_on_name).await?),
+            &["started_on", "expires_on"],
+        ),
+    };
+    params.require(required)?;
+    let terms = terms(params, existing.as_ref())?;
+    let saved = seats::save_group_purchase(state, actor, group.id, add_on_name, &terms, mode)
         .await
         .map_err(|error| match error {
             StoreError::Conflict(message) => ApiError::BadRequest(message),
             other => other.into(),
         })?
-        .ok_or(ApiError::NotFound(PURCHASE_NOT_FOUND))
+        .ok_or(ApiError::NotFound(PURCHASE_NOT_FOUND))?;
+    Ok(purchase_entity(&saved, &group))
 }
 
 fn optional_date(params: &Params, name: &'static str) -> ApiResult<Option<NaiveDate>> {
@@ -158,43 +174,21 @@ async fn show(
 async fn create(
     Admin(actor): Admin,
     State(state): State<AppState>,
-    Path((id, add_on_name)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     params: Params,
 ) -> ApiResult<Response> {
-    let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
-    params.require(&["quantity", "started_on", "expires_on", "purchase_xid"])?;
-    let terms = terms(&params, None)?;
-    let saved = save(
-        &state,
-        &actor,
-        &group,
-        add_on_name,
-        &terms,
-        SaveMode::Create,
-    )
-    .await?;
-    Ok((StatusCode::CREATED, Json(purchase_entity(&saved, &group))).into_response())
+    let entity = save(&state, &actor, &path, &params, SaveMode::Create).await?;
+    Ok(created(entity))
 }
 
 #[utoipa::path(put, operation_id = "add_on_purchases_update", path = "/api/v4/namespaces/{id}/subscription_add_on_purchase/{add_on_name}", tag = "add-ons", summary = "Change a group's add-on purchase", params(("id" = String, Path, description = "An ID"), ("add_on_name" = String, Path, description = "The add-on's internal name, e.g. duo_enterprise")), request_body(content = crate::api::bodies::AddOnPurchaseUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = PurchaseEntity), crate::api::responses::ErrorResponses))]
 async fn update(
     Admin(actor): Admin,
     State(state): State<AppState>,
-    Path((id, add_on_name)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     params: Params,
-) -> ApiResult<Response> {
-    let (group, add_on_name) = target(&state, &id, &add_on_name).await?;
-    let existing = existing_purchase(&state, &group, add_on_name).await?;
-    params.require(&["started_on", "expires_on"])?;
-    let terms = terms(&params, Some(&existing))?;
-    let saved = save(
-        &state,
-        &actor,
-        &group,
-        add_on_name,
-        &terms,
-        SaveMode::Update,
-    )
-    .await?;
-    Ok(Json(purchase_entity(&saved, &group)).into_response())
+) -> ApiResult<Json<PurchaseEntity>> {
+    save(&state, &actor, &path, &params, SaveMode::Update)
+        .await
+        .map(Json)
 }

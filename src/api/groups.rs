@@ -1,5 +1,6 @@
 //! `/api/v4/groups` and their members, in GitLab's shapes (admin-only here).
 
+use crate::api::responses::created;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -180,11 +181,7 @@ async fn create(
     let group = groups::create(&state, &actor, new)
         .await
         .map_err(group_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(group_entity(&group, &state.config.external_url)),
-    )
-        .into_response())
+    Ok(created(group_entity(&group, &state.config.external_url)))
 }
 
 #[utoipa::path(get, operation_id = "groups_show", path = "/api/v4/groups/{id}", tag = "groups", summary = "One group (by ID or path)", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = GroupEntity), crate::api::responses::ErrorResponses))]
@@ -236,12 +233,8 @@ async fn add_member(
     params: Params,
 ) -> ApiResult<Response> {
     params.require(&["user_id", "access_level"])?;
-    let user_id = params
-        .optional_integer("user_id")?
-        .ok_or_else(|| ApiError::invalid("user_id"))?;
-    let access_level = params
-        .optional_integer("access_level")?
-        .ok_or_else(|| ApiError::invalid("access_level"))?;
+    let user_id = params.required_integer("user_id")?;
+    let access_level = params.required_integer("access_level")?;
     let member = groups::save_member(
         &state,
         &actor,
@@ -251,11 +244,7 @@ async fn add_member(
     )
     .await
     .map_err(group_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(member_entity(&member, &state.config.external_url)),
-    )
-        .into_response())
+    Ok(created(member_entity(&member, &state.config.external_url)))
 }
 
 fn member_path(path: &(String, String)) -> Result<i64, ApiError> {
@@ -287,9 +276,7 @@ async fn update_member(
 ) -> ApiResult<Response> {
     let user_id = member_path(&path)?;
     params.require(&["access_level"])?;
-    let access_level = params
-        .optional_integer("access_level")?
-        .ok_or_else(|| ApiError::invalid("access_level"))?;
+    let access_level = params.required_integer("access_level")?;
     let member = groups::save_member(
         &state,
         &actor,

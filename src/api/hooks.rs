@@ -1,5 +1,6 @@
 //! `/api/v4/hooks`: GitLab's system hooks (admin), plus each hook's delivery log.
 
+use crate::api::responses::created;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -162,7 +163,7 @@ async fn create(
     let hook = hooks::create(&state, &actor, &settings)
         .await?
         .ok_or_else(|| ApiError::Internal("the hook was not created".into()))?;
-    Ok((StatusCode::CREATED, Json(hook_entity(&hook))).into_response())
+    Ok(created(hook_entity(&hook)))
 }
 
 #[utoipa::path(get, operation_id = "hooks_show", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "One system hook", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = HookEntity), crate::api::responses::ErrorResponses))]
@@ -201,7 +202,7 @@ async fn destroy(
 async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
     match hooks::test(&hook, state.config.limits.hook_timeout).await {
-        Ok(payload) => Ok((StatusCode::CREATED, Json(payload)).into_response()),
+        Ok(payload) => Ok(created(payload)),
         Err(reason) => Err(ApiError::Message(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("422 Unprocessable Entity - {reason}"),

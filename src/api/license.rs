@@ -1,5 +1,6 @@
 //! The seven License endpoints (`ee/lib/api/license.rb`), all admin-only.
 
+use crate::api::responses::created;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,7 +68,7 @@ async fn create(
 ) -> ApiResult<Response> {
     let data = params.required_string("license")?;
     match license_changes::upload(&state, &actor, &data).await {
-        Ok(entity) => Ok((StatusCode::CREATED, Json(entity)).into_response()),
+        Ok(entity) => Ok(created(entity)),
         Err(UploadError::Rejected(rejected)) => Err(ApiError::BadRequest(rejected.0)),
         Err(UploadError::Store(error)) => Err(error.into()),
     }

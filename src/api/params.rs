@@ -75,6 +75,13 @@ impl Params {
         }
     }
 
+    /// An integer the request must give (`requires :name, type: Integer`, checked for
+    /// presence by [`Params::require`] first): a `null` or empty one is invalid.
+    pub fn required_integer(&self, name: &str) -> Result<i64, ApiError> {
+        self.optional_integer(name)?
+            .ok_or_else(|| ApiError::invalid(name))
+    }
+
     /// An optional boolean as Grape coerces one (`true`/`false`, `1`/`0`, `t`/`f`, `yes`/`no`).
     pub fn optional_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
         match self.0.get(name) {
@@ -261,6 +268,13 @@ mod tests {
 /// as `None` so the route can answer its own 404.
 #[derive(Debug, Clone, Copy)]
 pub struct NumericId(pub Option<i64>);
+
+impl NumericId {
+    /// The id, or `404 {message}` for one too large to be any row's.
+    pub fn or_not_found(self, message: &'static str) -> Result<i64, ApiError> {
+        self.0.ok_or(ApiError::NotFound(message))
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for NumericId {
     type Rejection = ApiError;

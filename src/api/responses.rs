@@ -9,6 +9,12 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 
+/// `201 Created` with `body` as JSON: what every REST create answers.
+pub fn created(body: impl Serialize) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
 /// 400, 401, 403, 404, 409 and 422, each a JSON object.
 pub struct ErrorResponses;
 

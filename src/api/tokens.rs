@@ -1,5 +1,6 @@
 //! Personal access tokens: `/users/:id/personal_access_tokens` and `/personal_access_tokens`.
 
+use crate::api::responses::created;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -108,14 +109,14 @@ async fn create(
                 .map_err(|_| ApiError::invalid("expires_at"))?,
         ),
     };
-    let user_id = id.0.ok_or(ApiError::NotFound("404 User Not Found"))?;
+    let user_id = id.or_not_found("404 User Not Found")?;
     match tokens::create_for(&state, &actor, user_id, &name, &scopes, expires_at).await {
         Ok((row, value)) => {
-            let created = CreatedToken {
-                entity: token_entity(&row, state.clock.today()),
+            let entity = token_entity(&row, state.clock.today());
+            Ok(created(CreatedToken {
+                entity,
                 token: value,
-            };
-            Ok((StatusCode::CREATED, Json(created)).into_response())
+            }))
         }
         Err(TokenError::UserNotFound) => Err(ApiError::NotFound("404 User Not Found")),
         Err(TokenError::InvalidParameter(message)) => Err(ApiError::InvalidParameter(message)),

@@ -1,5 +1,6 @@
 //! `/api/v4/users`: the user directory in GitLab's shapes (admin-only here).
 
+use crate::api::responses::created;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -342,11 +343,9 @@ async fn create(
     let user = users::create(&state, &actor, new)
         .await
         .map_err(user_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(admin_entity(&state, &user, Detail::WithAdmin).await?),
-    )
-        .into_response())
+    Ok(created(
+        admin_entity(&state, &user, Detail::WithAdmin).await?,
+    ))
 }
 
 #[utoipa::path(put, operation_id = "users_update", path = "/api/v4/users/{id}", tag = "users", summary = "Change a user", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::UserUpdate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]
@@ -356,7 +355,6 @@ async fn update(
     State(state): State<AppState>,
     params: Params,
 ) -> ApiResult<Response> {
-    let id = id.0.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
     let changes = UserChanges {
         username: params.optional_string("username")?,
         name: params.optional_string("name")?,
@@ -364,6 +362,7 @@ async fn update(
         admin: params.optional_bool("admin")?,
         user_type: user_type(&params)?,
     };
+    let id = id.or_not_found(USER_NOT_FOUND)?;
     let user = users::update(&state, &actor, id, changes)
         .await
         .map_err(user_error)?;
@@ -377,11 +376,15 @@ async fn destroy(
     State(state): State<AppState>,
     params: Params,
 ) -> ApiResult<Response> {
-    let id = id.0.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
     let hard_delete = params.optional_bool("hard_delete")?.unwrap_or(false);
-    users::delete(&state, &actor, id, hard_delete)
-        .await
-        .map_err(user_error)?;
+    users::delete(
+        &state,
+        &actor,
+        id.or_not_found(USER_NOT_FOUND)?,
+        hard_delete,
+    )
+    .await
+    .map_err(user_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -393,12 +396,12 @@ async fn moderate(
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
     let action = Action::from_path(&action).ok_or(ApiError::RouteNotFound)?;
-    let id = id.0.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
+    let id = id.or_not_found(USER_NOT_FOUND)?;
     let today = state.clock.today();
     let body = users::moderate(&state, &actor, id, action, today)
         .await
         .map_err(user_error)?;
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(created(body))
 }
 
 #[cfg(test)]

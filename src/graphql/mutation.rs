@@ -6,7 +6,7 @@ use async_graphql::{Context, InputObject, Object, Result};
 use super::gid::{AddOnPurchaseId, UserId};
 use super::types::{paginate_list, AddOnPurchaseObject, AddOnUser, AddOnUserConnection};
 use super::{internal, request};
-use crate::services::add_ons::{self as seats, SeatChange, SeatError};
+use crate::services::add_ons::{self as seats, BulkChange, SeatChange, SeatError, SeatResult};
 
 pub struct MutationRoot;
 
@@ -165,6 +165,24 @@ fn numbers(ids: &[UserId]) -> Vec<i64> {
     ids.iter().map(UserId::number).collect()
 }
 
+/// A bulk seat change by the request's caller.
+async fn bulk(
+    ctx: &Context<'_>,
+    purchase: &AddOnPurchaseId,
+    user_ids: &[i64],
+    change: BulkChange,
+) -> SeatResult<SeatChange> {
+    let context = request(ctx);
+    seats::change_bulk(
+        &context.state,
+        &context.caller,
+        purchase.number(),
+        user_ids,
+        change,
+    )
+    .await
+}
+
 #[Object(name = "Mutation")]
 impl MutationRoot {
     /// Assigns an add-on seat to several users (at most 100); users who may not hold one
@@ -174,14 +192,8 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: BulkCreateInput,
     ) -> Result<Option<BulkCreatePayload>> {
-        let context = request(ctx);
-        let result = seats::assign_bulk(
-            &context.state,
-            &context.caller,
-            input.add_on_purchase_id.number(),
-            &numbers(&input.user_ids),
-        )
-        .await;
+        let users = numbers(&input.user_ids);
+        let result = bulk(ctx, &input.add_on_purchase_id, &users, BulkChange::Assign).await;
         outcome(result, input.client_mutation_id).map(|outcome| Some(BulkCreatePayload(outcome)))
     }
 
@@ -191,14 +203,8 @@ impl MutationRoot {
         ctx: &Context<'_>,
         input: BulkRemoveInput,
     ) -> Result<Option<BulkRemovePayload>> {
-        let context = request(ctx);
-        let result = seats::remove_bulk(
-            &context.state,
-            &context.caller,
-            input.add_on_purchase_id.number(),
-            &numbers(&input.user_ids),
-        )
-        .await;
+        let users = numbers(&input.user_ids);
+        let result = bulk(ctx, &input.add_on_purchase_id, &users, BulkChange::Remove).await;
         outcome(result, input.client_mutation_id).map(|outcome| Some(BulkRemovePayload(outcome)))
     }
 

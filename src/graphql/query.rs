@@ -7,8 +7,7 @@ use super::gid::{AddOnPurchaseId, NamespaceId, UserId};
 use super::memo::MemoKey;
 use super::response::execution_error;
 use super::types::{
-    self, AddOnPurchaseObject, AddOnUserConnection, EligibleUsersQuery, GroupObject,
-    NamespaceObject, UserCore,
+    self, AddOnPurchaseObject, AddOnUserConnection, GroupObject, NamespaceObject, UserCore,
 };
 use super::values::{AddOnType, UserSort};
 use super::{internal, request, visible_purchases};
@@ -79,23 +78,10 @@ impl QueryRoot {
         if !request(ctx).caller.admin() {
             return Err(execution_error(SeatError::NotAvailable.to_string()));
         }
-        types::eligible_users(
-            ctx,
-            EligibleUsersQuery {
-                namespace_id: None,
-                add_on_type,
-                add_on_purchase_ids,
-                search,
-                sort,
-                filter_by_assigned_seat,
-                after,
-                before,
-                first,
-                last,
-            },
-        )
-        .await
-        .map(Some)
+        let purchases = (add_on_type, add_on_purchase_ids);
+        let filter = (search, sort, filter_by_assigned_seat);
+        let page = (after, before, first, last);
+        types::eligible_users(ctx, None, purchases, filter, page).await
     }
 
     /// Get information about current user.

@@ -301,58 +301,52 @@ where
     .await
 }
 
-/// The arguments of both eligible-user lists.
-pub struct EligibleUsersQuery {
-    pub namespace_id: Option<i64>,
-    pub add_on_type: AddOnType,
-    pub add_on_purchase_ids: Vec<AddOnPurchaseId>,
-    pub search: Option<String>,
-    pub sort: Option<UserSort>,
-    pub filter_by_assigned_seat: Option<String>,
-    pub after: Option<String>,
-    pub before: Option<String>,
-    pub first: Option<i32>,
-    pub last: Option<i32>,
-}
+/// Whose seats both eligible-user lists are about: `addOnType`, `addOnPurchaseIds`.
+pub type EligiblePurchases = (AddOnType, Vec<AddOnPurchaseId>);
+
+/// How both eligible-user lists narrow and order: `search`, `sort`, `filterByAssignedSeat`.
+pub type EligibleUsersFilter = (Option<String>, Option<UserSort>, Option<String>);
+
+/// A connection's paging arguments: `after`, `before`, `first`, `last`.
+pub type ConnectionArgs = (Option<String>, Option<String>, Option<i32>, Option<i32>);
 
 /// Users who may hold seats of a namespace's (or the instance's) purchases, one page at a
 /// time, counted and paged in SQL.
 pub async fn eligible_users(
     ctx: &Context<'_>,
-    query: EligibleUsersQuery,
-) -> Result<AddOnUserConnection> {
+    namespace_id: Option<i64>,
+    (add_on_type, add_on_purchase_ids): EligiblePurchases,
+    (search, sort, filter_by_assigned_seat): EligibleUsersFilter,
+    (after, before, first, last): ConnectionArgs,
+) -> Result<Option<AddOnUserConnection>> {
     let context = request(ctx);
-    let duo = crate::domain::add_ons::add_on(query.add_on_type.internal_name())
+    let duo = crate::domain::add_ons::add_on(add_on_type.internal_name())
         .is_some_and(|add_on| add_on.duo);
     // GitLab reads the filter with `Gitlab::Utils.to_boolean`; anything else means no filter.
-    let holders = query
-        .filter_by_assigned_seat
+    let holders = filter_by_assigned_seat
         .as_deref()
         .and_then(crate::domain::text::to_boolean);
-    let purchases: Vec<i64> = query
-        .add_on_purchase_ids
+    let purchases: Vec<i64> = add_on_purchase_ids
         .iter()
         .map(AddOnPurchaseId::number)
         .collect();
     // A search that is present but blank finds nobody (`User.search`).
-    let blank_search = query
-        .search
+    let blank_search = search
         .as_deref()
         .is_some_and(|text| UserSearch::new(text).is_none());
     let filter = EligibleUserFilter {
-        search: query.search.as_deref().and_then(UserSearch::new),
+        search: search.as_deref().and_then(UserSearch::new),
         seat_holders: holders.map(|holders| (purchases, holders)),
     };
     // GitLab's finder sorts by id, newest first, unless told otherwise.
-    let order = query.sort.unwrap_or(UserSort::IdDesc).order();
+    let order = sort.unwrap_or(UserSort::IdDesc).order();
     let today = context.state.clock.today();
     let state = context.state.clone();
-    let namespace_id = query.namespace_id;
     connection::query(
-        query.after,
-        query.before,
-        query.first,
-        query.last,
+        after,
+        before,
+        first,
+        last,
         |after: Option<usize>, before: Option<usize>, first, last| async move {
             if !duo || blank_search {
                 return Ok::<_, async_graphql::Error>(Connection::new(false, false));
@@ -400,6 +394,7 @@ pub async fn eligible_users(
         },
     )
     .await
+    .map(Some)
 }
 
 /// A group's fields, shared by `Group` and `Namespace` (a group is a namespace).
@@ -466,23 +461,10 @@ macro_rules! namespace_object {
                         seats::SeatError::NotAvailable.to_string(),
                     ));
                 }
-                eligible_users(
-                    ctx,
-                    EligibleUsersQuery {
-                        namespace_id: Some(self.0.id),
-                        add_on_type,
-                        add_on_purchase_ids,
-                        search,
-                        sort,
-                        filter_by_assigned_seat,
-                        after,
-                        before,
-                        first,
-                        last,
-                    },
-                )
-                .await
-                .map(Some)
+                let purchases = (add_on_type, add_on_purchase_ids);
+                let filter = (search, sort, filter_by_assigned_seat);
+                let page = (after, before, first, last);
+                eligible_users(ctx, Some(self.0.id), purchases, filter, page).await
             }
         }
     };

@@ -10,7 +10,7 @@ use crate::domain::members::AccessLevel;
 use crate::policy::AdminPrincipal;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
-use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User};
+use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User, Write};
 
 /// Who is asking: anonymous (`Caller::default()`), or the policy's principal.
 #[derive(Debug, Clone, Default)]
@@ -166,8 +166,6 @@ fn writer(caller: &Caller) -> SeatResult<&User> {
     caller.user().ok_or(SeatError::NotAvailable)
 }
 
-/// The checks every assignment mutation makes first: a token that may write, a purchase the
-/// caller administers; then the mutation's own (limit, active, non-empty).
 /// How many users a seat change names: one, or a bulk list (with GitLab's message for a list
 /// over the limit).
 #[derive(Debug, Clone, Copy)]
@@ -176,6 +174,8 @@ enum Batch {
     Many(usize, &'static str),
 }
 
+/// The checks every assignment mutation makes first: a token that may write, a purchase the
+/// caller administers; then the mutation's own (limit, active, non-empty).
 async fn ready(
     state: &AppState,
     caller: &Caller,
@@ -199,6 +199,54 @@ async fn ready(
         return Err(SeatError::NotAvailable);
     }
     Ok(purchase)
+}
+
+/// [`ready`] for a change of one user's seat: the purchase, the user and the change's author.
+async fn ready_one<'a>(
+    state: &AppState,
+    caller: &'a Caller,
+    purchase_id: i64,
+    user_id: i64,
+) -> SeatResult<(AddOnPurchase, User, &'a User)> {
+    let purchase = ready(state, caller, purchase_id, Batch::One).await?;
+    let user = state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or(SeatError::NotAvailable)?;
+    Ok((purchase, user, writer(caller)?))
+}
+
+/// A bulk seat change: `userAddOnAssignmentBulkCreate` or `userAddOnAssignmentBulkRemove`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkChange {
+    Assign,
+    Remove,
+}
+
+/// Assigns or removes the seats of several users at once. `user_ids` are as the request gave
+/// them, duplicates included (they count toward the limit); the change itself sees each
+/// user once, in id order.
+pub async fn change_bulk(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_ids: &[i64],
+    change: BulkChange,
+) -> SeatResult<SeatChange> {
+    let limit_message = match change {
+        BulkChange::Assign => BULK_ASSIGN_LIMIT_MESSAGE,
+        BulkChange::Remove => BULK_UNASSIGN_LIMIT_MESSAGE,
+    };
+    let batch = Batch::Many(user_ids.len(), limit_message);
+    let purchase = ready(state, caller, purchase_id, batch).await?;
+    let mut unique = user_ids.to_vec();
+    unique.sort_unstable();
+    unique.dedup();
+    match change {
+        BulkChange::Assign => assign_bulk(state, caller, purchase, &unique).await,
+        BulkChange::Remove => remove_bulk(state, caller, purchase, &unique).await,
+    }
 }
 
 /// The purchase as it is now (its assigned count after a change).
@@ -274,22 +322,17 @@ async fn seats_assigned(
     })
 }
 
-/// `userAddOnAssignmentBulkCreate` (GitLab 18's partial-success rule). `user_ids` are as
-/// the request gave them, duplicates included (they count toward the limit).
-pub async fn assign_bulk(
+/// `userAddOnAssignmentBulkCreate` (GitLab 18's partial-success rule), once the request
+/// has passed [`ready`].
+async fn assign_bulk(
     state: &AppState,
     caller: &Caller,
-    purchase_id: i64,
-    user_ids: &[i64],
+    purchase: AddOnPurchase,
+    unique: &[i64],
 ) -> SeatResult<SeatChange> {
-    let batch = Batch::Many(user_ids.len(), BULK_ASSIGN_LIMIT_MESSAGE);
-    let purchase = ready(state, caller, purchase_id, batch).await?;
     if !add_ons::add_on(&purchase.add_on_name).is_some_and(|add_on| add_on.duo) {
         return Err(SeatError::Refused("INCOMPATIBLE_ADD_ON"));
     }
-    let mut unique = user_ids.to_vec();
-    unique.sort_unstable();
-    unique.dedup();
     let now = state.clock.now();
     let author = writer(caller)?;
     let eligible = settled(
@@ -297,7 +340,7 @@ pub async fn assign_bulk(
             .store
             .assign_add_on_seats(
                 purchase.id,
-                &unique,
+                unique,
                 state.clock.today(),
                 now,
                 decide_bulk,
@@ -316,13 +359,7 @@ pub async fn assign_one(
     purchase_id: i64,
     user_id: i64,
 ) -> SeatResult<SeatChange> {
-    let purchase = ready(state, caller, purchase_id, Batch::One).await?;
-    let user = state
-        .store
-        .find_user(user_id)
-        .await?
-        .ok_or(SeatError::NotAvailable)?;
-    let author = writer(caller)?;
+    let (purchase, user, author) = ready_one(state, caller, purchase_id, user_id).await?;
     settled(
         state
             .store
@@ -347,13 +384,7 @@ pub async fn remove_one(
     purchase_id: i64,
     user_id: i64,
 ) -> SeatResult<Option<SeatChange>> {
-    let purchase = ready(state, caller, purchase_id, Batch::One).await?;
-    let user = state
-        .store
-        .find_user(user_id)
-        .await?
-        .ok_or(SeatError::NotAvailable)?;
-    let author = writer(caller)?;
+    let (purchase, user, author) = ready_one(state, caller, purchase_id, user_id).await?;
     if state
         .store
         .remove_add_on_seats(
@@ -374,24 +405,20 @@ pub async fn remove_one(
     }))
 }
 
-/// `userAddOnAssignmentBulkRemove`: the payload lists every requested user that exists.
-pub async fn remove_bulk(
+/// `userAddOnAssignmentBulkRemove`, once the request has passed [`ready`]: the payload
+/// lists every requested user that exists.
+async fn remove_bulk(
     state: &AppState,
     caller: &Caller,
-    purchase_id: i64,
-    user_ids: &[i64],
+    purchase: AddOnPurchase,
+    unique: &[i64],
 ) -> SeatResult<SeatChange> {
-    let batch = Batch::Many(user_ids.len(), BULK_UNASSIGN_LIMIT_MESSAGE);
-    let purchase = ready(state, caller, purchase_id, batch).await?;
-    let mut unique = user_ids.to_vec();
-    unique.sort_unstable();
-    unique.dedup();
     let author = writer(caller)?;
     let removed = state
         .store
         .remove_add_on_seats(
             purchase.id,
-            &unique,
+            unique,
             state.clock.now(),
             &seat_audit(author, &purchase, false),
         )
@@ -401,7 +428,7 @@ pub async fn remove_bulk(
     }
     Ok(SeatChange {
         purchase: reloaded(state, &purchase).await?,
-        users: state.store.users_by_ids(&unique).await?,
+        users: state.store.users_by_ids(unique).await?,
         seats_removed: removed,
     })
 }
@@ -478,8 +505,7 @@ pub async fn save_group_purchase(
             add_on_name,
             terms,
             mode,
-            state.clock.now(),
-            Some(&event),
+            Write::audited(state.clock.now(), &event),
         )
         .await?;
     match saved {

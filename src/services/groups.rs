@@ -8,7 +8,9 @@ use crate::domain::users::valid_path;
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{Group, HookEvent, Member, NewAudit, NewGroup, SaveMode, StoreError, User};
+use crate::store::{
+    Group, HookEvent, Member, NewAudit, NewGroup, SaveMode, StoreError, User, Write,
+};
 
 #[derive(Debug)]
 pub enum GroupError {
@@ -62,7 +64,7 @@ pub async fn create(
     event.hook = Some(group_hook("group_create", &new.name, &new.path, now));
     let created = state
         .store
-        .create_group(&new, now, Some(&event))
+        .create_group(&new, Write::audited(now, &event))
         .await
         .map_err(|error| match error {
             StoreError::Conflict(_) => failed_to_save("path", "has already been taken"),
@@ -72,22 +74,36 @@ pub async fn create(
     created
 }
 
+/// A group system-hook event at `at`: GitLab's payloads open with `created_at` and
+/// `updated_at` (both the change's time), then the event's own `fields`.
+fn group_event(event_name: &'static str, at: DateTime<Utc>, fields: Value) -> HookEvent {
+    let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut payload = serde_json::Map::new();
+    payload.insert("created_at".into(), json!(time));
+    payload.insert("updated_at".into(), json!(time));
+    if let Value::Object(fields) = fields {
+        payload.extend(fields);
+    }
+    HookEvent {
+        event_name,
+        payload: Value::Object(payload),
+        id_field: None,
+    }
+}
+
 /// GitLab's `group_create` / `group_destroy` system-hook payload (`group_id` is filled in
 /// when the change is recorded).
 fn group_hook(event_name: &'static str, name: &str, path: &str, at: DateTime<Utc>) -> HookEvent {
-    let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let fields = json!({
+        "event_name": event_name,
+        "name": name,
+        "path": path,
+        "full_path": path,
+        "group_id": Value::Null,
+    });
     HookEvent {
-        event_name,
-        payload: json!({
-            "created_at": time,
-            "updated_at": time,
-            "event_name": event_name,
-            "name": name,
-            "path": path,
-            "full_path": path,
-            "group_id": Value::Null,
-        }),
         id_field: Some("group_id"),
+        ..group_event(event_name, at, fields)
     }
 }
 
@@ -100,26 +116,20 @@ fn member_hook(
     access_level: AccessLevel,
     at: DateTime<Utc>,
 ) -> HookEvent {
-    let time = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    HookEvent {
-        event_name,
-        payload: json!({
-            "created_at": time,
-            "updated_at": time,
-            "group_name": group.name,
-            "group_path": group.path,
-            "group_id": group.id,
-            "user_username": user.username,
-            "user_name": user.name,
-            "user_email": user.email,
-            "user_id": user.id,
-            "group_access": access_level.name(),
-            "group_plan": Value::Null,
-            "expires_at": Value::Null,
-            "event_name": event_name,
-        }),
-        id_field: None,
-    }
+    let fields = json!({
+        "group_name": group.name,
+        "group_path": group.path,
+        "group_id": group.id,
+        "user_username": user.username,
+        "user_name": user.name,
+        "user_email": user.email,
+        "user_id": user.id,
+        "group_access": access_level.name(),
+        "group_plan": Value::Null,
+        "expires_at": Value::Null,
+        "event_name": event_name,
+    });
+    group_event(event_name, at, fields)
 }
 
 pub async fn find(state: &AppState, id_or_path: &str) -> Result<Group, GroupError> {
@@ -128,6 +138,12 @@ pub async fn find(state: &AppState, id_or_path: &str) -> Result<Group, GroupErro
         .find_group(id_or_path)
         .await?
         .ok_or(GroupError::GroupNotFound)
+}
+
+/// The group's member `user_id`, or `MemberNotFound`.
+async fn find_member(state: &AppState, group: &Group, user_id: i64) -> Result<Member, GroupError> {
+    let member = state.store.group_member(group.id, user_id).await?;
+    member.ok_or(GroupError::MemberNotFound)
 }
 
 pub async fn delete(
@@ -149,7 +165,7 @@ pub async fn delete(
     event.hook = Some(group_hook("group_destroy", &group.name, &group.path, now));
     state
         .store
-        .delete_group(group.id, now, Some(&event))
+        .delete_group(group.id, Write::audited(now, &event))
         .await?;
     state.hooks_wake.notify_one();
     Ok(())
@@ -259,11 +275,7 @@ async fn changed_member(
     user_id: i64,
 ) -> Result<Member, GroupError> {
     state.hooks_wake.notify_one();
-    state
-        .store
-        .group_member(group.id, user_id)
-        .await?
-        .ok_or(GroupError::MemberNotFound)
+    find_member(state, group, user_id).await
 }
 
 /// Adds a member (`SaveMode::Create`; GitLab's 409 when they already are one) or changes a
@@ -281,11 +293,11 @@ pub async fn save_member(
     };
     let write = member_write(state, admin, id_or_path, (user_id, access_level), change).await?;
     let (group_id, level) = (write.group.id, write.access_level.number());
-    let event = Some(&write.event);
+    let event = Write::audited(write.now, &write.event);
     match mode {
         SaveMode::Create => state
             .store
-            .add_membership(user_id, "Namespace", group_id, level, write.now, event)
+            .add_membership(user_id, "Namespace", group_id, level, event)
             .await
             .map_err(|error| match error {
                 StoreError::Conflict(message) => GroupError::Conflict(message),
@@ -294,7 +306,7 @@ pub async fn save_member(
         SaveMode::Update => {
             if !state
                 .store
-                .set_member_access(group_id, user_id, level, write.now, event)
+                .set_member_access(group_id, user_id, level, event)
                 .await?
             {
                 return Err(GroupError::MemberNotFound);
@@ -311,11 +323,7 @@ pub async fn remove_member(
     user_id: i64,
 ) -> Result<(), GroupError> {
     let group = find(state, id_or_path).await?;
-    let member = state
-        .store
-        .group_member(group.id, user_id)
-        .await?
-        .ok_or(GroupError::MemberNotFound)?;
+    let member = find_member(state, &group, user_id).await?;
     let now = state.clock.now();
     let event = member_event(
         admin.user(),
@@ -327,7 +335,7 @@ pub async fn remove_member(
     );
     if !state
         .store
-        .remove_member(group.id, user_id, now, Some(&event))
+        .remove_member(group.id, user_id, Write::audited(now, &event))
         .await?
     {
         return Err(GroupError::MemberNotFound);

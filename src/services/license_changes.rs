@@ -9,7 +9,7 @@ use crate::policy::AdminPrincipal;
 use crate::services::licenses::{self, daily_billable_users, enqueue_recount, entity};
 use crate::services::{add_ons, audit, hooks};
 use crate::state::AppState;
-use crate::store::{HookEvent, StoreResult};
+use crate::store::{HookEvent, StoreResult, Write};
 
 /// Why an upload was refused: GitLab's first validation message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub async fn upload(
     });
     let row = state
         .store
-        .create_license(data, trial_ends_on, now, Some(&event))
+        .create_license(data, trial_ends_on, Write::audited(now, &event))
         .await?;
     tracing::info!(license_id = row.id, plan = license.plan(), "license added");
     if license.started(today) {
@@ -150,7 +150,7 @@ pub async fn delete(state: &AppState, admin: &AdminPrincipal, id: i64) -> StoreR
     });
     let deleted = state
         .store
-        .delete_license(id, state.clock.now(), Some(&event))
+        .delete_license(id, Write::audited(state.clock.now(), &event))
         .await?;
     if deleted {
         tracing::info!(license_id = id, "license removed");

@@ -6,7 +6,7 @@ use crate::auth::{generate_token, token_digest, Scope};
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{NewToken, Store, StoreError, TokenRow, User};
+use crate::store::{NewToken, Store, StoreError, TokenRow, User, Write};
 
 /// GitLab's default lifetime for a token created without an expiry date.
 pub const DEFAULT_LIFETIME_DAYS: i64 = 365;
@@ -63,7 +63,7 @@ pub async fn create_for(
     );
     let id = state
         .store
-        .create_token(user.id, &token, now, Some(&event))
+        .create_token(user.id, &token, Write::audited(now, &event))
         .await?;
     let row = state
         .store
@@ -85,7 +85,7 @@ pub async fn revoke(state: &AppState, author: &User, token: &TokenRow) -> Result
     );
     state
         .store
-        .revoke_token(token.id, state.clock.now(), Some(&event))
+        .revoke_token(token.id, Write::audited(state.clock.now(), &event))
         .await
 }
 
@@ -140,7 +140,7 @@ pub async fn create_for_user(
     let value = generate_token();
     let token = new_token(&value, name, scopes, expires_at, now.date_naive())?;
     store
-        .create_token(user.id, &token, now, None)
+        .create_token(user.id, &token, Write::unaudited(now))
         .await
         .map_err(|error| error.to_string())?;
     Ok(value)

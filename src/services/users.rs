@@ -9,7 +9,7 @@ use crate::domain::users::validate_identity;
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{HookEvent, NewUser, StoreError, User, UserChanges};
+use crate::store::{HookEvent, NewUser, StoreError, User, UserChanges, Write};
 
 /// Why a user operation was refused, in the terms GitLab answers with.
 #[derive(Debug)]
@@ -93,7 +93,10 @@ pub async fn create(
         now,
         now,
     ));
-    let user = state.store.create_user(&new, now, Some(&event)).await?;
+    let user = state
+        .store
+        .create_user(&new, Write::audited(now, &event))
+        .await?;
     tracing::info!(user_id = user.id, "user created");
     state.hooks_wake.notify_one();
     Ok(user)
@@ -142,7 +145,7 @@ pub async fn update(
     );
     state
         .store
-        .update_user(id, &changes, state.clock.now(), Some(&event))
+        .update_user(id, &changes, Write::audited(state.clock.now(), &event))
         .await?
         .ok_or(UserError::NotFound)
 }
@@ -183,7 +186,7 @@ pub async fn delete(
     ));
     if state
         .store
-        .delete_user(id, state.clock.now(), Some(&event))
+        .delete_user(id, Write::audited(state.clock.now(), &event))
         .await?
     {
         tracing::info!(user_id = id, "user removed");
@@ -221,7 +224,7 @@ pub async fn moderate(
             );
             state
                 .store
-                .set_user_state(id, new_state, state.clock.now(), Some(&event))
+                .set_user_state(id, new_state, Write::audited(state.clock.now(), &event))
                 .await?;
             tracing::info!(
                 user_id = id,

@@ -13,8 +13,8 @@ use crate::auth::{self, AdminPrincipal, LICENSE_READ_SCOPES};
 use crate::error::ApiError;
 use crate::policy::{authorize, Need};
 use crate::state::AppState;
-use crate::store::StoreResult;
 use crate::store::TokenWithUser;
+use crate::store::{StoreResult, Write};
 
 /// GitLab's default session length (`session_expire_delay`, one week).
 pub const SESSION_LIFETIME: TimeDelta = TimeDelta::weeks(1);
@@ -131,8 +131,7 @@ pub async fn sign_out(
         .store
         .delete_web_session(
             &auth::token_digest(cookie_value),
-            state.clock.now(),
-            Some(&event),
+            Write::audited(state.clock.now(), &event),
         )
         .await?
     {
@@ -145,7 +144,10 @@ pub async fn sign_out(
 pub async fn end(state: &AppState, cookie_value: &str) -> StoreResult<()> {
     state
         .store
-        .delete_web_session(&auth::token_digest(cookie_value), state.clock.now(), None)
+        .delete_web_session(
+            &auth::token_digest(cookie_value),
+            Write::unaudited(state.clock.now()),
+        )
         .await
         .map(|_| ())
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::eligible_users::eligible_where;
-use super::{placeholders, Db, LicenseRow, NewAudit, Store, StoreError, StoreResult};
+use super::{placeholders, Db, LicenseRow, NewAudit, Store, StoreError, StoreResult, Write};
 use crate::domain::add_ons::{Provisioned, PurchaseTerms, SeatFacts};
 
 /// Every purchase column, with the namespace's path and the seats in use (a plain count of
@@ -193,8 +193,7 @@ impl Store {
         add_on_name: &str,
         terms: &PurchaseTerms,
         mode: SaveMode,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<Option<i64>> {
         let id = in_write_tx!(self, tx => {
             let existing = sqlx::query_scalar::<_, i64>(
@@ -214,7 +213,7 @@ impl Store {
                     bind_terms!(
                         sqlx::query_scalar::<_, i64>(INSERT_PURCHASE).bind(add_on_name).bind(namespace_id),
                         terms,
-                        now
+                        write.at
                     )
                     .fetch_one(&mut *tx)
                     .await
@@ -227,7 +226,7 @@ impl Store {
                     })?,
                 ),
                 (SaveMode::Update, Some(id)) => {
-                    bind_terms!(sqlx::query(UPDATE_PURCHASE).bind(id), terms, now)
+                    bind_terms!(sqlx::query(UPDATE_PURCHASE).bind(id), terms, write.at)
                         .bind(None::<&str>)
                         .execute(&mut *tx)
                         .await?;
@@ -236,7 +235,7 @@ impl Store {
                 }
             };
             if id.is_some() {
-                insert_audit!(tx, audit, now);
+                insert_audit!(tx, write.audit, write.at);
             }
             id
         });

@@ -1,10 +1,8 @@
 //! Groups and their members.
 
-use chrono::{DateTime, Utc};
-
 use super::{
-    capped_count, contains_pattern, unique_violation, Db, Group, Listed, Member, NewAudit,
-    NewGroup, Store, StoreResult, MEMBER_SELECT,
+    capped_count, contains_pattern, unique_violation, Db, Group, Listed, Member, NewGroup, Store,
+    StoreResult, Write, MEMBER_SELECT,
 };
 
 impl Store {
@@ -15,8 +13,7 @@ impl Store {
         source_type: &str,
         source_id: i64,
         access_level: i32,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<()> {
         in_write_tx!(self, tx => {
             sqlx::query(
@@ -27,21 +24,16 @@ impl Store {
             .bind(source_type)
             .bind(source_id)
             .bind(access_level)
-            .bind(now)
+            .bind(write.at)
             .execute(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, &[("members_source_type_source_id_user_id_key", "Member already exists")]))?;
-            insert_audit!(tx, audit, now);
+            insert_audit!(tx, write.audit, write.at);
         });
         Ok(())
     }
 
-    pub async fn create_group(
-        &self,
-        group: &NewGroup,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
-    ) -> StoreResult<Group> {
+    pub async fn create_group(&self, group: &NewGroup, write: Write<'_>) -> StoreResult<Group> {
         Ok(in_write_tx!(self, tx => {
             let created = sqlx::query_as::<_, Group>(
                 "INSERT INTO groups (name, path, description, visibility, created_at)
@@ -52,11 +44,11 @@ impl Store {
             .bind(&group.path)
             .bind(&group.description)
             .bind(group.visibility.as_str())
-            .bind(now)
+            .bind(write.at)
             .fetch_one(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, &[("groups_path_unique", "path")]))?;
-            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: created.id, ..audit.clone() }), now);
+            insert_audit!(tx, write.audit_of(created.id), write.at);
             created
         }))
     }
@@ -98,19 +90,14 @@ impl Store {
     }
 
     /// Deletes a group and its memberships.
-    pub async fn delete_group(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
-    ) -> StoreResult<bool> {
+    pub async fn delete_group(&self, id: i64, write: Write<'_>) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             sqlx::query("DELETE FROM members WHERE source_type = 'Namespace' AND source_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
             let statement = sqlx::query("DELETE FROM groups WHERE id = $1").bind(id);
-            execute_audited!(tx, statement, audit, now)
+            execute_audited!(tx, statement, write)
         }))
     }
 
@@ -146,8 +133,7 @@ impl Store {
         group_id: i64,
         user_id: i64,
         access_level: i32,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let statement = sqlx::query(
@@ -157,7 +143,7 @@ impl Store {
             .bind(group_id)
             .bind(user_id)
             .bind(access_level);
-            execute_audited!(tx, statement, audit, now)
+            execute_audited!(tx, statement, write)
         }))
     }
 
@@ -166,8 +152,7 @@ impl Store {
         &self,
         group_id: i64,
         user_id: i64,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let statement = sqlx::query(
@@ -175,7 +160,7 @@ impl Store {
             )
             .bind(group_id)
             .bind(user_id);
-            execute_audited!(tx, statement, audit, now)
+            execute_audited!(tx, statement, write)
         }))
     }
 

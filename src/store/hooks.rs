@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, NewAudit, Store, StoreResult};
+use super::{Db, NewAudit, Store, StoreResult, Write};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SystemHook {
@@ -148,7 +148,7 @@ impl Store {
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let statement = sqlx::query("DELETE FROM system_hooks WHERE id = $1").bind(id);
-            execute_audited!(tx, statement, Some(audit), now)
+            execute_audited!(tx, statement, Write::audited(now, audit))
         }))
     }
 

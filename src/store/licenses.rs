@@ -1,8 +1,8 @@
 //! Uploaded licenses.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 
-use super::{Db, LicenseRow, NewAudit, Store, StoreResult};
+use super::{Db, LicenseRow, Store, StoreResult, Write};
 
 impl Store {
     /// Up to `limit` licenses, newest id first (GitLab considers the 100 most recent).
@@ -32,8 +32,7 @@ impl Store {
         &self,
         data: &str,
         trial_ends_on: Option<NaiveDate>,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<LicenseRow> {
         Ok(in_write_tx!(self, tx => {
             let row = sqlx::query_as::<_, LicenseRow>(
@@ -41,7 +40,7 @@ impl Store {
                  RETURNING id, data, created_at",
             )
             .bind(data)
-            .bind(now)
+            .bind(write.at)
             .fetch_one(&mut *tx)
             .await?;
             if let Some(ends_on) = trial_ends_on {
@@ -51,25 +50,20 @@ impl Store {
                      ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(ends_on.format("%Y-%m-%d").to_string())
-                .bind(now)
+                .bind(write.at)
                 .execute(&mut *tx)
                 .await?;
             }
-            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: row.id, ..audit.clone() }), now);
+            insert_audit!(tx, write.audit_of(row.id), write.at);
             row
         }))
     }
 
     /// Deletes a license; false when there was none with this id.
-    pub async fn delete_license(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
-    ) -> StoreResult<bool> {
+    pub async fn delete_license(&self, id: i64, write: Write<'_>) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let statement = sqlx::query("DELETE FROM licenses WHERE id = $1").bind(id);
-            execute_audited!(tx, statement, audit, now)
+            execute_audited!(tx, statement, write)
         }))
     }
 }

@@ -173,10 +173,10 @@ macro_rules! insert_audit {
 /// records `$audit` with it; evaluates to whether it changed one. The tail of every
 /// "delete/update, then audit what actually changed" write.
 macro_rules! execute_audited {
-    ($tx:expr, $statement:expr, $audit:expr, $now:expr) => {{
+    ($tx:expr, $statement:expr, $write:expr) => {{
         let changed = $statement.execute(&mut *$tx).await?.rows_affected() > 0;
         if changed {
-            insert_audit!($tx, $audit, $now);
+            insert_audit!($tx, $write.audit, $write.at);
         }
         changed
     }};

@@ -118,6 +118,36 @@ pub struct NewAudit {
     pub hook: Option<HookEvent>,
 }
 
+/// One audited write: when it happens and the audit event (with its hook) recorded in its
+/// transaction, if any. Every write that an administrator may want to trace takes one.
+#[derive(Debug, Clone, Copy)]
+pub struct Write<'a> {
+    pub at: DateTime<Utc>,
+    pub audit: Option<&'a NewAudit>,
+}
+
+impl<'a> Write<'a> {
+    pub fn audited(at: DateTime<Utc>, audit: &'a NewAudit) -> Self {
+        Self {
+            at,
+            audit: Some(audit),
+        }
+    }
+
+    /// A write with no audit event: seeding, tests and changes the system makes on its own.
+    pub fn unaudited(at: DateTime<Utc>) -> Self {
+        Self { at, audit: None }
+    }
+
+    /// The audit event about the row the write has just created, whose id was not known before.
+    pub fn audit_of(&self, entity_id: i64) -> Option<NewAudit> {
+        self.audit.map(|audit| NewAudit {
+            entity_id,
+            ..audit.clone()
+        })
+    }
+}
+
 /// A system-hook event (the outbox row), with a delivery for every hook.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HookEvent {

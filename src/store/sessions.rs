@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    Db, NewAudit, Store, StoreResult, TokenWithUser, User, TOKEN_WITH_USER_COLUMNS, USER_COLUMNS,
-    U_USER_COLUMNS,
+    Db, NewAudit, Store, StoreResult, TokenWithUser, User, Write, TOKEN_WITH_USER_COLUMNS,
+    USER_COLUMNS, U_USER_COLUMNS,
 };
 
 /// A live session with the token (and user) it acts as.
@@ -84,14 +84,13 @@ impl Store {
     pub async fn delete_web_session(
         &self,
         session_digest: &str,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<bool> {
         Ok(with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             let statement =
                 sqlx::query("DELETE FROM web_sessions WHERE session_digest = $1").bind(session_digest);
-            let deleted = execute_audited!(tx, statement, audit, now);
+            let deleted = execute_audited!(tx, statement, write);
             tx.commit().await?;
             deleted
         }))

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
     capped_count, Db, Listed, NewAudit, NewToken, Store, StoreError, StoreResult, TokenFilter,
-    TokenRow, TokenWithUser, TOKEN_WITH_USER_COLUMNS,
+    TokenRow, TokenWithUser, Write, TOKEN_WITH_USER_COLUMNS,
 };
 
 impl Store {
@@ -48,19 +48,18 @@ impl Store {
         &self,
         user_id: i64,
         token: &NewToken,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<i64> {
         Ok(in_write_tx!(self, tx => {
-            let id = insert_token!(tx, user_id, token, now);
-            insert_audit!(tx, audit.map(|audit| NewAudit {
+            let id = insert_token!(tx, user_id, token, write.at);
+            insert_audit!(tx, write.audit.map(|audit| NewAudit {
                 details: {
                     let mut details = audit.details.clone();
                     details["target_id"] = serde_json::json!(id);
                     details
                 },
                 ..audit.clone()
-            }), now);
+            }), write.at);
             id
         }))
     }
@@ -107,18 +106,13 @@ impl Store {
     }
 
     /// Revokes a token; false when there was none with this id.
-    pub async fn revoke_token(
-        &self,
-        token_id: i64,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
-    ) -> StoreResult<bool> {
+    pub async fn revoke_token(&self, token_id: i64, write: Write<'_>) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let statement = sqlx::query(
                 "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
             )
             .bind(token_id);
-            execute_audited!(tx, statement, audit, now)
+            execute_audited!(tx, statement, write)
         }))
     }
 }

@@ -6,7 +6,7 @@ use crate::domain::users::{UserState, UserType};
 
 use super::{
     capped_count, unique_violation, Db, Dialect, Listed, NewAudit, NewToken, NewUser, Store,
-    StoreError, StoreResult, User, UserChanges, UserFilter, USER_COLUMNS,
+    StoreError, StoreResult, User, UserChanges, UserFilter, Write, USER_COLUMNS,
 };
 
 impl Store {
@@ -149,12 +149,7 @@ impl Store {
     }
 
     /// Adds a user; a taken username or email is a [`StoreError::Conflict`] naming it.
-    pub async fn create_user(
-        &self,
-        user: &NewUser,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
-    ) -> StoreResult<User> {
+    pub async fn create_user(&self, user: &NewUser, write: Write<'_>) -> StoreResult<User> {
         Ok(in_write_tx!(self, tx => {
             let created = sqlx::query_as::<_, User>(&format!(
                 "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
@@ -167,14 +162,14 @@ impl Store {
             .bind(user.state.as_str())
             .bind(user.user_type.as_str())
             .bind(user.admin)
-            .bind(now)
+            .bind(write.at)
             .fetch_one(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, &[
                 ("users_username_unique", "Username has already been taken"),
                 ("users_email_unique", "Email has already been taken"),
             ]))?;
-            insert_audit!(tx, audit.map(|audit| NewAudit { entity_id: created.id, ..audit.clone() }), now);
+            insert_audit!(tx, write.audit_of(created.id), write.at);
             created
         }))
     }
@@ -184,8 +179,7 @@ impl Store {
         &self,
         user_id: i64,
         state: UserState,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let admin: Option<bool> = sqlx::query_scalar(
@@ -193,14 +187,14 @@ impl Store {
             )
             .bind(user_id)
             .bind(state.as_str())
-            .bind(now)
+            .bind(write.at)
             .fetch_optional(&mut *tx)
             .await?;
             if admin == Some(true) && state != UserState::Active {
-                keep_an_active_admin!(tx, now);
+                keep_an_active_admin!(tx, write.at);
             }
             if admin.is_some() {
-                insert_audit!(tx, audit, now);
+                insert_audit!(tx, write.audit, write.at);
             }
             admin.is_some()
         }))
@@ -367,8 +361,7 @@ impl Store {
         &self,
         id: i64,
         changes: &UserChanges,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
+        write: Write<'_>,
     ) -> StoreResult<Option<User>> {
         Ok(in_write_tx!(self, tx => {
             let updated = sqlx::query_as::<_, User>(&format!(
@@ -385,7 +378,7 @@ impl Store {
             .bind(&changes.email)
             .bind(changes.admin)
             .bind(changes.user_type.map(UserType::as_str))
-            .bind(now)
+            .bind(write.at)
             .fetch_optional(&mut *tx)
             .await
             .map_err(|error| unique_violation(error, &[
@@ -394,21 +387,16 @@ impl Store {
             ]))?;
             if updated.is_some() {
                 if changes.admin == Some(false) {
-                    keep_an_active_admin!(tx, now);
+                    keep_an_active_admin!(tx, write.at);
                 }
-                insert_audit!(tx, audit, now);
+                insert_audit!(tx, write.audit, write.at);
             }
             updated
         }))
     }
 
     /// Deletes a user with their tokens and memberships; false when there was none.
-    pub async fn delete_user(
-        &self,
-        id: i64,
-        now: DateTime<Utc>,
-        audit: Option<&NewAudit>,
-    ) -> StoreResult<bool> {
+    pub async fn delete_user(&self, id: i64, write: Write<'_>) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let removed: Option<(bool, String)> =
                 sqlx::query_as("DELETE FROM users WHERE id = $1 RETURNING admin, state")
@@ -416,10 +404,10 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if removed.as_ref().is_some_and(|(admin, state)| *admin && state == "active") {
-                keep_an_active_admin!(tx, now);
+                keep_an_active_admin!(tx, write.at);
             }
             if removed.is_some() {
-                insert_audit!(tx, audit, now);
+                insert_audit!(tx, write.audit, write.at);
             }
             removed.is_some()
         }))

@@ -12,7 +12,7 @@ use super::session::WebAdmin;
 use crate::domain::add_ons::{
     add_on, PurchaseTerms, BULK_ASSIGN_LIMIT_MESSAGE, BULK_UNASSIGN_LIMIT_MESSAGE, MAX_BULK_USERS,
 };
-use crate::services::add_ons::{self as seats, Caller, SeatError};
+use crate::services::add_ons::{self as seats, BulkChange, Caller, SeatError};
 use crate::state::AppState;
 use crate::store::{SaveMode, StoreError};
 
@@ -127,7 +127,7 @@ pub async fn assign_seats(
 ) -> Response {
     let assign = async |purchase_id: i64, caller: &Caller, fields: &Fields| {
         let ids = user_ids(&state, fields, BULK_ASSIGN_LIMIT_MESSAGE).await?;
-        let change = seats::assign_bulk(&state, caller, purchase_id, &ids)
+        let change = seats::change_bulk(&state, caller, purchase_id, &ids, BulkChange::Assign)
             .await
             .map_err(seat_failure)?;
         let assigned = change.users.len();
@@ -158,7 +158,7 @@ pub async fn unassign_seats(
             };
         }
         let ids = user_ids(&state, fields, BULK_UNASSIGN_LIMIT_MESSAGE).await?;
-        let change = seats::remove_bulk(&state, caller, purchase_id, &ids)
+        let change = seats::change_bulk(&state, caller, purchase_id, &ids, BulkChange::Remove)
             .await
             .map_err(seat_failure)?;
         Ok(format!(

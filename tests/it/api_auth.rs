@@ -1,6 +1,7 @@
 //! Authentication and authorization in GitLab's shapes, on both backends.
 
 use gitlab_license_server::store::NewUser;
+use gitlab_license_server::store::Write;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -131,7 +132,7 @@ async fn expired_and_revoked_tokens(app: TestApp) {
     let (revoked, id) = app.token_for(&root, &["api"], None).await;
     app.state
         .store
-        .revoke_token(id, test_now(), None)
+        .revoke_token(id, Write::unaudited(test_now()))
         .await
         .expect("revoke");
     let reply = app
@@ -281,7 +282,7 @@ async fn revocation_takes_effect_immediately(app: TestApp) {
     );
     app.state
         .store
-        .revoke_token(id, test_now(), None)
+        .revoke_token(id, Write::unaudited(test_now()))
         .await
         .expect("revoke");
     assert_eq!(

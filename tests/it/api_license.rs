@@ -1,6 +1,7 @@
 //! The seven License endpoints through the real router on a real socket, on both backends.
 
 use chrono::{TimeZone, Utc};
+use gitlab_license_server::store::Write;
 use gitlab_license_server::store::{HistoryRow, NewUser};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -807,15 +808,21 @@ async fn ultimate_counts_only_members_above_guest(app: TestApp) {
     app.add_user(NewUser::human("nobody", false)).await;
     let store = &app.state.store;
     store
-        .add_membership(guest.id, "Namespace", 1, 10, test_now(), None)
+        .add_membership(guest.id, "Namespace", 1, 10, Write::unaudited(test_now()))
         .await
         .expect("member");
     store
-        .add_membership(reporter.id, "Namespace", 1, 20, test_now(), None)
+        .add_membership(
+            reporter.id,
+            "Namespace",
+            1,
+            20,
+            Write::unaudited(test_now()),
+        )
         .await
         .expect("member");
     store
-        .add_membership(planner.id, "Project", 7, 15, test_now(), None)
+        .add_membership(planner.id, "Project", 7, 15, Write::unaudited(test_now()))
         .await
         .expect("member");
     let entity = app

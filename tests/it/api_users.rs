@@ -2,6 +2,7 @@
 
 use chrono::TimeDelta;
 use gitlab_license_server::store::NewUser;
+use gitlab_license_server::store::Write;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -319,7 +320,7 @@ async fn update_and_delete_users(app: TestApp) {
     let (token, _) = app.token_for(&bob, &["api"], None).await;
     app.state
         .store
-        .add_membership(bob.id, "Namespace", 1, 30, test_now(), None)
+        .add_membership(bob.id, "Namespace", 1, 30, Write::unaudited(test_now()))
         .await
         .expect("member");
     let deleted = app.delete(&format!("/api/v4/users/{}", bob.id)).await;
@@ -349,8 +350,7 @@ async fn moderation_actions(app: TestApp) {
         .store
         .create_user(
             &NewUser::human("old", false),
-            test_now() - TimeDelta::days(120),
-            None,
+            Write::unaudited(test_now() - TimeDelta::days(120)),
         )
         .await
         .expect("old user");
@@ -669,7 +669,7 @@ async fn billable_counting_across_types_and_states(app: TestApp) {
     for (user, level) in [(&human, 30), (&service, 10), (&blocked, 40), (&bot, 40)] {
         app.state
             .store
-            .add_membership(user.id, "Namespace", 9, level, test_now(), None)
+            .add_membership(user.id, "Namespace", 9, level, Write::unaudited(test_now()))
             .await
             .expect("member");
     }

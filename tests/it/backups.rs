@@ -1,6 +1,7 @@
 //! Backups: SQLite → PostgreSQL and back with every endpoint answering the same afterwards;
 //! refusal of non-empty targets, `--force`, and damaged files.
 
+use gitlab_license_server::store::Write;
 use serde_json::json;
 
 use crate::on_both_backends;
@@ -76,8 +77,7 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
         .set_user_state(
             grace.id,
             gitlab_license_server::domain::users::UserState::Blocked,
-            now,
-            None,
+            Write::unaudited(now),
         )
         .await
         .expect("block");
@@ -91,14 +91,13 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
                 description: "héllo, wörld".into(),
                 visibility: gitlab_license_server::domain::groups::Visibility::Private,
             },
-            now,
-            None,
+            Write::unaudited(now),
         )
         .await
         .expect("group");
     app.state
         .store
-        .add_membership(ada.id, "Namespace", group.id, 30, now, None)
+        .add_membership(ada.id, "Namespace", group.id, 30, Write::unaudited(now))
         .await
         .expect("member");
     let (ada_token, _) = app

@@ -2,6 +2,7 @@
 //! `gitlab_schema.rb`, the eligible-users finders): GET mutations, inactive accounts, limits per
 //! caller, eligible users' order, search and seat filter, payload order.
 
+use gitlab_license_server::store::Write;
 use serde_json::{json, Value};
 
 use crate::graphql_seats::duo_license;
@@ -214,8 +215,7 @@ async fn eligible_users_follow_gitlabs_finder(app: TestApp) {
         .set_user_state(
             gone.id,
             gitlab_license_server::domain::users::UserState::Blocked,
-            crate::support::app::test_now(),
-            None,
+            Write::unaudited(crate::support::app::test_now()),
         )
         .await
         .expect("block");

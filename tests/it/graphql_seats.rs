@@ -1,6 +1,7 @@
 //! GitLab Duo seats over GraphQL: the documented operations, every outcome of the spec's
 //! tables, global-ID coercion, who may do what, and the seats' lifecycle.
 
+use gitlab_license_server::store::Write;
 use serde_json::{json, Value};
 
 use crate::on_both_backends;
@@ -146,8 +147,7 @@ async fn group_purchase(app: &TestApp, path: &str, seats: i64) -> GroupSetup {
                 "Namespace",
                 group.id,
                 level,
-                crate::support::app::test_now(),
-                None,
+                Write::unaudited(crate::support::app::test_now()),
             )
             .await
             .expect("member");
@@ -200,8 +200,7 @@ async fn add_member(app: &TestApp, user: &User, group_id: i64, level: i32) {
             "Namespace",
             group_id,
             level,
-            crate::support::app::test_now(),
-            None,
+            Write::unaudited(crate::support::app::test_now()),
         )
         .await
         .expect("member");
@@ -1095,7 +1094,11 @@ async fn seats_follow_users_groups_and_purchases(app: TestApp) {
     );
     app.state
         .store
-        .remove_member(group.group_id, m1.id, crate::support::app::test_now(), None)
+        .remove_member(
+            group.group_id,
+            m1.id,
+            Write::unaudited(crate::support::app::test_now()),
+        )
         .await
         .expect("leave");
     // The next four-hour slot's refresh frees the seat of the member who left.

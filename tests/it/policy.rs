@@ -4,6 +4,7 @@
 //! page: a refused sign-in), but the decision is the same.
 
 use gitlab_license_server::domain::users::UserState;
+use gitlab_license_server::store::Write;
 use gitlab_license_server::store::{NewUser, User};
 use reqwest::Method;
 use serde_json::json;
@@ -98,7 +99,7 @@ async fn every_rule_holds_on_every_way_in(app: TestApp) {
     let (revoked, revoked_id) = app.token_for(&admin, &["api"], None).await;
     app.state
         .store
-        .revoke_token(revoked_id, test_now(), None)
+        .revoke_token(revoked_id, Write::unaudited(test_now()))
         .await
         .expect("revoke");
     let unauthenticated = Answers {

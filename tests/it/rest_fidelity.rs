@@ -2,6 +2,7 @@
 //! deactivation, `using_license_seat`, the true-up message, the usage CSV's empty licensee
 //! values, the add-on purchase endpoint's parameters and entity, and a 413 the client can read.
 
+use gitlab_license_server::store::Write;
 use std::io::{Read as _, Write as _};
 
 use chrono::{TimeZone, Utc};
@@ -176,7 +177,13 @@ async fn using_license_seat_follows_the_billable_rule(app: TestApp) {
     let group = app.add_group("g").await;
     app.state
         .store
-        .add_membership(human.id, "Namespace", group.id, 30, test_now(), None)
+        .add_membership(
+            human.id,
+            "Namespace",
+            group.id,
+            30,
+            Write::unaudited(test_now()),
+        )
         .await
         .expect("member");
     let users = app.get("/api/v4/users").await.json();

@@ -2,6 +2,7 @@
 //! and seat task from its forms, and the whole page in headless Chromium (with screenshots at
 //! 1280 and 375 px kept under `target/test-artifacts/`).
 
+use gitlab_license_server::store::Write;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -485,7 +486,11 @@ async fn every_license_and_seat_task_works_from_the_page(app: TestApp) {
     );
     app.state
         .store
-        .create_license(&expired, None, test_now() - TimeDelta::days(600), None)
+        .create_license(
+            &expired,
+            None,
+            Write::unaudited(test_now() - TimeDelta::days(600)),
+        )
         .await
         .expect("expired license stored");
     let listed = app.get("/api/v4/licenses").await.json();

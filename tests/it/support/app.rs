@@ -5,6 +5,7 @@
 //! dropped afterwards. Without a reachable PostgreSQL those tests are skipped loudly, unless
 //! `REQUIRE_POSTGRES=1`.
 
+use gitlab_license_server::store::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -390,7 +391,7 @@ impl TestApp {
     pub async fn add_user(&self, user: NewUser) -> User {
         self.state
             .store
-            .create_user(&user, test_now(), None)
+            .create_user(&user, Write::unaudited(test_now()))
             .await
             .expect("create user")
     }
@@ -406,8 +407,7 @@ impl TestApp {
                     description: String::new(),
                     visibility: gitlab_license_server::domain::groups::Visibility::Private,
                 },
-                test_now(),
-                None,
+                Write::unaudited(test_now()),
             )
             .await
             .expect("create group")
@@ -430,7 +430,7 @@ impl TestApp {
         let id = self
             .state
             .store
-            .create_token(user.id, &token, test_now(), None)
+            .create_token(user.id, &token, Write::unaudited(test_now()))
             .await
             .expect("token");
         (value, id)

@@ -265,10 +265,10 @@ impl Store {
     }
 
     /// `SELECT … FROM …` of the users `filter` matches, its text arguments, and whether it ends
-    /// in a WHERE clause (that a further condition joins with AND). A search on PostgreSQL first gathers its matches (MATERIALIZED): its
-    /// planner cannot estimate how few rows a `LIKE '%…%'` matches, and would otherwise walk the
-    /// primary key through a million rows looking for a page of them, where the trigram
-    /// indexes find them at once.
+    /// in a WHERE clause (that a further condition joins with AND). A search on PostgreSQL
+    /// first gathers its matches (MATERIALIZED): its planner cannot estimate how few rows a
+    /// `LIKE '%…%'` matches, and would otherwise walk the primary key through a million rows
+    /// looking for a page of them, where the trigram indexes find them at once.
     fn matching_users(&self, filter: &UserFilter) -> (String, Vec<String>, bool) {
         let dialect = self.dialect();
         let (where_clause, args) = filter.where_clause(dialect);

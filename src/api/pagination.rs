@@ -6,12 +6,11 @@ use axum::extract::{FromRequest, OriginalUri, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::params::Params;
+use crate::domain::cursors;
 use crate::error::ApiError;
 use crate::store::Listed;
 
@@ -138,22 +137,15 @@ fn link_to(external_url: &str, uri: &Uri, params: &Params, paging: &[(&str, Stri
 /// GitLab's keyset cursor for the page after the row `id` in id order: URL-safe Base64 of
 /// `{"id":"<id>","_kd":"n"}` (clients pass it back as `cursor` without reading it).
 pub fn id_cursor(id: i64) -> String {
-    let json = serde_json::json!({"id": id.to_string(), "_kd": "n"}).to_string();
-    URL_SAFE.encode(json)
+    let mut fields = serde_json::Map::new();
+    fields.insert("id".into(), Value::String(id.to_string()));
+    fields.insert("_kd".into(), Value::String("n".into()));
+    cursors::encode(fields)
 }
 
 /// The id a cursor made by [`id_cursor`] (or GitLab) names; `None` for anything else.
 pub fn cursor_id(cursor: &str) -> Option<i64> {
-    let bytes = URL_SAFE
-        .decode(cursor.trim())
-        .or_else(|_| URL_SAFE_NO_PAD.decode(cursor.trim()))
-        .ok()?;
-    let value: Value = serde_json::from_slice(&bytes).ok()?;
-    match &value["id"] {
-        Value::String(text) => text.parse().ok(),
-        Value::Number(number) => number.as_i64(),
-        _ => None,
-    }
+    cursors::integer(&cursors::decode(cursor)?, "id")
 }
 
 /// A list request: its parameters, the page they ask for, and the path its links repeat.

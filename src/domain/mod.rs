@@ -1,6 +1,7 @@
 //! Pure rules: no HTTP, no SQL, no clock. Callers pass rows, counts and today's date.
 
 pub mod add_ons;
+pub mod cursors;
 pub mod groups;
 pub mod jobs;
 pub mod licenses;

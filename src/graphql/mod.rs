@@ -1,6 +1,7 @@
 //! GitLab's GraphQL API, the part that manages GitLab Duo seats: `POST`/`GET /api/graphql`
 //! and the GraphiQL explorer at `/-/graphql-explorer`.
 
+mod eligible;
 mod explorer;
 pub mod gid;
 mod guard;

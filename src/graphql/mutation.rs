@@ -4,7 +4,7 @@
 use async_graphql::{Context, InputObject, Object, Result};
 
 use super::gid::{AddOnPurchaseId, UserId};
-use super::types::{paginate_list, AddOnPurchaseObject, AddOnUser, AddOnUserConnection};
+use super::types::{AddOnPurchaseObject, AddOnUser, AddOnUserConnection};
 use super::{internal, request};
 use crate::services::add_ons::{self as seats, BulkChange, SeatChange, SeatError, SeatResult};
 
@@ -101,10 +101,9 @@ macro_rules! payload {
                 let Some(change) = &self.0.change else {
                     return Ok(None);
                 };
-                let users = change.users.iter().cloned().map(AddOnUser).collect();
-                paginate_list(users, after, before, first, last)
-                    .await
-                    .map(Some)
+                let users = change.users.clone();
+                let page = (after, before, first, last);
+                super::eligible::users_by_id_desc(users, page).await.map(Some)
             }
         });
     };

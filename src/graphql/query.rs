@@ -7,7 +7,7 @@ use super::gid::{AddOnPurchaseId, NamespaceId, UserId};
 use super::memo::MemoKey;
 use super::response::execution_error;
 use super::types::{
-    self, AddOnPurchaseObject, AddOnUserConnection, GroupObject, NamespaceObject, UserCore,
+    AddOnPurchaseObject, AddOnUserConnection, GroupObject, NamespaceObject, UserCore,
 };
 use super::values::{AddOnType, UserSort};
 use super::{internal, request, visible_purchases};
@@ -81,7 +81,7 @@ impl QueryRoot {
         let purchases = (add_on_type, add_on_purchase_ids);
         let filter = (search, sort, filter_by_assigned_seat);
         let page = (after, before, first, last);
-        types::eligible_users(ctx, None, purchases, filter, page).await
+        super::eligible::eligible_users(ctx, None, purchases, filter, page).await
     }
 
     /// Get information about current user.

@@ -10,7 +10,7 @@ use super::values::{AddOnType, Date, Time, UserSort, UserState};
 use super::{internal, request};
 use crate::domain::add_ons::display_name;
 use crate::services::add_ons as seats;
-use crate::store::{AddOnPurchase, EligibleUserFilter, Group, User, UserSearch};
+use crate::store::{AddOnPurchase, Group, User};
 
 /// GitLab's largest (and default) page of a connection.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -225,8 +225,9 @@ connection_names!(
     "UserAddOnAssignmentEdge"
 );
 
+/// Keyset cursors ([`crate::domain::cursors`]): a page costs the same at any depth.
 pub type AddOnUserConnection = Connection<
-    usize,
+    String,
     AddOnUser,
     EmptyFields,
     EmptyFields,
@@ -301,102 +302,6 @@ where
     .await
 }
 
-/// Whose seats both eligible-user lists are about: `addOnType`, `addOnPurchaseIds`.
-pub type EligiblePurchases = (AddOnType, Vec<AddOnPurchaseId>);
-
-/// How both eligible-user lists narrow and order: `search`, `sort`, `filterByAssignedSeat`.
-pub type EligibleUsersFilter = (Option<String>, Option<UserSort>, Option<String>);
-
-/// A connection's paging arguments: `after`, `before`, `first`, `last`.
-pub type ConnectionArgs = (Option<String>, Option<String>, Option<i32>, Option<i32>);
-
-/// Users who may hold seats of a namespace's (or the instance's) purchases, one page at a
-/// time, counted and paged in SQL.
-pub async fn eligible_users(
-    ctx: &Context<'_>,
-    namespace_id: Option<i64>,
-    (add_on_type, add_on_purchase_ids): EligiblePurchases,
-    (search, sort, filter_by_assigned_seat): EligibleUsersFilter,
-    (after, before, first, last): ConnectionArgs,
-) -> Result<Option<AddOnUserConnection>> {
-    let context = request(ctx);
-    let duo = crate::domain::add_ons::add_on(add_on_type.internal_name())
-        .is_some_and(|add_on| add_on.duo);
-    // GitLab reads the filter with `Gitlab::Utils.to_boolean`; anything else means no filter.
-    let holders = filter_by_assigned_seat
-        .as_deref()
-        .and_then(crate::domain::text::to_boolean);
-    let purchases: Vec<i64> = add_on_purchase_ids
-        .iter()
-        .map(AddOnPurchaseId::number)
-        .collect();
-    // A search that is present but blank finds nobody (`User.search`).
-    let blank_search = search
-        .as_deref()
-        .is_some_and(|text| UserSearch::new(text).is_none());
-    let filter = EligibleUserFilter {
-        search: search.as_deref().and_then(UserSearch::new),
-        seat_holders: holders.map(|holders| (purchases, holders)),
-    };
-    // GitLab's finder sorts by id, newest first, unless told otherwise.
-    let order = sort.unwrap_or(UserSort::IdDesc).order();
-    let today = context.state.clock.today();
-    let state = context.state.clone();
-    connection::query(
-        after,
-        before,
-        first,
-        last,
-        |after: Option<usize>, before: Option<usize>, first, last| async move {
-            if !duo || blank_search {
-                return Ok::<_, async_graphql::Error>(Connection::new(false, false));
-            }
-            let page = |start: usize, end: usize| {
-                let (state, filter) = (&state, &filter);
-                async move {
-                    state
-                        .store
-                        .eligible_users(
-                            namespace_id,
-                            filter,
-                            order,
-                            today,
-                            i64::try_from(start).unwrap_or(i64::MAX),
-                            i64::try_from(end - start).unwrap_or(0),
-                        )
-                        .await
-                        .map_err(internal)
-                }
-            };
-            // Paging forwards needs no total to place the window: one query brings the page
-            // and the total. Paging backwards from the end (`last` without `before`) needs
-            // the total first.
-            let (start, end, users, total) = if last.is_none() || before.is_some() {
-                let (start, end) = window(after, before, first, last, usize::MAX);
-                let (users, total) = page(start, end).await?;
-                let total = usize::try_from(total).unwrap_or(0);
-                (start.min(total), end.min(total), users, total)
-            } else {
-                let (_, total) = page(0, 0).await?;
-                let total = usize::try_from(total).unwrap_or(0);
-                let (start, end) = window(after, before, first, last, total);
-                let (users, _) = page(start, end).await?;
-                (start, end, users, total)
-            };
-            let mut connection = Connection::new(start > 0, end < total);
-            connection.edges.extend(
-                users
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, user)| connection::Edge::new(start + index, AddOnUser(user))),
-            );
-            Ok(connection)
-        },
-    )
-    .await
-    .map(Some)
-}
-
 /// A group's fields, shared by `Group` and `Namespace` (a group is a namespace).
 macro_rules! namespace_object {
     ($rust:ident, $graphql:literal, $description:literal) => {
@@ -464,7 +369,7 @@ macro_rules! namespace_object {
                 let purchases = (add_on_type, add_on_purchase_ids);
                 let filter = (search, sort, filter_by_assigned_seat);
                 let page = (after, before, first, last);
-                eligible_users(ctx, Some(self.0.id), purchases, filter, page).await
+                super::eligible::eligible_users(ctx, Some(self.0.id), purchases, filter, page).await
             }
         }
     };

@@ -184,7 +184,10 @@ mod tokens;
 mod users;
 
 pub use add_ons::{AddOnPurchase, Locked, SaveMode, SeatAudit};
-pub use eligible_users::{EligibleOrder, EligibleUserFilter, UserSearch};
+pub use eligible_users::{
+    EligibleKey, EligibleOrder, EligiblePage, EligibleUser, EligibleUserFilter, KeyValue,
+    UserSearch,
+};
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use sessions::{SeatHolder, WebSession};
 

@@ -12,6 +12,7 @@ mod cli;
 mod codec_fuzz;
 mod codec_rejections;
 mod codec_round_trip;
+mod eligible_pages;
 mod explorer;
 mod graphql_fidelity;
 mod graphql_seats;

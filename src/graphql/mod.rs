@@ -7,6 +7,7 @@ pub mod gid;
 mod guard;
 mod memo;
 mod mutation;
+mod namespaces;
 mod query;
 mod response;
 mod types;

@@ -5,10 +5,9 @@ use async_graphql::{Context, Object, Result, ID};
 
 use super::gid::{AddOnPurchaseId, NamespaceId, UserId};
 use super::memo::MemoKey;
+use super::namespaces::{GroupObject, NamespaceObject};
 use super::response::execution_error;
-use super::types::{
-    AddOnPurchaseObject, AddOnUserConnection, GroupObject, NamespaceObject, UserCore,
-};
+use super::types::{AddOnPurchaseObject, AddOnUserConnection, UserCore};
 use super::values::{AddOnType, UserSort};
 use super::{internal, request, visible_purchases};
 use crate::domain::groups::Visibility;

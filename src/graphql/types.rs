@@ -1,16 +1,16 @@
-//! The object types: add-on purchases, users (as `UserCore` and `AddOnUser`), seats,
-//! groups and namespaces, and their connections.
+//! The object types: add-on purchases, users (as `UserCore` and `AddOnUser`), seats, and
+//! their connections (groups and namespaces are in `namespaces`).
 
 use async_graphql::connection::{self, Connection, ConnectionNameType, EdgeNameType, EmptyFields};
-use async_graphql::{Context, Object, OutputType, Result, ID};
+use async_graphql::{Context, Object, OutputType, Result};
 
 use super::gid::{AddOnPurchaseId, UserId};
 use super::memo::MemoKey;
-use super::values::{AddOnType, Date, Time, UserSort, UserState};
+use super::values::{Date, Time, UserState};
 use super::{internal, request};
 use crate::domain::add_ons::display_name;
 use crate::services::add_ons as seats;
-use crate::store::{AddOnPurchase, Group, User};
+use crate::store::{AddOnPurchase, User};
 
 /// GitLab's largest (and default) page of a connection.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -41,7 +41,7 @@ impl AddOnPurchaseObject {
     }
 }
 
-fn web_url(ctx: &Context<'_>, path: &str) -> String {
+pub(super) fn web_url(ctx: &Context<'_>, path: &str) -> String {
     format!(
         "{}/{path}",
         request(ctx).state.config.external_url.trim_end_matches('/')
@@ -301,82 +301,6 @@ where
     )
     .await
 }
-
-/// A group's fields, shared by `Group` and `Namespace` (a group is a namespace).
-macro_rules! namespace_object {
-    ($rust:ident, $graphql:literal, $description:literal) => {
-        #[doc = $description]
-        pub struct $rust(pub Group);
-
-        #[Object(name = $graphql)]
-        impl $rust {
-            /// ID of the namespace.
-            async fn id(&self) -> ID {
-                ID(format!("gid://gitlab/Group/{}", self.0.id))
-            }
-
-            /// Name of the namespace.
-            async fn name(&self) -> &str {
-                &self.0.name
-            }
-
-            /// Path of the namespace.
-            async fn path(&self) -> &str {
-                &self.0.path
-            }
-
-            /// Full path of the namespace.
-            async fn full_path(&self) -> ID {
-                ID(self.0.path.clone())
-            }
-
-            /// Full name of the namespace.
-            async fn full_name(&self) -> &str {
-                &self.0.name
-            }
-
-            /// Visibility of the namespace.
-            async fn visibility(&self) -> &str {
-                self.0.visibility.as_str()
-            }
-
-            /// Web URL of the namespace.
-            async fn web_url(&self, ctx: &Context<'_>) -> String {
-                web_url(ctx, &self.0.path)
-            }
-
-            /// Users in the namespace hierarchy that add-ons are applicable for. Only
-            /// available for root namespaces (every group here is one).
-            #[allow(clippy::too_many_arguments)]
-            async fn add_on_eligible_users(
-                &self,
-                ctx: &Context<'_>,
-                add_on_type: AddOnType,
-                #[graphql(validator(max_items = 100))] add_on_purchase_ids: Vec<AddOnPurchaseId>,
-                search: Option<String>,
-                sort: Option<UserSort>,
-                filter_by_assigned_seat: Option<String>,
-                after: Option<String>,
-                before: Option<String>,
-                first: Option<i32>,
-                last: Option<i32>,
-            ) -> Result<Option<AddOnUserConnection>> {
-                if !super::owns_group(ctx, self.0.id).await.map_err(internal)? {
-                    return Err(super::response::execution_error(
-                        seats::SeatError::NotAvailable.to_string(),
-                    ));
-                }
-                let purchases = (add_on_type, add_on_purchase_ids);
-                let filter = (search, sort, filter_by_assigned_seat);
-                let page = (after, before, first, last);
-                super::eligible::eligible_users(ctx, Some(self.0.id), purchases, filter, page).await
-            }
-        }
-    };
-}
-
-namespace_object!(GroupObject, "Group", "A group (a top-level namespace).");
-namespace_object!(NamespaceObject, "Namespace", "A namespace.");
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The user directory at scale: seeds USERS users in SQL (default 1,000,000: one in twenty
 # blocked or deactivated, one in fifty a bot or service user, half of them members of one
-# group), then times each interactive list request — the median of RUNS — through the server.
+# group, a Duo seat for one in a thousand), then times each interactive request — the median
+# of RUNS — through the server, beside the time its SQL statements took inside the server
+# (sqlx's own per-statement timings, summed per request): the ratio of the two is what the
+# server adds over its SQL, the figure that holds on a busy or a fast machine alike.
 #
 #   scripts/bench-scale.sh [sqlite|postgres] [USERS]
 #   BIN=path/to/gitlab-license-server scripts/bench-scale.sh   (default: the release build)
@@ -56,7 +59,7 @@ esac
 
 start_server() {
   DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK" INITIAL_ROOT_TOKEN="$TOKEN" \
-    LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn "$BIN" >"$WORK/server.log" 2>&1 &
+    LISTEN_ADDR="127.0.0.1:$PORT" RUST_LOG=warn,sqlx::query=debug "$BIN" >"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fsS -o /dev/null "http://127.0.0.1:$PORT/-/readiness" 2>/dev/null && return 0
@@ -82,33 +85,83 @@ VALUES ('Big', 'big', '', 'private', $NOW);
 INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
 SELECT u.id, 'Namespace', g.id, 30, $NOW FROM users u, groups g
 WHERE g.path = 'big' AND u.id % 2 = 0;
+INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on, expires_on,
+                              trial, created_at, updated_at)
+VALUES ('code_suggestions', NULL, 5000, '2026-01-01', '2099-01-01', FALSE, $NOW, $NOW);
+INSERT INTO user_add_on_assignments (add_on_purchase_id, user_id, created_at)
+SELECT p.id, u.id, $NOW FROM add_on_purchases p, users u
+WHERE u.id % 1000 = 7 AND u.state = 'active' AND u.user_type = 'human';
 ANALYZE;
 SQL
 echo "seeded $USERS users on $BACKEND in $(( $(date +%s) - seed_started )) s"
 start_server
 
-median_ms() {
-  local url="$1" times=()
-  for _ in $(seq 1 "$RUNS"); do
-    times+=("$(curl -s -o /dev/null -w '%{time_total}' -H "PRIVATE-TOKEN: $TOKEN" "$url")")
-  done
-  printf '%s\n' "${times[@]}" | sort -n | awk '{ t[NR] = $1 } END { printf "%.1f", t[int((NR + 1) / 2)] * 1000 }'
+# One request: "<ms through the server> <ms of its SQL statements>". The statements are those
+# the server logged while the request ran (requests run one at a time).
+timed() {
+  local before after total sql
+  before=$(wc -c <"$WORK/server.log")
+  total=$(curl -s -o /dev/null -w '%{time_total}' -H "PRIVATE-TOKEN: $TOKEN" "$@")
+  sleep 0.05
+  sql=$(tail -c +"$((before + 1))" "$WORK/server.log" \
+    | grep -o 'elapsed_secs=[0-9.eE+-]*' | cut -d= -f2 | awk '{ s += $1 } END { printf "%.6f", s }')
+  awk -v t="$total" -v s="$sql" 'BEGIN { printf "%.3f %.3f\n", t * 1000, s * 1000 }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] }'; }
+
+# A row of the table: the medians of RUNS requests and their ratio.
+row() {
+  local name="$1"; shift
+  local samples
+  samples=$(for _ in $(seq 1 "$RUNS"); do timed "$@"; done)
+  local request sql
+  request=$(echo "$samples" | awk '{ print $1 }' | median)
+  sql=$(echo "$samples" | awk '{ print $2 }' | median)
+  awk -v n="$name" -v r="$request" -v s="$sql" \
+    'BEGIN { printf "| %s | %s ms | %s ms | %s |\n", n, r, s, (s > 0 ? sprintf("%.1f×", r / s) : "–") }'
+}
+
+# GitLab's keyset cursor over the sort values of the row a page starts after.
+cursor() { printf '%s' "$1" | base64 -w0 | tr '+/' '-_'; }
+
+graphql() {
+  local name="$1" query="$2"
+  python3 -c 'import json,sys; print(json.dumps({"query": sys.argv[1]}))' "$query" >"$WORK/query.json"
+  row "$name" -X POST -H 'Content-Type: application/json' --data @"$WORK/query.json" \
+    "http://127.0.0.1:$PORT/api/graphql"
 }
 
 deep_id=$(( USERS * 3 / 10 ))
-cursor=$(printf '{"id":"%s","_kd":"n"}' "$deep_id" | base64 -w0 | tr '+/' '-_')
 base="http://127.0.0.1:$PORT/api/v4"
-printf '| request (%s users, %s) | median ms |\n|---|---|\n' "$USERS" "$BACKEND"
-while IFS='|' read -r name path; do
-  printf '| %s | %s |\n' "$name" "$(median_ms "$base$path")"
-done <<EOF2
-GET /users?search=98765|/users?search=98765
-GET /users?search=u765432@example.com|/users?search=u765432@example.com
-GET /users?username=u765432|/users?username=u765432
-GET /users (page 1)|/users
-GET /users?page=1000|/users?page=1000
-GET /users?active=true&humans=true|/users?active=true&humans=true
-GET /users keyset, cursor 30% deep|/users?pagination=keyset&order_by=id&cursor=$cursor
-GET /groups/big/members|/groups/big/members
-GET /license|/license
-EOF2
+printf '| request (%s users, %s) | median | its SQL | ratio |\n|---|---|---|---|\n' "$USERS" "$BACKEND"
+row "GET /users?search=98765" "$base/users?search=98765"
+row "GET /users?search=u765432@example.com" "$base/users?search=u765432@example.com"
+row "GET /users?username=u765432" "$base/users?username=u765432"
+row "GET /users (page 1)" "$base/users"
+row "GET /users?page=1000" "$base/users?page=1000"
+row "GET /users?active=true&humans=true" "$base/users?active=true&humans=true"
+row "GET /users keyset, cursor 30 % deep" \
+  "$base/users?pagination=keyset&order_by=id&cursor=$(cursor "{\"id\":\"$deep_id\",\"_kd\":\"n\"}")"
+row "GET /groups/big/members" "$base/groups/big/members"
+
+PURCHASE='gid://gitlab/GitlabSubscriptions::AddOnPurchase/1'
+list() { echo "{ selfManagedAddOnEligibleUsers(addOnType: CODE_SUGGESTIONS, addOnPurchaseIds: [\"$PURCHASE\"], $1) { nodes { id username } pageInfo { hasNextPage endCursor } } }"; }
+graphql "GraphQL eligible users, first page" "$(list 'first: 20')"
+graphql "GraphQL eligible users, search" "$(list 'search: "98765", first: 20')"
+graphql "GraphQL eligible users, cursor 70 % deep" \
+  "$(list "first: 20, after: \"$(cursor "{\"id\":\"$deep_id\"}")\"")"
+graphql "GraphQL eligible users by name, cursor 70 % deep" \
+  "$(list "sort: NAME_ASC, first: 20, after: \"$(cursor "{\"name\":\"User 700000\",\"id\":\"700000\"}")\"")"
+graphql "GraphQL eligible users, filterByAssignedSeat true" "$(list 'filterByAssignedSeat: "true", first: 20')"
+
+# The subscription page, signed in.
+JAR="$WORK/cookies"
+CSRF=$(curl -fs -c "$JAR" "http://127.0.0.1:$PORT/admin/sign_in" \
+  | grep -o 'name="authenticity_token" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
+curl -fs -o /dev/null -b "$JAR" -c "$JAR" --data-urlencode "authenticity_token=$CSRF" \
+  --data-urlencode "token=$TOKEN" "http://127.0.0.1:$PORT/admin/sign_in"
+SESSION=$(awk '$6 == "_gitlab_license_server_session" {print $7}' "$JAR")
+row "GET /admin/subscription" -H "Cookie: _gitlab_license_server_session=$SESSION" \
+  "http://127.0.0.1:$PORT/admin/subscription"
+row "GET /license" "$base/license"

@@ -8,6 +8,7 @@
 #
 #   scripts/bench-scale.sh [sqlite|postgres] [USERS]
 #   BIN=path/to/gitlab-license-server scripts/bench-scale.sh   (default: the release build)
+#   JIT=off scripts/bench-scale.sh postgres                    (the server's sessions without JIT)
 #
 # Loopback only; PostgreSQL is the local one at 127.0.0.1:5432 (user postgres). The scratch
 # database is dropped at the end.
@@ -49,6 +50,7 @@ case "$BACKEND" in
     PG_DB="gls_scale_$$"
     psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $PG_DB" >/dev/null
     DATABASE_URL="postgres://postgres@127.0.0.1:5432/$PG_DB"
+    if [ "${JIT:-}" = off ]; then DATABASE_URL="$DATABASE_URL?options=-c%20jit%3Doff"; fi
     run_sql() { psql -h 127.0.0.1 -U postgres -d "$PG_DB" -qv ON_ERROR_STOP=1 >/dev/null; }
     SERIES=""
     FROM_SERIES="FROM generate_series(1, $USERS) AS n(i)"

@@ -9,7 +9,7 @@ use crate::bootstrap::{self, KeySource, RootSetup};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{Config, LogFormat};
-use crate::state::{AppState, LicenseKeys};
+use crate::state::{AppState, LicenseKeys, Shared};
 use crate::store::{Store, CHANGE_CHANNEL};
 
 /// Connects to the configured database and brings its schema up to date.
@@ -69,7 +69,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
     // SQLite has one writer process, so local invalidation is exact from the start; on
     // PostgreSQL caching waits for the change listener.
     let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
-    let state = AppState {
+    let state = AppState::new(Shared {
         config: Arc::new(config),
         store,
         clock,
@@ -78,7 +78,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         jobs_wake: crate::jobs::wake_handle(),
         hooks_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
-    };
+    });
     spawn_change_listener(&state);
     if generate_keys {
         spawn_key_generation(&state);

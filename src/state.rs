@@ -8,8 +8,28 @@ use crate::config::Config;
 use crate::license_key::RsaPublicKey;
 use crate::store::Store;
 
+/// What every handler reaches, behind one `Arc`: axum clones the state for every request
+/// (the handler service and each `State` extractor), and one reference count is all such a
+/// clone should cost.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The state's parts.
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,

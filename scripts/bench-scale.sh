@@ -14,6 +14,8 @@
 # database is dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/web-session.sh
+. scripts/web-session.sh
 
 BACKEND="${1:-sqlite}"
 USERS="${2:-1000000}"
@@ -158,12 +160,7 @@ graphql "GraphQL eligible users by name, cursor 70 % deep" \
 graphql "GraphQL eligible users, filterByAssignedSeat true" "$(list 'filterByAssignedSeat: "true", first: 20')"
 
 # The subscription page, signed in.
-JAR="$WORK/cookies"
-CSRF=$(curl -fs -c "$JAR" "http://127.0.0.1:$PORT/admin/sign_in" \
-  | grep -o 'name="authenticity_token" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
-curl -fs -o /dev/null -b "$JAR" -c "$JAR" --data-urlencode "authenticity_token=$CSRF" \
-  --data-urlencode "token=$TOKEN" "http://127.0.0.1:$PORT/admin/sign_in"
-SESSION=$(awk '$6 == "_gitlab_license_server_session" {print $7}' "$JAR")
+SESSION=$(web_session "http://127.0.0.1:$PORT" "$TOKEN" "$WORK/cookies")
 row "GET /admin/subscription" -H "Cookie: _gitlab_license_server_session=$SESSION" \
   "http://127.0.0.1:$PORT/admin/subscription"
 row "GET /license" "$base/license"

@@ -9,6 +9,8 @@
 # 127.0.0.1:5432 (user postgres). Loopback only; every run is bounded by DURATION seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/web-session.sh
+. scripts/web-session.sh
 
 BACKEND="${1:-sqlite}"
 DURATION="${DURATION:-10}"
@@ -117,12 +119,7 @@ LOADED_RSS_KIB=$(rss_kib "$SERVER_PID")
   for i in $(seq 0 364); do echo "$(date -u -d "2026-01-01 + $i days" +%F),$((40 + i % 30))"; done
 } >"$WORK/history.csv"
 DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" RUST_LOG=warn "$BIN" history import "$WORK/history.csv" >/dev/null
-JAR="$WORK/cookies"
-CSRF=$(curl -fs -c "$JAR" "http://127.0.0.1:$SERVER_PORT/admin/sign_in" \
-  | grep -o 'name="authenticity_token" value="[^"]*"' | head -1 | sed 's/.*value="//; s/"$//')
-curl -fs -o /dev/null -b "$JAR" -c "$JAR" --data-urlencode "authenticity_token=$CSRF" \
-  --data-urlencode "token=$TOKEN" "http://127.0.0.1:$SERVER_PORT/admin/sign_in"
-SESSION=$(awk '$6 == "_gitlab_license_server_session" {print $7}' "$JAR")
+SESSION=$(web_session "http://127.0.0.1:$SERVER_PORT" "$TOKEN" "$WORK/cookies")
 PAGE_POINTS=$(curl -fs -H "Cookie: _gitlab_license_server_session=$SESSION" \
   "http://127.0.0.1:$SERVER_PORT/admin/subscription" | grep -o '<circle class="point' | wc -l)
 read -r PAGE_RPS PAGE_P99 < <(measure -H "Cookie: _gitlab_license_server_session=$SESSION" \

@@ -28,7 +28,9 @@ use axum::response::IntoResponse;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -89,7 +91,10 @@ pub fn app(state: AppState) -> Router {
                 })
                 .on_failure(()),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, SequentialRequestId::new()))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            SequentialRequestId::new(),
+        ))
 }
 
 /// Request ids: a random prefix drawn once per process, then a counter, as 32 hex digits (a
@@ -115,7 +120,9 @@ impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
         let sequence = self.counter.fetch_add(1, Ordering::Relaxed);
         let id = format!("{:016x}{sequence:016x}", self.prefix);
-        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
     }
 }
 

@@ -12,7 +12,8 @@ use super::values::{AddOnType, UserSort};
 use super::{internal, request, response::execution_error};
 use crate::domain::cursors;
 use crate::store::{
-    EligibleKey, EligibleOrder, EligiblePage, EligibleUser, EligibleUserFilter, User, UserSearch,
+    EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUser, EligibleUserFilter,
+    User, UserSearch,
 };
 
 /// Whose seats both eligible-user lists are about: `addOnType`, `addOnPurchaseIds`.
@@ -131,103 +132,113 @@ pub async fn eligible_users(
     let fields = CursorFields::of(order, filter.search.is_some());
     let today = context.state.clock.today();
     let state = context.state.clone();
+    let args = (after, before, first, last);
+    keyset_connection(fields, args, |after, before, first, last| async move {
+        if !duo || blank_search {
+            return Ok(Connection::new(false, false));
+        }
+        // `last` alone reads from the end; with `first`, it trims the first page.
+        let backward = last.is_some() && first.is_none();
+        let size = first.or(last).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE);
+        let (has_after, has_before) = (after.is_some(), before.is_some());
+        let page = EligiblePage {
+            after,
+            before,
+            backward,
+            limit: i64::try_from(size).unwrap_or(0),
+        };
+        let query = EligibleQuery {
+            namespace_id,
+            filter: &filter,
+            order,
+            today,
+            page: &page,
+        };
+        let (mut rows, more) = state.store.eligible_users(&query).await.map_err(internal)?;
+        let mut trimmed = false;
+        if let (Some(first), Some(last)) = (first, last) {
+            let keep = last.min(first.min(MAX_PAGE_SIZE));
+            trimmed = rows.len() > keep;
+            rows.drain(..rows.len().saturating_sub(keep));
+        }
+        // GitLab's keyset connection: a cursor given means rows lie beyond it.
+        let (has_previous, has_next) = if backward {
+            (more, has_before)
+        } else {
+            (has_after || trimmed, more)
+        };
+        let mut connection = Connection::new(has_previous, has_next);
+        connection
+            .edges
+            .extend(rows.into_iter().map(|row: EligibleUser| {
+                Edge::new(fields.encode(&row.key()), AddOnUser(row.user))
+            }));
+        Ok(connection)
+    })
+    .await
+    .map(Some)
+}
+
+/// Runs `page` with the connection's arguments read: the keys the `after` and `before`
+/// cursors name (GitLab's error for a cursor that names none of this order), `first` and
+/// `last`.
+async fn keyset_connection<Page, Paged>(
+    fields: CursorFields,
+    (after, before, first, last): ConnectionArgs,
+    page: Page,
+) -> Result<AddOnUserConnection>
+where
+    Page: FnOnce(Option<EligibleKey>, Option<EligibleKey>, Option<usize>, Option<usize>) -> Paged,
+    Paged: std::future::Future<Output = Result<AddOnUserConnection>>,
+{
     connection::query(
         after,
         before,
         first,
         last,
-        |after: Option<String>, before: Option<String>, first: Option<usize>, last| async move {
-            let key = |cursor: Option<String>| match cursor {
-                None => Ok(None),
-                Some(cursor) => fields
-                    .decode(&cursor)
-                    .map(Some)
-                    .ok_or_else(|| execution_error(INVALID_CURSOR)),
+        |after: Option<String>, before: Option<String>, first, last| async move {
+            let key = |cursor: Option<String>| {
+                cursor
+                    .map(|cursor| {
+                        fields
+                            .decode(&cursor)
+                            .ok_or_else(|| execution_error(INVALID_CURSOR))
+                    })
+                    .transpose()
             };
-            let (after, before) = (key(after)?, key(before)?);
-            if !duo || blank_search {
-                return Ok::<_, async_graphql::Error>(Connection::new(false, false));
-            }
-            // `last` alone reads from the end; with `first`, it trims the first page.
-            let backward = last.is_some() && first.is_none();
-            let size = first.or(last).unwrap_or(MAX_PAGE_SIZE).min(MAX_PAGE_SIZE);
-            let (has_after, has_before) = (after.is_some(), before.is_some());
-            let page = EligiblePage {
-                after,
-                before,
-                backward,
-                limit: i64::try_from(size).unwrap_or(0),
-            };
-            let (mut rows, more) = state
-                .store
-                .eligible_users(namespace_id, &filter, order, today, &page)
-                .await
-                .map_err(internal)?;
-            let mut trimmed = false;
-            if let (Some(first), Some(last)) = (first, last) {
-                let keep = last.min(first.min(MAX_PAGE_SIZE));
-                trimmed = rows.len() > keep;
-                rows.drain(..rows.len().saturating_sub(keep));
-            }
-            // GitLab's keyset connection: a cursor given means rows lie beyond it.
-            let (has_previous, has_next) = if backward {
-                (more, has_before)
-            } else {
-                (has_after || trimmed, more)
-            };
-            let mut connection = Connection::new(has_previous, has_next);
-            connection
-                .edges
-                .extend(rows.into_iter().map(|row: EligibleUser| {
-                    Edge::new(fields.encode(&row.key()), AddOnUser(row.user))
-                }));
-            Ok(connection)
+            page(key(after)?, key(before)?, first, last).await
         },
     )
     .await
-    .map(Some)
 }
 
 /// A mutation payload's `users` (already in memory, newest id first, as GitLab's keyset
 /// connection over `User.id_in(ids)`), with the same cursors as the lists' `ID_DESC` order.
 pub async fn users_by_id_desc(
     users: Vec<User>,
-    (after, before, first, last): ConnectionArgs,
+    args: ConnectionArgs,
 ) -> Result<AddOnUserConnection> {
     let fields = CursorFields::of(EligibleOrder::IdDesc, false);
-    connection::query(
-        after,
-        before,
-        first,
-        last,
-        |after: Option<String>, before: Option<String>, first: Option<usize>, last| async move {
-            let id = |cursor: Option<String>| match cursor {
-                None => Ok(None),
-                Some(cursor) => fields
-                    .decode(&cursor)
-                    .map(|key| Some(key.id))
-                    .ok_or_else(|| execution_error(INVALID_CURSOR)),
-            };
-            let (after, before) = (id(after)?, id(before)?);
-            let in_range: Vec<User> = users
+    keyset_connection(fields, args, |after, before, first, last| async move {
+        let (after, before) = (after.map(|key| key.id), before.map(|key| key.id));
+        let in_range: Vec<User> = users
+            .into_iter()
+            .filter(|user| after.is_none_or(|after| user.id < after))
+            .filter(|user| before.is_none_or(|before| user.id > before))
+            .collect();
+        let (start, end) = super::types::window(None, None, first, last, in_range.len());
+        let has_previous = after.is_some() || start > 0;
+        let has_next = before.is_some() || end < in_range.len();
+        let mut connection = Connection::new(has_previous, has_next);
+        connection.edges.extend(
+            in_range
                 .into_iter()
-                .filter(|user| after.is_none_or(|after| user.id < after))
-                .filter(|user| before.is_none_or(|before| user.id > before))
-                .collect();
-            let (start, end) = super::types::window(None, None, first, last, in_range.len());
-            let has_previous = after.is_some() || start > 0;
-            let has_next = before.is_some() || end < in_range.len();
-            let mut connection = Connection::new(has_previous, has_next);
-            connection.edges.extend(
-                in_range
-                    .into_iter()
-                    .skip(start)
-                    .take(end - start)
-                    .map(|user| Edge::new(fields.encode(&id_key(user.id)), AddOnUser(user))),
-            );
-            Ok::<_, async_graphql::Error>(connection)
-        },
-    )
+                .skip(start)
+                .take(end - start)
+                .map(|user| Edge::new(fields.encode(&id_key(user.id)), AddOnUser(user))),
+        );
+        Ok(connection)
+    })
     .await
 }
 

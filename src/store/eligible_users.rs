@@ -69,39 +69,34 @@ impl Store {
     /// depth.
     pub async fn eligible_users(
         &self,
-        namespace_id: Option<i64>,
-        filter: &EligibleUserFilter,
-        order: EligibleOrder,
-        today: NaiveDate,
-        page: &EligiblePage,
+        query: &EligibleQuery<'_>,
     ) -> StoreResult<(Vec<EligibleUser>, bool)> {
-        let (sql, keys) = self.eligible_users_sql(filter, order, page);
-        let binds = EligibleBinds::new(self, namespace_id, filter, today, keys, page.limit);
+        let (sql, binds) = self.eligible_statement(query);
         let mut rows = with_pool!(self, pool => {
             bind_eligible!(sqlx::query_as::<_, EligibleUser>(&sql), binds)
                 .fetch_all(pool)
                 .await?
         });
-        let more = rows.len() as i64 > page.limit;
-        rows.truncate(usize::try_from(page.limit).unwrap_or(usize::MAX));
-        if page.backward {
+        let limit = query.page.limit;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        if query.page.backward {
             rows.reverse();
         }
         Ok((rows, more))
     }
 
+    /// The statement of [`Store::eligible_users`] and what it binds.
+    fn eligible_statement<'a>(&self, query: &EligibleQuery<'a>) -> (String, EligibleBinds<'a>) {
+        let (sql, keys) = self.eligible_users_sql(query.filter, query.order, query.page);
+        let binds = EligibleBinds::new(self, query, keys);
+        (sql, binds)
+    }
+
     /// The query plan of [`Store::eligible_users`]' statement for these arguments (the
     /// tests hold every order and filter to an index with it).
-    pub async fn eligible_users_plan(
-        &self,
-        namespace_id: Option<i64>,
-        filter: &EligibleUserFilter,
-        order: EligibleOrder,
-        today: NaiveDate,
-        page: &EligiblePage,
-    ) -> StoreResult<String> {
-        let (sql, keys) = self.eligible_users_sql(filter, order, page);
-        let binds = EligibleBinds::new(self, namespace_id, filter, today, keys, page.limit);
+    pub async fn eligible_users_plan(&self, query: &EligibleQuery<'_>) -> StoreResult<String> {
+        let (sql, binds) = self.eligible_statement(query);
         let lines: Vec<String> = match &self.db {
             Db::Sqlite(pool) => {
                 let explain = format!("EXPLAIN QUERY PLAN {sql}");
@@ -262,25 +257,19 @@ struct EligibleBinds<'a> {
 }
 
 impl<'a> EligibleBinds<'a> {
-    fn new(
-        store: &Store,
-        namespace_id: Option<i64>,
-        filter: &'a EligibleUserFilter,
-        today: NaiveDate,
-        keys: Vec<KeyValue>,
-        limit: i64,
-    ) -> Self {
+    fn new(store: &Store, query: &EligibleQuery<'a>, keys: Vec<KeyValue>) -> Self {
+        let filter = query.filter;
         let text = filter.search.as_ref().map(|search| search.0.clone());
         Self {
-            namespace_id,
+            namespace_id: query.namespace_id,
             pattern: text.as_deref().map(contains_pattern),
             text,
-            today,
+            today: query.today,
             purchases: filter.purchase_ids(),
             phrase: store.search_phrase(filter),
             keys,
             // One row past the page says whether another follows.
-            limit: limit.saturating_add(1),
+            limit: query.page.limit.saturating_add(1),
         }
     }
 }
@@ -346,6 +335,18 @@ pub struct EligibleKey {
     pub name: String,
     pub last_activity_on: Option<NaiveDate>,
     pub search_rank: i64,
+}
+
+/// An eligible-user list request: whose purchases (a namespace's, or the instance's when
+/// `None`), narrowed how, in which order, which page, and the day that decides which
+/// purchases are active.
+#[derive(Debug, Clone, Copy)]
+pub struct EligibleQuery<'a> {
+    pub namespace_id: Option<i64>,
+    pub filter: &'a EligibleUserFilter,
+    pub order: EligibleOrder,
+    pub today: NaiveDate,
+    pub page: &'a EligiblePage,
 }
 
 /// Which keyset page to read.

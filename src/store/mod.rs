@@ -185,8 +185,8 @@ mod users;
 
 pub use add_ons::{AddOnPurchase, Locked, SaveMode, SeatAudit};
 pub use eligible_users::{
-    EligibleKey, EligibleOrder, EligiblePage, EligibleUser, EligibleUserFilter, KeyValue,
-    UserSearch,
+    EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUser, EligibleUserFilter,
+    KeyValue, UserSearch,
 };
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use sessions::{SeatHolder, WebSession};

@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use gitlab_license_server::store::{
-    EligibleKey, EligibleOrder, EligiblePage, EligibleUserFilter, UserSearch,
+    EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUserFilter, UserSearch,
 };
 use serde_json::{json, Value};
 
@@ -187,6 +187,21 @@ fn base64_decode(text: &str) -> Vec<u8> {
         .expect("base64")
 }
 
+/// The instance list's page `page` in the default order.
+fn first_page_of<'a>(
+    filter: &'a EligibleUserFilter,
+    today: NaiveDate,
+    page: &'a EligiblePage,
+) -> EligibleQuery<'a> {
+    EligibleQuery {
+        namespace_id: None,
+        filter,
+        order: EligibleOrder::IdDesc,
+        today,
+        page,
+    }
+}
+
 /// Whether a SQLite plan reads the whole users table (`SCAN u`, not through an index).
 fn scans_users(plan: &str) -> bool {
     plan.lines().any(|line| line.trim() == "SCAN u")
@@ -239,7 +254,13 @@ async fn every_order_reaches_users_through_an_index(app: TestApp) {
             let plan = app
                 .state
                 .store
-                .eligible_users_plan(None, &EligibleUserFilter::default(), order, today, &page)
+                .eligible_users_plan(&EligibleQuery {
+                    namespace_id: None,
+                    filter: &EligibleUserFilter::default(),
+                    order,
+                    today,
+                    page: &page,
+                })
                 .await
                 .expect("plan");
             // The page is read in the order of an index and stops at the limit: no sort of
@@ -273,7 +294,7 @@ async fn every_order_reaches_users_through_an_index(app: TestApp) {
     let plan = app
         .state
         .store
-        .eligible_users_plan(None, &holders, EligibleOrder::IdDesc, today, &first_page)
+        .eligible_users_plan(&first_page_of(&holders, today, &first_page))
         .await
         .expect("plan");
     match app.backend {
@@ -288,7 +309,7 @@ async fn every_order_reaches_users_through_an_index(app: TestApp) {
     let plan = app
         .state
         .store
-        .eligible_users_plan(None, &search, EligibleOrder::IdDesc, today, &first_page)
+        .eligible_users_plan(&first_page_of(&search, today, &first_page))
         .await
         .expect("plan");
     match app.backend {

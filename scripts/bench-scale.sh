@@ -9,6 +9,8 @@
 #   scripts/bench-scale.sh [sqlite|postgres] [USERS]
 #   BIN=path/to/gitlab-license-server scripts/bench-scale.sh   (default: the release build)
 #   JIT=off scripts/bench-scale.sh postgres                    (the server's sessions without JIT)
+#   SERVER_LOG=/tmp/scale.log scripts/bench-scale.sh           (keep the server's log: each
+#                                                               statement and its time)
 #
 # Loopback only; PostgreSQL is the local one at 127.0.0.1:5432 (user postgres). The scratch
 # database is dropped at the end.
@@ -31,6 +33,7 @@ cleanup() {
   if [ -n "$PG_DB" ]; then
     psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
   fi
+  if [ -n "${SERVER_LOG:-}" ] && [ -f "$WORK/server.log" ]; then cp "$WORK/server.log" "$SERVER_LOG"; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -474,9 +474,33 @@ fn keyset_clause(
         *next += 1;
         format!("${}", *next - 1)
     };
+    // When every term runs one way and none holds a NULL, one row comparison says it, and
+    // both planners read it as where to start in the order's index (an OR of terms they
+    // would filter row by row from the index's beginning).
+    let uniform = columns.iter().all(|column| {
+        column.descending == columns[0].descending && column.key != SortKey::LastActivity
+    });
+    if uniform {
+        let (mut terms, mut bounds) = (Vec::new(), Vec::new());
+        for column in columns {
+            if let Some(value) = column.value(key) {
+                terms.push(column.expression());
+                bounds.push(placeholder(value));
+            }
+        }
+        let comparison = if columns[0].descending { "<" } else { ">" };
+        return format!(
+            "({}) {comparison} ({})",
+            terms.join(", "),
+            bounds.join(", ")
+        );
+    }
     let mut equal_before = Vec::new();
     let mut alternatives = Vec::new();
-    for column in columns {
+    // A start in the leading term's index, where one exists: ascending past a date (NULLs,
+    // first, are all behind it).
+    let mut start = None;
+    for (index, column) in columns.iter().enumerate() {
         let expression = column.expression();
         let (beyond, equal) = match column.value(key) {
             None => (
@@ -488,6 +512,9 @@ fn keyset_clause(
             ),
             Some(value) => {
                 let bound = placeholder(value);
+                if index == 0 && !column.descending && column.nulls_first {
+                    start = Some(format!("{expression} >= {bound} AND "));
+                }
                 let comparison = if column.descending { "<" } else { ">" };
                 let past = format!("{expression} {comparison} {bound}");
                 let beyond = if column.key == SortKey::LastActivity && !column.nulls_first {
@@ -508,7 +535,11 @@ fn keyset_clause(
     if alternatives.is_empty() {
         "1 = 0".into()
     } else {
-        alternatives.join(" OR ")
+        format!(
+            "{}({})",
+            start.unwrap_or_default(),
+            alternatives.join(" OR ")
+        )
     }
 }
 

@@ -278,6 +278,17 @@ async fn every_order_reaches_users_through_an_index(app: TestApp) {
                     assert!(plan.contains("Index"), "{order:?} {backward}: {plan}");
                 }
             }
+            // And the cursor is where the index is entered, not a filter over the rows
+            // before it (the page 700,000 deep would read them all).
+            let ranged = order != EligibleOrder::LastActivityDesc
+                && !(order == EligibleOrder::LastActivityAsc && backward);
+            if ranged {
+                let entered = match app.backend {
+                    Backend::Sqlite => plan.lines().any(|line| line.starts_with("SEARCH u ")),
+                    Backend::Postgres => plan.contains("Index Cond"),
+                };
+                assert!(entered, "{order:?} {backward}: {plan}");
+            }
         }
     }
     // Seat holders: found through the assignments, not by walking the users.

@@ -15,7 +15,8 @@ use crate::services::licenses;
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, HistoryRow, LicenseRow, StoreError, StoreResult, User};
 
-/// How many seat holders the page lists per purchase (the rest are reachable by username).
+/// How many seat holders the page lists per purchase, the newest (the rest are reachable by
+/// username).
 pub const SEAT_HOLDERS_SHOWN: i64 = 200;
 /// How many users the page suggests when assigning seats.
 pub const SUGGESTED_USERS: i64 = 200;
@@ -54,7 +55,7 @@ pub struct LicenseSummary {
 pub struct PurchaseSeats {
     pub purchase: AddOnPurchase,
     pub active: bool,
-    /// Up to [`SEAT_HOLDERS_SHOWN`] holders, by username.
+    /// The newest [`SEAT_HOLDERS_SHOWN`] holders, by username.
     pub holders: Vec<User>,
 }
 

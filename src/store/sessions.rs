@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Db, NewAudit, Store, StoreResult, TokenWithUser, User, Write, TOKEN_WITH_USER_COLUMNS,
-    USER_COLUMNS, U_USER_COLUMNS,
+    U_USER_COLUMNS,
 };
 
 /// A live session with the token (and user) it acts as.
@@ -96,18 +96,20 @@ impl Store {
         }))
     }
 
-    /// The seat holders of every purchase, by username, at most `per_purchase` of each: one
-    /// statement however many purchases there are.
+    /// The newest `per_purchase` seat holders of every purchase, listed by username: one
+    /// statement however many purchases there are. Only the assignments are ranked; the
+    /// users are looked up for the holders kept, so a purchase with thousands of seats costs
+    /// `per_purchase` look-ups, not one per seat.
     pub async fn seat_holders(&self, per_purchase: i64) -> StoreResult<Vec<SeatHolder>> {
         let sql = format!(
-            "SELECT add_on_purchase_id, {USER_COLUMNS} FROM (
-                 SELECT a.add_on_purchase_id, {U_USER_COLUMNS},
-                        ROW_NUMBER() OVER (PARTITION BY a.add_on_purchase_id
-                                           ORDER BY u.username, u.id) AS position
-                 FROM user_add_on_assignments a JOIN users u ON u.id = a.user_id
-             ) ranked
-             WHERE position <= $1
-             ORDER BY add_on_purchase_id, position"
+            "SELECT r.add_on_purchase_id, {U_USER_COLUMNS} FROM (
+                 SELECT add_on_purchase_id, user_id,
+                        ROW_NUMBER() OVER (PARTITION BY add_on_purchase_id ORDER BY id DESC)
+                            AS position
+                 FROM user_add_on_assignments
+             ) r JOIN users u ON u.id = r.user_id
+             WHERE r.position <= $1
+             ORDER BY r.add_on_purchase_id, u.username, u.id"
         );
         Ok(with_pool!(self, pool => {
             sqlx::query_as::<_, SeatHolder>(&sql)

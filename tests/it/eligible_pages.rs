@@ -350,3 +350,29 @@ async fn the_pages_suggestions_are_read_through_the_username_index(app: TestApp)
         .collect();
     assert_eq!(names, ["bulk1", "bulk10", "bulk100"]);
 }
+
+on_both_backends!(the_pages_holders_are_the_newest_listed_by_username);
+
+async fn the_pages_holders_are_the_newest_listed_by_username(app: TestApp) {
+    seed_ties(&app).await;
+    // Seats for tie1, then tie3 and tie2: the newest two are tie2 and tie3 (the first two by
+    // username would be tie1 and tie2).
+    app.execute_sql(
+        "INSERT INTO user_add_on_assignments (add_on_purchase_id, user_id, created_at)
+         SELECT p.id, u.id, CURRENT_TIMESTAMP FROM add_on_purchases p, users u
+         WHERE u.username = 'tie1'",
+    )
+    .await;
+    app.execute_sql(
+        "INSERT INTO user_add_on_assignments (add_on_purchase_id, user_id, created_at)
+         SELECT p.id, u.id, CURRENT_TIMESTAMP FROM add_on_purchases p, users u
+         WHERE u.username IN ('tie3', 'tie2') ORDER BY u.username DESC",
+    )
+    .await;
+    let holders = app.state.store.seat_holders(2).await.expect("holders");
+    let names: Vec<&str> = holders
+        .iter()
+        .map(|holder| holder.user.username.as_str())
+        .collect();
+    assert_eq!(names, ["tie2", "tie3"]);
+}

@@ -14,7 +14,7 @@ on_both_backends!(
     a_backup_moves_an_instance_to_the_other_backend,
     the_backup_tables_are_the_schema_tables,
     a_restore_of_many_batches_keeps_every_value,
-    a_bad_value_deep_in_a_batch_restores_nothing
+    a_bad_row_deep_in_a_bulk_restore_restores_nothing
 );
 
 fn other(backend: Backend) -> Backend {
@@ -426,7 +426,8 @@ async fn a_restore_of_many_batches_keeps_every_value(app: TestApp) {
             .collect::<Vec<_>>()
     );
     store.close().await;
-    // PostgreSQL builds the secondary indexes after the rows: the same ones come back.
+    // PostgreSQL creates the secondary indexes and the foreign keys after the rows: the same
+    // ones come back.
     if app.backend == Backend::Postgres {
         assert_eq!(
             postgres_indexes(&target.url).await,
@@ -435,12 +436,16 @@ async fn a_restore_of_many_batches_keeps_every_value(app: TestApp) {
     }
 }
 
+/// Every index and constraint of a PostgreSQL database, as the statements that define them.
 async fn postgres_indexes(url: &str) -> Vec<(String, String)> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     let indexes = sqlx::query_as(
-        "SELECT indexname::TEXT, indexdef FROM pg_indexes
-         WHERE schemaname = current_schema() ORDER BY indexname",
+        "SELECT indexname::TEXT, indexdef FROM pg_indexes WHERE schemaname = current_schema()
+         UNION ALL
+         SELECT conname::TEXT, pg_get_constraintdef(oid) FROM pg_constraint
+         WHERE connamespace = current_schema()::regnamespace
+         ORDER BY 1, 2",
     )
     .fetch_all(&mut conn)
     .await
@@ -449,7 +454,7 @@ async fn postgres_indexes(url: &str) -> Vec<(String, String)> {
     indexes
 }
 
-async fn a_bad_value_deep_in_a_batch_restores_nothing(app: TestApp) {
+async fn a_bad_row_deep_in_a_bulk_restore_restores_nothing(app: TestApp) {
     let mut rows = awkward_rows();
     // In the second batch on SQLite; mid-stream of the COPY on PostgreSQL.
     rows[5000].1.insert("admin".into(), json!("yes"));
@@ -474,7 +479,44 @@ async fn a_bad_value_deep_in_a_batch_restores_nothing(app: TestApp) {
         .expect("db")
         .is_none());
     store.close().await;
-    // The indexes dropped for the rows' sake come back with the rollback.
+    // The indexes and foreign keys dropped for the rows' sake come back with the rollback.
+    if app.backend == Backend::Postgres {
+        assert_eq!(
+            postgres_indexes(&target.url).await,
+            postgres_indexes(&app.database_url).await
+        );
+    }
+
+    // A membership of a user the backup does not hold: the foreign key refuses it, whether
+    // it checks each row (SQLite) or all of them once the rows are in (PostgreSQL).
+    let mut rows = awkward_rows();
+    let mut member = serde_json::Map::new();
+    member.insert("id".into(), json!(1));
+    member.insert("user_id".into(), json!(1_000_000));
+    member.insert("source_type".into(), json!("Namespace"));
+    member.insert("source_id".into(), json!(1));
+    member.insert("access_level".into(), json!(30));
+    member.insert("created_at".into(), json!("2026-06-15T10:30:00Z"));
+    rows.insert(rows.len() - AWKWARD.len(), ("members", member));
+    write_backup(&file, app.state.store.schema_version(), &rows);
+    let dangling = cli(
+        &["backup", "restore", &file.display().to_string()],
+        &target.url,
+    );
+    assert!(!dangling.status.success());
+    assert!(
+        String::from_utf8_lossy(&dangling.stderr).contains("FOREIGN KEY")
+            || String::from_utf8_lossy(&dangling.stderr).contains("foreign key"),
+        "{}",
+        String::from_utf8_lossy(&dangling.stderr)
+    );
+    let store = Store::connect(&target.url, Some(1)).await.expect("connect");
+    assert!(store
+        .find_user_by_username("u1-tab\there")
+        .await
+        .expect("db")
+        .is_none());
+    store.close().await;
     if app.backend == Backend::Postgres {
         assert_eq!(
             postgres_indexes(&target.url).await,

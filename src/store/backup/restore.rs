@@ -314,9 +314,9 @@ async fn copy_postgres(
 /// What `pg_restore` creates after the rows rather than before, for the restored tables:
 /// the indexes no constraint stands behind, then the foreign keys — each as the statement
 /// that drops it and the one that creates it again, in the order to create them. Primary
-/// keys and `UNIQUE` constraints stay (foreign keys need them); a unique index among those
-/// dropped (`lower(username)`) checks the rows when it is built, and a foreign key when it
-/// is added, with the same errors a row would have met.
+/// keys and `UNIQUE` constraints stay (foreign keys need them). A unique index among those
+/// dropped (`lower(username)`) checks the rows when it is built ("could not create unique
+/// index"), a foreign key when it is added (the error a row would have met).
 const DEFERRED: &str = "
     SELECT 1 AS step, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
       FROM pg_index i

@@ -8,6 +8,8 @@ use sqlx::Row;
 
 use super::{Db, Store, StoreError, StoreResult};
 
+mod restore;
+
 /// How a column's values are read, written and typed in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -267,44 +269,6 @@ macro_rules! column_value {
     }};
 }
 
-/// Binds one JSON value as the column's type; a value of the wrong type is an error that
-/// names the table and column.
-macro_rules! bind_value {
-    ($query:expr, $table:expr, $column:expr, $kind:expr, $value:expr) => {{
-        let bad = || {
-            StoreError::Conflict(format!(
-                "backup row of {}: `{}` is not a valid {:?}",
-                $table, $column, $kind
-            ))
-        };
-        let value: &Value = $value;
-        let integer = || value.as_i64().ok_or_else(bad);
-        let text = || value.as_str().ok_or_else(bad);
-        match ($kind, value.is_null()) {
-            (I16, true) => $query.bind(None::<i16>),
-            (I32, true) => $query.bind(None::<i32>),
-            (I64, true) => $query.bind(None::<i64>),
-            (Text, true) => $query.bind(None::<String>),
-            (Bool, true) => $query.bind(None::<bool>),
-            (Timestamp, true) => $query.bind(None::<DateTime<Utc>>),
-            (Date, true) => $query.bind(None::<NaiveDate>),
-            (I16, false) => $query.bind(i16::try_from(integer()?).map_err(|_| bad())?),
-            (I32, false) => $query.bind(i32::try_from(integer()?).map_err(|_| bad())?),
-            (I64, false) => $query.bind(integer()?),
-            (Text, false) => $query.bind(text()?.to_string()),
-            (Bool, false) => $query.bind(value.as_bool().ok_or_else(bad)?),
-            (Timestamp, false) => $query.bind(
-                DateTime::parse_from_rfc3339(text()?)
-                    .map_err(|_| bad())?
-                    .with_timezone(&Utc),
-            ),
-            (Date, false) => {
-                $query.bind(NaiveDate::parse_from_str(text()?, "%Y-%m-%d").map_err(|_| bad())?)
-            }
-        }
-    }};
-}
-
 /// What a restore found in the target database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreTarget {
@@ -385,77 +349,6 @@ impl Store {
             }
         }
         Ok(written)
-    }
-
-    /// Writes restored rows in one transaction: all of them or none. Refuses a database that
-    /// holds any row unless told to replace it; afterwards, PostgreSQL's id sequences continue
-    /// after the restored ids.
-    pub async fn import_rows(
-        &self,
-        rows: impl IntoIterator<Item = Result<(&'static TableSpec, Map<String, Value>), String>>,
-        target: RestoreTarget,
-    ) -> StoreResult<usize> {
-        let mut restored = 0;
-        macro_rules! import {
-            ($tx:expr, $is_postgres:expr) => {{
-                let mut tx = $tx;
-                let mut existing = 0i64;
-                for table in TABLES {
-                    existing += sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {}", table.name))
-                        .fetch_one(&mut *tx)
-                        .await?;
-                }
-                if existing > 0 {
-                    if target == RestoreTarget::MustBeEmpty {
-                        return Err(StoreError::Conflict(format!(
-                            "the database is not empty ({existing} rows); restore into an empty database, or pass --force to replace its contents"
-                        )));
-                    }
-                    for table in TABLES.iter().rev() {
-                        sqlx::query(&format!("DELETE FROM {}", table.name))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                for item in rows {
-                    let (table, row) = item.map_err(StoreError::Conflict)?;
-                    let present: Vec<&(&str, Kind)> = table
-                        .columns
-                        .iter()
-                        .filter(|(column, _)| row.contains_key(*column))
-                        .collect();
-                    let sql = format!(
-                        "INSERT INTO {} ({}) VALUES ({})",
-                        table.name,
-                        present.iter().map(|(column, _)| *column).collect::<Vec<_>>().join(", "),
-                        (1..=present.len()).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for (column, kind) in present {
-                        query = bind_value!(query, table.name, column, *kind, &row[*column]);
-                    }
-                    query.execute(&mut *tx).await?;
-                    restored += 1;
-                }
-                if $is_postgres {
-                    for table in TABLES.iter().filter(|table| table.key == "id") {
-                        sqlx::query(&format!(
-                            "SELECT setval(pg_get_serial_sequence('{0}', 'id'), COALESCE(MAX(id), 1), MAX(id) IS NOT NULL) FROM {0}",
-                            table.name
-                        ))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                tx.commit().await?;
-            }};
-        }
-        match &self.db {
-            Db::Sqlite(pool) => import!(pool.begin_with("BEGIN IMMEDIATE").await?, false),
-            Db::Postgres(pool) => import!(pool.begin().await?, true),
-        }
-        self.changed();
-        Ok(restored)
     }
 
     /// The newest migration this build applies (a backup records it; a restore refuses a

@@ -142,22 +142,43 @@ fn bind<'q>(
     })
 }
 
+/// The start of a run of rows of one table with the same columns (one statement writes a
+/// run): its table, columns and first row.
+struct Run {
+    table: &'static TableSpec,
+    shape: Shape,
+    columns: Vec<(&'static str, Kind)>,
+    first: Map<String, Value>,
+}
+
+fn next_run(rows: &mut Peekable<impl Iterator<Item = Item>>) -> Option<StoreResult<Run>> {
+    let start = |(table, first): (&'static TableSpec, Map<String, Value>)| {
+        let shape = shape_of(table, &first);
+        let columns = columns_of(table, shape)?;
+        Ok(Run {
+            table,
+            shape,
+            columns,
+            first,
+        })
+    };
+    rows.next()
+        .map(|item| item.map_err(StoreError::Conflict).and_then(start))
+}
+
 /// SQLite: `INSERT INTO t (…) VALUES (…), (…), …` with as many rows as the parameter limit
 /// allows.
 async fn insert_sqlite(
     conn: &mut SqliteConnection,
-    rows: impl IntoIterator<Item = Item>,
+    rows: &mut Peekable<impl Iterator<Item = Item>>,
 ) -> StoreResult<usize> {
-    let mut rows = rows.into_iter().peekable();
     let mut restored = 0;
-    while let Some(item) = rows.next() {
-        let (table, first) = item.map_err(StoreError::Conflict)?;
-        let shape = shape_of(table, &first);
-        let columns = columns_of(table, shape)?;
+    while let Some(run) = next_run(rows).transpose()? {
+        let (table, shape, columns, first) = (run.table, run.shape, run.columns, run.first);
         let mut batch = vec![first];
         let per_batch = SQLITE_MAX_PARAMETERS / columns.len();
         while batch.len() < per_batch {
-            match next_alike(&mut rows, table, shape) {
+            match next_alike(rows, table, shape) {
                 Some(row) => batch.push(row),
                 None => break,
             }
@@ -271,14 +292,11 @@ fn push_copy_row(
 /// chunks, inside the restore's transaction.
 async fn copy_postgres(
     conn: &mut PgConnection,
-    rows: impl IntoIterator<Item = Item>,
+    rows: &mut Peekable<impl Iterator<Item = Item>>,
 ) -> StoreResult<usize> {
-    let mut rows = rows.into_iter().peekable();
     let mut restored = 0;
-    while let Some(item) = rows.next() {
-        let (table, first) = item.map_err(StoreError::Conflict)?;
-        let shape = shape_of(table, &first);
-        let columns = columns_of(table, shape)?;
+    while let Some(run) = next_run(rows).transpose()? {
+        let (table, shape, columns, first) = (run.table, run.shape, run.columns, run.first);
         let names: Vec<&str> = columns.iter().map(|(column, _)| *column).collect();
         let mut copy = conn
             .copy_in_raw(&format!(
@@ -301,7 +319,7 @@ async fn copy_postgres(
                 copy.send(chunk.as_bytes()).await?;
                 chunk.clear();
             }
-            row = next_alike(&mut rows, table, shape);
+            row = next_alike(rows, table, shape);
         }
         if !chunk.is_empty() {
             copy.send(chunk.as_bytes()).await?;
@@ -353,7 +371,7 @@ async fn restore_postgres(
     for (_, drop, _) in &deferred {
         sqlx::raw_sql(drop).execute(&mut *conn).await?;
     }
-    let restored = copy_postgres(conn, rows).await?;
+    let restored = copy_postgres(conn, &mut rows.into_iter().peekable()).await?;
     for (_, _, create) in &deferred {
         sqlx::raw_sql(create).execute(&mut *conn).await?;
     }
@@ -403,7 +421,7 @@ impl Store {
                 let outcome = async {
                     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                     clear!(tx);
-                    let restored = insert_sqlite(&mut tx, rows).await?;
+                    let restored = insert_sqlite(&mut tx, &mut rows.into_iter().peekable()).await?;
                     tx.commit().await?;
                     Ok::<usize, StoreError>(restored)
                 }

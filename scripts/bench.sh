@@ -7,15 +7,24 @@
 #
 # Needs wrk (installed from Debian when missing) and, for postgres, the local PostgreSQL at
 # 127.0.0.1:5432 (user postgres). Loopback only; every run is bounded by DURATION seconds.
+#
+# The servers run on SERVER_CPUS and wrk on WRK_CPUS (CPU 0 and CPU 1 by default): when the
+# load generator competes with the server for the same cores, whichever server is faster
+# leaves wrk less CPU, and wrk's own queueing then shows up as the faster server's latency.
+# The two are measured in alternation, ROUNDS times, and the medians are reported, because a
+# shared machine's speed drifts within a run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/web-session.sh
 . scripts/web-session.sh
 
 BACKEND="${1:-sqlite}"
-DURATION="${DURATION:-10}"
+DURATION="${DURATION:-6}"
 CONNECTIONS="${CONNECTIONS:-64}"
-THREADS="${THREADS:-2}"
+THREADS="${THREADS:-1}"
+ROUNDS="${ROUNDS:-7}"
+SERVER_CPUS="${SERVER_CPUS:-0}"
+WRK_CPUS="${WRK_CPUS:-1}"
 BARE_PORT=18081
 SERVER_PORT=18082
 TOKEN="glpat-benchmark-token-000000"
@@ -69,7 +78,7 @@ now_ms() { date +%s%3N; }
 # database, timed from spawn to the first 200 from /-/readiness.
 start_server() {
   DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$SERVER_PORT" \
-    INITIAL_ROOT_TOKEN="$TOKEN" RUST_LOG=warn "$BIN" serve >>"$WORK/server.log" 2>&1 &
+    INITIAL_ROOT_TOKEN="$TOKEN" RUST_LOG=warn taskset -c "$SERVER_CPUS" "$BIN" serve >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   local started; started=$(now_ms)
@@ -92,14 +101,14 @@ IDLE_RSS_KIB=$(rss_kib "$SERVER_PID")
 curl -fs -o /dev/null -H "PRIVATE-TOKEN: $TOKEN" --data-urlencode "license@$WORK/bench.license" \
   "http://127.0.0.1:$SERVER_PORT/api/v4/license"
 
-./target/release/examples/bare_json "127.0.0.1:$BARE_PORT" &
+taskset -c "$SERVER_CPUS" ./target/release/examples/bare_json "127.0.0.1:$BARE_PORT" &
 PIDS+=("$!")
 until curl -fs -o /dev/null "http://127.0.0.1:$BARE_PORT/license"; do sleep 0.01; done
 
 # wrk prints "Requests/sec: N" and, with --latency, a "99%" percentile line.
 measure() {
   local output
-  output=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")
+  output=$(taskset -c "$WRK_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@")
   echo "$output" >>"$WORK/wrk.log"
   local rps p99
   rps=$(echo "$output" | awk '/Requests\/sec/ {print $2}')
@@ -110,8 +119,25 @@ to_ms() {
   awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/, "", v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v } else if (v ~ /s$/) { sub(/s$/, "", v); print v*1000 } else print v }'
 }
 
-read -r BARE_RPS BARE_P99 < <(measure "http://127.0.0.1:$BARE_PORT/license")
-read -r API_RPS API_P99 < <(measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$SERVER_PORT/api/v4/license")
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Warm-up, not counted: connections, caches and the allocator's pages settle first.
+taskset -c "$WRK_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$BARE_PORT/license" >/dev/null
+taskset -c "$WRK_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "PRIVATE-TOKEN: $TOKEN" \
+  "http://127.0.0.1:$SERVER_PORT/api/v4/license" >/dev/null
+: >"$WORK/rounds"
+for round in $(seq "$ROUNDS"); do
+  read -r bare_rps bare_p99 < <(measure "http://127.0.0.1:$BARE_PORT/license")
+  read -r api_rps api_p99 < <(measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$SERVER_PORT/api/v4/license")
+  bare_p99=$(to_ms "$bare_p99"); api_p99=$(to_ms "$api_p99")
+  echo "$bare_rps $api_rps $bare_p99 $api_p99" >>"$WORK/rounds"
+  echo "round $round: bare $bare_rps requests/s, p99 $bare_p99 ms; server $api_rps requests/s, p99 $api_p99 ms" >&2
+done
+column_median() { awk -v c="$1" '{ print $c }' "$WORK/rounds" | median; }
+BARE_RPS=$(column_median 1); API_RPS=$(column_median 2)
+BARE_P99_MS=$(column_median 3); API_P99_MS=$(column_median 4)
+# The ratios are the medians of each round's ratio: the two in a round ran side by side.
+RPS_RATIO=$(awk '{ print $2 / $1 }' "$WORK/rounds" | median)
+P99_RATIO=$(awk '{ print $4 / $3 }' "$WORK/rounds" | median)
 LOADED_RSS_KIB=$(rss_kib "$SERVER_PID")
 
 # The subscription page, signed in, with a year of daily history in the chart (365 points).
@@ -125,14 +151,14 @@ PAGE_POINTS=$(curl -fs -H "Cookie: _gitlab_license_server_session=$SESSION" \
 read -r PAGE_RPS PAGE_P99 < <(measure -H "Cookie: _gitlab_license_server_session=$SESSION" \
   "http://127.0.0.1:$SERVER_PORT/admin/subscription")
 
-BARE_P99_MS=$(to_ms "$BARE_P99"); API_P99_MS=$(to_ms "$API_P99")
 awk -v backend="$BACKEND" -v bare="$BARE_RPS" -v api="$API_RPS" -v bp="$BARE_P99_MS" -v ap="$API_P99_MS" \
+    -v rr="$RPS_RATIO" -v pr="$P99_RATIO" -v rounds="$ROUNDS" \
     -v first="$FIRST_READY_MS" -v ready="$READY_MS" -v idle="$IDLE_RSS_KIB" -v loaded="$LOADED_RSS_KIB" \
     -v conns="$CONNECTIONS" -v dur="$DURATION" 'BEGIN {
-  printf "backend: %s, wrk -t'"$THREADS"' -c%d -d%ds, %s\n", backend, conns, dur, "loopback, same machine"
+  printf "backend: %s, wrk -t'"$THREADS"' -c%d -d%ds on CPU '"$WRK_CPUS"', servers on CPU '"$SERVER_CPUS"', medians of %d alternating rounds, loopback\n", backend, conns, dur, rounds
   printf "| measure | bare axum JSON | GET /api/v4/license | ratio | aim |\n|---|---|---|---|---|\n"
-  printf "| requests/s | %.0f | %.0f | %.2f | ≥ 0.90 |\n", bare, api, api / bare
-  printf "| p99 latency | %.2f ms | %.2f ms | %.2f× | ≤ 1.25× |\n", bp, ap, ap / bp
+  printf "| requests/s | %.0f | %.0f | %.2f | ≥ 0.90 |\n", bare, api, rr
+  printf "| p99 latency | %.2f ms | %.2f ms | %.2f× | ≤ 1.25× |\n", bp, ap, pr
   printf "| ready after start (first run / later) | | %d ms / %d ms | | < 200 ms |\n", first, ready
   printf "| resident memory idle / after load | | %.1f MiB / %.1f MiB | | idle < 20 MiB |\n", idle / 1024, loaded / 1024
 }'

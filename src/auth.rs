@@ -32,9 +32,11 @@ pub fn token_digest(token: &str) -> String {
     // Into a buffer, then one String: `hex::encode` collects chars one by one, and this runs
     // on every authenticated request.
     let mut text = [0u8; 64];
-    match hex::encode_to_slice(Sha256::digest(token.as_bytes()), &mut text) {
-        Ok(()) => String::from_utf8_lossy(&text).into_owned(),
-        Err(_) => hex::encode(Sha256::digest(token.as_bytes())),
+    let digest = Sha256::digest(token.as_bytes());
+    match hex::encode_to_slice(digest, &mut text) {
+        // Hex digits are ASCII; `from_utf8` only checks that.
+        Ok(()) => std::str::from_utf8(&text).map_or_else(|_| hex::encode(digest), str::to_owned),
+        Err(_) => hex::encode(digest),
     }
 }
 

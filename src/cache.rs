@@ -4,8 +4,9 @@
 //! Freshness rule: an entry is served only if no write has been committed or announced since it
 //! was read ([`Store::change_count`]), and only for [`MAX_AGE`]. Local writes invalidate at
 //! once; on PostgreSQL other replicas' writes arrive by `LISTEN/NOTIFY` within milliseconds, and
-//! `MAX_AGE` bounds staleness should a notification ever be missed (or when a command-line tool
-//! writes to the database behind the server's back).
+//! `MAX_AGE` (plus the one read that renews an aged entry) bounds staleness should a
+//! notification ever be missed (or when a command-line tool writes to the database behind the
+//! server's back).
 //!
 //! Outages: while the database cannot be reached, the last value read (the `last_known_*`
 //! getters) is what it would answer — no write can happen without it — so callers serve that
@@ -56,6 +57,14 @@ pub struct Cache {
 /// A namespace (`None`: the instance) on a day.
 type PurchasesKey = (Option<i64>, NaiveDate);
 
+enum Freshness {
+    Fresh,
+    /// Older than [`MAX_AGE`], with no change known since it was read.
+    Aged,
+    /// Written since it was read (or cross-replica notifications are off).
+    Changed,
+}
+
 /// A read's starting point: capture it *before* querying, store with it afterwards.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket(u64);
@@ -81,20 +90,60 @@ impl Cache {
         Ticket(store.change_count())
     }
 
-    fn fresh<T>(&self, entry: &Entry<T>, store: &Store) -> bool {
-        self.enabled.load(Ordering::Acquire)
-            && entry.changes == store.change_count()
-            && entry.stored_at.elapsed() < MAX_AGE
+    fn freshness<T>(&self, entry: &Entry<T>, changes: u64) -> Freshness {
+        if !self.enabled.load(Ordering::Acquire) || entry.changes != changes {
+            Freshness::Changed
+        } else if entry.stored_at.elapsed() < MAX_AGE {
+            Freshness::Fresh
+        } else {
+            Freshness::Aged
+        }
+    }
+
+    /// The value of the entry `find` picks, if it may be served. An entry that has only aged
+    /// past [`MAX_AGE`] (no change known) goes back to the database through one caller: its
+    /// clock restarts for the others, who keep being served it meanwhile, instead of every
+    /// request in flight reading the same row at the same moment once a second.
+    fn lookup<M, T, R>(
+        &self,
+        slot: &RwLock<M>,
+        changes: u64,
+        find: impl Fn(&M) -> Option<&Entry<T>>,
+        find_mut: impl Fn(&mut M) -> Option<&mut Entry<T>>,
+        value: impl Fn(&T) -> Option<R>,
+    ) -> Option<R> {
+        {
+            let map = slot.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let entry = find(&map)?;
+            match self.freshness(entry, changes) {
+                Freshness::Fresh => return value(&entry.value),
+                Freshness::Changed => return None,
+                Freshness::Aged => {}
+            }
+        }
+        let mut map = slot
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = find_mut(&mut map)?;
+        match self.freshness(entry, changes) {
+            // Another caller is reading it again.
+            Freshness::Fresh => value(&entry.value),
+            Freshness::Changed => None,
+            Freshness::Aged => {
+                entry.stored_at = Instant::now();
+                None
+            }
+        }
     }
 
     pub fn token(&self, digest: &str, store: &Store) -> Option<Arc<TokenWithUser>> {
-        let map = self
-            .auth
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.get(digest)
-            .filter(|entry| self.fresh(entry, store))
-            .map(|entry| Arc::clone(&entry.value))
+        self.lookup(
+            &self.auth,
+            store.change_count(),
+            |map| map.get(digest),
+            |map| map.get_mut(digest),
+            |value| Some(Arc::clone(value)),
+        )
     }
 
     /// The token as last read, however old (for outages only).
@@ -180,13 +229,13 @@ impl Cache {
 
     /// The JSON body of `GET /license`, if computed for `today` since the last change.
     pub fn current_license(&self, today: NaiveDate, store: &Store) -> Option<bytes::Bytes> {
-        let slot = self
-            .current_license
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        slot.as_ref()
-            .filter(|entry| entry.value.0 == today && self.fresh(entry, store))
-            .map(|entry| entry.value.1.clone())
+        self.lookup(
+            &self.current_license,
+            store.change_count(),
+            |slot| slot.as_ref().filter(|entry| entry.value.0 == today),
+            |slot| slot.as_mut().filter(|entry| entry.value.0 == today),
+            |(_, body)| Some(body.clone()),
+        )
     }
 
     /// The `GET /license` body last computed for `today`, however old (for outages only).
@@ -207,7 +256,14 @@ impl Cache {
         today: NaiveDate,
         store: &Store,
     ) -> Option<Arc<Vec<AddOnPurchase>>> {
-        self.purchases_entry((namespace_id, today), |entry| self.fresh(entry, store))
+        let key = (namespace_id, today);
+        self.lookup(
+            &self.purchases,
+            store.change_count(),
+            |map| map.get(&key),
+            |map| map.get_mut(&key),
+            |purchases| Some(Arc::clone(purchases)),
+        )
     }
 
     /// The purchases as last read for `today`, however old (for outages only).
@@ -216,20 +272,11 @@ impl Cache {
         namespace_id: Option<i64>,
         today: NaiveDate,
     ) -> Option<Arc<Vec<AddOnPurchase>>> {
-        self.purchases_entry((namespace_id, today), |_| true)
-    }
-
-    fn purchases_entry(
-        &self,
-        key: PurchasesKey,
-        usable: impl Fn(&Entry<Arc<Vec<AddOnPurchase>>>) -> bool,
-    ) -> Option<Arc<Vec<AddOnPurchase>>> {
         let map = self
             .purchases
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.get(&key)
-            .filter(|entry| usable(entry))
+        map.get(&(namespace_id, today))
             .map(|entry| Arc::clone(&entry.value))
     }
 
@@ -268,5 +315,60 @@ impl Cache {
             stored_at: Instant::now(),
             value: (today, body),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, 3).unwrap_or_default()
+    }
+
+    fn cached_body(cache: &Cache, changes: u64) -> Option<bytes::Bytes> {
+        cache.lookup(
+            &cache.current_license,
+            changes,
+            |slot| slot.as_ref().filter(|entry| entry.value.0 == today()),
+            |slot| slot.as_mut().filter(|entry| entry.value.0 == today()),
+            |(_, body)| Some(body.clone()),
+        )
+    }
+
+    fn age(cache: &Cache) {
+        let mut slot = cache.current_license.write().expect("lock");
+        if let Some(entry) = slot.as_mut() {
+            entry.stored_at = Instant::now() - MAX_AGE * 2;
+        }
+    }
+
+    #[test]
+    fn an_aged_entry_is_read_again_by_one_caller_while_the_others_are_served() {
+        let cache = Cache::new(true);
+        cache.put_current_license(today(), Ticket(5), bytes::Bytes::from_static(b"{}"));
+        assert!(cached_body(&cache, 5).is_some());
+        age(&cache);
+        // The first caller to find it aged reads it again; the rest are served meanwhile.
+        assert_eq!(cached_body(&cache, 5), None);
+        assert!(cached_body(&cache, 5).is_some());
+        assert!(cached_body(&cache, 5).is_some());
+        // Once it has aged again, the next caller reads it again.
+        age(&cache);
+        assert_eq!(cached_body(&cache, 5), None);
+        assert!(cached_body(&cache, 5).is_some());
+    }
+
+    #[test]
+    fn a_changed_entry_is_never_served() {
+        let cache = Cache::new(true);
+        cache.put_current_license(today(), Ticket(5), bytes::Bytes::from_static(b"{}"));
+        assert_eq!(cached_body(&cache, 6), None);
+        assert_eq!(cached_body(&cache, 6), None);
+        age(&cache);
+        assert_eq!(cached_body(&cache, 6), None);
+        assert_eq!(cached_body(&cache, 6), None);
+        cache.set_enabled(false);
+        assert_eq!(cached_body(&cache, 5), None);
     }
 }

@@ -9,6 +9,7 @@
 //! waiting for the first byte of a request is idling, waiting for the rest of its head is
 //! reading headers, and while a request is being served nothing is timed at this level.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -19,24 +20,30 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::Router;
+use axum::http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
-use tower::ServiceExt as _;
+use tower::{Service, ServiceExt as _};
 
 use crate::config::Limits;
 
 /// Serves `app` on `listener` until `shutdown` completes, then gives the connections
 /// `limits.shutdown_timeout` to finish their requests.
-pub async fn serve(
+pub async fn serve<App>(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    App: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    App::Future: Send + 'static,
+{
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -78,13 +85,19 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<App>(
     stream: TcpStream,
     peer: SocketAddr,
-    app: Router,
+    app: App,
     limits: Limits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) {
+) where
+    App: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    App::Future: Send + 'static,
+{
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new(limits, Instant::now()));
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&activity)));

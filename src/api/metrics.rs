@@ -71,6 +71,8 @@ pub async fn observe(
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str)
         .to_string();
+    // The request's span (see `api::app`) is made before routing; the route is known here.
+    tracing::Span::current().record("route", route.as_str());
     let response = next.run(request).await;
     metrics.observe_request(
         &HttpLabels {

@@ -16,16 +16,18 @@ pub mod responses;
 pub mod tokens;
 pub mod users;
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderName, Response, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::Router;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
@@ -40,9 +42,21 @@ use crate::state::AppState;
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole application, ready to serve (tests drive it on a real socket too).
-pub fn app(state: AppState) -> Router {
+///
+/// The middleware every request passes wraps the router once, as one service. Added with
+/// `Router::layer` instead, each layer would wrap every route separately, and axum clones a
+/// route's whole stack, box inside box, for every request it serves. Only the metrics layer
+/// sits inside the router, where the matched route is known.
+pub fn app(
+    state: AppState,
+) -> impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+       + Clone
+       + Send
+       + Sync
+       + 'static {
     let (rest, _) = openapi::rest_routes().split_for_parts();
-    rest.merge(openapi::router())
+    let router = rest
+        .merge(openapi::router())
         .merge(crate::graphql::router())
         .merge(crate::web::router())
         .fallback(|| async { ApiError::RouteNotFound })
@@ -51,35 +65,34 @@ pub fn app(state: AppState) -> Router {
             Arc::clone(&state.metrics),
             metrics::observe,
         ))
-        .with_state(state.clone())
-        .layer(RequestBodyLimitLayer::new(crate::body::MAX_BODY_BYTES))
-        // Outside the limit layer, so that its 413 is reshaped too.
-        .layer(middleware::from_fn_with_state(
-            state.config.limits.request_body_timeout,
-            gitlab_shaped_errors,
+        .with_state(state.clone());
+    ServiceBuilder::new()
+        .map_response(|response: Response<_>| response.map(Body::new))
+        .layer(SetRequestIdLayer::new(
+            REQUEST_ID,
+            SequentialRequestId::new(),
         ))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal("a handler panicked".into()).into_response()
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request| {
-                    // The path only: query strings may carry `private_token`.
-                    let route = request
-                        .extensions()
-                        .get::<MatchedPath>()
-                        .map_or("unmatched", MatchedPath::as_str);
                     let request_id = request
                         .headers()
                         .get(&REQUEST_ID)
                         .and_then(|value| value.to_str().ok())
                         .unwrap_or_default();
-                    tracing::info_span!("request", method = %request.method(), route, request_id)
+                    // The route is recorded once the router has matched it (in
+                    // `metrics::observe`); never the raw path, whose query string may carry
+                    // `private_token`.
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        route = tracing::field::Empty,
+                        request_id
+                    )
                 })
                 .on_request(())
                 // One line per request; a failure inside the server rides on it.
-                .on_response(|response: &Response<Body>, latency: Duration, _: &Span| {
+                .on_response(|response: &Response<_>, latency: Duration, _: &Span| {
                     let status = response.status().as_u16();
                     let latency_ms = latency.as_secs_f64() * 1000.0;
                     match response.extensions().get::<FailureNote>() {
@@ -91,10 +104,16 @@ pub fn app(state: AppState) -> Router {
                 })
                 .on_failure(()),
         )
-        .layer(SetRequestIdLayer::new(
-            REQUEST_ID,
-            SequentialRequestId::new(),
-        ))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        // Outside the limit layer, so that its 413 is reshaped too.
+        .layer(GitlabShapedErrorsLayer {
+            body_timeout: state.config.limits.request_body_timeout,
+        })
+        .layer(RequestBodyLimitLayer::new(crate::body::MAX_BODY_BYTES))
+        .service(router)
 }
 
 /// Request ids: a random prefix drawn once per process, then a counter, as 32 hex digits (a
@@ -119,8 +138,11 @@ impl SequentialRequestId {
 impl MakeRequestId for SequentialRequestId {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
         let sequence = self.counter.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:016x}{sequence:016x}", self.prefix);
-        axum::http::HeaderValue::from_str(&id)
+        let mut id = [0u8; 32];
+        let (prefix, counter) = id.split_at_mut(16);
+        hex::encode_to_slice(self.prefix.to_be_bytes(), prefix).ok()?;
+        hex::encode_to_slice(sequence.to_be_bytes(), counter).ok()?;
+        axum::http::HeaderValue::from_bytes(&id)
             .ok()
             .map(RequestId::new)
     }
@@ -149,12 +171,77 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// - the request body must arrive within `body_timeout` (408 after);
 /// - the body limit's 413 and axum's plain-text rejections are reshaped into JSON.
 ///
-/// (One middleware rather than several: every layer costs each request.)
-async fn gitlab_shaped_errors(
-    State(body_timeout): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response<Body> {
+/// (One layer rather than several, and a plain service rather than `middleware::from_fn`,
+/// which boxes the inner service and its future again for every request.)
+#[derive(Clone, Copy)]
+struct GitlabShapedErrorsLayer {
+    body_timeout: Duration,
+}
+
+impl<S> tower::Layer<S> for GitlabShapedErrorsLayer {
+    type Service = GitlabShapedErrors<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GitlabShapedErrors {
+            inner,
+            body_timeout: self.body_timeout,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct GitlabShapedErrors<S> {
+    inner: S,
+    body_timeout: Duration,
+}
+
+type BoxedResponseFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+impl<S, B> Service<Request> for GitlabShapedErrors<S>
+where
+    S: Service<Request, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxedResponseFuture;
+
+    fn poll_ready(
+        &mut self,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if let Some(refusal) = refusal_before_reading(&request) {
+            return Box::pin(std::future::ready(Ok(refusal)));
+        }
+        let body_timeout = self.body_timeout;
+        if let Some(length) = declared_length(&request) {
+            if length > crate::body::MAX_BODY_BYTES as u64 {
+                return Box::pin(async move {
+                    Ok(refuse_too_large(request, length, body_timeout).await)
+                });
+            }
+        }
+        let response = self
+            .inner
+            .call(crate::body::with_body_deadline(request, body_timeout));
+        Box::pin(async move {
+            match response.await {
+                Ok(response) => Ok(reshape_refusal(response.map(Body::new))),
+                Err(never) => match never {},
+            }
+        })
+    }
+}
+
+/// The refusals made from the request head alone (see [`GitlabShapedErrors`]).
+fn refusal_before_reading(request: &Request) -> Option<Response<Body>> {
     let has_nul = |text: &str| {
         text.as_bytes()
             .windows(3)
@@ -163,8 +250,9 @@ async fn gitlab_shaped_errors(
     let uri = request.uri();
     let target_bytes = uri.path().len() + uri.query().map_or(0, |query| query.len() + 1);
     if target_bytes > MAX_URI_BYTES {
-        return ApiError::Message(StatusCode::URI_TOO_LONG, "414 URI Too Long".into())
-            .into_response();
+        return Some(
+            ApiError::Message(StatusCode::URI_TOO_LONG, "414 URI Too Long".into()).into_response(),
+        );
     }
     let header_bytes: usize = request
         .headers()
@@ -172,27 +260,31 @@ async fn gitlab_shaped_errors(
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum();
     if header_bytes > MAX_HEADER_BYTES {
-        return ApiError::Message(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "431 Request Header Fields Too Large".into(),
-        )
-        .into_response();
+        return Some(
+            ApiError::Message(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "431 Request Header Fields Too Large".into(),
+            )
+            .into_response(),
+        );
     }
     if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
-        return ApiError::InvalidParameter("a parameter contains a null byte".into())
-            .into_response();
+        return Some(
+            ApiError::InvalidParameter("a parameter contains a null byte".into()).into_response(),
+        );
     }
     if percent_decoded_is_not_utf8(uri.path()) {
-        return ApiError::InvalidParameter("400 Bad request - the path is not valid UTF-8".into())
-            .into_response();
+        return Some(
+            ApiError::InvalidParameter("400 Bad request - the path is not valid UTF-8".into())
+                .into_response(),
+        );
     }
-    if let Some(length) = declared_length(&request) {
-        if length > crate::body::MAX_BODY_BYTES as u64 {
-            return refuse_too_large(request, length, body_timeout).await;
-        }
-    }
-    let request = crate::body::with_body_deadline(request, body_timeout);
-    let response = next.run(request).await;
+    None
+}
+
+/// The refusals made below the handlers — the body limit's 413 and axum's plain-text
+/// rejections — in GitLab's JSON shape.
+fn reshape_refusal(response: Response<Body>) -> Response<Body> {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;

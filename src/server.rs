@@ -234,6 +234,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
         None => None,
     };
     let hook_sender = crate::services::hooks::spawn_sender(state.clone());
+    // Off the start-up path: it reads and verifies every stored license.
+    tokio::spawn({
+        let state = state.clone();
+        async move { crate::services::licenses::warn_about_unverifiable(&state).await }
+    });
     crate::http::serve(listener, crate::api::app(state), limits, shutdown_signal()).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();

@@ -175,6 +175,13 @@ async fn render(state: &AppState) -> StoreResult<String> {
         }
     }
 
+    gauge(
+        &mut scrape,
+        "gitlab_license_server_unverifiable_licenses",
+        "Stored licenses that no configured public key verifies (hidden from the API and the page)",
+        i64::try_from(licenses::unverifiable_count(state).await?).unwrap_or(i64::MAX),
+    );
+
     let purchased = Family::<AddOnLabels, Gauge>::default();
     let assigned = Family::<AddOnLabels, Gauge>::default();
     let today = state.clock.today();

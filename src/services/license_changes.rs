@@ -111,6 +111,7 @@ pub async fn upload(
 /// and alerts are logged rather than reported when they fail — the change is committed, and
 /// the scheduled seat refresh repeats both.
 async fn settle(state: &AppState) -> StoreResult<i64> {
+    licenses::warn_about_unverifiable(state).await;
     if let Err(error) = add_ons::provision_from_license(state).await {
         tracing::warn!(%error, "could not provision add-on purchases from the license");
     }

@@ -50,6 +50,39 @@ pub(crate) async fn recent(
         .collect())
 }
 
+/// How many stored licenses no configured public key verifies. They are kept, but hidden
+/// from `GET /license`, `GET /licenses` and the page: after a change of keys, every license
+/// signed by the old key. The fix is [`UNVERIFIABLE_FIX`].
+pub async fn unverifiable_count(state: &AppState) -> StoreResult<usize> {
+    Ok(recent(state, i64::MAX)
+        .await?
+        .iter()
+        .filter(|(_, stored)| stored.license().is_none())
+        .count())
+}
+
+/// What to do about licenses no configured key verifies (logged and shown on the page).
+pub const UNVERIFIABLE_FIX: &str = "add the public key that signed them to \
+    LICENSE_PUBLIC_KEY_FILE beside the current one (the file may hold several PEM public keys) \
+    and restart; or upload the same licenses signed again with the current key";
+
+/// Warns, loudly, when stored licenses are hidden because no configured key verifies them
+/// (at start, and after every license change).
+pub async fn warn_about_unverifiable(state: &AppState) {
+    match unverifiable_count(state).await {
+        Ok(0) => {}
+        Ok(count) => tracing::warn!(
+            count,
+            fix = UNVERIFIABLE_FIX,
+            "stored licenses that no configured public key verifies are hidden from \
+             GET /license, GET /licenses and the subscription page; their rows are kept"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "could not check the stored licenses against the public keys")
+        }
+    }
+}
+
 /// The current license with its stored row.
 pub async fn current(
     state: &AppState,

@@ -27,6 +27,8 @@ pub struct Overview {
     pub current: Option<CurrentLicense>,
     /// Every decodable license, newest first.
     pub licenses: Vec<LicenseSummary>,
+    /// Stored licenses that no configured public key verifies (hidden everywhere else).
+    pub unverifiable_licenses: usize,
     pub purchases: Vec<PurchaseSeats>,
     /// Users who may hold an instance seat, by username (suggestions for the assign form).
     pub eligible_users: Vec<User>,
@@ -112,6 +114,10 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
         _ => None,
     };
 
+    let unverifiable_licenses = rows
+        .iter()
+        .filter(|(_, stored)| stored.license().is_none())
+        .count();
     let licenses = rows
         .iter()
         .filter_map(|(row, stored)| {
@@ -144,6 +150,7 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
         today,
         current,
         licenses,
+        unverifiable_licenses,
         purchases,
         eligible_users,
     })

@@ -120,6 +120,18 @@ pub fn subscription(overview: &Overview, context: &PageContext<'_>) -> Markup {
                     " token to change licenses or seats."
                 }
             }
+            @if overview.unverifiable_licenses > 0 {
+                @let hidden = i64::try_from(overview.unverifiable_licenses).unwrap_or(i64::MAX);
+                p class="banner danger" role="alert" {
+                    strong {
+                        (hidden) " stored " (plural(hidden, "license is", "licenses are"))
+                        " hidden: no configured public key verifies "
+                        (plural(hidden, "it", "them")) "."
+                    }
+                    " To show " (plural(hidden, "it", "them")) " again, "
+                    (crate::services::licenses::UNVERIFIABLE_FIX) "."
+                }
+            }
             @match &overview.current {
                 Some(current) => {
                     (banners(current))

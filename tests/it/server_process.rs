@@ -283,3 +283,72 @@ async fn logs_hold_no_secrets_and_sigterm_stops_cleanly_on_postgres() {
         run_and_inspect(Backend::Postgres).await;
     }
 }
+
+crate::on_both_backends_as_processes!(a_start_with_keys_that_verify_no_stored_license_says_so);
+
+/// The log of a server restarted on a database whose license no configured key verifies
+/// names the count and the fix; with the old key beside the new one, it says nothing.
+async fn a_start_with_keys_that_verify_no_stored_license_says_so(backend: Backend) {
+    use crate::support::server::{scratch_dir, ServerProcess};
+    let first = ServerProcess::start(backend, &[]).await;
+    first
+        .upload(&crate::support::licenses::premium_today(5))
+        .await;
+    let keys = scratch_dir("rotated_keys");
+    let (_, new_public) =
+        gitlab_license_server::license_key::keys::generate_pem_pair(2048).expect("key pair");
+    let old_public = std::fs::read_to_string(crate::support::vectors_dir().join("public_key.pem"))
+        .expect("vectors key");
+    std::fs::write(keys.join("new.pub"), &new_public).expect("write key");
+    std::fs::write(keys.join("both.pub"), format!("{new_public}\n{old_public}"))
+        .expect("write keys");
+
+    let warning = "no configured public key verifies";
+    let start_with = |key: &str| {
+        let key = keys.join(key).display().to_string();
+        let database_url = first.database_url.clone();
+        async move {
+            ServerProcess::spawn(
+                backend,
+                &database_url,
+                scratch_dir("rotated"),
+                &[("LICENSE_PUBLIC_KEY_FILE", &key)],
+                |command| command,
+            )
+            .await
+        }
+    };
+    let rotated = start_with("new.pub").await;
+    // The check runs just after start-up, off its path.
+    let started = Instant::now();
+    while !rotated.log().contains(warning) && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = rotated.log();
+    let line = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|entry| {
+            entry["message"]
+                .as_str()
+                .is_some_and(|text| text.contains(warning))
+        })
+        .unwrap_or_else(|| panic!("a warning about the hidden license:\n{log}"));
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["count"], 1);
+    assert!(line["fix"]
+        .as_str()
+        .is_some_and(|fix| fix.contains("LICENSE_PUBLIC_KEY_FILE")));
+
+    let both = start_with("both.pub").await;
+    assert_eq!(
+        both.get("/api/v4/licenses")
+            .await
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!both.log().contains(warning), "{}", both.log());
+}

@@ -27,6 +27,7 @@ on_both_backends!(
     every_license_and_seat_task_works_from_the_page,
     a_read_only_token_may_look_but_not_change,
     the_page_warns_before_expiry_and_about_overage,
+    licenses_no_key_verifies_are_reported_until_the_old_key_is_added,
     the_page_works_in_chromium
 );
 
@@ -887,6 +888,80 @@ fn assert_accessible_markup(body: &str) {
         previous = level;
     }
     assert!(body.contains("<html lang=\"en\">"));
+}
+
+/// A deployment converted to another signing key: its stored licenses are hidden (as GitLab
+/// hides what its keys cannot read), and the gauge, the page and the fix say so; with the
+/// old public key added beside the new one, they show again.
+async fn licenses_no_key_verifies_are_reported_until_the_old_key_is_added(app: TestApp) {
+    let premium = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "premium", "active_user_count": 5}),
+    );
+    let uploaded = app.upload(&premium).await.json()["id"].clone();
+    let (_, new_public) =
+        gitlab_license_server::license_key::keys::generate_pem_pair(2048).expect("key pair");
+    let old_public = std::fs::read_to_string(crate::support::vectors_dir().join("public_key.pem"))
+        .expect("vectors key");
+    let new_only = app.data_dir.join("new_key.pub");
+    let both = app.data_dir.join("both_keys.pub");
+    std::fs::write(&new_only, &new_public).expect("write key");
+    std::fs::write(&both, format!("{new_public}\n{old_public}")).expect("write keys");
+
+    let hidden_line = "1 stored license is hidden: no configured public key verifies it.";
+    // Restarted with the new key only, on the same database.
+    let rotated = TestApp::start(
+        app.backend,
+        &[
+            ("DATABASE_URL", &app.database_url),
+            ("LICENSE_PUBLIC_KEY_FILE", &new_only.display().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(rotated.get("/api/v4/license").await.body, "null");
+    assert_eq!(rotated.get("/api/v4/licenses").await.json(), json!([]));
+    let scrape = rotated.send(reqwest::Method::GET, "/-/metrics", None).await;
+    assert!(
+        scrape
+            .body
+            .contains("\ngitlab_license_server_unverifiable_licenses 1\n"),
+        "{}",
+        scrape.body
+    );
+    let web = WebClient::new(&rotated);
+    web.sign_in(ROOT_TOKEN).await;
+    let (page, _) = web.page().await;
+    assert!(page.body.contains(hidden_line), "{}", page.body);
+    assert!(page.body.contains("LICENSE_PUBLIC_KEY_FILE"));
+
+    // Both keys: the license is back, nothing is reported.
+    let both_keys = TestApp::start(
+        app.backend,
+        &[
+            ("DATABASE_URL", &app.database_url),
+            ("LICENSE_PUBLIC_KEY_FILE", &both.display().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(
+        both_keys.get("/api/v4/license").await.json()["id"],
+        uploaded
+    );
+    assert_eq!(
+        both_keys.get("/api/v4/licenses").await.json()[0]["id"],
+        uploaded
+    );
+    let scrape = both_keys
+        .send(reqwest::Method::GET, "/-/metrics", None)
+        .await;
+    assert!(scrape
+        .body
+        .contains("\ngitlab_license_server_unverifiable_licenses 0\n"));
+    let web = WebClient::new(&both_keys);
+    web.sign_in(ROOT_TOKEN).await;
+    let (page, _) = web.page().await;
+    assert!(!page.body.contains("hidden: no configured public key"));
 }
 
 async fn the_page_warns_before_expiry_and_about_overage(app: TestApp) {

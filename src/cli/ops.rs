@@ -27,6 +27,10 @@ pub enum TokenCommand {
         #[arg(long, value_parser = parse_day)]
         expires_at: Option<NaiveDate>,
     },
+    /// Print the root token generated at the first start (`DATA_DIR/initial_root_token`),
+    /// for images without a shell: `docker exec <container> gitlab-license-server token
+    /// initial`.
+    Initial,
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,12 +131,15 @@ pub fn migrate() -> CliResult {
 }
 
 pub fn token(command: TokenCommand) -> CliResult {
-    let TokenCommand::Create {
-        username,
-        name,
-        scopes,
-        expires_at,
-    } = command;
+    let (username, name, scopes, expires_at) = match command {
+        TokenCommand::Create {
+            username,
+            name,
+            scopes,
+            expires_at,
+        } => (username, name, scopes, expires_at),
+        TokenCommand::Initial => return initial_token(),
+    };
     let config = Config::from_env()?;
     runtime()?.block_on(async {
         let store = open_store(&config).await?;
@@ -149,6 +156,24 @@ pub fn token(command: TokenCommand) -> CliResult {
         println!("{}", token?);
         Ok(())
     })
+}
+
+fn initial_token() -> CliResult {
+    let config = Config::from_env()?;
+    let path = config.data_dir.join(crate::bootstrap::ROOT_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) => {
+            println!("{}", token.trim());
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "{} does not exist: root's token was not generated here (it came from \
+             INITIAL_ROOT_TOKEN or INITIAL_ROOT_TOKEN_FILE, or the file was removed after \
+             use); `gitlab-license-server admin rescue` prints a new one",
+            path.display()
+        )),
+        Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+    }
 }
 
 /// GET /-/readiness on the configured address with a plain socket (no HTTP client needed).

@@ -314,6 +314,17 @@ async fn first_run_generates_root_token_and_keys() {
                 .mode();
             assert_eq!(mode & 0o777, 0o600, "{backend:?}");
         }
+        // What a container without a shell runs to read it.
+        let printed = std::process::Command::new(env!("CARGO_BIN_EXE_gitlab-license-server"))
+            .args(["token", "initial"])
+            .env("DATA_DIR", &app.data_dir)
+            .output()
+            .expect("token initial");
+        assert!(printed.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&printed.stdout),
+            format!("{token}\n")
+        );
         assert_eq!(
             app.send(Method::GET, "/api/v4/license", Some(&token))
                 .await

@@ -288,6 +288,13 @@ fn inspect_refuses_a_bad_key_with_one_line() {
 
 #[test]
 fn bad_arguments_fail_cleanly_without_output() {
+    let empty = scratch("no-token");
+    let output = binary()
+        .args(["token", "initial"])
+        .env("DATA_DIR", &empty)
+        .output()
+        .expect("token initial");
+    assert_clean_failure(&output, "admin rescue");
     assert_clean_failure(&issue(&["--starts", "2025-13-01"]), "not a date");
     assert_clean_failure(&issue(&["--expires", "2024-01-01"]), "--expires");
     assert_clean_failure(&issue(&["--expires", "2025-01-01"]), "--expires");

@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
-#
 # gitlab-license-server container image.
 #
 #   docker build -t gitlab-license-server .
 #   docker run -d -p 8080:8080 -v gls-data:/data gitlab-license-server
+#
+# With podman, build with `podman build --format docker ...`: podman's default (OCI)
+# image format has no HEALTHCHECK, and drops the one below without a word.
 #
 # Two stages: a Rust builder and a small Debian runtime holding only the binary. The
 # SQL migrations are embedded in the binary, so nothing else is copied across.

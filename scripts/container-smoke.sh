@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The container image as an administrator uses it, with a real engine (podman): built from
+# the Dockerfile as it is, then started on a named volume; readiness; the generated root
+# token read with `token initial` (the image has no shell); a license issued with the key
+# the container generated and uploaded; the health check; a graceful stop; a restart on the
+# same volume that still has the license. Fails on the first step that does not hold.
+#
+#   scripts/container-smoke.sh          # needs root, podman, debootstrap, runc (CI installs them)
+#
+# IMAGE names the image built (localhost/gitlab-license-server:local); MAX_IMAGE_BYTES is
+# the size it must stay under (30 MB).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/podman-env.sh
+. scripts/podman-env.sh
+
+IMAGE="${IMAGE:-localhost/gitlab-license-server:local}"
+MAX_IMAGE_BYTES="${MAX_IMAGE_BYTES:-30000000}"
+NAME="gls-smoke-$$"
+VOLUME="gls-smoke-data-$$"
+WORK="$(mktemp -d)"
+
+cleanup() {
+  podman rm -f "$NAME" >/dev/null 2>&1 || true
+  podman volume rm -f "$VOLUME" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+step() { printf -- '- %s\n' "$*"; }
+fail() { echo "FAILED: $*" >&2; podman logs "$NAME" >&2 2>&1 || true; exit 1; }
+now_ms() { date +%s%3N; }
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_ready() {
+  local started; started=$(now_ms)
+  until curl -fs -o /dev/null "$BASE/-/readiness"; do
+    [ $(($(now_ms) - started)) -lt 60000 ] || fail "not ready within 60 s"
+    sleep 0.2
+  done
+  echo $(($(now_ms) - started))
+}
+
+bash scripts/container-bases.sh
+step "build (podman build --format docker, so that the HEALTHCHECK is kept)"
+podman build --quiet --format docker -t "$IMAGE" . >/dev/null
+
+size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+step "image size: $size bytes ($(awk -v b="$size" 'BEGIN { printf "%.1f MB", b / 1e6 }'))"
+[ "$size" -lt "$MAX_IMAGE_BYTES" ] || fail "the image is over $MAX_IMAGE_BYTES bytes"
+healthcheck=$(podman image inspect --format '{{json .HealthCheck}}' "$IMAGE")
+case "$healthcheck" in
+  *gitlab-license-server*healthcheck*) ;;
+  *) fail "the image has no health check: $healthcheck" ;;
+esac
+[ "$(podman image inspect --format '{{.Config.User}}' "$IMAGE")" = "10001:10001" ] \
+  || fail "the image does not run as 10001:10001"
+
+PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+# Without systemd, podman cannot schedule the periodic check (and says so on every start
+# and stop); the check itself is run by hand below.
+HEALTH_TIMER=()
+[ -d /run/systemd/system ] || HEALTH_TIMER=(--health-interval disable)
+start() {
+  podman run -d --name "$NAME" "${HEALTH_TIMER[@]}" -p "127.0.0.1:$PORT:8080" -v "$VOLUME:/data" \
+    "$IMAGE" >/dev/null
+}
+step "first start on an empty volume"
+start
+step "ready after $(wait_ready) ms"
+[ "$(podman top "$NAME" huser | sed -n 2p)" = 10001 ] || fail "the server does not run as uid 10001"
+podman exec "$NAME" /bin/sh -c true >/dev/null 2>&1 && fail "the image has a shell"
+
+TOKEN=$(podman exec "$NAME" gitlab-license-server token initial)
+case "$TOKEN" in glpat-*) ;; *) fail "token initial printed no token" ;; esac
+step "root's token read with token initial"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" "$BASE/api/v4/license")" = 200 ] \
+  || fail "the token is refused"
+
+# The key pair is generated in the background at first start: wait for it.
+issue() {
+  podman exec "$NAME" gitlab-license-server license issue --private-key /data/keys/license_key \
+    --name "Smoke Test" --email smoke@example.org --company "Example Org" --plan ultimate \
+    --seats 25 --starts "$(date -u +%F)" --expires "$(date -u -d '+1 year' +%F)"
+}
+for _ in $(seq 50); do
+  issue >"$WORK/smoke.license" 2>/dev/null && break
+  sleep 0.2
+done
+[ -s "$WORK/smoke.license" ] || fail "no license could be issued with the generated key"
+status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
+  --data-urlencode "license@$WORK/smoke.license" "$BASE/api/v4/license")
+[ "$status" = 201 ] || fail "upload answered $status: $(cat "$WORK/upload.json")"
+license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+step "license $license_id issued with the generated key and uploaded"
+
+podman healthcheck run "$NAME" >/dev/null || fail "the health check fails on a ready server"
+step "health check: healthy"
+
+started=$(now_ms)
+podman stop --time 20 "$NAME" >/dev/null
+stopped_ms=$(($(now_ms) - started))
+exit_code=$(podman inspect --format '{{.State.ExitCode}}' "$NAME")
+[ "$exit_code" = 0 ] || fail "SIGTERM ended the server with exit code $exit_code"
+[ "$stopped_ms" -lt 10000 ] || fail "stopping took $stopped_ms ms"
+podman logs "$NAME" 2>&1 | grep -q "stopped" || fail "no shutdown in the log"
+step "graceful stop in $stopped_ms ms (exit code 0)"
+
+podman rm "$NAME" >/dev/null
+step "restart on the same volume"
+start
+step "ready after $(wait_ready) ms"
+current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$BASE/api/v4/license")
+case "$current" in
+  "{\"id\":$license_id,"*) ;;
+  *) fail "the license did not survive the restart: $current" ;;
+esac
+step "the license and the token survived the restart"
+podman stop --time 20 "$NAME" >/dev/null
+echo "container smoke test passed"

@@ -30,20 +30,36 @@ use tower::{Service, ServiceExt as _};
 
 use crate::config::Limits;
 
+/// What [`serve`] serves: a cloneable service that answers every request (an axum `Router`,
+/// or `api::app`'s stack around one).
+pub trait Application:
+    Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> Application for T where
+    T: Service<
+            Request<Body>,
+            Response = Response<Body>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then gives the connections
 /// `limits.shutdown_timeout` to finish their requests.
-pub async fn serve<App>(
+pub async fn serve(
     listener: TcpListener,
-    app: App,
+    app: impl Application,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
-) where
-    App: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    App::Future: Send + 'static,
-{
+) {
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -85,19 +101,13 @@ pub async fn serve<App>(
     }
 }
 
-async fn serve_connection<App>(
+async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    app: App,
+    app: impl Application,
     limits: Limits,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-) where
-    App: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    App::Future: Send + 'static,
-{
+) {
     let _ = stream.set_nodelay(true);
     let activity = Arc::new(Activity::new(limits, Instant::now()));
     let io = TokioIo::new(WatchedIo::new(stream, Arc::clone(&activity)));

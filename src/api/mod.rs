@@ -47,13 +47,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// `Router::layer` instead, each layer would wrap every route separately, and axum clones a
 /// route's whole stack, box inside box, for every request it serves. Only the metrics layer
 /// sits inside the router, where the matched route is known.
-pub fn app(
-    state: AppState,
-) -> impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
-       + Clone
-       + Send
-       + Sync
-       + 'static {
+pub fn app(state: AppState) -> impl crate::http::Application + Sync {
     let (rest, _) = openapi::rest_routes().split_for_parts();
     let router = rest
         .merge(openapi::router())

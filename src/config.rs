@@ -160,8 +160,12 @@ pub trait Source {
 pub struct Environment;
 
 impl Source for Environment {
+    /// An empty or blank value counts as unset: compose files pass settings through with
+    /// `${VAR:- }`, since podman-compose 1.0 cannot substitute an empty default.
     fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok().filter(|value| !value.is_empty())
+        std::env::var(key)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
     }
 }
 

@@ -412,3 +412,31 @@ proptest! {
         prop_assert_eq!(&license.restrictions.add_ons, &expected);
     }
 }
+
+/// Compose files pass settings through as `${VAR:- }` (podman-compose 1.0 cannot substitute
+/// an empty default), so a blank value must count as unset, as an empty one does.
+#[test]
+fn blank_settings_count_as_unset() {
+    let dir = scratch("blank-settings");
+    let database_url = format!("sqlite://{}/blank.db", dir.display());
+    let mut command = binary();
+    command
+        .arg("migrate")
+        .env("DATA_DIR", &dir)
+        .env("DATABASE_URL", &database_url);
+    for name in [
+        "DATABASE_POOL_SIZE",
+        "EXTERNAL_URL",
+        "LICENSE_PUBLIC_KEY_FILE",
+        "INITIAL_ROOT_TOKEN",
+        "INITIAL_ROOT_TOKEN_FILE",
+        "ADMIN_MODE",
+        "METRICS_ADDR",
+        "METRICS_ALLOWED_CIDRS",
+        "LOG_FORMAT",
+    ] {
+        command.env(name, " ");
+    }
+    let output = command.output().expect("the binary runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}

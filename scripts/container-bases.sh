@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds, from Debian packages, the base image the Dockerfile names, for machines that reach
-# package registries but no container registry (this project's CI machine): the builder,
+# Builds, from Debian packages, the base images the Dockerfile and docker-compose.yml name,
+# for machines that reach package registries but no container registry (this project's CI
+# machine): PostgreSQL for compose (a stand-in, see scripts/container-standins/); the builder,
 # `rust:<RUST_VERSION>-slim-<DEBIAN_RELEASE>`, is a debootstrapped Debian with gcc and this
 # machine's own Rust toolchain and CA certificates (so that cargo inside reaches crates.io as
 # the host does). It is tagged with the name the Dockerfile uses, so `podman build` finds it
@@ -30,9 +31,32 @@ esac
 
 # Kept when it already holds this toolchain, so that podman's build cache (keyed by the base
 # image) carries over from one run to the next.
-if podman image exists "$BUILDER_TAG" &&
-  podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$BUILDER_TAG" |
-  grep -qx "RUST_VERSION=$host_rust"; then
+builder_is_current() {
+  podman image exists "$BUILDER_TAG" &&
+    podman image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$BUILDER_TAG" |
+    grep -qx "RUST_VERSION=$host_rust"
+}
+
+# The compose file's PostgreSQL, as a stand-in: Debian's PostgreSQL behind an entrypoint
+# that honours the official image's settings (scripts/container-standins/).
+POSTGRES_TAG="docker.io/library/$(sed -n 's/^    image: \(postgres:.*\)$/\1/p' docker-compose.yml)"
+DEBIAN_TAG="docker.io/library/debian:$DEBIAN_RELEASE-slim"
+SLIM_ROOT="$BASES_DIR/$DEBIAN_RELEASE-slim"
+if ! podman image exists "$POSTGRES_TAG"; then
+  if [ ! -x "$SLIM_ROOT/bin/bash" ]; then
+    rm -rf "$SLIM_ROOT"
+    mkdir -p "$BASES_DIR"
+    debootstrap --variant=minbase "$DEBIAN_RELEASE" "$SLIM_ROOT" http://deb.debian.org/debian \
+      >"$BASES_DIR/debootstrap-slim.log"
+  fi
+  podman image exists "$DEBIAN_TAG" ||
+    tar -C "$SLIM_ROOT" -c . | podman import --change 'CMD ["/bin/bash"]' - "$DEBIAN_TAG" >/dev/null
+  podman build --quiet --format docker -t "$POSTGRES_TAG" \
+    -f scripts/container-standins/postgres.Containerfile scripts/container-standins >/dev/null
+  echo "built $POSTGRES_TAG (a stand-in)"
+fi
+
+if builder_is_current; then
   echo "$BUILDER_TAG is up to date"
   exit 0
 fi

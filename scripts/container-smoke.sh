@@ -3,7 +3,9 @@
 # the Dockerfile as it is, then started on a named volume; readiness; the generated root
 # token read with `token initial` (the image has no shell); a license issued with the key
 # the container generated and uploaded; the health check; a graceful stop; a restart on the
-# same volume that still has the license. Fails on the first step that does not hold.
+# same volume that still has the license. Then docker-compose.yml with PostgreSQL under
+# podman-compose: up, readiness on PostgreSQL, token, license upload, health check, down and
+# up again with the data kept. Fails on the first step that does not hold.
 #
 #   scripts/container-smoke.sh          # needs root, podman, debootstrap, runc (CI installs them)
 #
@@ -121,4 +123,44 @@ case "$current" in
 esac
 step "the license and the token survived the restart"
 podman stop --time 20 "$NAME" >/dev/null
+podman rm "$NAME" >/dev/null
+
+# --- docker-compose.yml with PostgreSQL, under podman-compose --------------------------
+PROJECT="gls-compose-smoke-$$"
+compose() { HTTP_PORT="$PORT" podman-compose --no-ansi -p "$PROJECT" -f docker-compose.yml "$@"; }
+compose_cleanup() { compose down -v >/dev/null 2>&1 || true; }
+trap 'compose_cleanup; cleanup' EXIT
+SERVER="${PROJECT}_gitlab-license-server_1"
+step "compose up (PostgreSQL and the server; podman-compose $(podman-compose version 2>/dev/null | sed -n 's/^podman-composer* version *//p'))"
+compose up -d >"$WORK/compose.log" 2>&1 || { cat "$WORK/compose.log" >&2; fail "compose up"; }
+# podman-compose 1.0 does not wait for PostgreSQL's health check before starting the server
+# (depends_on: service_healthy); the server exits when it cannot connect and its restart
+# policy brings it back.
+NAME="$SERVER"
+step "ready after $(wait_ready) ms, on PostgreSQL"
+TOKEN=$(podman exec "$SERVER" gitlab-license-server token initial)
+backend=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$BASE/-/metrics" |
+  sed -n 's/.*backend="\([a-z]*\)".*/\1/p' | head -1)
+[ "$backend" = postgresql ] || fail "the compose server is not on PostgreSQL (backend: $backend)"
+for _ in $(seq 50); do
+  issue >"$WORK/compose.license" 2>/dev/null && break
+  sleep 0.2
+done
+status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
+  --data-urlencode "license@$WORK/compose.license" "$BASE/api/v4/license")
+[ "$status" = 201 ] || fail "compose upload answered $status: $(cat "$WORK/upload.json")"
+license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+step "token read, license $license_id uploaded"
+podman healthcheck run "$SERVER" >/dev/null || fail "the compose server's health check fails"
+step "health check: healthy"
+compose down >/dev/null 2>&1 || fail "compose down"
+step "compose down, then up again on the same volumes"
+compose up -d >>"$WORK/compose.log" 2>&1 || { cat "$WORK/compose.log" >&2; fail "compose up again"; }
+step "ready after $(wait_ready) ms"
+current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$BASE/api/v4/license")
+case "$current" in
+  "{\"id\":$license_id,"*) ;;
+  *) fail "the license did not survive compose down/up: $current" ;;
+esac
+step "the license and the token survived"
 echo "container smoke test passed"

@@ -56,6 +56,14 @@ if ! podman image exists "$POSTGRES_TAG"; then
   echo "built $POSTGRES_TAG (a stand-in)"
 fi
 
+# The replicas recipe's load balancer, as a stand-in: Debian's nginx.
+NGINX_TAG="docker.io/library/$(sed -n 's/^    image: \(nginx:.*\)$/\1/p' docker-compose.replicas.yml)"
+if ! podman image exists "$NGINX_TAG"; then
+  podman build --quiet --format docker -t "$NGINX_TAG" \
+    -f scripts/container-standins/nginx.Containerfile scripts/container-standins >/dev/null
+  echo "built $NGINX_TAG (a stand-in)"
+fi
+
 if builder_is_current; then
   echo "$BUILDER_TAG is up to date"
   exit 0

@@ -5,7 +5,9 @@
 # the container generated and uploaded; the health check; a graceful stop; a restart on the
 # same volume that still has the license. Then docker-compose.yml with PostgreSQL under
 # podman-compose: up, readiness on PostgreSQL, token, license upload, health check, down and
-# up again with the data kept. Fails on the first step that does not hold.
+# up again with the data kept. Then the replicas recipe (docker-compose.replicas.yml): two
+# servers behind nginx with the shared key and root token as files. Fails on the first step
+# that does not hold.
 #
 #   scripts/container-smoke.sh          # needs root, podman, debootstrap, runc (CI installs them)
 #
@@ -127,7 +129,7 @@ podman rm "$NAME" >/dev/null
 
 # --- docker-compose.yml with PostgreSQL, under podman-compose --------------------------
 PROJECT="gls-compose-smoke-$$"
-compose() { HTTP_PORT="$PORT" podman-compose --no-ansi -p "$PROJECT" -f docker-compose.yml "$@"; }
+compose() { HTTP_PUBLISH="$PORT:8080" podman-compose --no-ansi -p "$PROJECT" -f docker-compose.yml "$@"; }
 compose_cleanup() { compose down -v >/dev/null 2>&1 || true; }
 trap 'compose_cleanup; cleanup' EXIT
 SERVER="${PROJECT}_gitlab-license-server_1"
@@ -163,4 +165,54 @@ case "$current" in
   *) fail "the license did not survive compose down/up: $current" ;;
 esac
 step "the license and the token survived"
+compose down -v >/dev/null 2>&1 || fail "compose down -v"
+
+# --- docker-compose.replicas.yml: two replicas behind the load balancer ----------------
+# As docs/deployment.md prepares it: a key pair made with the image, the public key and a
+# root token as files owned by uid 10001, mode 0600, beside the compose files.
+RECIPE="$WORK/recipe"
+mkdir -p "$RECIPE/keys" "$RECIPE/secrets" "$RECIPE/deploy/compose"
+cp docker-compose.yml docker-compose.replicas.yml "$RECIPE/"
+cp deploy/compose/nginx.conf "$RECIPE/deploy/compose/"
+podman run --rm --user 0 -v "$RECIPE/keys:/keys" "$IMAGE" keys generate --out /keys >/dev/null
+cp "$RECIPE/keys/license_key.pub" "$RECIPE/keys/license_keys.pub"
+printf 'glpat-%s' "$(head -c 15 /dev/urandom | base64 | tr '+/' '-_')" >"$RECIPE/secrets/initial_root_token"
+chown 10001:10001 "$RECIPE/keys/license_keys.pub" "$RECIPE/secrets/initial_root_token"
+chmod 0600 "$RECIPE/keys/license_keys.pub" "$RECIPE/secrets/initial_root_token"
+TOKEN=$(cat "$RECIPE/secrets/initial_root_token")
+REPLICAS_PROJECT="gls-replicas-smoke-$$"
+replicas() {
+  (cd "$RECIPE" && HTTP_PUBLISH=8080 LB_PORT="$PORT" podman-compose --no-ansi -p "$REPLICAS_PROJECT" \
+    -f docker-compose.yml -f docker-compose.replicas.yml "$@")
+}
+trap 'replicas down -v >/dev/null 2>&1 || true; compose_cleanup; cleanup' EXIT
+step "replicas recipe up: two servers and the load balancer on one PostgreSQL"
+replicas up -d >"$WORK/replicas.log" 2>&1 || { cat "$WORK/replicas.log" >&2; fail "replicas up"; }
+NAME="${REPLICAS_PROJECT}_gitlab-license-server_1"
+step "ready through the load balancer after $(wait_ready) ms"
+replica_ports=()
+for number in 1 2; do
+  replica="${REPLICAS_PROJECT}_gitlab-license-server_$number"
+  port=$(podman port "$replica" 8080 | head -1 | sed 's/.*://')
+  [ -n "$port" ] || fail "replica $number is not running"
+  replica_ports+=("$port")
+  until curl -fs -o /dev/null "http://127.0.0.1:$port/-/readiness"; do sleep 0.2; done
+done
+podman run --rm --user 0 -v "$RECIPE/keys:/keys:ro" "$IMAGE" license issue \
+  --private-key /keys/license_key --name "Replica Test" --email replicas@example.org \
+  --company "Example Org" --plan premium --seats 10 --starts "$(date -u +%F)" \
+  --expires "$(date -u -d '+1 year' +%F)" >"$WORK/replicas.license"
+status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
+  --data-urlencode "license@$WORK/replicas.license" "$BASE/api/v4/license")
+[ "$status" = 201 ] || fail "upload through the load balancer answered $status: $(cat "$WORK/upload.json")"
+license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+step "license $license_id uploaded through the load balancer with the shared root token"
+for port in "${replica_ports[@]}"; do
+  current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$port/api/v4/license")
+  case "$current" in
+    "{\"id\":$license_id,"*) ;;
+    *) fail "the replica on port $port does not show the license: $current" ;;
+  esac
+done
+step "both replicas verify it with the shared key and show it"
 echo "container smoke test passed"

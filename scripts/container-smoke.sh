@@ -85,21 +85,38 @@ step "root's token read with token initial"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" "$BASE/api/v4/license")" = 200 ] \
   || fail "the token is refused"
 
-# The key pair is generated in the background at first start: wait for it.
 issue() {
   podman exec "$NAME" gitlab-license-server license issue --private-key /data/keys/license_key \
     --name "Smoke Test" --email smoke@example.org --company "Example Org" --plan ultimate \
     --seats 25 --starts "$(date -u +%F)" --expires "$(date -u -d '+1 year' +%F)"
 }
-for _ in $(seq 50); do
-  issue >"$WORK/smoke.license" 2>/dev/null && break
-  sleep 0.2
-done
-[ -s "$WORK/smoke.license" ] || fail "no license could be issued with the generated key"
-status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
-  --data-urlencode "license@$WORK/smoke.license" "$BASE/api/v4/license")
-[ "$status" = 201 ] || fail "upload answered $status: $(cat "$WORK/upload.json")"
-license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+# The key pair is generated in the background at first start: wait for it.
+issue_when_ready() {
+  for _ in $(seq 50); do
+    issue >"$1" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  fail "no license could be issued with the generated key"
+}
+# POST /license through $BASE as $TOKEN; sets license_id.
+upload() {
+  local status
+  status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
+    --data-urlencode "license@$1" "$BASE/api/v4/license")
+  [ "$status" = 201 ] || fail "upload answered $status: $(cat "$WORK/upload.json")"
+  license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+}
+# Fails unless the server at $1 shows license $license_id as the current one.
+expect_license() {
+  local current
+  current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$1/api/v4/license")
+  case "$current" in
+    "{\"id\":$license_id,"*) ;;
+    *) fail "$2: $current" ;;
+  esac
+}
+issue_when_ready "$WORK/smoke.license"
+upload "$WORK/smoke.license"
 step "license $license_id issued with the generated key and uploaded"
 
 podman healthcheck run "$NAME" >/dev/null || fail "the health check fails on a ready server"
@@ -118,11 +135,7 @@ podman rm "$NAME" >/dev/null
 step "restart on the same volume"
 start
 step "ready after $(wait_ready) ms"
-current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$BASE/api/v4/license")
-case "$current" in
-  "{\"id\":$license_id,"*) ;;
-  *) fail "the license did not survive the restart: $current" ;;
-esac
+expect_license "$BASE" "the license did not survive the restart"
 step "the license and the token survived the restart"
 podman stop --time 20 "$NAME" >/dev/null
 podman rm "$NAME" >/dev/null
@@ -144,14 +157,8 @@ TOKEN=$(podman exec "$SERVER" gitlab-license-server token initial)
 backend=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$BASE/-/metrics" |
   sed -n 's/.*backend="\([a-z]*\)".*/\1/p' | head -1)
 [ "$backend" = postgresql ] || fail "the compose server is not on PostgreSQL (backend: $backend)"
-for _ in $(seq 50); do
-  issue >"$WORK/compose.license" 2>/dev/null && break
-  sleep 0.2
-done
-status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
-  --data-urlencode "license@$WORK/compose.license" "$BASE/api/v4/license")
-[ "$status" = 201 ] || fail "compose upload answered $status: $(cat "$WORK/upload.json")"
-license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+issue_when_ready "$WORK/compose.license"
+upload "$WORK/compose.license"
 step "token read, license $license_id uploaded"
 podman healthcheck run "$SERVER" >/dev/null || fail "the compose server's health check fails"
 step "health check: healthy"
@@ -159,11 +166,7 @@ compose down >/dev/null 2>&1 || fail "compose down"
 step "compose down, then up again on the same volumes"
 compose up -d >>"$WORK/compose.log" 2>&1 || { cat "$WORK/compose.log" >&2; fail "compose up again"; }
 step "ready after $(wait_ready) ms"
-current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "$BASE/api/v4/license")
-case "$current" in
-  "{\"id\":$license_id,"*) ;;
-  *) fail "the license did not survive compose down/up: $current" ;;
-esac
+expect_license "$BASE" "the license did not survive compose down/up"
 step "the license and the token survived"
 compose down -v >/dev/null 2>&1 || fail "compose down -v"
 
@@ -202,17 +205,10 @@ podman run --rm --user 0 -v "$RECIPE/keys:/keys:ro" "$IMAGE" license issue \
   --private-key /keys/license_key --name "Replica Test" --email replicas@example.org \
   --company "Example Org" --plan premium --seats 10 --starts "$(date -u +%F)" \
   --expires "$(date -u -d '+1 year' +%F)" >"$WORK/replicas.license"
-status=$(curl -s -o "$WORK/upload.json" -w '%{http_code}' -H "PRIVATE-TOKEN: $TOKEN" \
-  --data-urlencode "license@$WORK/replicas.license" "$BASE/api/v4/license")
-[ "$status" = 201 ] || fail "upload through the load balancer answered $status: $(cat "$WORK/upload.json")"
-license_id=$(python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])' <"$WORK/upload.json")
+upload "$WORK/replicas.license"
 step "license $license_id uploaded through the load balancer with the shared root token"
 for port in "${replica_ports[@]}"; do
-  current=$(curl -s -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$port/api/v4/license")
-  case "$current" in
-    "{\"id\":$license_id,"*) ;;
-    *) fail "the replica on port $port does not show the license: $current" ;;
-  esac
+  expect_license "http://127.0.0.1:$port" "the replica on port $port does not show the license"
 done
 step "both replicas verify it with the shared key and show it"
 echo "container smoke test passed"

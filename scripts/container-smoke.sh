@@ -39,9 +39,11 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# Waits (at most 60 s) for readiness at $1 (the server under test by default); prints the ms.
 wait_ready() {
-  local started; started=$(now_ms)
-  until curl -fs -o /dev/null "$BASE/-/readiness"; do
+  local base="${1:-$BASE}" started
+  started=$(now_ms)
+  until curl -fs -o /dev/null "$base/-/readiness"; do
     [ $(($(now_ms) - started)) -lt 60000 ] || fail "not ready within 60 s"
     sleep 0.2
   done
@@ -199,7 +201,7 @@ for number in 1 2; do
   port=$(podman port "$replica" 8080 | head -1 | sed 's/.*://')
   [ -n "$port" ] || fail "replica $number is not running"
   replica_ports+=("$port")
-  until curl -fs -o /dev/null "http://127.0.0.1:$port/-/readiness"; do sleep 0.2; done
+  wait_ready "http://127.0.0.1:$port" >/dev/null
 done
 podman run --rm --user 0 -v "$RECIPE/keys:/keys:ro" "$IMAGE" license issue \
   --private-key /keys/license_key --name "Replica Test" --email replicas@example.org \

@@ -12,7 +12,7 @@
 #
 # Environment:
 #   BIN             server binary (default: <repo>/target/release/gitlab-license-server)
-#   CLIENTS         which clients to run, in order (default: "python node go python-graphql")
+#   CLIENTS         which clients to run, in order (default: "python node go python-graphql python-billable")
 #   CLIENT_TIMEOUT  seconds per client run (default: 300)
 #   PGHOST_COMPAT   PostgreSQL host (default 127.0.0.1), PGPORT_COMPAT (5432), PGUSER_COMPAT (postgres)
 #   TMPDIR          where the venv, the Go build and the per-run temp dirs go (default /tmp)
@@ -24,7 +24,7 @@ set -uo pipefail
 COMPAT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$COMPAT/.." && pwd)"
 BIN="${BIN:-$ROOT/target/release/gitlab-license-server}"
-CLIENTS="${CLIENTS:-python node go python-graphql}"
+CLIENTS="${CLIENTS:-python node go python-graphql python-billable}"
 CLIENT_TIMEOUT="${CLIENT_TIMEOUT:-300}"
 TMPBASE="${TMPDIR:-/tmp}"
 VENV="$TMPBASE/gls-compat-venv"
@@ -152,7 +152,7 @@ install_client() {
   [ -n "${INSTALLED[$c]:-}" ] && return "${INSTALLED[$c]}"
   local rc=0
   case "$c" in
-    python | python-graphql) install_python || rc=1 ;;
+    python | python-graphql | python-billable) install_python || rc=1 ;;
     node) install_node || rc=1 ;;
     go) install_go || rc=1 ;;
     *) log "unknown client $c"; rc=1 ;;
@@ -183,6 +183,7 @@ run_client() { # name; the client runs in its own session so that an interrupt c
   case "$c" in
     python) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_license_api.py) ;;
     python-graphql) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_duo_seats.py) ;;
+    python-billable) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_billable_members.py) ;;
     node) dir="$COMPAT/node"; cmd=(node license.mjs) ;;
     go) dir="$COMPAT/go"; cmd=("$GOOUT/gls-compat-go") ;;
   esac

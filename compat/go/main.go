@@ -378,6 +378,56 @@ func main() {
 		must(l.ID == 0, "GET /license after deleting the only license: id %d", l.ID)
 	})
 
+	check("Groups.ListBillableGroupMembers() lists a group's billable members; RemoveBillableGroupMember()", nil, func() {
+		var users []*gitlab.User
+		defer func() {
+			for _, u := range users {
+				_, _ = gl.Users.DeleteUser(u.ID)
+			}
+		}()
+		for _, name := range []string{"go-bm-owner", "go-bm-dev"} {
+			u, _, err := gl.Users.CreateUser(&gitlab.CreateUserOptions{
+				Username: gitlab.String(name), Name: gitlab.String(name),
+				Email: gitlab.String(name + "@example.org"), SkipConfirmation: gitlab.Bool(true),
+				Password: gitlab.String("a-long-enough-password"),
+			})
+			noErr(err, "CreateUser")
+			users = append(users, u)
+		}
+		g, _, err := gl.Groups.CreateGroup(&gitlab.CreateGroupOptions{
+			Name: gitlab.String("Go Billing"), Path: gitlab.String("go-billing"),
+		})
+		noErr(err, "CreateGroup")
+		defer func() { _, _ = gl.Groups.DeleteGroup(g.ID) }()
+		for i, level := range []gitlab.AccessLevelValue{gitlab.OwnerPermissions, gitlab.DeveloperPermissions} {
+			_, _, err := gl.GroupMembers.AddGroupMember(g.ID, &gitlab.AddGroupMemberOptions{
+				UserID: gitlab.Int(users[i].ID), AccessLevel: gitlab.AccessLevel(level),
+			})
+			noErr(err, "AddGroupMember")
+		}
+		members, resp, err := gl.Groups.ListBillableGroupMembers(g.ID, &gitlab.ListBillableGroupMembersOptions{
+			ListOptions: gitlab.ListOptions{PerPage: 1},
+		})
+		noErr(err, "ListBillableGroupMembers")
+		must(resp.TotalItems == 2 && resp.TotalPages == 2, "total %d pages %d", resp.TotalItems, resp.TotalPages)
+		must(len(members) == 1 && members[0].Username == "go-bm-owner" && members[0].Email == "go-bm-owner@example.org",
+			"first page %+v", members)
+		members, _, err = gl.Groups.ListBillableGroupMembers(g.ID, &gitlab.ListBillableGroupMembersOptions{
+			Search: gitlab.String("go-bm-dev"), Sort: gitlab.String("name_desc"),
+		})
+		noErr(err, "ListBillableGroupMembers(search)")
+		must(len(members) == 1 && members[0].ID == users[1].ID && members[0].State == "active" &&
+			strings.HasSuffix(members[0].WebURL, "/go-bm-dev"), "search %+v", members)
+		_, err = gl.Groups.RemoveBillableGroupMember(g.ID, users[0].ID)
+		expectError(err, 400, map[string]string{"message": "400 Bad request - Gitlab::Access::AccessDeniedError"})
+		resp, err = gl.Groups.RemoveBillableGroupMember(g.ID, users[1].ID)
+		noErr(err, "RemoveBillableGroupMember")
+		must(resp.StatusCode == 204, "status %d", resp.StatusCode)
+		members, _, err = gl.Groups.ListBillableGroupMembers(g.ID, nil)
+		noErr(err, "ListBillableGroupMembers after removal")
+		must(len(members) == 1 && members[0].Username == "go-bm-owner", "after removal %+v", members)
+	})
+
 	fmt.Println("go-gitlab (Debian golang-github-xanzy-go-gitlab-dev)")
 	line := fmt.Sprintf("go: %d passed, %d failed", passed, failed)
 	if skipped > 0 {

@@ -17,12 +17,12 @@ use super::users::{user_entity, Detail};
 use crate::auth::Admin;
 use crate::domain::groups::Visibility;
 use crate::domain::licenses::timestamp_text;
-use crate::domain::members::AccessLevel;
+use crate::domain::members::{AccessLevel, BillableMemberSort};
 use crate::domain::users::UserState;
 use crate::error::{ApiError, ApiResult};
 use crate::services::groups::{self, GroupError};
 use crate::state::AppState;
-use crate::store::{Group, Member, NewGroup, SaveMode};
+use crate::store::{BillableMember, Group, Member, NewGroup, SaveMode};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,6 +30,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show, destroy))
         .routes(routes!(members, add_member))
         .routes(routes!(show_member, update_member, remove_member))
+        .routes(routes!(billable_members))
+        .routes(routes!(billable_member_memberships))
+        .routes(routes!(remove_billable_member))
 }
 
 /// GitLab's `Group` entity (the fields clients read), in its order; settings this server does
@@ -139,6 +142,16 @@ fn group_error(error: GroupError) -> ApiError {
             ApiError::FieldInvalid("access_level", "is not included in the list".into())
         }
         GroupError::Conflict(message) => ApiError::Message(StatusCode::CONFLICT, message),
+        GroupError::NotBillable => ApiError::NotFound("404 User Not Found"),
+        GroupError::NoMemberForUser => {
+            ApiError::BadRequest("400 Bad request - No member found for the given user_id".into())
+        }
+        // GitLab refuses the last owner by raising `Gitlab::Access::AccessDeniedError` in the
+        // removal service, whose message is the class name (inferred: GitLab's specs do not
+        // show this answer).
+        GroupError::LastOwner => {
+            ApiError::BadRequest("400 Bad request - Gitlab::Access::AccessDeniedError".into())
+        }
         GroupError::Store(error) => error.into(),
     }
 }
@@ -297,6 +310,152 @@ async fn remove_member(
 ) -> ApiResult<Response> {
     let user_id = member_path(&path)?;
     groups::remove_member(&state, &actor, &path.0, user_id)
+        .await
+        .map_err(group_error)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// GitLab's `BillableMember` entity: the user's basic fields (with the primary e-mail, as
+/// GitLab shows it to administrators), then why and how they occupy a seat in the group.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct BillableMemberEntity {
+    id: i64,
+    username: String,
+    name: String,
+    #[schema(value_type = String, example = "active")]
+    state: UserState,
+    locked: bool,
+    avatar_url: Option<String>,
+    web_url: String,
+    email: String,
+    #[schema(example = "2026-06-01")]
+    last_activity_on: Option<String>,
+    #[schema(example = "group_member")]
+    membership_type: &'static str,
+    removable: bool,
+    created_at: String,
+    is_last_owner: bool,
+    /// Sign-ins are not tracked by this server: always null.
+    last_login_at: Option<String>,
+}
+
+fn billable_member_entity(billable: &BillableMember, external_url: &str) -> BillableMemberEntity {
+    let user = &billable.member.user;
+    let basic = user_entity(user, external_url, Detail::Public, None);
+    BillableMemberEntity {
+        id: basic.id,
+        username: basic.username,
+        name: basic.name,
+        state: basic.state,
+        locked: basic.locked,
+        avatar_url: basic.avatar_url,
+        web_url: basic.web_url,
+        email: user.email.clone(),
+        last_activity_on: user.last_activity_on.map(|day| day.to_string()),
+        // Memberships here are direct group memberships (no projects or invited groups).
+        membership_type: "group_member",
+        removable: true,
+        created_at: timestamp_text(user.created_at),
+        is_last_owner: billable.is_last_owner,
+        last_login_at: None,
+    }
+}
+
+/// GitLab's access level with its name, as the membership entity shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct AccessLevelDetails {
+    #[schema(example = "Developer")]
+    string_value: &'static str,
+    #[schema(example = 30)]
+    integer_value: i32,
+    custom_role: Option<serde_json::Value>,
+}
+
+/// GitLab's `BillableMembership` entity.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+struct BillableMembershipEntity {
+    id: i64,
+    source_id: i64,
+    source_full_name: String,
+    source_members_url: String,
+    created_at: String,
+    expires_at: Option<String>,
+    access_level: AccessLevelDetails,
+}
+
+#[utoipa::path(get, operation_id = "groups_billable_members", path = "/api/v4/groups/{id}/billable_members", tag = "groups", summary = "A group's billable members", description = "The group's members who occupy a license seat: active humans and service users with Guest or above (above Guest on Ultimate). `sort` accepts GitLab's values; as in GitLab, the access-level and joined orders answer in id order.", params(("id" = String, Path, description = "An ID or path"), ("page" = Option<i64>, Query, description = "Page number (from 1)"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("search" = Option<String>, Query, description = "GitLab's user search: part of a name or username (3 characters or more), or a whole e-mail"), ("sort" = Option<String>, Query, description = "id_asc (default), name_asc, name_desc, last_activity_on_asc, last_activity_on_desc, recent_sign_in, oldest_sign_in, access_level_asc, access_level_desc, last_joined, oldest_joined")), responses((status = 200, description = "OK", body = [BillableMemberEntity]), crate::api::responses::ErrorResponses))]
+async fn billable_members(
+    _: Admin,
+    Path(id): Path<String>,
+    State(state): State<AppState>,
+    list: ListRequest,
+) -> ApiResult<Response> {
+    let (params, page) = (&list.params, list.page);
+    let search = params.optional_string("search")?;
+    let mut sorts = vec!["id_asc"];
+    sorts.extend(BillableMemberSort::NAMES);
+    let sort = params
+        .optional_choice("sort", &sorts)?
+        .as_deref()
+        .and_then(BillableMemberSort::from_name)
+        .unwrap_or_default();
+    let listed = groups::billable_members(
+        &state,
+        &id,
+        (search.as_deref().filter(|text| !text.is_empty()), sort),
+        (page.offset(), page.per_page),
+    )
+    .await
+    .map_err(group_error)?;
+    let external_url = &state.config.external_url;
+    Ok(list.answer(&listed, external_url, |billable| {
+        billable_member_entity(billable, external_url)
+    }))
+}
+
+#[utoipa::path(get, operation_id = "groups_billable_member_memberships", path = "/api/v4/groups/{id}/billable_members/{user_id}/memberships", tag = "groups", summary = "A billable member's memberships in the group", params(("id" = String, Path, description = "An ID or path"), ("user_id" = String, Path, description = "A user ID")), responses((status = 200, description = "OK", body = [BillableMembershipEntity]), crate::api::responses::ErrorResponses))]
+async fn billable_member_memberships(
+    _: Admin,
+    Path(path): Path<(String, String)>,
+    State(state): State<AppState>,
+    list: ListRequest,
+) -> ApiResult<Response> {
+    let user_id = member_path(&path)?;
+    let (group, billable) = groups::billable_memberships(&state, &path.0, user_id)
+        .await
+        .map_err(group_error)?;
+    let external_url = &state.config.external_url;
+    let member = &billable.member;
+    let memberships = crate::store::Listed {
+        rows: vec![billable.clone()],
+        more: false,
+        total: Some(1),
+    };
+    Ok(
+        list.answer(&memberships, external_url, |_| BillableMembershipEntity {
+            id: billable.membership_id,
+            source_id: group.id,
+            source_full_name: group.name.clone(),
+            source_members_url: format!("{external_url}/groups/{}/-/group_members", group.path),
+            created_at: timestamp_text(member.member_created_at),
+            expires_at: None,
+            access_level: AccessLevelDetails {
+                string_value: member.access_level.name(),
+                integer_value: member.access_level.number(),
+                custom_role: None,
+            },
+        }),
+    )
+}
+
+#[utoipa::path(delete, operation_id = "groups_remove_billable_member", path = "/api/v4/groups/{id}/billable_members/{user_id}", tag = "groups", summary = "Remove a billable member from the group", description = "Removes the user's membership of the group at once (GitLab schedules it). 400 for someone who is not a member and for the group's last owner.", params(("id" = String, Path, description = "An ID or path"), ("user_id" = String, Path, description = "A user ID")), responses((status = 204, description = "No content"), crate::api::responses::ErrorResponses))]
+async fn remove_billable_member(
+    Admin(actor): Admin,
+    Path(path): Path<(String, String)>,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    let user_id = member_path(&path)?;
+    groups::remove_billable_member(&state, &actor, &path.0, user_id)
         .await
         .map_err(group_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -3,13 +3,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::domain::members::AccessLevel;
+use crate::domain::members::{lowest_billable_level, AccessLevel, BillableMemberSort};
 use crate::domain::users::valid_path;
 use crate::policy::AdminPrincipal;
-use crate::services::audit;
+use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{
-    Group, HookEvent, Member, NewAudit, NewGroup, SaveMode, StoreError, User, Write,
+    BillableMember, Group, HookEvent, Listed, Member, NewAudit, NewGroup, SaveMode, StoreError,
+    User, Write,
 };
 
 #[derive(Debug)]
@@ -22,6 +23,12 @@ pub enum GroupError {
     /// 400 `{"message": {"access_level": ["is not included in the list"]}}`.
     BadAccessLevel,
     Conflict(String),
+    /// The user exists but is not one of the group's billable members.
+    NotBillable,
+    /// `DELETE …/billable_members/:user_id` for someone who is not a member.
+    NoMemberForUser,
+    /// The member is the group's last owner and cannot be removed.
+    LastOwner,
     Store(StoreError),
 }
 
@@ -342,4 +349,84 @@ pub async fn remove_member(
     }
     state.hooks_wake.notify_one();
     Ok(())
+}
+
+/// The lowest level that occupies a seat in a group under the current license.
+async fn billable_level(state: &AppState) -> Result<i32, GroupError> {
+    let ultimate = licenses::current_is_ultimate(state).await?;
+    Ok(lowest_billable_level(ultimate).number())
+}
+
+/// `GET /groups/:id/billable_members`: the group and one page of its billable members.
+pub async fn billable_members(
+    state: &AppState,
+    id_or_path: &str,
+    (search, sort): (Option<&str>, BillableMemberSort),
+    (offset, limit): (i64, i64),
+) -> Result<Listed<BillableMember>, GroupError> {
+    let group = find(state, id_or_path).await?;
+    let level = billable_level(state).await?;
+    Ok(state
+        .store
+        .billable_members(group.id, level, (search, sort), offset, limit)
+        .await?)
+}
+
+/// `GET /groups/:id/billable_members/:user_id/memberships`: the user's memberships in the
+/// group (groups have no subgroups or projects here, so at most one) — GitLab's 404s for an
+/// unknown user and for one who is not billable in the group.
+pub async fn billable_memberships(
+    state: &AppState,
+    id_or_path: &str,
+    user_id: i64,
+) -> Result<(Group, BillableMember), GroupError> {
+    let group = find(state, id_or_path).await?;
+    if state.store.find_user(user_id).await?.is_none() {
+        return Err(GroupError::MemberNotFound);
+    }
+    let level = billable_level(state).await?;
+    let member = state
+        .store
+        .billable_member(group.id, level, user_id)
+        .await?
+        .ok_or(GroupError::NotBillable)?;
+    Ok((group, member))
+}
+
+/// `DELETE /groups/:id/billable_members/:user_id`: removes the user from the group (and so
+/// from everything in it), audited and announced like any member removal; refused for the
+/// group's last owner. Done at once, where GitLab now schedules it.
+pub async fn remove_billable_member(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    id_or_path: &str,
+    user_id: i64,
+) -> Result<(), GroupError> {
+    let group = find(state, id_or_path).await?;
+    let member = state
+        .store
+        .group_member(group.id, user_id)
+        .await?
+        .ok_or(GroupError::NoMemberForUser)?;
+    let now = state.clock.now();
+    let event = member_event(
+        admin.user(),
+        &group,
+        &member.user,
+        member.access_level,
+        &MEMBER_REMOVED,
+        now,
+    );
+    match state
+        .store
+        .remove_member_unless_last_owner(group.id, user_id, Write::audited(now, &event))
+        .await?
+    {
+        Some(true) => {
+            state.hooks_wake.notify_one();
+            Ok(())
+        }
+        Some(false) => Err(GroupError::LastOwner),
+        None => Err(GroupError::NoMemberForUser),
+    }
 }

@@ -128,6 +128,13 @@ pub async fn seat_users(
     }
 }
 
+/// Whether the current license is Ultimate (where guests occupy no seat); false without one.
+pub async fn current_is_ultimate(state: &AppState) -> StoreResult<bool> {
+    Ok(current(state, state.clock.today())
+        .await?
+        .is_some_and(|(_, license)| license.plan() == "ultimate"))
+}
+
 pub async fn live_billable_users(state: &AppState, current: Option<&License>) -> StoreResult<i64> {
     let ultimate = current.is_some_and(|license| license.plan() == "ultimate");
     state.store.count_billable_users(ultimate).await

@@ -1,8 +1,8 @@
 //! Groups and their members.
 
 use super::{
-    capped_count, contains_pattern, unique_violation, Db, Group, Listed, Member, NewGroup, Store,
-    StoreResult, Write, MEMBER_SELECT,
+    capped_count, contains_pattern, unique_violation, Db, Dialect, Group, Listed, Member, NewGroup,
+    Store, StoreResult, Write, MEMBER_SELECT,
 };
 
 impl Store {
@@ -161,6 +161,54 @@ impl Store {
             .bind(group_id)
             .bind(user_id);
             execute_audited!(tx, statement, write)
+        }))
+    }
+
+    /// Removes a member unless they are the group's last owner (owners that are bots do not
+    /// count): `Ok(Some(true))` removed (recording `write` with it), `Ok(Some(false))` refused
+    /// as the last owner, `Ok(None)` not a member. The group row is locked first on
+    /// PostgreSQL so that two owners removed at once are checked one after the other (SQLite
+    /// write transactions already are).
+    pub async fn remove_member_unless_last_owner(
+        &self,
+        group_id: i64,
+        user_id: i64,
+        write: Write<'_>,
+    ) -> StoreResult<Option<bool>> {
+        let lock = match self.dialect() {
+            Dialect::Postgres => Some("SELECT id FROM groups WHERE id = $1 FOR UPDATE"),
+            Dialect::Sqlite => None,
+        };
+        Ok(in_write_tx!(self, tx => {
+            if let Some(lock) = lock {
+                sqlx::query(lock).bind(group_id).execute(&mut *tx).await?;
+            }
+            let last_owner = sqlx::query_scalar::<_, bool>(
+                "SELECT m.access_level = 50 AND NOT EXISTS (
+                     SELECT 1 FROM members o JOIN users ou ON ou.id = o.user_id
+                     WHERE o.source_type = 'Namespace' AND o.source_id = m.source_id
+                       AND o.access_level = 50 AND o.user_id <> m.user_id
+                       AND ou.user_type NOT IN ('project_bot', 'service_account'))
+                 FROM members m
+                 WHERE m.source_type = 'Namespace' AND m.source_id = $1 AND m.user_id = $2",
+            )
+            .bind(group_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match last_owner {
+                None => None,
+                Some(true) => Some(false),
+                Some(false) => {
+                    let statement = sqlx::query(
+                        "DELETE FROM members
+                         WHERE source_type = 'Namespace' AND source_id = $1 AND user_id = $2",
+                    )
+                    .bind(group_id)
+                    .bind(user_id);
+                    Some(execute_audited!(tx, statement, write))
+                }
+            }
         }))
     }
 

@@ -172,6 +172,7 @@ mod macros;
 mod add_ons;
 mod audit;
 pub mod backup;
+mod billable;
 mod eligible_users;
 mod groups;
 mod history;
@@ -184,6 +185,7 @@ mod tokens;
 mod users;
 
 pub use add_ons::{AddOnPurchase, Locked, SaveMode, SeatAudit};
+pub use billable::{BillableMember, BillableUser, BillableUserFilter};
 pub use eligible_users::{
     EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUser, EligibleUserFilter,
     KeyValue, UserSearch,

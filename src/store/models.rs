@@ -194,7 +194,7 @@ pub const MIN_PARTIAL_SEARCH_CHARS: usize = 3;
 /// username or name; e-mail addresses match exactly. Served by indexes on both backends:
 /// pg_trgm GIN indexes on PostgreSQL, the `users_search` trigram table on SQLite (then the
 /// same LIKE, so both answer the same rows), `lower(email)` and `lower(name)` indexes.
-fn search_condition(search: &str, dialect: Dialect, args: &mut Vec<String>) -> String {
+pub(super) fn search_condition(search: &str, dialect: Dialect, args: &mut Vec<String>) -> String {
     let term = search.strip_prefix('@').unwrap_or(search).to_lowercase();
     if term.is_empty() {
         return "1 = 0".into();

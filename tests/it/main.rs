@@ -26,6 +26,7 @@ mod replicas;
 mod rest_fidelity;
 mod ruby_compat;
 mod scale;
+mod seat_intelligence;
 mod server_process;
 mod vectors;
 mod web;

@@ -388,6 +388,30 @@ impl TestApp {
         }
     }
 
+    /// The first column of each row `sql` returns, as text (reading what the server wrote).
+    pub async fn query_texts(&self, sql: &str) -> Vec<String> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut connection = sqlx::SqliteConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect SQLite");
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut connection)
+                    .await
+                    .expect("sql")
+            }
+            Backend::Postgres => {
+                let mut connection = sqlx::PgConnection::connect(&self.database_url)
+                    .await
+                    .expect("connect PostgreSQL");
+                sqlx::query_scalar::<_, String>(sql)
+                    .fetch_all(&mut connection)
+                    .await
+                    .expect("sql")
+            }
+        }
+    }
+
     pub async fn add_user(&self, user: NewUser) -> User {
         self.state
             .store

@@ -1,5 +1,6 @@
 //! Request bodies, bounded: at most [`MAX_BODY_BYTES`] and a deadline to arrive by, each
-//! failure a GitLab-shaped error (413, 408, 400). Shared by the REST API and GraphQL.
+//! failure a GitLab-shaped error (413, 408, 400). Shared by the REST API and GraphQL. And the
+//! one response body written as it is read: a CSV download.
 
 use axum::extract::Request;
 
@@ -91,4 +92,25 @@ pub fn with_body_deadline(request: Request, timeout: std::time::Duration) -> Req
             deadline: Box::pin(tokio::time::sleep(timeout)),
         })
     })
+}
+
+/// A CSV download named `filename`, its body written as the client reads it.
+pub fn csv_download(filename: &str, body: axum::body::Body) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{filename}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod params;
 pub mod responses;
+pub mod seats;
 pub mod tokens;
 pub mod users;
 

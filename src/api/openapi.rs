@@ -13,7 +13,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::{
-    add_on_purchases, audit, groups, health, hooks, instance, license, metrics, tokens, users,
+    add_on_purchases, audit, groups, health, hooks, instance, license, metrics, seats, tokens,
+    users,
 };
 use crate::state::AppState;
 
@@ -23,6 +24,7 @@ use crate::state::AppState;
         title = "gitlab-license-server",
         description = "GitLab's license, user-directory and seat APIs, self-hosted. Authenticate with a personal access token in `PRIVATE-TOKEN`, `Authorization: Bearer`, or the `private_token` / `access_token` query parameters. Errors come in GitLab's shapes: `{\"message\": …}` or `{\"error\": …}`. GitLab Duo seats are managed over GraphQL at `/api/graphql` (schema.graphql)."
     ),
+    tags((name = "seat-intelligence", description = "This server's extensions, not GitLab's API: who holds a seat and why, seat alerts, license checks before upload, and GitLab Duo seats in bulk. All under `/api/v4/-/`, a prefix GitLab's API never uses (real GitLab answers 404), administrators only. See docs/seat-intelligence.md.")),
     modifiers(&TokenAuth),
     security(("private_token" = []), ("bearer" = [])),
 )]
@@ -58,6 +60,7 @@ pub fn rest_routes() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(audit::router())
         .merge(hooks::router())
+        .merge(seats::router())
         .merge(add_on_purchases::router())
 }
 

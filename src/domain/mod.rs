@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod licenses;
 pub mod members;
 pub mod moderation;
+pub mod seats;
 pub mod subscription;
 pub mod text;
 pub mod tokens;

@@ -22,7 +22,7 @@ fn field(text: &str) -> String {
 }
 
 /// Spreadsheet-formula guard GitLab applies to table cells.
-fn table_cell(text: &str) -> String {
+pub(crate) fn table_cell(text: &str) -> String {
     if text.starts_with(['=', '+', '-', '@', ';']) {
         field(&format!("'{text}"))
     } else {

@@ -4,10 +4,11 @@
 use chrono::NaiveDate;
 
 use super::{
-    capped_count, models::search_condition, Db, Listed, Member, Store, StoreResult, User,
+    capped_count, models::search_condition, Db, Listed, Member, Store, StoreResult,
     GUEST_ACCESS_LEVEL,
 };
 use crate::domain::members::BillableMemberSort;
+pub use crate::domain::seats::BillableUser;
 
 /// A group's billable member: the membership, its id, and whether the user is the group's
 /// last owner (owners that are bots do not count, as in GitLab).
@@ -17,16 +18,6 @@ pub struct BillableMember {
     pub is_last_owner: bool,
     #[sqlx(flatten)]
     pub member: Member,
-}
-
-/// A billable user and what makes them one: their highest role anywhere (none without a
-/// membership), beside their type, state and last activity.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct BillableUser {
-    pub highest_access_level: Option<i32>,
-    pub groups: i64,
-    #[sqlx(flatten)]
-    pub user: User,
 }
 
 /// Which billable users to list (`None` / `false`: not filtered on it).

@@ -5,6 +5,8 @@
 mod chart;
 mod pages;
 mod response;
+mod seat_pages;
+mod seat_views;
 mod seats;
 pub mod session;
 mod views;
@@ -48,6 +50,11 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/subscription/add_on_purchases",
             post(seats::save_group_purchase),
+        )
+        .route("/admin/seats", get(seat_pages::show))
+        .route(
+            "/admin/seats/billable_users.csv",
+            get(seat_pages::billable_users_csv),
         )
         .route("/admin/assets/subscription.css", get(pages::stylesheet))
 }

@@ -51,7 +51,7 @@ fn sign_in_refusal(error: ApiError) -> Failure {
 
 /// A query string read leniently: anything malformed counts as absent (it only picks a
 /// message to show).
-fn lenient_query<T: serde::de::DeserializeOwned + Default>(query: Option<&str>) -> T {
+pub(super) fn lenient_query<T: serde::de::DeserializeOwned + Default>(query: Option<&str>) -> T {
     serde_urlencoded::from_str(query.unwrap_or_default()).unwrap_or_default()
 }
 

@@ -18,7 +18,14 @@ pub enum Flash {
     Alert(String),
 }
 
-fn layout(title: &str, signed_in_as: Option<(&User, &str)>, body: Markup) -> Markup {
+/// The admin pages the top bar links to: (path, name).
+const NAVIGATION: [(&str, &str); 3] = [
+    ("/admin/subscription", "Subscription"),
+    ("/admin/seats", "Seats"),
+    ("/-/graphql-explorer", "GraphQL explorer"),
+];
+
+pub(super) fn layout(title: &str, signed_in_as: Option<(&User, &str)>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -34,8 +41,13 @@ fn layout(title: &str, signed_in_as: Option<(&User, &str)>, body: Markup) -> Mar
                     span class="brand" { "gitlab-license-server" }
                     @if let Some((user, csrf_token)) = signed_in_as {
                         nav aria-label="Admin" {
-                            a href="/admin/subscription" aria-current="page" { "Subscription" }
-                            a href="/-/graphql-explorer" { "GraphQL explorer" }
+                            @for (path, name) in NAVIGATION {
+                                @if name == title {
+                                    a href=(path) aria-current="page" { (name) }
+                                } @else {
+                                    a href=(path) { (name) }
+                                }
+                            }
                         }
                         form class="sign-out" method="post" action="/admin/sign_out" {
                             (csrf_field(csrf_token))
@@ -50,11 +62,11 @@ fn layout(title: &str, signed_in_as: Option<(&User, &str)>, body: Markup) -> Mar
     }
 }
 
-fn csrf_field(token: &str) -> Markup {
+pub(super) fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(token); }
 }
 
-fn flash(message: Option<&Flash>) -> Markup {
+pub(super) fn flash(message: Option<&Flash>) -> Markup {
     html! {
         @match message {
             Some(Flash::Notice(text)) => p class="flash notice" role="status" { (text) },

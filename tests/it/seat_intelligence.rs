@@ -9,11 +9,14 @@ use serde_json::{json, Value};
 use crate::on_both_backends;
 use crate::support::app::{test_now, TestApp, ROOT_TOKEN};
 use crate::support::licenses::license;
+use crate::web::{escaped, WebClient};
 
 on_both_backends!(
     billable_members_of_a_group,
     billable_member_removal,
-    billable_members_follow_the_plan
+    billable_members_follow_the_plan,
+    who_holds_a_seat,
+    who_holds_a_seat_on_the_page
 );
 
 /// A human named `username` (display name `name`), last active on `active_on` if given.
@@ -276,4 +279,198 @@ async fn billable_members_follow_the_plan(app: TestApp) {
         )
         .await;
     assert_eq!(guest_memberships.status, StatusCode::NOT_FOUND);
+}
+
+async fn who_holds_a_seat(app: TestApp) {
+    // test_now is 2026-06-15.
+    let platform = app.add_group("platform").await;
+    let data = app.add_group("data").await;
+    let ada = person(&app, "ada", "Ada", Some("2026-06-14")).await;
+    let bob = person(&app, "bob", "Bob", Some("2026-03-01")).await;
+    person(&app, "cy", "Cy", None).await;
+    let guest = person(&app, "guest", "Guest", Some("2026-06-01")).await;
+    let gone = person(&app, "gone", "Gone", None).await;
+    join(&app, platform.id, &ada, 40).await;
+    join(&app, data.id, &ada, 30).await;
+    join(&app, platform.id, &bob, 30).await;
+    join(&app, data.id, &guest, 10).await;
+    app.execute_sql(&format!(
+        "UPDATE users SET state = 'blocked' WHERE id = {}",
+        gone.id
+    ))
+    .await;
+    let root = "root".to_string();
+
+    let all = app.get("/api/v4/-/seats/billable_users").await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(
+        usernames(&all.json()),
+        [root.as_str(), "ada", "bob", "cy", "guest"]
+    );
+    assert_eq!(all.header("x-total"), Some("5"));
+    let ada_row = &all.json()[1];
+    assert_eq!(
+        ada_row,
+        &json!({
+            "id": ada.id,
+            "username": "ada",
+            "name": "Ada",
+            "email": ada.email,
+            "state": "active",
+            "user_type": "human",
+            "highest_access_level": {"integer_value": 40, "string_value": "Maintainer"},
+            "group_count": 2,
+            "last_activity_on": "2026-06-14",
+            "inactive_days": 1,
+            "created_at": ada_row["created_at"],
+            "billable_because": "Active human user with the Maintainer role",
+        })
+    );
+    let filtered = |query: &str| format!("/api/v4/-/seats/billable_users?{query}");
+    assert_eq!(
+        usernames(&app.get(&filtered("group=platform")).await.json()),
+        ["ada", "bob"]
+    );
+    assert_eq!(
+        usernames(
+            &app.get(&filtered(&format!("group={}&access_level=30", data.id)))
+                .await
+                .json()
+        ),
+        Vec::<String>::new(),
+        "ada's highest role is Maintainer"
+    );
+    assert_eq!(
+        usernames(&app.get(&filtered("access_level=10")).await.json()),
+        ["guest"]
+    );
+    assert_eq!(
+        usernames(&app.get(&filtered("inactive_for_days=90")).await.json()),
+        ["bob", "cy"],
+        "billable but not active for 90 days (or never); root is active through its token"
+    );
+    // Keyset pages.
+    let first = app.get(&filtered("per_page=2")).await;
+    assert_eq!(usernames(&first.json()), [root.as_str(), "ada"]);
+    let link = first.header("link").expect("next link").to_string();
+    let next = link
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .expect("url")
+        .replace(&app.state.config.external_url, "");
+    assert_eq!(usernames(&app.get(&next).await.json()), ["bob", "cy"]);
+    // Refusals, GitLab-shaped.
+    for (query, status, body) in [
+        (
+            "group=nope",
+            StatusCode::NOT_FOUND,
+            json!({"message": "404 Group Not Found"}),
+        ),
+        (
+            "access_level=35",
+            StatusCode::BAD_REQUEST,
+            json!({"error": "access_level is invalid"}),
+        ),
+        (
+            "inactive_for_days=-1",
+            StatusCode::BAD_REQUEST,
+            json!({"error": "inactive_for_days is invalid"}),
+        ),
+        (
+            "cursor=xyz",
+            StatusCode::BAD_REQUEST,
+            json!({"error": "cursor is invalid"}),
+        ),
+    ] {
+        let reply = app.get(&filtered(query)).await;
+        assert_eq!((reply.status, reply.json()), (status, body), "{query}");
+    }
+    // On Ultimate the guest holds no seat.
+    app.upload(&license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "ultimate", "active_user_count": 10}),
+    ))
+    .await;
+    assert_eq!(
+        usernames(&app.get("/api/v4/-/seats/billable_users").await.json()),
+        ["ada", "bob"]
+    );
+    // The CSV: the same rows.
+    let csv = app
+        .get("/api/v4/-/seats/billable_users.csv?group=platform")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", csv.body);
+    assert!(lines[0].starts_with("id,username,name,email,state,user_type,highest_role"));
+    assert!(
+        lines[1].starts_with(&format!("{},ada,Ada,", ada.id)),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[2].contains(",bob,Bob,"), "{}", lines[2]);
+    let refused = app
+        .get("/api/v4/-/seats/billable_users.csv?access_level=1")
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+}
+
+async fn who_holds_a_seat_on_the_page(app: TestApp) {
+    let platform = app.add_group("platform").await;
+    let ada = person(&app, "ada", "Ada Lovelace", Some("2026-06-14")).await;
+    let bob = person(&app, "bob", "Bob", Some("2026-01-01")).await;
+    join(&app, platform.id, &ada, 40).await;
+    join(&app, platform.id, &bob, 30).await;
+    let web = WebClient::new(&app);
+    assert_eq!(web.sign_in(ROOT_TOKEN).await.status, StatusCode::SEE_OTHER);
+
+    let page = web.get("/admin/seats").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("3 billable users match."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("tr data-username=\"ada\""));
+    assert!(page
+        .body
+        .contains("Active human user with the Maintainer role"));
+
+    let filtered = web
+        .get("/admin/seats?group=platform&access_level=&inactive_for_days=90")
+        .await;
+    assert_eq!(filtered.status, StatusCode::OK);
+    assert!(
+        filtered.body.contains("1 billable user match."),
+        "{}",
+        filtered.body
+    );
+    assert!(filtered.body.contains("tr data-username=\"bob\""));
+    assert!(!filtered.body.contains("tr data-username=\"ada\""));
+    assert!(filtered.body.contains(&escaped(
+        "/admin/seats/billable_users.csv?group=platform&inactive_for_days=90"
+    )));
+    let csv = web
+        .get("/admin/seats/billable_users.csv?group=platform&inactive_for_days=90")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert_eq!(
+        csv.body,
+        app.get("/api/v4/-/seats/billable_users.csv?group=platform&inactive_for_days=90")
+            .await
+            .body
+    );
+
+    let unknown = web.get("/admin/seats?group=nope").await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(unknown.body.contains("404 Group Not Found"));
+    let bad = web.get("/admin/seats?inactive_for_days=soon").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body.contains("inactive_for_days is invalid"));
+    // Signed out: sent to sign in.
+    let anonymous = WebClient::new(&app).get("/admin/seats").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
 }

@@ -32,14 +32,14 @@ on_both_backends!(
 );
 
 /// A browser-like client over plain HTTP: keeps cookies, does not follow redirects.
-struct WebClient<'a> {
+pub(crate) struct WebClient<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     cookies: Mutex<BTreeMap<String, String>>,
 }
 
 impl<'a> WebClient<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             client: reqwest::Client::builder()
@@ -50,7 +50,7 @@ impl<'a> WebClient<'a> {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .lock()
             .expect("cookies")
@@ -60,7 +60,7 @@ impl<'a> WebClient<'a> {
             .join("; ")
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
         let reply = self
             .app
             .send_with(request.header("Cookie", self.cookie_header()), None)
@@ -81,17 +81,17 @@ impl<'a> WebClient<'a> {
         reply
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.send(self.client.get(self.app.url(path))).await
     }
 
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
         self.send(self.client.post(self.app.url(path)).form(fields))
             .await
     }
 
     /// A `multipart/form-data` POST, as the upload form sends it (`file`: field, content).
-    async fn post_multipart(
+    pub(crate) async fn post_multipart(
         &self,
         path: &str,
         fields: &[(&str, &str)],
@@ -121,12 +121,12 @@ impl<'a> WebClient<'a> {
         self.send(request).await
     }
 
-    fn has_cookie(&self, name: &str) -> bool {
+    pub(crate) fn has_cookie(&self, name: &str) -> bool {
         self.cookies.lock().expect("cookies").contains_key(name)
     }
 
     /// Signs in through the form; returns the answer to the POST.
-    async fn sign_in(&self, token: &str) -> Reply {
+    pub(crate) async fn sign_in(&self, token: &str) -> Reply {
         let form = self.get("/admin/sign_in").await;
         assert_eq!(form.status, 200);
         let csrf = csrf_of(&form.body);
@@ -138,7 +138,7 @@ impl<'a> WebClient<'a> {
     }
 
     /// The page, whose forms carry the session's CSRF token.
-    async fn page(&self) -> (Reply, String) {
+    pub(crate) async fn page(&self) -> (Reply, String) {
         let page = self.get("/admin/subscription").await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = csrf_of(&page.body);
@@ -149,12 +149,12 @@ impl<'a> WebClient<'a> {
 const SESSION_COOKIE: &str = "_gitlab_license_server_session";
 const CSRF_COOKIE: &str = "_gitlab_license_server_csrf";
 
-fn location(reply: &Reply) -> &str {
+pub(crate) fn location(reply: &Reply) -> &str {
     reply.header("location").unwrap_or_default()
 }
 
 /// HTML-escapes text as the templates do, to find an API message in a page.
-fn escaped(text: &str) -> String {
+pub(crate) fn escaped(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -1038,7 +1038,7 @@ async fn the_page_warns_before_expiry_and_about_overage(app: TestApp) {
 }
 
 /// Where screenshots are kept (beside the build, ignored by git, collected by CI).
-fn artifacts_dir() -> PathBuf {
+pub(crate) fn artifacts_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts")
 }
 

@@ -1,0 +1,83 @@
+//! Seat intelligence: this server's extensions to GitLab's API, under `/api/v4/-/` (a prefix
+//! GitLab's API never uses, so a script pointed at real GitLab gets a 404, never something
+//! else). Documented under their own OpenAPI tag and in docs/seat-intelligence.md.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::pagination::{cursor_id, ListRequest};
+use super::params::Params;
+use crate::auth::Admin;
+use crate::domain::seats::SeatHolderEntry;
+use crate::error::{ApiError, ApiResult};
+use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
+use crate::state::AppState;
+
+/// The OpenAPI tag of every extension.
+pub const TAG: &str = "seat-intelligence";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(billable_users))
+        .routes(routes!(billable_users_csv))
+}
+
+fn seat_holder_error(error: SeatHolderError) -> ApiError {
+    match error {
+        SeatHolderError::GroupNotFound => ApiError::NotFound("404 Group Not Found"),
+        SeatHolderError::Invalid(name) => ApiError::invalid(name),
+        SeatHolderError::Store(error) => error.into(),
+    }
+}
+
+/// The filters both forms of the list take.
+fn seat_holder_query(params: &Params) -> Result<SeatHolderQuery, ApiError> {
+    Ok(SeatHolderQuery {
+        group: params.optional_string("group")?,
+        access_level: params.optional_integer("access_level")?,
+        inactive_for_days: params.optional_integer("inactive_for_days")?,
+    })
+}
+
+#[utoipa::path(get, operation_id = "seats_billable_users", path = "/api/v4/-/seats/billable_users", tag = TAG, summary = "Who holds a seat (extension)", description = "Every billable user instance-wide, with why each occupies a seat (highest role, user type, state, last activity), in id order. Keyset pages: a `Link` header with rel=next carries the cursor; `X-Total` when there are at most 10,000.", params(("group" = Option<String>, Query, description = "A group's ID or path: its members only"), ("access_level" = Option<i64>, Query, description = "Only users whose highest role is this level (10 Guest … 50 Owner)"), ("inactive_for_days" = Option<i64>, Query, description = "Only users not active for at least this many days, or never"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [SeatHolderEntry]), crate::api::responses::ErrorResponses))]
+async fn billable_users(
+    _: Admin,
+    State(state): State<AppState>,
+    list: ListRequest,
+) -> ApiResult<Response> {
+    let query = seat_holder_query(&list.params)?;
+    let after = match list.params.optional_string("cursor")? {
+        None => 0,
+        Some(cursor) => cursor_id(&cursor).ok_or_else(|| ApiError::invalid("cursor"))?,
+    };
+    let holders = seat_holders::prepare(&state, &query)
+        .await
+        .map_err(seat_holder_error)?;
+    let page = holders.page(&state, after, list.per_page()).await?;
+    let mut headers = list.keyset_headers(page.next_after, &state.config.external_url);
+    if let Some(total) = holders.count(&state).await? {
+        headers.insert("x-total", HeaderValue::from(total));
+    }
+    Ok((headers, Json(page.entries)).into_response())
+}
+
+#[utoipa::path(get, operation_id = "seats_billable_users_csv", path = "/api/v4/-/seats/billable_users.csv", tag = TAG, summary = "Who holds a seat, as CSV (extension)", description = "The whole list with the same filters, as CSV (written as it is read).", params(("group" = Option<String>, Query, description = "A group's ID or path"), ("access_level" = Option<i64>, Query, description = "Highest role"), ("inactive_for_days" = Option<i64>, Query, description = "Inactive for at least this many days")), responses((status = 200, description = "OK", content_type = "text/csv", body = String), crate::api::responses::ErrorResponses))]
+async fn billable_users_csv(
+    _: Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let query = seat_holder_query(&params)?;
+    let holders = seat_holders::prepare(&state, &query)
+        .await
+        .map_err(seat_holder_error)?;
+    Ok(crate::body::csv_download(
+        "billable_users.csv",
+        Body::from_stream(holders.csv(state.clone())),
+    ))
+}

@@ -1,0 +1,185 @@
+//! Seat intelligence: who holds a seat and why, as the list and its CSV show it.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::domain::licenses::timestamp_text;
+use crate::domain::members::AccessLevel;
+use crate::domain::usage_csv::table_cell;
+use crate::domain::users::User;
+
+/// A billable user and what makes them one: their highest role anywhere (none without a
+/// membership) and how many groups they belong to, beside the user's type, state and last
+/// activity.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BillableUser {
+    pub highest_access_level: Option<i32>,
+    pub groups: i64,
+    #[sqlx(flatten)]
+    pub user: User,
+}
+
+/// An access level with its name, as GitLab's entities show one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AccessLevelDetails {
+    #[schema(example = 30)]
+    pub integer_value: i32,
+    #[schema(example = "Developer")]
+    pub string_value: &'static str,
+}
+
+impl From<AccessLevel> for AccessLevelDetails {
+    fn from(level: AccessLevel) -> Self {
+        Self {
+            integer_value: level.number(),
+            string_value: level.name(),
+        }
+    }
+}
+
+/// One row of the seat-holder list (JSON and page): the user, and why they hold a seat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SeatHolderEntry {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    #[schema(example = "active")]
+    pub state: &'static str,
+    #[schema(example = "human")]
+    pub user_type: &'static str,
+    pub highest_access_level: Option<AccessLevelDetails>,
+    /// How many groups the user is a member of.
+    pub group_count: i64,
+    #[schema(example = "2026-06-01")]
+    pub last_activity_on: Option<String>,
+    /// Whole days since the last activity; null when the user was never active.
+    pub inactive_days: Option<i64>,
+    pub created_at: String,
+    /// Why the user occupies a seat, in a sentence.
+    pub billable_because: String,
+}
+
+impl SeatHolderEntry {
+    /// The entry for `holder`, with inactivity counted up to `today`; `ultimate` says whether
+    /// the license needs a role above Guest.
+    pub fn of(holder: &BillableUser, today: NaiveDate, ultimate: bool) -> Self {
+        let user = &holder.user;
+        let highest = holder.highest_access_level.map(AccessLevel::from);
+        let kind = match user.user_type.as_str() {
+            "service_user" => "service user",
+            _ => "human user",
+        };
+        let billable_because = match (ultimate, highest) {
+            (true, Some(level)) => format!(
+                "Active {kind} with the {} role (above Guest, as Ultimate counts)",
+                level.name()
+            ),
+            (_, Some(level)) => format!("Active {kind} with the {} role", level.name()),
+            (_, None) => format!("Active {kind} (every active {kind} occupies a seat)"),
+        };
+        Self {
+            id: user.id,
+            username: user.username.clone(),
+            name: user.name.clone(),
+            email: user.email.clone(),
+            state: user.state.as_str(),
+            user_type: user.user_type.as_str(),
+            highest_access_level: highest.map(AccessLevelDetails::from),
+            group_count: holder.groups,
+            last_activity_on: user.last_activity_on.map(|day| day.to_string()),
+            inactive_days: user
+                .last_activity_on
+                .map(|day| (today - day).num_days().max(0)),
+            created_at: timestamp_text(user.created_at),
+            billable_because,
+        }
+    }
+}
+
+/// The first line of the seat-holder CSV.
+pub const CSV_HEADER: &str = "id,username,name,email,state,user_type,highest_role,highest_access_level,groups,last_activity_on,inactive_days,created_at,billable_because\n";
+
+/// One line of the seat-holder CSV (cells guarded against spreadsheet formulas, as GitLab's
+/// exports are).
+pub fn csv_line(entry: &SeatHolderEntry) -> String {
+    let optional = |value: Option<String>| value.unwrap_or_default();
+    let cells = [
+        entry.id.to_string(),
+        table_cell(&entry.username),
+        table_cell(&entry.name),
+        table_cell(&entry.email),
+        entry.state.to_string(),
+        entry.user_type.to_string(),
+        optional(
+            entry
+                .highest_access_level
+                .as_ref()
+                .map(|level| level.string_value.to_string()),
+        ),
+        optional(
+            entry
+                .highest_access_level
+                .as_ref()
+                .map(|level| level.integer_value.to_string()),
+        ),
+        entry.group_count.to_string(),
+        optional(entry.last_activity_on.clone()),
+        optional(entry.inactive_days.map(|days| days.to_string())),
+        entry.created_at.clone(),
+        table_cell(&entry.billable_because),
+    ];
+    let mut line = cells.join(",");
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::users::{UserState, UserType};
+    use chrono::{TimeZone, Utc};
+
+    fn holder(level: Option<i32>, active: Option<&str>) -> BillableUser {
+        BillableUser {
+            highest_access_level: level,
+            groups: i64::from(level.is_some()),
+            user: User {
+                id: 7,
+                username: "=cmd".into(),
+                name: "Ada, Lovelace".into(),
+                email: "ada@example.org".into(),
+                state: UserState::Active,
+                user_type: UserType::Human,
+                admin: false,
+                created_at: Utc
+                    .with_ymd_and_hms(2026, 1, 2, 3, 4, 5)
+                    .single()
+                    .expect("time"),
+                last_activity_on: active
+                    .map(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("day")),
+            },
+        }
+    }
+
+    #[test]
+    fn says_why_and_how_long_inactive() {
+        let today = NaiveDate::from_ymd_opt(2026, 6, 15).expect("day");
+        let entry = SeatHolderEntry::of(&holder(Some(30), Some("2026-03-17")), today, true);
+        assert_eq!(entry.inactive_days, Some(90));
+        assert_eq!(
+            entry.billable_because,
+            "Active human user with the Developer role (above Guest, as Ultimate counts)"
+        );
+        let plain = SeatHolderEntry::of(&holder(None, None), today, false);
+        assert_eq!(plain.inactive_days, None);
+        assert_eq!(
+            plain.billable_because,
+            "Active human user (every active human user occupies a seat)"
+        );
+        assert_eq!(
+            csv_line(&entry),
+            "7,'=cmd,\"Ada, Lovelace\",ada@example.org,active,human,Developer,30,1,2026-03-17,90,2026-01-02T03:04:05.000Z,\"Active human user with the Developer role (above Guest, as Ultimate counts)\"\n"
+        );
+    }
+}

@@ -48,6 +48,8 @@ pub struct Config {
     /// Peers that may scrape `/-/metrics` without a token (GitLab's monitoring allow-list).
     pub metrics_allowed_cidrs: Vec<ipnet::IpNet>,
     pub limits: Limits,
+    /// Seat-usage percentages that raise a seat alert when crossed (`SEAT_ALERT_THRESHOLDS`).
+    pub seat_alert_thresholds: Vec<u32>,
 }
 
 /// How long a peer may take, and how much it may hold, before it loses its connection or
@@ -151,6 +153,35 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ISSUER_NAME: &str = "the license issuer";
 pub const DEFAULT_GITLAB_VERSION: &str = "18.6.0-ee";
 pub const DEFAULT_METRICS_ALLOWED_CIDRS: &str = "127.0.0.0/8,::1/128";
+pub const DEFAULT_SEAT_ALERT_THRESHOLDS: &str = "80,90,100";
+
+/// `SEAT_ALERT_THRESHOLDS`: percentages of seats in use, comma-separated, each 1 to 1000
+/// (above 100 warns of an overage that far past the seats); `none` turns seat alerts off.
+fn seat_alert_thresholds(source: &dyn Source) -> Result<Vec<u32>, String> {
+    let text = source
+        .get("SEAT_ALERT_THRESHOLDS")
+        .unwrap_or_else(|| DEFAULT_SEAT_ALERT_THRESHOLDS.into());
+    if text.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut thresholds = text
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.trim_end_matches('%')
+                .parse::<u32>()
+                .ok()
+                .filter(|percent| (1..=1000).contains(percent))
+                .ok_or_else(|| {
+                    format!("SEAT_ALERT_THRESHOLDS: `{part}` is not a percentage from 1 to 1000 (or set it to none)")
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    thresholds.sort_unstable();
+    thresholds.dedup();
+    Ok(thresholds)
+}
 
 /// Where settings come from: the process environment in production, a map in tests.
 pub trait Source {
@@ -314,6 +345,7 @@ impl Config {
             metrics_addr,
             metrics_allowed_cidrs,
             limits: Limits::from_source(source)?,
+            seat_alert_thresholds: seat_alert_thresholds(source)?,
         })
     }
 }
@@ -321,6 +353,23 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seat_alert_thresholds_are_percentages() {
+        let config = Config::from_source(&[]).expect("defaults");
+        assert_eq!(config.seat_alert_thresholds, [80, 90, 100]);
+        let config =
+            Config::from_source(&[("SEAT_ALERT_THRESHOLDS", "95%, 50,95")]).expect("custom");
+        assert_eq!(config.seat_alert_thresholds, [50, 95]);
+        let config = Config::from_source(&[("SEAT_ALERT_THRESHOLDS", "none")]).expect("off");
+        assert!(config.seat_alert_thresholds.is_empty());
+        for bad in ["0", "eighty", "1001"] {
+            assert!(
+                Config::from_source(&[("SEAT_ALERT_THRESHOLDS", bad)]).is_err(),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn defaults() {

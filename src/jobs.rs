@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Notify;
 
 use crate::domain::jobs::{JobKind, JobState};
-use crate::services::{add_ons, hooks, licenses};
+use crate::services::{add_ons, hooks, licenses, seat_alerts};
 use crate::state::AppState;
 use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
 
@@ -164,6 +164,13 @@ pub async fn run_next(state: &AppState) -> StoreResult<bool> {
                 .finish_job(&job, &effect, state.clock.now())
                 .await?
             {
+                // A recount or a seat refresh moves the seats in use: the alerts follow.
+                if matches!(
+                    JobKind::from_name(&job.kind),
+                    Some(JobKind::Recount | JobKind::SeatRefresh)
+                ) {
+                    seat_alerts::check_quietly(state).await;
+                }
                 JobState::Done.as_str()
             } else {
                 tracing::warn!(

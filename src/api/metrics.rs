@@ -2,6 +2,7 @@
 //! loopback by default) need no token; anyone else needs an administrator's.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,7 +24,7 @@ use crate::auth::Admin;
 use crate::domain::add_ons;
 use crate::error::ApiError;
 use crate::metrics::{self, HttpLabels, Metrics};
-use crate::services::licenses;
+use crate::services::{licenses, seat_alerts};
 use crate::state::AppState;
 use crate::store::StoreResult;
 
@@ -83,6 +84,14 @@ pub async fn observe(
         started.elapsed(),
     );
     response
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SeatLabels {
+    /// `license` or `add_on`.
+    kind: &'static str,
+    /// Which seats: "License seats", "GitLab Duo Pro seats (instance)".
+    seats: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -207,6 +216,22 @@ async fn render(state: &AppState) -> StoreResult<String> {
         "gitlab_license_server_add_on_seats_assigned",
         "Seats assigned of each active add-on purchase",
         assigned,
+    );
+
+    // Next to the license gauges: how full each counted set of seats is (what seat alerts
+    // compare with their thresholds).
+    let utilization = Family::<SeatLabels, Gauge<f64, AtomicU64>>::default();
+    for usage in seat_alerts::status(state).await? {
+        let labels = SeatLabels {
+            kind: usage.kind,
+            seats: usage.label.clone(),
+        };
+        utilization.get_or_create(&labels).set(usage.utilization);
+    }
+    scrape.register(
+        "gitlab_license_server_seat_utilization_ratio",
+        "Seats in use as a share of the seats there are: the license's (billable users) and each active add-on purchase's (assigned seats)",
+        utilization,
     );
 
     let pool = state.store.pool_stats();

@@ -15,6 +15,7 @@ use super::params::Params;
 use crate::auth::Admin;
 use crate::domain::seats::SeatHolderEntry;
 use crate::error::{ApiError, ApiResult};
+use crate::services::seat_alerts::{self, SeatUsage};
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
 use crate::state::AppState;
 
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(billable_users))
         .routes(routes!(billable_users_csv))
+        .routes(routes!(alerts))
 }
 
 fn seat_holder_error(error: SeatHolderError) -> ApiError {
@@ -80,4 +82,21 @@ async fn billable_users_csv(
         "billable_users.csv",
         Body::from_stream(holders.csv(state.clone())),
     ))
+}
+
+/// The seat-alert settings and where each set of seats stands.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+struct SeatAlerts {
+    /// The configured thresholds (`SEAT_ALERT_THRESHOLDS`), percentages.
+    thresholds: Vec<u32>,
+    seats: Vec<SeatUsage>,
+}
+
+#[utoipa::path(get, operation_id = "seats_alerts", path = "/api/v4/-/seats/alerts", tag = TAG, summary = "Seat alerts (extension)", description = "The current license's seats and each active add-on purchase's: in use, there, the thresholds reached, and those that have fired a `seat_usage_threshold_reached` system-hook event (each fires once per crossing; a count back below re-arms it).", responses((status = 200, description = "OK", body = SeatAlerts), crate::api::responses::ErrorResponses))]
+async fn alerts(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(SeatAlerts {
+        thresholds: state.config.seat_alert_thresholds.clone(),
+        seats: seat_alerts::status(&state).await?,
+    })
+    .into_response())
 }

@@ -78,6 +78,19 @@ pub fn display_name(internal: &str) -> String {
     internal.to_ascii_uppercase()
 }
 
+/// The product's name as GitLab's pages show it ("GitLab Duo Pro" for `code_suggestions`).
+pub fn product_name(add_on_name: &str) -> String {
+    match add_on_name {
+        "code_suggestions" => "GitLab Duo Pro".into(),
+        "duo_enterprise" => "GitLab Duo Enterprise".into(),
+        "duo_amazon_q" => "GitLab Duo with Amazon Q".into(),
+        "duo_core" => "GitLab Duo Core".into(),
+        "self_hosted_dap" => "GitLab Duo Agent Platform Self-Hosted".into(),
+        "product_analytics" => "Product Analytics".into(),
+        other => display_name(other),
+    }
+}
+
 /// GitLab's active predicate: started, and not yet at the expiry date (a purchase is inactive
 /// on its expiry date itself).
 pub fn is_active(started_on: NaiveDate, expires_on: NaiveDate, today: NaiveDate) -> bool {

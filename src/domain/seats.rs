@@ -134,6 +134,35 @@ pub fn csv_line(entry: &SeatHolderEntry) -> String {
     line
 }
 
+/// What a count of seats in use does to one subject's alerts (a license's seats, or an add-on
+/// purchase's): the thresholds reached now, and those below which the count has fallen (to
+/// re-arm). `None` when there is nothing to measure against (no seat limit, no seats).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertLevels {
+    pub reached: Vec<u32>,
+    pub below: Vec<u32>,
+}
+
+pub fn alert_levels(used: i64, capacity: i64, thresholds: &[u32]) -> Option<AlertLevels> {
+    if capacity <= 0 {
+        return None;
+    }
+    // Whole-number arithmetic: 90 of 100 seats reaches 90 %, 89 does not.
+    let (reached, below) = thresholds.iter().partition(|threshold| {
+        i128::from(used) * 100 >= i128::from(**threshold) * i128::from(capacity)
+    });
+    Some(AlertLevels { reached, below })
+}
+
+/// Seats in use as a share of the seats there are (0 when there are none).
+pub fn utilization(used: i64, capacity: i64) -> f64 {
+    if capacity <= 0 {
+        0.0
+    } else {
+        used as f64 / capacity as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +189,18 @@ mod tests {
                     .map(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").expect("day")),
             },
         }
+    }
+
+    #[test]
+    fn thresholds_are_reached_at_their_percentage() {
+        let levels = alert_levels(90, 100, &[80, 90, 100]).expect("levels");
+        assert_eq!(levels.reached, [80, 90]);
+        assert_eq!(levels.below, [100]);
+        let levels = alert_levels(89, 100, &[80, 90, 100]).expect("levels");
+        assert_eq!(levels.reached, [80]);
+        assert_eq!(alert_levels(3, 3, &[100]).expect("levels").reached, [100]);
+        assert_eq!(alert_levels(5, 0, &[80]), None);
+        assert_eq!(utilization(9, 10), 0.9);
     }
 
     #[test]

@@ -315,6 +315,7 @@ async fn seats_assigned(
 ) -> SeatResult<SeatChange> {
     let purchase = reloaded(state, purchase).await?;
     crate::services::hooks::check_seats_exhausted(state, &purchase).await;
+    crate::services::seat_alerts::check_quietly(state).await;
     Ok(SeatChange {
         purchase,
         users,
@@ -398,6 +399,7 @@ pub async fn remove_one(
     {
         return Ok(None);
     }
+    crate::services::seat_alerts::check_quietly(state).await;
     Ok(Some(SeatChange {
         purchase: reloaded(state, &purchase).await?,
         users: vec![user],
@@ -426,6 +428,7 @@ async fn remove_bulk(
     if removed == 0 {
         return Err(SeatError::Refused("NO_ASSIGNMENTS_FOUND"));
     }
+    crate::services::seat_alerts::check_quietly(state).await;
     Ok(SeatChange {
         purchase: reloaded(state, &purchase).await?,
         users: state.store.users_by_ids(unique).await?,

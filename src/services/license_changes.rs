@@ -129,6 +129,8 @@ async fn settle(state: &AppState) -> StoreResult<i64> {
             tracing::warn!(%error, "could not check the license alerts");
         }
     }
+    // A license's seats (and the purchases it provisions) are new subjects for seat alerts.
+    crate::services::seat_alerts::check_quietly(state).await;
     state.hooks_wake.notify_one();
     Ok(daily)
 }

@@ -6,6 +6,7 @@ pub mod groups;
 pub mod hooks;
 pub mod license_changes;
 pub mod licenses;
+pub mod seat_alerts;
 pub mod seat_holders;
 pub mod subscription;
 pub mod tokens;

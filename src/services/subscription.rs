@@ -32,6 +32,9 @@ pub struct Overview {
     pub purchases: Vec<PurchaseSeats>,
     /// Users who may hold an instance seat, by username (suggestions for the assign form).
     pub eligible_users: Vec<User>,
+    /// The license's and each add-on purchase's seats in use, with the alert thresholds
+    /// reached (the page's seat-alert banners).
+    pub seat_usage: Vec<crate::services::seat_alerts::SeatUsage>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +156,7 @@ pub async fn overview(state: &AppState) -> StoreResult<Overview> {
         unverifiable_licenses,
         purchases,
         eligible_users,
+        seat_usage: crate::services::seat_alerts::status(state).await?,
     })
 }
 

@@ -228,6 +228,16 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "seat_alerts",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("subject", Text),
+            ("threshold", I32),
+            ("fired_at", Timestamp),
+        ],
+    },
+    TableSpec {
         name: "web_sessions",
         key: "id",
         columns: &[

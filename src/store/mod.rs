@@ -180,6 +180,7 @@ mod hooks;
 mod jobs;
 mod licenses;
 mod plans;
+mod seat_alerts;
 mod sessions;
 mod tokens;
 mod users;
@@ -191,6 +192,7 @@ pub use eligible_users::{
     KeyValue, UserSearch,
 };
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
+pub use seat_alerts::SEAT_ALERT_EVENT;
 pub use sessions::{SeatHolder, WebSession};
 
 impl Store {

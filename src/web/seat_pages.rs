@@ -10,6 +10,7 @@ use super::response::{error_page, error_page_for, html, Failure};
 use super::seat_views::{self, HolderFilters, HolderTable};
 use super::session::WebAdmin;
 use super::views::{Flash, PageContext};
+use crate::services::seat_alerts;
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery, SeatHolders};
 use crate::state::AppState;
 
@@ -91,6 +92,10 @@ pub async fn show(
         Err(failure) if failure.status.is_server_error() => return error_page_for(failure),
         Err(failure) => (failure.status, None, Some(Flash::Alert(failure.message))),
     };
+    let seat_usage = match seat_alerts::status(&state).await {
+        Ok(usage) => usage,
+        Err(error) => return error_page_for(Failure::internal(error)),
+    };
     let context = PageContext {
         user: admin.actor.user(),
         csrf_token: &admin.csrf_token,
@@ -99,7 +104,7 @@ pub async fn show(
     };
     html(
         status,
-        seat_views::seats_page(&filters, table.as_ref(), &context),
+        seat_views::seats_page(&filters, table.as_ref(), &seat_usage, &context),
     )
 }
 

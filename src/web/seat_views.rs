@@ -3,9 +3,10 @@
 
 use maud::{html, Markup};
 
-use super::views::{flash, layout, PageContext};
+use super::views::{flash, layout, seat_alert_banners, PageContext};
 use crate::domain::members::AccessLevel;
 use crate::domain::seats::SeatHolderEntry;
+use crate::services::seat_alerts::SeatUsage;
 
 /// The filters as the form shows them again (text as typed).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -46,6 +47,7 @@ pub struct HolderTable {
 pub fn seats_page(
     filters: &HolderFilters,
     table: Option<&HolderTable>,
+    seat_usage: &[SeatUsage],
     context: &PageContext<'_>,
 ) -> Markup {
     layout(
@@ -54,6 +56,7 @@ pub fn seats_page(
         html! {
             h1 { "Seats" }
             (flash(context.flash.as_ref()))
+            (seat_alert_banners(seat_usage))
             (holders(filters, table))
         },
     )

@@ -6,6 +6,7 @@ use maud::{html, Markup, DOCTYPE};
 use super::chart::{self, Chart, Point};
 use crate::domain::subscription::{expiry_warning, ExpiryWarning};
 use crate::domain::text::titleize;
+use crate::services::seat_alerts::SeatUsage;
 use crate::services::subscription::{CurrentLicense, LicenseSummary, Overview, PurchaseSeats};
 use crate::store::User;
 
@@ -144,6 +145,7 @@ pub fn subscription(overview: &Overview, context: &PageContext<'_>) -> Markup {
                     (crate::services::licenses::UNVERIFIABLE_FIX) "."
                 }
             }
+            (seat_alert_banners(&overview.seat_usage))
             @match &overview.current {
                 Some(current) => {
                     (banners(current))
@@ -159,6 +161,24 @@ pub fn subscription(overview: &Overview, context: &PageContext<'_>) -> Markup {
             (add_ons(overview, context))
         },
     )
+}
+
+/// One banner per set of seats past a seat-alert threshold: the highest reached, and the
+/// figures.
+pub(super) fn seat_alert_banners(usages: &[SeatUsage]) -> Markup {
+    html! {
+        @for usage in usages {
+            @if let Some(threshold) = usage.reached.iter().max() {
+                @let percent = (usage.utilization * 100.0).floor();
+                p class={ "banner seat-alert " (if *threshold >= 100 { "danger" } else { "warning" }) }
+                    role="alert" data-subject=(usage.subject) data-threshold=(threshold) {
+                    strong { (usage.label) " are " (percent) " % used" }
+                    " (" (usage.used) " of " (usage.capacity) "): past the " (threshold)
+                    " % seat alert."
+                }
+            }
+        }
+    }
 }
 
 fn banners(current: &CurrentLicense) -> Markup {
@@ -362,18 +382,6 @@ fn licenses_table(licenses: &[LicenseSummary], context: &PageContext<'_>) -> Mar
 }
 
 /// A product name an administrator recognises (GraphQL shows the internal name upper-cased).
-fn product_title(add_on_name: &str) -> String {
-    match add_on_name {
-        "code_suggestions" => "GitLab Duo Pro".into(),
-        "duo_enterprise" => "GitLab Duo Enterprise".into(),
-        "duo_amazon_q" => "GitLab Duo with Amazon Q".into(),
-        "duo_core" => "GitLab Duo Core".into(),
-        "self_hosted_dap" => "GitLab Duo Agent Platform Self-Hosted".into(),
-        "product_analytics" => "Product Analytics".into(),
-        other => crate::domain::add_ons::display_name(other),
-    }
-}
-
 fn add_ons(overview: &Overview, context: &PageContext<'_>) -> Markup {
     html! {
         section class="card" aria-labelledby="add-ons-heading" {
@@ -416,7 +424,7 @@ fn group_purchase_form(overview: &Overview, context: &PageContext<'_>) -> Markup
                 label for="purchase-add-on" { "Add-on" }
                 select id="purchase-add-on" name="add_on" {
                     @for add_on in crate::domain::add_ons::CATALOGUE {
-                        option value=(add_on.name) { (product_title(add_on.name)) " (" (add_on.name) ")" }
+                        option value=(add_on.name) { (crate::domain::add_ons::product_name(add_on.name)) " (" (add_on.name) ")" }
                     }
                 }
                 label for="purchase-quantity" { "Seats" }
@@ -445,7 +453,7 @@ fn purchase(seats: &PurchaseSeats, context: &PageContext<'_>) -> Markup {
     html! {
         article class="add-on" aria-labelledby=(heading_id) data-purchase-id=(purchase.id) {
             h3 id=(heading_id) {
-                (product_title(&purchase.add_on_name))
+                (crate::domain::add_ons::product_name(&purchase.add_on_name))
                 " " span class="muted" { "(" (crate::domain::add_ons::display_name(&purchase.add_on_name)) ", "
                     @match &purchase.namespace_path { Some(path) => { "group " (path) }, None => "instance" } ")" }
             }

@@ -11,6 +11,9 @@ use gitlab_license_server::store::{NewUser, User};
 
 const NOT_AVAILABLE: &str = "The resource that you are attempting to access does not exist or you don't have permission to perform this action";
 
+pub const PURCHASES_QUERY: &str = PURCHASES;
+pub const BULK_CREATE_MUTATION: &str = BULK_CREATE;
+
 const PURCHASES: &str = "query { addOnPurchases { id name purchasedQuantity assignedQuantity } }";
 
 const BULK_CREATE: &str = "mutation($p: GitlabSubscriptionsAddOnPurchaseID!, $u: [UserID!]!) {

@@ -282,3 +282,94 @@ async fn two_replicas_run_each_job_exactly_once() {
     );
     drop(replicas);
 }
+
+/// Two `serve` processes on one PostgreSQL database recount at the same moment, many times:
+/// each seat-alert threshold the count crosses fires exactly one system-hook event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_fire_a_seat_alert_once() {
+    if !postgres_available() {
+        return;
+    }
+    let app = TestApp::start(Backend::Postgres, &[]).await;
+    // A 10-seat license current by the real clock, uploaded while root is the only billable
+    // user (10 %: no alert yet).
+    let key = license(
+        "2026-01-01",
+        "2099-01-01",
+        json!({"plan": "premium", "active_user_count": 10}),
+    );
+    assert_eq!(app.upload(&key).await.status, 201);
+    for index in 0..8 {
+        app.add_user(gitlab_license_server::store::NewUser::human(
+            &format!("member{index}"),
+            false,
+        ))
+        .await;
+    }
+    let ports = [free_port(), free_port()];
+    let _replicas = [
+        start_server(&app.database_url, &app.data_dir.join("a"), ports[0], &[]).await,
+        start_server(&app.database_url, &app.data_dir.join("b"), ports[1], &[]).await,
+    ];
+    let client = reqwest::Client::new();
+    let id = app.get("/api/v4/license").await.json()["id"].clone();
+    // Five rounds of a refresh sent to both replicas at once.
+    for _ in 0..5 {
+        let refreshes = ports.map(|port| {
+            client
+                .put(format!(
+                    "http://127.0.0.1:{port}/api/v4/license/{id}/refresh_billable_users"
+                ))
+                .header("PRIVATE-TOKEN", ROOT_TOKEN)
+                .send()
+        });
+        let [first, second] = refreshes;
+        let (first, second) = tokio::join!(first, second);
+        for reply in [first, second] {
+            assert_eq!(
+                reply.expect("refresh").status(),
+                reqwest::StatusCode::ACCEPTED
+            );
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let jobs = app.state.store.jobs().await.expect("jobs");
+        let recounts_done = jobs
+            .iter()
+            .filter(|job| job.kind == "billable_users_count" && job.unique_key.is_none())
+            .filter(|job| job.state == gitlab_license_server::domain::jobs::JobState::Done)
+            .count();
+        if recounts_done >= 11 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "recounts did not finish: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = app
+        .query_texts(
+            "SELECT payload FROM hook_events WHERE event_name = 'seat_usage_threshold_reached' ORDER BY id",
+        )
+        .await;
+    let thresholds: Vec<i64> = events
+        .iter()
+        .map(|payload| {
+            serde_json::from_str::<serde_json::Value>(payload).expect("payload")
+                ["threshold_percent"]
+                .as_i64()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        thresholds,
+        [80, 90],
+        "9 of 10 seats: the 80 % and 90 % alerts, each exactly once: {events:?}"
+    );
+    let fired = app
+        .query_texts("SELECT subject || ':' || threshold FROM seat_alerts ORDER BY threshold")
+        .await;
+    assert_eq!(fired.len(), 2, "{fired:?}");
+}

@@ -16,7 +16,8 @@ on_both_backends!(
     billable_member_removal,
     billable_members_follow_the_plan,
     who_holds_a_seat,
-    who_holds_a_seat_on_the_page
+    who_holds_a_seat_on_the_page,
+    seat_alerts_fire_once_per_crossing
 );
 
 /// A human named `username` (display name `name`), last active on `active_on` if given.
@@ -473,4 +474,178 @@ async fn who_holds_a_seat_on_the_page(app: TestApp) {
     // Signed out: sent to sign in.
     let anonymous = WebClient::new(&app).get("/admin/seats").await;
     assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+}
+
+/// The seat-alert hook events recorded so far: (subject kind, threshold, used).
+async fn seat_alert_events(app: &TestApp) -> Vec<(String, i64, i64)> {
+    app.query_texts(
+        "SELECT payload FROM hook_events WHERE event_name = 'seat_usage_threshold_reached' ORDER BY id",
+    )
+    .await
+    .iter()
+    .map(|payload| {
+        let payload: Value = serde_json::from_str(payload).expect("payload");
+        (
+            payload["subject"].as_str().unwrap_or_default().to_string(),
+            payload["threshold_percent"].as_i64().unwrap_or_default(),
+            payload["used"].as_i64().unwrap_or_default(),
+        )
+    })
+    .collect()
+}
+
+async fn recount(app: &TestApp) {
+    // Each recount is a new measurement (one per moment, as GitLab's table keys them).
+    app.set_now(app.state.clock.now() + chrono::TimeDelta::minutes(1));
+    let id = app.get("/api/v4/license").await.json()["id"].clone();
+    let reply = app
+        .put(&format!("/api/v4/license/{id}/refresh_billable_users"))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    app.run_jobs().await;
+}
+
+async fn seat_alerts_fire_once_per_crossing(app: TestApp) {
+    // A 10-seat license with 2 GitLab Duo Pro seats; root is the only billable user.
+    let key = crate::support::licenses::cloud_license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({
+            "plan": "premium",
+            "active_user_count": 10,
+            "add_on_products": {"duo_pro": [{
+                "quantity": 2, "started_on": "2026-01-01", "expires_on": "2027-01-01",
+                "purchase_xid": "A-1", "trial": false
+            }]}
+        }),
+    );
+    assert_eq!(app.upload(&key).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    assert_eq!(seat_alert_events(&app).await, []);
+
+    let mut people = Vec::new();
+    for index in 0..7 {
+        people.push(person(&app, &format!("user{index}"), "User", None).await);
+    }
+    recount(&app).await;
+    assert_eq!(
+        seat_alert_events(&app).await,
+        [("license".to_string(), 80, 8)],
+        "8 of 10 seats crosses 80 %"
+    );
+    recount(&app).await;
+    assert_eq!(seat_alert_events(&app).await.len(), 1, "once per crossing");
+
+    // Shown on the page, in the API and as a gauge.
+    let alerts = app.get("/api/v4/-/seats/alerts").await.json();
+    assert_eq!(alerts["thresholds"], json!([80, 90, 100]));
+    let license_seats = &alerts["seats"][0];
+    assert_eq!(
+        (
+            license_seats["kind"].clone(),
+            license_seats["used"].clone(),
+            license_seats["capacity"].clone(),
+            license_seats["reached"].clone(),
+            license_seats["fired"].clone()
+        ),
+        (
+            json!("license"),
+            json!(8),
+            json!(10),
+            json!([80]),
+            json!([80])
+        )
+    );
+    let metrics = app.get("/-/metrics").await.body;
+    assert!(
+        metrics.contains(
+            "gitlab_license_server_seat_utilization_ratio{kind=\"license\",seats=\"License seats\"} 0.8"
+        ),
+        "{metrics}"
+    );
+    let web = WebClient::new(&app);
+    web.sign_in(ROOT_TOKEN).await;
+    let (page, _) = web.page().await;
+    assert!(
+        page.body
+            .contains("License seats are 80 % used</strong> (8 of 10): past the 80 % seat alert."),
+        "{}",
+        page.body
+    );
+
+    // Down below 80 %: re-armed, and crossing again fires again.
+    let blocked = &people[0];
+    app.execute_sql(&format!(
+        "UPDATE users SET state = 'blocked' WHERE id = {}",
+        blocked.id
+    ))
+    .await;
+    recount(&app).await;
+    assert_eq!(
+        app.get("/api/v4/-/seats/alerts").await.json()["seats"][0]["fired"],
+        json!([])
+    );
+    app.execute_sql(&format!(
+        "UPDATE users SET state = 'active' WHERE id = {}",
+        blocked.id
+    ))
+    .await;
+    person(&app, "ninth", "Ninth", None).await;
+    recount(&app).await;
+    assert_eq!(
+        seat_alert_events(&app).await,
+        [
+            ("license".to_string(), 80, 8),
+            ("license".to_string(), 80, 9),
+            ("license".to_string(), 90, 9)
+        ]
+    );
+
+    // Duo seats: assigning both of the 2 seats crosses 80, 90 and 100 % at once.
+    let purchases = app
+        .graphql(
+            Some(ROOT_TOKEN),
+            crate::graphql_seats::PURCHASES_QUERY,
+            json!({}),
+        )
+        .await
+        .json();
+    let purchase_id = purchases["data"]["addOnPurchases"][0]["id"].clone();
+    let user_ids: Vec<String> = people[1..3]
+        .iter()
+        .map(|user| format!("gid://gitlab/User/{}", user.id))
+        .collect();
+    let assigned = app
+        .graphql(
+            Some(ROOT_TOKEN),
+            crate::graphql_seats::BULK_CREATE_MUTATION,
+            json!({"p": purchase_id, "u": user_ids}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        assigned["data"]["userAddOnAssignmentBulkCreate"]["errors"],
+        json!([]),
+        "{assigned}"
+    );
+    let duo_events: Vec<_> = seat_alert_events(&app)
+        .await
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "add_on")
+        .collect();
+    assert_eq!(
+        duo_events,
+        [
+            ("add_on".to_string(), 80, 2),
+            ("add_on".to_string(), 90, 2),
+            ("add_on".to_string(), 100, 2)
+        ]
+    );
+    let (page, _) = web.page().await;
+    assert!(
+        page.body
+            .contains("GitLab Duo Pro seats (instance) are 100 % used</strong> (2 of 2)"),
+        "{}",
+        page.body
+    );
 }

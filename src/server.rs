@@ -35,6 +35,35 @@ pub async fn open_store(config: &Config, pool_size: Option<u32>) -> Result<Store
     Ok(store)
 }
 
+/// The state an operator's command works with against the configured database: no root
+/// user is created, no key pair generated, no listener or worker started. Refused when no
+/// public key is configured (nothing could be verified).
+pub async fn command_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
+    let store = open_store(&config, Some(2)).await?;
+    let keys = match bootstrap::license_keys(&config)? {
+        Some((keys, _)) => keys,
+        None => {
+            return Err(
+                "no license public key is configured: set LICENSE_PUBLIC_KEY_FILE (or run where DATA_DIR holds the server's key pair)"
+                    .into(),
+            )
+        }
+    };
+    let license_keys = Arc::new(LicenseKeys::default());
+    license_keys.replace(keys);
+    let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
+    Ok(AppState::new(Shared {
+        config: Arc::new(config),
+        store,
+        clock,
+        license_keys,
+        cache,
+        jobs_wake: crate::jobs::wake_handle(),
+        hooks_wake: crate::jobs::wake_handle(),
+        metrics: Arc::new(crate::metrics::Metrics::new()),
+    }))
+}
+
 /// Connects, migrates, creates root and loads the keys: everything before the first request.
 pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, String> {
     // Created when first needed (the root token, the key pair, the SQLite file); an existing

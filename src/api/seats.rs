@@ -15,6 +15,7 @@ use super::params::Params;
 use crate::auth::Admin;
 use crate::domain::seats::SeatHolderEntry;
 use crate::error::{ApiError, ApiResult};
+use crate::services::license_check::{self, LicenseCheck};
 use crate::services::seat_alerts::{self, SeatUsage};
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
 use crate::state::AppState;
@@ -27,6 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(billable_users))
         .routes(routes!(billable_users_csv))
         .routes(routes!(alerts))
+        .routes(routes!(check_license))
 }
 
 fn seat_holder_error(error: SeatHolderError) -> ApiError {
@@ -99,4 +101,14 @@ async fn alerts(_: Admin, State(state): State<AppState>) -> ApiResult<Response> 
         seats: seat_alerts::status(&state).await?,
     })
     .into_response())
+}
+
+#[utoipa::path(post, operation_id = "seats_license_check", path = "/api/v4/-/license/check", tag = TAG, summary = "Check a license before uploading it (extension)", description = "What `POST /api/v4/license` would answer and do with this key, without writing anything: accepted, or refused with GitLab's exact message; the seats, overage and `user_limit` it would show; the add-on purchases it would create, change or end, and the seat holders who would lose their seat. 200 either way: a refusal is an answer, not an error.", request_body(content = crate::api::bodies::LicenseUpload, description = "The key, as for the upload: JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "OK", body = LicenseCheck), crate::api::responses::ErrorResponses))]
+async fn check_license(
+    _: Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let data = params.required_string("license")?;
+    Ok(Json(license_check::check(&state, &data).await?).into_response())
 }

@@ -16,6 +16,15 @@ pub enum LicenseCommand {
     Issue(Box<IssueArgs>),
     /// Decode a license key and print what it contains as JSON.
     Inspect(InspectArgs),
+    /// Check a license key against the configured database before uploading it: prints, as
+    /// JSON, whether the upload would be accepted (or GitLab's refusal), the seats, overage
+    /// and user_limit it would show, and the add-on purchases and seat holders it would
+    /// change. Writes nothing. Exits 1 when the upload would be refused.
+    Check {
+        /// The license key file (`.gitlab-license`), or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +162,38 @@ pub fn run(command: LicenseCommand) -> CliResult {
     match command {
         LicenseCommand::Issue(args) => issue(*args),
         LicenseCommand::Inspect(args) => inspect(args),
+        LicenseCommand::Check { file } => check(&file),
+    }
+}
+
+fn check(file: &std::path::Path) -> CliResult {
+    let data = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|error| format!("cannot read standard input: {error}"))?;
+        text
+    } else {
+        read_text(file)?
+    };
+    let config = crate::config::Config::from_env()?;
+    let checked = super::ops::runtime()?.block_on(async {
+        let state =
+            crate::server::command_state(config, std::sync::Arc::new(crate::clock::SystemClock))
+                .await?;
+        let checked = crate::services::license_check::check(&state, data.trim())
+            .await
+            .map_err(|error| format!("cannot check the license: {error}"));
+        state.store.close().await;
+        checked
+    })?;
+    let json = serde_json::to_string_pretty(&checked)
+        .map_err(|error| format!("cannot print the result: {error}"))?;
+    println!("{json}");
+    match checked.message {
+        Some(message) if !checked.accepted => {
+            Err(format!("the upload would be refused: {message}"))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -185,6 +185,103 @@ pub fn provisioned_from_license(license: Option<&License>) -> Vec<Provisioned> {
         .collect()
 }
 
+/// An instance purchase as it stands, for working out what a license would change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePurchase {
+    pub id: i64,
+    pub add_on_name: String,
+    pub terms: PurchaseTerms,
+    /// Seats assigned now.
+    pub assigned: i64,
+}
+
+/// What provisioning from a license would do to one instance purchase.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PurchaseAction {
+    Create,
+    Change,
+    Expire,
+}
+
+/// One change to the instance's purchases, and the seats it would take back: for a change to
+/// fewer seats, the newest assignments beyond the new quantity (GitLab's overage rule); for
+/// an expiry, every assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseChange {
+    pub action: PurchaseAction,
+    /// The purchase changed or ended (none for a new one).
+    pub purchase_id: Option<i64>,
+    pub add_on_name: String,
+    pub before: Option<PurchaseTerms>,
+    pub after: Option<PurchaseTerms>,
+    pub assigned: i64,
+    /// How many of the assigned seats would be taken back.
+    pub seats_lost: i64,
+}
+
+/// What provisioning `plan` would do to the instance's `existing` purchases, slot by slot —
+/// the same decisions the store's provisioning makes (the purchase of the chosen add-on is
+/// kept and changed in place, any other active one of its slot ends), without writing.
+pub fn purchase_changes(
+    plan: &[Provisioned],
+    existing: &[InstancePurchase],
+    today: NaiveDate,
+) -> Vec<PurchaseChange> {
+    let mut changes = Vec::new();
+    for Provisioned { slot, chosen } in plan {
+        let chosen_name = chosen.as_ref().map_or("", |(name, _)| *name);
+        let mut rows: Vec<&InstancePurchase> = existing
+            .iter()
+            .filter(|purchase| slot.contains(&purchase.add_on_name.as_str()))
+            .collect();
+        rows.sort_by_key(|purchase| (purchase.add_on_name != chosen_name, purchase.id));
+        let mut kept = None;
+        if let Some((name, terms)) = chosen {
+            match rows.first() {
+                None => changes.push(PurchaseChange {
+                    action: PurchaseAction::Create,
+                    purchase_id: None,
+                    add_on_name: (*name).to_string(),
+                    before: None,
+                    after: Some(terms.clone()),
+                    assigned: 0,
+                    seats_lost: 0,
+                }),
+                Some(first) => {
+                    kept = Some(first.id);
+                    if &first.terms != terms || first.add_on_name != *name {
+                        changes.push(PurchaseChange {
+                            action: PurchaseAction::Change,
+                            purchase_id: Some(first.id),
+                            add_on_name: (*name).to_string(),
+                            before: Some(first.terms.clone()),
+                            after: Some(terms.clone()),
+                            assigned: first.assigned,
+                            seats_lost: (first.assigned - terms.quantity).max(0),
+                        });
+                    }
+                }
+            }
+        }
+        for purchase in rows {
+            let active = is_active(purchase.terms.started_on, purchase.terms.expires_on, today);
+            if Some(purchase.id) != kept && active {
+                changes.push(PurchaseChange {
+                    action: PurchaseAction::Expire,
+                    purchase_id: Some(purchase.id),
+                    add_on_name: purchase.add_on_name.clone(),
+                    before: Some(purchase.terms.clone()),
+                    after: None,
+                    assigned: purchase.assigned,
+                    seats_lost: purchase.assigned,
+                });
+            }
+        }
+    }
+    changes
+}
+
 /// What the store found, under the purchase's lock, for a seat assignment.
 #[derive(Debug, Clone, Default)]
 pub struct SeatFacts {

@@ -27,13 +27,9 @@ impl From<crate::store::StoreError> for UploadError {
     }
 }
 
-/// `POST /license`: decode, run GitLab's validations in order, store.
-pub async fn upload(
-    state: &AppState,
-    admin: &AdminPrincipal,
-    data: &str,
-) -> Result<LicenseEntity, UploadError> {
-    let author = admin.user();
+/// Decodes `data` and runs GitLab's upload validations in order, against what is stored now:
+/// the license, or GitLab's refusal. Shared by the upload and the check before it.
+pub(crate) async fn vet(state: &AppState, data: &str) -> Result<license_key::License, UploadError> {
     let invalid = || {
         UploadError::Rejected(Rejected(invalid_key_message(
             &state.config.license_issuer_name,
@@ -43,8 +39,7 @@ pub async fn upload(
         tracing::info!(stage = error.stage(), "license upload refused: {error}");
         invalid()
     })?;
-    let now = state.clock.now();
-    let today = now.date_naive();
+    let today = state.clock.today();
     let current = licenses::current(state, today).await?;
     let current_license = current.as_ref().map(|(_, license)| license);
     let needed = upload::history_needed(&license, current_license);
@@ -61,7 +56,19 @@ pub async fn upload(
     };
     upload::validate(&license, &measured, today)
         .map_err(|message| UploadError::Rejected(Rejected(message)))?;
+    Ok(license)
+}
 
+/// `POST /license`: decode, run GitLab's validations in order, store.
+pub async fn upload(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    data: &str,
+) -> Result<LicenseEntity, UploadError> {
+    let author = admin.user();
+    let license = vet(state, data).await?;
+    let now = state.clock.now();
+    let today = now.date_naive();
     let trial_ends_on = if license.restrictions.trial {
         license.expires_at
     } else {

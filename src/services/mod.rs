@@ -5,6 +5,7 @@ pub mod audit;
 pub mod groups;
 pub mod hooks;
 pub mod license_changes;
+pub mod license_check;
 pub mod licenses;
 pub mod seat_alerts;
 pub mod seat_holders;

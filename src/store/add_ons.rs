@@ -146,6 +146,28 @@ impl Store {
         }))
     }
 
+    /// Usernames of a purchase's seat holders in the order GitLab keeps seats (oldest
+    /// assignment first), skipping `skip`, at most `limit`.
+    pub async fn purchase_assignees(
+        &self,
+        purchase_id: i64,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, String>(
+                "SELECT u.username FROM user_add_on_assignments a JOIN users u ON u.id = a.user_id
+                 WHERE a.add_on_purchase_id = $1
+                 ORDER BY a.created_at, a.id LIMIT $2 OFFSET $3",
+            )
+            .bind(purchase_id)
+            .bind(limit)
+            .bind(skip)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Every purchase, active or not, oldest first.
     pub async fn all_add_on_purchases(&self) -> StoreResult<Vec<AddOnPurchase>> {
         let sql = format!("{PURCHASE_SELECT} ORDER BY p.id");

@@ -28,6 +28,10 @@ pub fn router() -> Router<AppState> {
         .route(session::PAGE_PATH, get(pages::show))
         .route("/admin/subscription/licenses", post(pages::upload_license))
         .route(
+            "/admin/subscription/licenses/check",
+            post(pages::check_license),
+        )
+        .route(
             "/admin/subscription/licenses/{id}/delete",
             post(pages::delete_license),
         )

@@ -17,6 +17,7 @@ use super::views::{self, Flash, PageContext, CSRF_FIELD};
 
 use crate::error::ApiError;
 use crate::services::license_changes::{self, UploadError};
+use crate::services::license_check::{self, LicenseCheck};
 use crate::services::licenses;
 use crate::services::{subscription, web_sessions};
 use crate::state::AppState;
@@ -209,6 +210,17 @@ async fn render(
     status: StatusCode,
     flash: Option<Flash>,
 ) -> Response {
+    render_with(state, admin, status, flash, None).await
+}
+
+/// The page, with a license check's result when there is one.
+async fn render_with(
+    state: &AppState,
+    admin: &WebAdmin,
+    status: StatusCode,
+    flash: Option<Flash>,
+    license_check: Option<LicenseCheck>,
+) -> Response {
     match subscription::overview(state).await {
         Ok(overview) => {
             let context = PageContext {
@@ -217,7 +229,10 @@ async fn render(
                 can_write: admin.can_write(),
                 flash,
             };
-            html(status, views::subscription(&overview, &context))
+            html(
+                status,
+                views::subscription(&overview, &context, license_check.as_ref()),
+            )
         }
         Err(error) => error_page_for(Failure::internal(error)),
     }
@@ -283,45 +298,55 @@ fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The license key a multipart form carries (a chosen file wins over the text box, as in
+/// GitLab's form), once the form has passed the checks every change makes.
+async fn license_key_from_form(
+    state: &AppState,
+    admin: &WebAdmin,
+    request: Request,
+) -> Result<String, Failure> {
+    let mut multipart = Multipart::from_request(request, state)
+        .await
+        .map_err(|rejection| Failure::new(rejection.status(), rejection.body_text()))?;
+    let mut fields = Fields(Vec::new());
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|error| Failure::new(error.status(), error.body_text()))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let value = field
+            .bytes()
+            .await
+            .map_err(|error| Failure::new(error.status(), error.body_text()))?;
+        fields
+            .0
+            .push((name, String::from_utf8_lossy(&value).into_owned()));
+    }
+    may_change(admin, &fields)?;
+    let file = fields.get("license_file").unwrap_or_default();
+    let key = if file.trim().is_empty() {
+        fields.get("license").unwrap_or_default()
+    } else {
+        file
+    }
+    .to_string();
+    if key.trim().is_empty() {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "Paste a license key or choose a license file.",
+        ));
+    }
+    Ok(key)
+}
+
 pub async fn upload_license(
     State(state): State<AppState>,
     admin: WebAdmin,
     request: Request,
 ) -> Response {
     let outcome = async {
-        let mut multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|rejection| Failure::new(rejection.status(), rejection.body_text()))?;
-        let mut fields = Fields(Vec::new());
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|error| Failure::new(error.status(), error.body_text()))?
-        {
-            let name = field.name().unwrap_or_default().to_string();
-            let value = field
-                .bytes()
-                .await
-                .map_err(|error| Failure::new(error.status(), error.body_text()))?;
-            fields
-                .0
-                .push((name, String::from_utf8_lossy(&value).into_owned()));
-        }
-        may_change(&admin, &fields)?;
-        // A chosen file wins over the text box, as in GitLab's form.
-        let file = fields.get("license_file").unwrap_or_default();
-        let key = if file.trim().is_empty() {
-            fields.get("license").unwrap_or_default()
-        } else {
-            file
-        }
-        .to_string();
-        if key.trim().is_empty() {
-            return Err(Failure::new(
-                StatusCode::BAD_REQUEST,
-                "Paste a license key or choose a license file.",
-            ));
-        }
+        let key = license_key_from_form(&state, &admin, request).await?;
         match license_changes::upload(&state, &admin.actor, &key).await {
             Ok(_) => Ok("notice=license_added".to_string()),
             // The API's own 400 message.
@@ -333,6 +358,35 @@ pub async fn upload_license(
     }
     .await;
     page_with(&state, &admin, outcome).await
+}
+
+/// "Check first" on the upload form: the page again, with what the upload would do and
+/// nothing written.
+pub async fn check_license(
+    State(state): State<AppState>,
+    admin: WebAdmin,
+    request: Request,
+) -> Response {
+    let checked = async {
+        let key = license_key_from_form(&state, &admin, request).await?;
+        license_check::check(&state, &key)
+            .await
+            .map_err(Failure::internal)
+    }
+    .await;
+    match checked {
+        Ok(check) => render_with(&state, &admin, StatusCode::OK, None, Some(check)).await,
+        Err(failure) if failure.status.is_server_error() => error_page_for(failure),
+        Err(failure) => {
+            render(
+                &state,
+                &admin,
+                failure.status,
+                Some(Flash::Alert(failure.message)),
+            )
+            .await
+        }
+    }
 }
 
 pub async fn delete_license(

@@ -4,8 +4,10 @@
 use maud::{html, Markup, DOCTYPE};
 
 use super::chart::{self, Chart, Point};
+use crate::domain::add_ons::PurchaseAction;
 use crate::domain::subscription::{expiry_warning, ExpiryWarning};
 use crate::domain::text::titleize;
+use crate::services::license_check::LicenseCheck;
 use crate::services::seat_alerts::SeatUsage;
 use crate::services::subscription::{CurrentLicense, LicenseSummary, Overview, PurchaseSeats};
 use crate::store::User;
@@ -120,7 +122,11 @@ pub struct PageContext<'a> {
     pub flash: Option<Flash>,
 }
 
-pub fn subscription(overview: &Overview, context: &PageContext<'_>) -> Markup {
+pub fn subscription(
+    overview: &Overview,
+    context: &PageContext<'_>,
+    license_check: Option<&LicenseCheck>,
+) -> Markup {
     layout(
         "Subscription",
         Some((context.user, context.csrf_token)),
@@ -145,6 +151,9 @@ pub fn subscription(overview: &Overview, context: &PageContext<'_>) -> Markup {
                     (crate::services::licenses::UNVERIFIABLE_FIX) "."
                 }
             }
+            @if let Some(check) = license_check {
+                (license_check_card(check))
+            }
             (seat_alert_banners(&overview.seat_usage))
             @match &overview.current {
                 Some(current) => {
@@ -161,6 +170,56 @@ pub fn subscription(overview: &Overview, context: &PageContext<'_>) -> Markup {
             (add_ons(overview, context))
         },
     )
+}
+
+/// What uploading the checked key would do (nothing has been written).
+fn license_check_card(check: &LicenseCheck) -> Markup {
+    html! {
+        section class="card license-check" aria-labelledby="check-heading" id="license-check" {
+            h2 id="check-heading" { "License check" }
+            @if check.accepted {
+                p class="flash notice check-verdict" role="status" {
+                    "The upload would be accepted. Nothing has been changed yet."
+                }
+            } @else {
+                p class="flash alert check-verdict" role="alert" {
+                    "The upload would be refused: " (check.message.as_deref().unwrap_or_default())
+                }
+            }
+            @if let Some(license) = &check.license {
+                dl class="figures" {
+                    div { dt { "Plan" } dd { (titleize(&license.plan)) } }
+                    div { dt { "Term" } dd { (license.starts_at) " to " (license.expires_at.as_deref().unwrap_or("no end")) } }
+                    div { dt { "Seats (user_limit)" } dd class="check-seats" { (seats_text(&license.user_limit)) } }
+                    div { dt { "Billable users" } dd { (license.active_users.unwrap_or_default()) } }
+                    div { dt { "Users over license" } dd class="check-overage" { (license.overage) } }
+                    div { dt { "Becomes current" } dd class="check-current" { (if check.becomes_current { "Yes" } else { "No" }) } }
+                }
+                @if check.add_on_purchases.is_empty() {
+                    p class="muted check-purchases" { "No add-on purchase would change." }
+                } @else {
+                    ul class="check-purchases" {
+                        @for change in &check.add_on_purchases {
+                            li data-action=(format!("{:?}", change.action).to_lowercase()) {
+                                @match change.action {
+                                    PurchaseAction::Create => { "New " (change.product) " purchase: " (change.quantity_after.unwrap_or_default()) " seats." },
+                                    PurchaseAction::Change => { (change.product) ": " (change.quantity_before.unwrap_or_default()) " → " (change.quantity_after.unwrap_or_default()) " seats." },
+                                    PurchaseAction::Expire => { (change.product) " purchase would end." },
+                                }
+                                @if change.seats_lost > 0 {
+                                    " " strong { (change.seats_lost) " of " (change.assigned) " assigned seats would be taken back" }
+                                    @if !change.users_losing_seats.is_empty() {
+                                        ": " (change.users_losing_seats.iter().map(|name| format!("@{name}")).collect::<Vec<_>>().join(", "))
+                                    }
+                                    "."
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One banner per set of seats past a seat-alert threshold: the highest reached, and the
@@ -374,7 +433,10 @@ fn licenses_table(licenses: &[LicenseSummary], context: &PageContext<'_>) -> Mar
                     }
                     label for="license-file" { "License file" }
                     input id="license-file" name="license_file" type="file" accept=".gitlab-license,.txt,text/plain";
-                    button type="submit" { "Add license" }
+                    div class="actions" {
+                        button type="submit" { "Add license" }
+                        button type="submit" class="secondary check-license" formaction="/admin/subscription/licenses/check" { "Check first" }
+                    }
                 }
             }
         }

@@ -17,7 +17,8 @@ on_both_backends!(
     billable_members_follow_the_plan,
     who_holds_a_seat,
     who_holds_a_seat_on_the_page,
-    seat_alerts_fire_once_per_crossing
+    seat_alerts_fire_once_per_crossing,
+    a_license_is_checked_before_it_is_uploaded
 );
 
 /// A human named `username` (display name `name`), last active on `active_on` if given.
@@ -647,5 +648,265 @@ async fn seat_alerts_fire_once_per_crossing(app: TestApp) {
             .contains("GitLab Duo Pro seats (instance) are 100 % used</strong> (2 of 2)"),
         "{}",
         page.body
+    );
+}
+
+/// A current cloud license with `seats` seats and `duo` GitLab Duo Pro seats.
+fn duo_pro_license(plan: &str, seats: u64, duo: u64) -> String {
+    crate::support::licenses::cloud_license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({
+            "plan": plan,
+            "active_user_count": seats,
+            "add_on_products": {"duo_pro": [{
+                "quantity": duo, "started_on": "2026-01-01", "expires_on": "2027-01-01",
+                "purchase_xid": "A-1", "trial": false
+            }]}
+        }),
+    )
+}
+
+/// Assigns seats of the instance's GitLab Duo purchase to `users`, in order.
+async fn assign_duo(app: &TestApp, users: &[&User]) -> Value {
+    let purchases = app
+        .graphql(
+            Some(ROOT_TOKEN),
+            crate::graphql_seats::PURCHASES_QUERY,
+            json!({}),
+        )
+        .await
+        .json();
+    let purchase_id = purchases["data"]["addOnPurchases"][0]["id"].clone();
+    for user in users {
+        let reply = app
+            .graphql(
+                Some(ROOT_TOKEN),
+                crate::graphql_seats::BULK_CREATE_MUTATION,
+                json!({"p": purchase_id, "u": [format!("gid://gitlab/User/{}", user.id)]}),
+            )
+            .await
+            .json();
+        assert_eq!(
+            reply["data"]["userAddOnAssignmentBulkCreate"]["errors"],
+            json!([]),
+            "{reply}"
+        );
+    }
+    purchase_id
+}
+
+async fn a_license_is_checked_before_it_is_uploaded(app: TestApp) {
+    assert_eq!(
+        app.upload(&duo_pro_license("premium", 10, 3)).await.status,
+        201
+    );
+    let ada = person(&app, "ada", "Ada", None).await;
+    let bob = person(&app, "bob", "Bob", None).await;
+    let cy = person(&app, "cy", "Cy", None).await;
+    app.set_now(test_now() + chrono::TimeDelta::seconds(1));
+    assign_duo(&app, &[&ada]).await;
+    app.set_now(test_now() + chrono::TimeDelta::seconds(2));
+    assign_duo(&app, &[&bob, &cy]).await;
+    app.run_jobs().await;
+    let audit_before = app.get("/api/v4/audit_events?per_page=100").await.json();
+
+    // Fewer Duo seats and fewer license seats: accepted, with what it would change.
+    let smaller = duo_pro_license("premium", 2, 1);
+    let checked = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/-/license/check"))
+                .json(&json!({"license": smaller})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    let checked = checked.json();
+    assert_eq!(checked["accepted"], true, "{checked}");
+    assert_eq!(checked["message"], Value::Null);
+    assert_eq!(checked["becomes_current"], true);
+    assert_eq!(checked["license"]["user_limit"], 2);
+    assert_eq!(
+        checked["add_on_purchases"],
+        json!([{
+            "action": "change",
+            "purchase_id": checked["add_on_purchases"][0]["purchase_id"],
+            "add_on": "CODE_SUGGESTIONS",
+            "product": "GitLab Duo Pro",
+            "quantity_before": 3,
+            "quantity_after": 1,
+            "expires_on_before": "2027-01-01",
+            "expires_on_after": "2027-01-01",
+            "assigned": 3,
+            "seats_lost": 2,
+            "users_losing_seats": ["bob", "cy"],
+        }])
+    );
+    // Nothing was written.
+    assert_eq!(
+        app.get("/api/v4/licenses")
+            .await
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        app.get("/api/v4/audit_events?per_page=100").await.json(),
+        audit_before
+    );
+
+    // The upload then does what the check said.
+    let uploaded = app.upload(&smaller).await;
+    assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
+    let uploaded = uploaded.json();
+    for field in [
+        "user_limit",
+        "overage",
+        "active_users",
+        "historical_max",
+        "maximum_user_count",
+        "plan",
+        "starts_at",
+        "expires_at",
+    ] {
+        assert_eq!(checked["license"][field], uploaded[field], "{field}");
+    }
+    let holders = app
+        .graphql(
+            Some(ROOT_TOKEN),
+            "query { addOnPurchases { assignedQuantity } }",
+            json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(holders["data"]["addOnPurchases"][0]["assignedQuantity"], 1);
+
+    // Refusals are answers, with GitLab's messages; bad requests are GitLab-shaped errors.
+    let expired = license(
+        "2025-01-01",
+        "2026-01-01",
+        json!({"plan": "premium", "active_user_count": 10}),
+    );
+    for (key, message) in [
+        (expired.as_str(), "This license has already expired."),
+        (
+            "not a license",
+            "The license key is invalid. Make sure it is exactly as you received it from the license issuer.",
+        ),
+    ] {
+        let reply = app
+            .send_with(
+                app.client
+                    .post(app.url("/api/v4/-/license/check"))
+                    .json(&json!({"license": key})),
+                Some(ROOT_TOKEN),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(
+            (reply.json()["accepted"].clone(), reply.json()["message"].clone()),
+            (json!(false), json!(message))
+        );
+    }
+    let missing = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/-/license/check"))
+                .json(&json!({})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (missing.status, missing.json()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "license is missing"})
+        )
+    );
+
+    // The CLI, against the same database.
+    let key_file = app.data_dir.join("bigger.gitlab-license");
+    std::fs::write(&key_file, duo_pro_license("premium", 50, 5)).expect("key file");
+    let expired_file = app.data_dir.join("expired.gitlab-license");
+    std::fs::write(&expired_file, &expired).expect("key file");
+    let run = |file: &std::path::Path| {
+        crate::support::process::binary()
+            .args(["license", "check"])
+            .arg(file)
+            .env("DATABASE_URL", &app.database_url)
+            .env("DATA_DIR", app.data_dir.join("cli"))
+            .env(
+                "LICENSE_PUBLIC_KEY_FILE",
+                crate::support::vectors_dir().join("public_key.pem"),
+            )
+            .output()
+            .expect("cli")
+    };
+    let output = run(&key_file);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(printed["accepted"], true);
+    assert_eq!(printed["license"]["user_limit"], 50);
+    assert_eq!(printed["add_on_purchases"][0]["quantity_after"], 5);
+    assert_eq!(printed["add_on_purchases"][0]["seats_lost"], 0);
+    let refused = run(&expired_file);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr)
+        .contains("the upload would be refused: This license has already expired."));
+    assert_eq!(
+        app.get("/api/v4/licenses")
+            .await
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+
+    // The page's "Check first".
+    let web = WebClient::new(&app);
+    web.sign_in(ROOT_TOKEN).await;
+    let (_, csrf) = web.page().await;
+    let page = web
+        .post_multipart(
+            "/admin/subscription/licenses/check",
+            &[("authenticity_token", &csrf), ("license", "")],
+            Some(("license_file", &duo_pro_license("premium", 3, 1))),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("The upload would be accepted."),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("No add-on purchase would change."),
+        "{}",
+        page.body
+    );
+    let refused = web
+        .post_multipart(
+            "/admin/subscription/licenses/check",
+            &[("authenticity_token", &csrf), ("license", &expired)],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::OK);
+    assert!(refused
+        .body
+        .contains("The upload would be refused: This license has already expired."));
+    assert_eq!(
+        app.get("/api/v4/licenses")
+            .await
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(2)
     );
 }

@@ -99,6 +99,30 @@ impl Params {
         }
     }
 
+    /// An optional list of texts: a JSON array of strings, or one text of items separated by
+    /// commas, spaces or line breaks (as a form or query string carries it).
+    pub fn optional_list(&self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text.trim().to_string()),
+                    _ => Err(ApiError::invalid(name)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(Value::String(text)) => Ok(Some(
+                text.split([',', ' ', '\n', '\r', '\t'])
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            )),
+            Some(_) => Err(ApiError::invalid(name)),
+        }
+    }
+
     /// An optional value that must be one of `allowed`.
     pub fn optional_choice(
         &self,

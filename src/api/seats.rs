@@ -15,6 +15,8 @@ use super::params::Params;
 use crate::auth::Admin;
 use crate::domain::seats::SeatHolderEntry;
 use crate::error::{ApiError, ApiResult};
+use crate::services::add_ons::Caller;
+use crate::services::duo_bulk::{self, AssignReport, BulkError, Recipients, ReclaimReport};
 use crate::services::license_check::{self, LicenseCheck};
 use crate::services::seat_alerts::{self, SeatUsage};
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
@@ -29,6 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(billable_users_csv))
         .routes(routes!(alerts))
         .routes(routes!(check_license))
+        .routes(routes!(assign_duo_seats))
+        .routes(routes!(reclaim_duo_seats))
 }
 
 fn seat_holder_error(error: SeatHolderError) -> ApiError {
@@ -111,4 +115,115 @@ async fn check_license(
 ) -> ApiResult<Response> {
     let data = params.required_string("license")?;
     Ok(Json(license_check::check(&state, &data).await?).into_response())
+}
+
+fn bulk_error(error: BulkError) -> ApiError {
+    match error {
+        BulkError::PurchaseNotFound => ApiError::NotFound("404 Add-on purchase Not Found"),
+        BulkError::GroupNotFound => ApiError::NotFound("404 Group Not Found"),
+        BulkError::Invalid(name) => ApiError::invalid(name),
+        BulkError::Refused(message) => ApiError::BadRequest(message),
+        BulkError::Store(error) => error.into(),
+    }
+}
+
+/// The GID prefix of an add-on purchase, as GraphQL's `addOnPurchases` gives its ids.
+const PURCHASE_GID: &str = "gid://gitlab/GitlabSubscriptions::AddOnPurchase/";
+
+/// `add_on_purchase_id`: a number, or the purchase's global ID from GraphQL.
+fn purchase_id(params: &Params) -> Result<i64, ApiError> {
+    params.require(&["add_on_purchase_id"])?;
+    let text = params.required_string("add_on_purchase_id").or_else(|_| {
+        params
+            .required_integer("add_on_purchase_id")
+            .map(|id| id.to_string())
+    })?;
+    text.trim()
+        .strip_prefix(PURCHASE_GID)
+        .unwrap_or(text.trim())
+        .parse::<i64>()
+        .map_err(|_| ApiError::invalid("add_on_purchase_id"))
+}
+
+/// `dry_run`: true unless it is given as false (a preview is the safe default).
+fn dry_run(params: &Params) -> Result<bool, ApiError> {
+    Ok(params.optional_bool("dry_run")?.unwrap_or(true))
+}
+
+#[utoipa::path(post, operation_id = "seats_duo_assign", path = "/api/v4/-/duo_seats/assign", tag = TAG, summary = "Assign GitLab Duo seats in bulk, with a preview (extension)", description = "Gives seats of a GitLab Duo purchase to every member of a group from a minimum role (`group`, `min_access_level`, default 10), or to usernames / e-mail addresses (`usernames`: a list, or text separated by commas, spaces or lines; `csv`: a CSV file's text, first column; at most 10,000). Exactly one of `group`, `usernames`, `csv`. With `dry_run` (the default) nothing is written: the answer lists who would get a seat and who would be skipped and why (`not_found`, `not_eligible`, `already_seated`, `not_enough_seats`). With `dry_run=false` the seats are assigned in batches through the same service as `userAddOnAssignmentBulkCreate` (its limits; no replica oversells).", request_body(content = String, description = "JSON, a form or the query string: add_on_purchase_id (a number or GraphQL global ID), group, min_access_level, usernames, csv, dry_run", content_type = "application/json"), responses((status = 200, description = "OK", body = AssignReport), crate::api::responses::ErrorResponses))]
+async fn assign_duo_seats(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let purchase_id = purchase_id(&params)?;
+    let given: Vec<&str> = ["group", "usernames", "csv"]
+        .into_iter()
+        .filter(|name| params.0.get(*name).is_some_and(|value| !value.is_null()))
+        .collect();
+    let recipients = match given.as_slice() {
+        ["group"] => {
+            Recipients::Group {
+                group: params.required_string("group")?,
+                min_access_level: params.optional_integer("min_access_level")?.unwrap_or(
+                    i64::from(crate::domain::members::AccessLevel::GUEST.number()),
+                ),
+            }
+        }
+        ["usernames"] => Recipients::Listed(params.optional_list("usernames")?.unwrap_or_default()),
+        ["csv"] => Recipients::Listed(
+            crate::domain::seats::list_entries(&params.required_string("csv")?)
+                .map_err(ApiError::BadRequest)?,
+        ),
+        [] => {
+            return Err(ApiError::InvalidParameter(
+                "group, usernames, csv are missing, exactly one parameter must be provided".into(),
+            ))
+        }
+        several => {
+            return Err(ApiError::InvalidParameter(format!(
+                "{} are mutually exclusive",
+                several.join(", ")
+            )))
+        }
+    };
+    if let Recipients::Listed(names) = &recipients {
+        if names.len() > crate::domain::seats::MAX_BULK_ENTRIES {
+            return Err(ApiError::BadRequest(format!(
+                "the list has more than {} users; split it",
+                crate::domain::seats::MAX_BULK_ENTRIES
+            )));
+        }
+    }
+    let report = duo_bulk::assign(
+        &state,
+        &Caller::from_principal(&actor),
+        purchase_id,
+        &recipients,
+        dry_run(&params)?,
+    )
+    .await
+    .map_err(bulk_error)?;
+    Ok(Json(report).into_response())
+}
+
+#[utoipa::path(post, operation_id = "seats_duo_reclaim", path = "/api/v4/-/duo_seats/reclaim", tag = TAG, summary = "Reclaim GitLab Duo seats from inactive holders, with a preview (extension)", description = "Lists the seat holders of a purchase not active for `inactive_for_days` (or never); with `dry_run=false` takes their seats back (in batches of 100, each seat audited and sent as an `add_on_seat_reclaimed` system-hook event). `dry_run` defaults to true.", request_body(content = String, description = "JSON, a form or the query string: add_on_purchase_id, inactive_for_days, dry_run", content_type = "application/json"), responses((status = 200, description = "OK", body = ReclaimReport), crate::api::responses::ErrorResponses))]
+async fn reclaim_duo_seats(
+    Admin(actor): Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let purchase_id = purchase_id(&params)?;
+    params.require(&["inactive_for_days"])?;
+    let days = params.required_integer("inactive_for_days")?;
+    let report = duo_bulk::reclaim(
+        &state,
+        &Caller::from_principal(&actor),
+        purchase_id,
+        days,
+        dry_run(&params)?,
+    )
+    .await
+    .map_err(bulk_error)?;
+    Ok(Json(report).into_response())
 }

@@ -163,6 +163,92 @@ pub fn utilization(used: i64, capacity: i64) -> f64 {
     }
 }
 
+/// Why a bulk assignment passes someone over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatOutcome {
+    /// Would get (dry run) or got a seat.
+    Assign,
+    /// No user has this username or e-mail.
+    NotFound,
+    /// The user may not hold this purchase's seat (inactive, a bot, not a member of the
+    /// purchase's group).
+    NotEligible,
+    /// The user holds a seat already.
+    AlreadySeated,
+    /// Eligible, but the free seats ran out before their turn.
+    NotEnoughSeats,
+}
+
+/// One person a bulk assignment considers: found or not, and what the store knows of them.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SeatCandidate {
+    pub user_id: i64,
+    pub username: String,
+    pub email: String,
+    pub eligible: bool,
+    pub seated: bool,
+}
+
+/// Each candidate's outcome, in order: those already seated or not eligible are skipped, the
+/// others get a seat while `free_seats` last (in the order given, so a rerun with more seats
+/// continues where this one stopped).
+pub fn plan_seats(candidates: &[Option<&SeatCandidate>], free_seats: i64) -> Vec<SeatOutcome> {
+    let mut free = free_seats.max(0);
+    candidates
+        .iter()
+        .map(|candidate| match candidate {
+            None => SeatOutcome::NotFound,
+            Some(found) if found.seated => SeatOutcome::AlreadySeated,
+            Some(found) if !found.eligible => SeatOutcome::NotEligible,
+            Some(_) if free == 0 => SeatOutcome::NotEnoughSeats,
+            Some(_) => {
+                free -= 1;
+                SeatOutcome::Assign
+            }
+        })
+        .collect()
+}
+
+/// The most entries a list for a bulk assignment may hold.
+pub const MAX_BULK_ENTRIES: usize = 10_000;
+
+/// The usernames or e-mail addresses of a CSV file (or a pasted list): the first cell of each
+/// line, unquoted and trimmed; a header (`username`, `email`, `user`) and empty lines are
+/// skipped; repeats (ignoring case) are kept once, in first-seen order. `Err` names the
+/// problem: more than [`MAX_BULK_ENTRIES`] entries.
+pub fn list_entries(text: &str) -> Result<Vec<String>, String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut entries = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let first = line
+            .split([',', ';', '\t'])
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .trim_matches('"')
+            .trim()
+            .trim_start_matches('@');
+        if first.is_empty()
+            || (index == 0
+                && ["username", "email", "e-mail", "user"]
+                    .iter()
+                    .any(|header| first.eq_ignore_ascii_case(header)))
+        {
+            continue;
+        }
+        if seen.insert(first.to_lowercase()) {
+            entries.push(first.to_string());
+            if entries.len() > MAX_BULK_ENTRIES {
+                return Err(format!(
+                    "the list has more than {MAX_BULK_ENTRIES} users; split it"
+                ));
+            }
+        }
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +287,43 @@ mod tests {
         assert_eq!(alert_levels(3, 3, &[100]).expect("levels").reached, [100]);
         assert_eq!(alert_levels(5, 0, &[80]), None);
         assert_eq!(utilization(9, 10), 0.9);
+    }
+
+    #[test]
+    fn seats_go_in_order_while_they_last() {
+        let candidate = |user_id, eligible, seated| SeatCandidate {
+            user_id,
+            username: format!("u{user_id}"),
+            email: String::new(),
+            eligible,
+            seated,
+        };
+        let (a, b, c, d) = (
+            candidate(1, true, false),
+            candidate(2, true, true),
+            candidate(3, false, false),
+            candidate(4, true, false),
+        );
+        let outcomes = plan_seats(&[Some(&a), None, Some(&b), Some(&c), Some(&d)], 1);
+        assert_eq!(
+            outcomes,
+            [
+                SeatOutcome::Assign,
+                SeatOutcome::NotFound,
+                SeatOutcome::AlreadySeated,
+                SeatOutcome::NotEligible,
+                SeatOutcome::NotEnoughSeats
+            ]
+        );
+    }
+
+    #[test]
+    fn lists_come_from_the_first_column() {
+        let entries = list_entries("username,name\n@ada,Ada\n\"bob@example.org\",Bob\n\nADA\n")
+            .expect("list");
+        assert_eq!(entries, ["ada", "bob@example.org"]);
+        let long: String = (0..=MAX_BULK_ENTRIES).map(|n| format!("u{n}\n")).collect();
+        assert!(list_entries(&long).is_err());
     }
 
     #[test]

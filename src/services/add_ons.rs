@@ -436,6 +436,52 @@ async fn remove_bulk(
     })
 }
 
+/// Takes back the seats of inactive holders (at most [`MAX_BULK_USERS`] per call, the bulk
+/// mutations' limit), through the same checks as `userAddOnAssignmentBulkRemove`, with an
+/// audit event and an `add_on_seat_reclaimed` system-hook event per seat in the same
+/// transaction. How many were freed.
+pub async fn reclaim_bulk(
+    state: &AppState,
+    caller: &Caller,
+    purchase_id: i64,
+    user_ids: &[i64],
+    inactive_for_days: i64,
+) -> SeatResult<u64> {
+    let batch = Batch::Many(user_ids.len(), BULK_UNASSIGN_LIMIT_MESSAGE);
+    let purchase = ready(state, caller, purchase_id, batch).await?;
+    let author = writer(caller)?;
+    let audit_of = seat_audit(author, &purchase, false);
+    let add_on = add_ons::display_name(&purchase.add_on_name);
+    let at = crate::domain::licenses::timestamp_text(state.clock.now());
+    let with_hook = |user_id: i64, username: &str| {
+        let mut audit = audit_of(user_id, username);
+        audit.hook = Some(crate::store::HookEvent {
+            event_name: "add_on_seat_reclaimed",
+            payload: serde_json::json!({
+                "event_name": "add_on_seat_reclaimed",
+                "add_on": add_on,
+                "add_on_purchase_id": purchase.id,
+                "namespace": purchase.namespace_path,
+                "user_id": user_id,
+                "user_username": username,
+                "inactive_for_days": inactive_for_days,
+                "created_at": at,
+            }),
+            id_field: None,
+        });
+        audit
+    };
+    let freed = state
+        .store
+        .remove_add_on_seats(purchase.id, user_ids, state.clock.now(), &with_hook)
+        .await?;
+    if freed > 0 {
+        state.hooks_wake.notify_one();
+        crate::services::seat_alerts::check_quietly(state).await;
+    }
+    Ok(freed)
+}
+
 /// Brings the instance's purchases in line with the current license's `add_on_products`
 /// (after uploads and deletions, at start-up, and on the seat-refresh schedule). The licenses
 /// are read inside the provisioning transaction, under its lock: a run that started before an

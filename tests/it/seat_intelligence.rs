@@ -18,7 +18,8 @@ on_both_backends!(
     who_holds_a_seat,
     who_holds_a_seat_on_the_page,
     seat_alerts_fire_once_per_crossing,
-    a_license_is_checked_before_it_is_uploaded
+    a_license_is_checked_before_it_is_uploaded,
+    duo_seats_in_bulk_with_a_preview
 );
 
 /// A human named `username` (display name `name`), last active on `active_on` if given.
@@ -909,4 +910,242 @@ async fn a_license_is_checked_before_it_is_uploaded(app: TestApp) {
             .map(Vec::len),
         Some(2)
     );
+}
+
+async fn post_json(app: &TestApp, path: &str, body: Value) -> crate::support::app::Reply {
+    app.send_with(app.client.post(app.url(path)).json(&body), Some(ROOT_TOKEN))
+        .await
+}
+
+fn outcomes(report: &Value) -> Vec<(String, String)> {
+    report["users"]
+        .as_array()
+        .map(|users| {
+            users
+                .iter()
+                .map(|user| {
+                    (
+                        user["entry"].as_str().unwrap_or_default().to_string(),
+                        user["outcome"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn duo_seats_in_bulk_with_a_preview(app: TestApp) {
+    assert_eq!(
+        app.upload(&duo_pro_license("premium", 100, 3)).await.status,
+        201
+    );
+    let eng = app.add_group("eng").await;
+    let ada = person(&app, "ada", "Ada", Some("2026-06-10")).await;
+    let bob = person(&app, "bob", "Bob", Some("2026-01-10")).await;
+    let cy = person(&app, "cy", "Cy", None).await;
+    let dee = person(&app, "dee", "Dee", None).await;
+    let eve = person(&app, "eve", "Eve", None).await;
+    let fay = person(&app, "fay", "Fay", None).await;
+    for (user, level) in [
+        (&ada, 30),
+        (&bob, 30),
+        (&cy, 10),
+        (&dee, 30),
+        (&eve, 40),
+        (&fay, 30),
+    ] {
+        join(&app, eng.id, user, level).await;
+    }
+    app.execute_sql(&format!(
+        "UPDATE users SET state = 'blocked' WHERE id = {}",
+        dee.id
+    ))
+    .await;
+    let purchase = assign_duo(&app, &[&eve]).await;
+    let assigned = || async {
+        app.graphql(
+            Some(ROOT_TOKEN),
+            "query { addOnPurchases { assignedQuantity } }",
+            json!({}),
+        )
+        .await
+        .json()["data"]["addOnPurchases"][0]["assignedQuantity"]
+            .clone()
+    };
+
+    // The preview: who would get a seat, who is skipped and why; nothing written.
+    let group_request =
+        json!({"add_on_purchase_id": purchase, "group": "eng", "min_access_level": 30});
+    let preview = post_json(&app, "/api/v4/-/duo_seats/assign", group_request.clone()).await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    let preview = preview.json();
+    assert_eq!(preview["dry_run"], true);
+    assert_eq!(
+        outcomes(&preview),
+        [
+            ("ada".to_string(), "assign".to_string()),
+            ("bob".to_string(), "assign".to_string()),
+            ("dee".to_string(), "not_eligible".to_string()),
+            ("eve".to_string(), "already_seated".to_string()),
+            ("fay".to_string(), "not_enough_seats".to_string()),
+        ],
+        "cy is a Guest, below the minimum role"
+    );
+    assert_eq!(
+        preview["counts"],
+        json!({"assign": 2, "not_found": 0, "not_eligible": 1, "already_seated": 1, "not_enough_seats": 1})
+    );
+    assert_eq!(assigned().await, 1, "a dry run writes nothing");
+
+    // The real run: the same outcomes, written through the seat service (audited).
+    let mut apply = group_request.clone();
+    apply["dry_run"] = json!(false);
+    let done = post_json(&app, "/api/v4/-/duo_seats/assign", apply)
+        .await
+        .json();
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(outcomes(&done), outcomes(&preview));
+    assert_eq!(done["purchase"]["assigned_quantity"], 3);
+    assert_eq!(assigned().await, 3);
+    let audit = app.get("/api/v4/audit_events?per_page=100").await.body;
+    assert!(
+        audit.contains("Assigned a CODE_SUGGESTIONS seat to ada"),
+        "{audit}"
+    );
+
+    // A list (usernames or e-mails, from a CSV file's first column), once seats are freed.
+    let freed = post_json(
+        &app,
+        "/api/v4/-/duo_seats/reclaim",
+        json!({"add_on_purchase_id": purchase, "inactive_for_days": 30}),
+    )
+    .await;
+    assert_eq!(freed.status, StatusCode::OK, "{}", freed.body);
+    let freed = freed.json();
+    let inactive: Vec<&str> = freed["users"]
+        .as_array()
+        .map(|users| {
+            users
+                .iter()
+                .filter_map(|user| user["username"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        inactive,
+        ["eve", "bob"],
+        "oldest assignment first; ada was active 5 days ago"
+    );
+    assert_eq!(
+        (freed["dry_run"].clone(), freed["reclaimed"].clone()),
+        (json!(true), json!(0))
+    );
+    assert_eq!(assigned().await, 3);
+    let reclaimed = post_json(
+        &app,
+        "/api/v4/-/duo_seats/reclaim",
+        json!({"add_on_purchase_id": purchase, "inactive_for_days": "30", "dry_run": false}),
+    )
+    .await
+    .json();
+    assert_eq!(reclaimed["reclaimed"], 2, "{reclaimed}");
+    assert_eq!(assigned().await, 1);
+    let hook_events = app
+        .query_texts("SELECT payload FROM hook_events WHERE event_name = 'add_on_seat_reclaimed' ORDER BY id")
+        .await;
+    assert_eq!(hook_events.len(), 2, "one hook event per reclaimed seat");
+    assert!(
+        hook_events[0].contains("\"inactive_for_days\":30"),
+        "{}",
+        hook_events[0]
+    );
+
+    let csv = format!(
+        "username,note\n{}\nnobody\n\"@ADA\",again\nfay\ncy\n",
+        bob.email
+    );
+    let listed = post_json(
+        &app,
+        "/api/v4/-/duo_seats/assign",
+        json!({"add_on_purchase_id": purchase, "csv": csv, "dry_run": false}),
+    )
+    .await
+    .json();
+    assert_eq!(
+        outcomes(&listed),
+        [
+            (bob.email.clone(), "assign".to_string()),
+            ("nobody".to_string(), "not_found".to_string()),
+            ("ADA".to_string(), "already_seated".to_string()),
+            ("fay".to_string(), "assign".to_string()),
+            ("cy".to_string(), "not_enough_seats".to_string()),
+        ],
+        "{listed}"
+    );
+    assert_eq!(assigned().await, 3);
+    let by_name = post_json(
+        &app,
+        "/api/v4/-/duo_seats/assign",
+        json!({"add_on_purchase_id": format!("gid://gitlab/GitlabSubscriptions::AddOnPurchase/{}", purchase.as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default()), "usernames": "cy, nobody"}),
+    )
+    .await;
+    assert_eq!(by_name.status, StatusCode::OK, "{}", by_name.body);
+    assert_eq!(
+        outcomes(&by_name.json()),
+        [
+            ("cy".to_string(), "not_enough_seats".to_string()),
+            ("nobody".to_string(), "not_found".to_string())
+        ]
+    );
+
+    // Refusals, GitLab-shaped, writing nothing.
+    for (body, status, answer) in [
+        (
+            json!({"add_on_purchase_id": purchase, "group": "eng", "usernames": ["ada"]}),
+            StatusCode::BAD_REQUEST,
+            json!({"error": "group, usernames are mutually exclusive"}),
+        ),
+        (
+            json!({"add_on_purchase_id": purchase}),
+            StatusCode::BAD_REQUEST,
+            json!({"error": "group, usernames, csv are missing, exactly one parameter must be provided"}),
+        ),
+        (
+            json!({"group": "eng"}),
+            StatusCode::BAD_REQUEST,
+            json!({"error": "add_on_purchase_id is missing"}),
+        ),
+        (
+            json!({"add_on_purchase_id": 999, "group": "eng"}),
+            StatusCode::NOT_FOUND,
+            json!({"message": "404 Add-on purchase Not Found"}),
+        ),
+        (
+            json!({"add_on_purchase_id": purchase, "group": "nope"}),
+            StatusCode::NOT_FOUND,
+            json!({"message": "404 Group Not Found"}),
+        ),
+        (
+            json!({"add_on_purchase_id": purchase, "group": "eng", "min_access_level": 35}),
+            StatusCode::BAD_REQUEST,
+            json!({"error": "min_access_level is invalid"}),
+        ),
+    ] {
+        let reply = post_json(&app, "/api/v4/-/duo_seats/assign", body.clone()).await;
+        assert_eq!((reply.status, reply.json()), (status, answer), "{body}");
+    }
+    let bad_days = post_json(
+        &app,
+        "/api/v4/-/duo_seats/reclaim",
+        json!({"add_on_purchase_id": purchase, "inactive_for_days": 0}),
+    )
+    .await;
+    assert_eq!(
+        (bad_days.status, bad_days.json()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "inactive_for_days is invalid"})
+        )
+    );
+    assert_eq!(assigned().await, 3);
 }

@@ -4,6 +4,7 @@ mod backup;
 mod keys;
 mod license;
 mod ops;
+mod seats;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,10 @@ enum Command {
     /// Billable-user history (import past daily counts, e.g. from GitLab's usage export).
     #[command(subcommand)]
     History(ops::HistoryCommand),
+    /// GitLab Duo seats in bulk: assign to a group or a CSV list, reclaim from inactive
+    /// holders (previews unless --apply).
+    #[command(subcommand)]
+    Seats(seats::SeatsCommand),
     /// Back up every row to a portable file, or restore one (SQLite ↔ PostgreSQL).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -66,6 +71,7 @@ pub fn run() -> ExitCode {
         Command::History(command) => ops::history(command),
         Command::Healthcheck => ops::healthcheck(),
         Command::Backup(command) => backup::run(command),
+        Command::Seats(command) => seats::run(command),
         Command::Openapi => {
             print!("{}", crate::api::openapi::document());
             Ok(())

@@ -363,3 +363,17 @@ pub async fn reclaim(
             .collect(),
     })
 }
+
+/// The active GitLab Duo purchases (the ones whose seats are assigned to users), oldest
+/// first: what the page offers.
+pub async fn seat_purchases(state: &AppState) -> crate::store::StoreResult<Vec<AddOnPurchase>> {
+    let today = state.clock.today();
+    Ok(state
+        .store
+        .all_add_on_purchases()
+        .await?
+        .into_iter()
+        .filter(|purchase| add_ons::add_on(&purchase.add_on_name).is_some_and(|add_on| add_on.duo))
+        .filter(|purchase| add_ons::is_active(purchase.started_on, purchase.expires_on, today))
+        .collect())
+}

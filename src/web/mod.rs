@@ -57,6 +57,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/seats", get(seat_pages::show))
         .route(
+            "/admin/seats/duo/assign",
+            post(seat_pages::assign_duo_seats),
+        )
+        .route(
+            "/admin/seats/duo/reclaim",
+            post(seat_pages::reclaim_duo_seats),
+        )
+        .route(
             "/admin/seats/billable_users.csv",
             get(seat_pages::billable_users_csv),
         )

@@ -298,13 +298,13 @@ fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The license key a multipart form carries (a chosen file wins over the text box, as in
-/// GitLab's form), once the form has passed the checks every change makes.
-async fn license_key_from_form(
+/// The fields of a multipart form (text fields and files alike, as text), once the form has
+/// passed the checks every change makes.
+pub(super) async fn multipart_fields(
     state: &AppState,
     admin: &WebAdmin,
     request: Request,
-) -> Result<String, Failure> {
+) -> Result<Fields, Failure> {
     let mut multipart = Multipart::from_request(request, state)
         .await
         .map_err(|rejection| Failure::new(rejection.status(), rejection.body_text()))?;
@@ -324,6 +324,17 @@ async fn license_key_from_form(
             .push((name, String::from_utf8_lossy(&value).into_owned()));
     }
     may_change(admin, &fields)?;
+    Ok(fields)
+}
+
+/// The license key a multipart form carries (a chosen file wins over the text box, as in
+/// GitLab's form).
+async fn license_key_from_form(
+    state: &AppState,
+    admin: &WebAdmin,
+    request: Request,
+) -> Result<String, Failure> {
+    let fields = multipart_fields(state, admin, request).await?;
     let file = fields.get("license_file").unwrap_or_default();
     let key = if file.trim().is_empty() {
         fields.get("license").unwrap_or_default()

@@ -5,11 +5,18 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use super::pages::lenient_query;
+use axum::extract::Request;
+
+use super::pages::{lenient_query, multipart_fields};
+use super::response::Fields;
 use super::response::{error_page, error_page_for, html, Failure};
 use super::seat_views::{self, HolderFilters, HolderTable};
+use super::seat_views::{BulkForm, BulkResult, SeatsExtras};
 use super::session::WebAdmin;
 use super::views::{Flash, PageContext};
+use crate::domain::seats::list_entries;
+use crate::services::add_ons::Caller;
+use crate::services::duo_bulk::{self, BulkError, Recipients};
 use crate::services::seat_alerts;
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery, SeatHolders};
 use crate::state::AppState;
@@ -87,14 +94,38 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Response {
     let filters = lenient_query::<HolderFilters>(query.as_deref());
-    let (status, table, flash) = match holder_table(&state, &filters).await {
-        Ok(table) => (StatusCode::OK, Some(table), None),
+    render(&state, &admin, &filters, Ok(None), BulkForm::default()).await
+}
+
+/// The page: the holders `filters` ask for, the alerts, the bulk forms, and a bulk form's
+/// answer (or its refusal, shown with its status).
+async fn render(
+    state: &AppState,
+    admin: &WebAdmin,
+    filters: &HolderFilters,
+    bulk: Result<Option<BulkResult>, Failure>,
+    bulk_form: BulkForm,
+) -> Response {
+    let (mut status, mut flash, bulk_result) = match bulk {
+        Ok(result) => (StatusCode::OK, None, result),
         Err(failure) if failure.status.is_server_error() => return error_page_for(failure),
-        Err(failure) => (failure.status, None, Some(Flash::Alert(failure.message))),
+        Err(failure) => (failure.status, Some(Flash::Alert(failure.message)), None),
     };
-    let seat_usage = match seat_alerts::status(&state).await {
-        Ok(usage) => usage,
-        Err(error) => return error_page_for(Failure::internal(error)),
+    let table = match holder_table(state, filters).await {
+        Ok(table) => Some(table),
+        Err(failure) if failure.status.is_server_error() => return error_page_for(failure),
+        Err(failure) => {
+            status = failure.status;
+            flash = Some(Flash::Alert(failure.message));
+            None
+        }
+    };
+    let (seat_usage, purchases) = match (
+        seat_alerts::status(state).await,
+        duo_bulk::seat_purchases(state).await,
+    ) {
+        (Ok(usage), Ok(purchases)) => (usage, purchases),
+        (Err(error), _) | (_, Err(error)) => return error_page_for(Failure::internal(error)),
     };
     let context = PageContext {
         user: admin.actor.user(),
@@ -102,10 +133,125 @@ pub async fn show(
         can_write: admin.can_write(),
         flash,
     };
+    let extras = SeatsExtras {
+        seat_usage: &seat_usage,
+        purchases: &purchases,
+        bulk_form,
+        bulk_result,
+    };
     html(
         status,
-        seat_views::seats_page(&filters, table.as_ref(), &seat_usage, &context),
+        seat_views::seats_page(filters, table.as_ref(), &extras, &context),
     )
+}
+
+fn bulk_failure(error: BulkError) -> Failure {
+    let status = match &error {
+        BulkError::PurchaseNotFound | BulkError::GroupNotFound => StatusCode::NOT_FOUND,
+        BulkError::Invalid(_) | BulkError::Refused(_) => StatusCode::BAD_REQUEST,
+        BulkError::Store(_) => return Failure::internal(error),
+    };
+    Failure::new(status, error.to_string())
+}
+
+/// The bulk form's fields as the page shows them again.
+fn bulk_form(fields: &Fields) -> BulkForm {
+    let text = |name: &str| fields.get(name).unwrap_or_default().trim().to_string();
+    let file = text("entries_file");
+    BulkForm {
+        purchase_id: text("purchase_id"),
+        group: text("group"),
+        min_access_level: text("min_access_level"),
+        // A chosen file wins over the text box.
+        entries: if file.is_empty() {
+            text("entries")
+        } else {
+            file
+        },
+        inactive_for_days: text("inactive_for_days"),
+    }
+}
+
+fn number(name: &'static str, text: &str) -> Result<i64, Failure> {
+    text.parse::<i64>()
+        .map_err(|_| Failure::new(StatusCode::BAD_REQUEST, format!("{name} is invalid")))
+}
+
+/// Previews (or, confirmed, applies) a bulk assignment from the page.
+pub async fn assign_duo_seats(
+    State(state): State<AppState>,
+    admin: WebAdmin,
+    request: Request,
+) -> Response {
+    let mut form = BulkForm::default();
+    let outcome = async {
+        let fields = multipart_fields(&state, &admin, request).await?;
+        form = bulk_form(&fields);
+        let purchase_id = number("purchase_id", &form.purchase_id)?;
+        let recipients = match (form.group.is_empty(), form.entries.is_empty()) {
+            (false, true) => Recipients::Group {
+                group: form.group.clone(),
+                min_access_level: number("min_access_level", &form.min_access_level)?,
+            },
+            (true, false) => Recipients::Listed(
+                list_entries(&form.entries)
+                    .map_err(|message| Failure::new(StatusCode::BAD_REQUEST, message))?,
+            ),
+            (false, false) => {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "Give a group or a list of users, not both.",
+                ))
+            }
+            (true, true) => {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "Give a group, or list users (or choose a CSV file).",
+                ))
+            }
+        };
+        let apply = fields.get("apply") == Some("1");
+        duo_bulk::assign(
+            &state,
+            &Caller::from_principal(&admin.actor),
+            purchase_id,
+            &recipients,
+            !apply,
+        )
+        .await
+        .map(|report| Some(BulkResult::Assign(report)))
+        .map_err(bulk_failure)
+    }
+    .await;
+    render(&state, &admin, &HolderFilters::default(), outcome, form).await
+}
+
+/// Previews (or, confirmed, applies) a reclaim from the page.
+pub async fn reclaim_duo_seats(
+    State(state): State<AppState>,
+    admin: WebAdmin,
+    request: Request,
+) -> Response {
+    let mut form = BulkForm::default();
+    let outcome = async {
+        let fields = multipart_fields(&state, &admin, request).await?;
+        form = bulk_form(&fields);
+        let purchase_id = number("purchase_id", &form.purchase_id)?;
+        let days = number("inactive_for_days", &form.inactive_for_days)?;
+        let apply = fields.get("apply") == Some("1");
+        duo_bulk::reclaim(
+            &state,
+            &Caller::from_principal(&admin.actor),
+            purchase_id,
+            days,
+            !apply,
+        )
+        .await
+        .map(|report| Some(BulkResult::Reclaim(report)))
+        .map_err(bulk_failure)
+    }
+    .await;
+    render(&state, &admin, &HolderFilters::default(), outcome, form).await
 }
 
 pub async fn billable_users_csv(

@@ -3,10 +3,13 @@
 
 use maud::{html, Markup};
 
-use super::views::{flash, layout, seat_alert_banners, PageContext};
+use super::views::{csrf_field, flash, layout, seat_alert_banners, PageContext};
+use crate::domain::add_ons::product_name;
 use crate::domain::members::AccessLevel;
-use crate::domain::seats::SeatHolderEntry;
+use crate::domain::seats::{SeatHolderEntry, SeatOutcome};
+use crate::services::duo_bulk::{AssignReport, ReclaimReport};
 use crate::services::seat_alerts::SeatUsage;
+use crate::store::AddOnPurchase;
 
 /// The filters as the form shows them again (text as typed).
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -44,10 +47,34 @@ pub struct HolderTable {
     pub next_after: Option<i64>,
 }
 
+/// What the bulk forms asked, as they show it again (and a confirmation repeats it).
+#[derive(Debug, Clone, Default)]
+pub struct BulkForm {
+    pub purchase_id: String,
+    pub group: String,
+    pub min_access_level: String,
+    pub entries: String,
+    pub inactive_for_days: String,
+}
+
+/// The answer of a bulk form.
+pub enum BulkResult {
+    Assign(AssignReport),
+    Reclaim(ReclaimReport),
+}
+
+/// What the Seats page shows besides the holders.
+pub struct SeatsExtras<'a> {
+    pub seat_usage: &'a [SeatUsage],
+    pub purchases: &'a [AddOnPurchase],
+    pub bulk_form: BulkForm,
+    pub bulk_result: Option<BulkResult>,
+}
+
 pub fn seats_page(
     filters: &HolderFilters,
     table: Option<&HolderTable>,
-    seat_usage: &[SeatUsage],
+    extras: &SeatsExtras<'_>,
     context: &PageContext<'_>,
 ) -> Markup {
     layout(
@@ -56,8 +83,14 @@ pub fn seats_page(
         html! {
             h1 { "Seats" }
             (flash(context.flash.as_ref()))
-            (seat_alert_banners(seat_usage))
+            (seat_alert_banners(extras.seat_usage))
+            @if let Some(result) = &extras.bulk_result {
+                (bulk_result(result, &extras.bulk_form, context))
+            }
             (holders(filters, table))
+            @if context.can_write && !extras.purchases.is_empty() {
+                (bulk_forms(extras.purchases, &extras.bulk_form, context))
+            }
         },
     )
 }
@@ -134,6 +167,163 @@ fn holders(filters: &HolderFilters, table: Option<&HolderTable>) -> Markup {
                 @if let Some(after) = table.next_after {
                     p { a class="holders-next" href={ "/admin/seats?" (query) (joiner) "after=" (after) } { "Next page" } }
                 }
+            }
+        }
+    }
+}
+
+fn outcome_text(outcome: SeatOutcome, dry_run: bool) -> &'static str {
+    match (outcome, dry_run) {
+        (SeatOutcome::Assign, true) => "Gets a seat",
+        (SeatOutcome::Assign, false) => "Seat assigned",
+        (SeatOutcome::NotFound, _) => "Skipped: no such user",
+        (SeatOutcome::NotEligible, _) => "Skipped: not eligible",
+        (SeatOutcome::AlreadySeated, _) => "Skipped: already has a seat",
+        (SeatOutcome::NotEnoughSeats, _) => "Skipped: not enough seats",
+    }
+}
+
+fn purchase_select(id: &str, purchases: &[AddOnPurchase], chosen: &str) -> Markup {
+    html! {
+        select id=(id) name="purchase_id" {
+            @for purchase in purchases {
+                @let value = purchase.id.to_string();
+                @let label = format!(
+                    "{} ({}, {} of {} seats used)",
+                    product_name(&purchase.add_on_name),
+                    purchase.namespace_path.as_deref().unwrap_or("instance"),
+                    purchase.assigned_quantity,
+                    purchase.quantity
+                );
+                @if value == chosen {
+                    option value=(value) selected { (label) }
+                } @else {
+                    option value=(value) { (label) }
+                }
+            }
+        }
+    }
+}
+
+fn bulk_forms(purchases: &[AddOnPurchase], form: &BulkForm, context: &PageContext<'_>) -> Markup {
+    html! {
+        section class="card" aria-labelledby="bulk-heading" {
+            h2 id="bulk-heading" { "GitLab Duo seats in bulk" }
+            p class="muted" {
+                "Preview first: nothing is written until you confirm. Seats go in the order listed "
+                "(a group's members by ID) while they last."
+            }
+            form class="bulk-assign" method="post" action="/admin/seats/duo/assign" enctype="multipart/form-data" {
+                (csrf_field(context.csrf_token))
+                label for="bulk-purchase" { "Add-on purchase" }
+                (purchase_select("bulk-purchase", purchases, &form.purchase_id))
+                label for="bulk-group" { "A group's members (path or ID)" }
+                input id="bulk-group" name="group" type="text" autocomplete="off" spellcheck="false" value=(form.group);
+                label for="bulk-role" { "From role" }
+                select id="bulk-role" name="min_access_level" {
+                    @for level in AccessLevel::ALL.into_iter().filter(|level| *level >= AccessLevel::GUEST) {
+                        @let number = level.number().to_string();
+                        @if form.min_access_level == number {
+                            option value=(number) selected { (level.name()) " and up" }
+                        } @else {
+                            option value=(number) { (level.name()) " and up" }
+                        }
+                    }
+                }
+                label for="bulk-entries" { "Or usernames / e-mail addresses (one per line, or a CSV's first column)" }
+                textarea id="bulk-entries" name="entries" rows="4" spellcheck="false" { (form.entries) }
+                label for="bulk-file" { "Or a CSV file" }
+                input id="bulk-file" name="entries_file" type="file" accept=".csv,.txt,text/csv,text/plain";
+                button type="submit" class="bulk-preview" { "Preview" }
+            }
+            h3 { "Reclaim seats from inactive holders" }
+            form class="bulk-reclaim" method="post" action="/admin/seats/duo/reclaim" enctype="multipart/form-data" {
+                (csrf_field(context.csrf_token))
+                label for="reclaim-purchase" { "Add-on purchase" }
+                (purchase_select("reclaim-purchase", purchases, &form.purchase_id))
+                label for="reclaim-days" { "Not active for at least (days)" }
+                input id="reclaim-days" name="inactive_for_days" type="number" min="1" required
+                    value=(if form.inactive_for_days.is_empty() { "90" } else { form.inactive_for_days.as_str() });
+                button type="submit" class="reclaim-preview" { "Preview" }
+            }
+        }
+    }
+}
+
+/// The confirmation form: the same request again, applied.
+fn confirm(action: &str, label: String, form: &BulkForm, context: &PageContext<'_>) -> Markup {
+    html! {
+        form class="bulk-confirm" method="post" action=(action) enctype="multipart/form-data" {
+            (csrf_field(context.csrf_token))
+            input type="hidden" name="purchase_id" value=(form.purchase_id);
+            input type="hidden" name="group" value=(form.group);
+            input type="hidden" name="min_access_level" value=(form.min_access_level);
+            input type="hidden" name="entries" value=(form.entries);
+            input type="hidden" name="inactive_for_days" value=(form.inactive_for_days);
+            input type="hidden" name="apply" value="1";
+            button type="submit" { (label) }
+        }
+    }
+}
+
+fn bulk_result(result: &BulkResult, form: &BulkForm, context: &PageContext<'_>) -> Markup {
+    html! {
+        section class="card bulk-result" aria-labelledby="bulk-result-heading" {
+            @match result {
+                BulkResult::Assign(report) => {
+                    h2 id="bulk-result-heading" {
+                        @if report.dry_run { "Preview: " } @else { "Done: " }
+                        (report.purchase.product) " seats"
+                    }
+                    p class="bulk-summary" {
+                        (report.counts.assign) (if report.dry_run { " would get a seat" } else { " got a seat" })
+                        "; skipped: " (report.counts.already_seated) " already seated, "
+                        (report.counts.not_eligible) " not eligible, "
+                        (report.counts.not_enough_seats) " for lack of seats, "
+                        (report.counts.not_found) " not found. "
+                        span class="muted" { (report.purchase.assigned_quantity) " of " (report.purchase.purchased_quantity) " seats used." }
+                    }
+                    @if report.dry_run && report.counts.assign > 0 {
+                        (confirm("/admin/seats/duo/assign", format!("Assign {} seats", report.counts.assign), form, context))
+                    }
+                    div class="table-scroll" tabindex="0" role="region" aria-label="Bulk assignment" {
+                        table class="bulk-users" {
+                            thead { tr { th scope="col" { "Listed as" } th scope="col" { "User" } th scope="col" { "Outcome" } } }
+                            tbody {
+                                @for line in &report.users {
+                                    tr data-entry=(line.entry) data-outcome=(serde_json::to_value(line.outcome).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default()) {
+                                        td { (line.entry) }
+                                        td { @if let Some(username) = &line.username { "@" (username) } }
+                                        td { (outcome_text(line.outcome, report.dry_run)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                },
+                BulkResult::Reclaim(report) => {
+                    h2 id="bulk-result-heading" {
+                        @if report.dry_run { "Preview: " } @else { "Done: " }
+                        "reclaim " (report.purchase.product) " seats"
+                    }
+                    p class="bulk-summary" {
+                        @if report.dry_run {
+                            (report.users.len()) " seat holders have not been active for " (report.inactive_for_days) " days."
+                        } @else {
+                            (report.reclaimed) " seats reclaimed."
+                        }
+                    }
+                    @if report.dry_run && !report.users.is_empty() {
+                        (confirm("/admin/seats/duo/reclaim", format!("Reclaim {} seats", report.users.len()), form, context))
+                    }
+                    ul class="reclaim-users" {
+                        @for user in &report.users {
+                            li data-username=(user.username) {
+                                "@" (user.username) " — last active " (user.last_activity_on.as_deref().unwrap_or("never"))
+                            }
+                        }
+                    }
+                },
             }
         }
     }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use crate::on_both_backends;
 use crate::support::app::{test_now, TestApp, ROOT_TOKEN};
+use crate::support::browser::{chromium, Browser};
 use crate::support::licenses::license;
 use crate::web::{escaped, WebClient};
 
@@ -19,7 +20,8 @@ on_both_backends!(
     who_holds_a_seat_on_the_page,
     seat_alerts_fire_once_per_crossing,
     a_license_is_checked_before_it_is_uploaded,
-    duo_seats_in_bulk_with_a_preview
+    duo_seats_in_bulk_with_a_preview,
+    the_seat_pages_work_in_chromium
 );
 
 /// A human named `username` (display name `name`), last active on `active_on` if given.
@@ -1148,4 +1150,133 @@ async fn duo_seats_in_bulk_with_a_preview(app: TestApp) {
         )
     );
     assert_eq!(assigned().await, 3);
+}
+
+/// Waits until `selector`'s text contains `text`.
+async fn wait_for_text(browser: &Browser, selector: &str, text: &str) {
+    browser
+        .wait_for(
+            "return (document.querySelector(arguments[0])?.textContent || '').includes(arguments[1])",
+            json!([selector, text]),
+            &format!("{selector} to say {text}"),
+        )
+        .await;
+}
+
+async fn the_seat_pages_work_in_chromium(app: TestApp) {
+    let Some((browser, driver)) = chromium() else {
+        return;
+    };
+    assert_eq!(
+        app.upload(&duo_pro_license("premium", 10, 2)).await.status,
+        201
+    );
+    let eng = app.add_group("eng").await;
+    for name in ["ada", "bob", "cy"] {
+        let user = person(&app, name, name, None).await;
+        join(&app, eng.id, &user, 30).await;
+    }
+    for index in 0..4 {
+        person(&app, &format!("other{index}"), "Other", Some("2026-06-14")).await;
+    }
+    recount(&app).await;
+    let key_file = app.data_dir.join("next.gitlab-license");
+    std::fs::write(&key_file, duo_pro_license("premium", 20, 1)).expect("key file");
+
+    let browser = Browser::start(&browser, &driver, None).await;
+    browser.visit(&app.url("/admin/sign_in")).await;
+    browser.type_into("#token", ROOT_TOKEN).await;
+    browser.click("form[action='/admin/sign_in'] button").await;
+    browser
+        .wait_for(
+            "return location.pathname === '/admin/subscription'",
+            json!([]),
+            "signed in",
+        )
+        .await;
+    // The alert banner, on the subscription page and on the Seats page.
+    wait_for_text(&browser, ".seat-alert", "License seats are 80 % used").await;
+    browser.click("nav a[href='/admin/seats']").await;
+    wait_for_text(&browser, "h1", "Seats").await;
+    wait_for_text(&browser, ".seat-alert", "(8 of 10)").await;
+
+    // Who holds a seat, filtered by group.
+    browser.type_into("#filter-group", "eng").await;
+    browser.click("form.holder-filters button").await;
+    wait_for_text(&browser, ".holder-count", "3 billable users match.").await;
+    let csv_link = browser
+        .script(
+            "return document.querySelector('a.holders-csv').getAttribute('href')",
+            json!([]),
+        )
+        .await;
+    assert_eq!(csv_link, json!("/admin/seats/billable_users.csv?group=eng"));
+
+    // Duo seats for the group's developers: preview, then confirm.
+    browser.type_into("#bulk-group", "eng").await;
+    browser
+        .script(
+            "document.querySelector('#bulk-role').value = '30'",
+            json!([]),
+        )
+        .await;
+    browser.click("form.bulk-assign button.bulk-preview").await;
+    wait_for_text(&browser, ".bulk-summary", "2 would get a seat").await;
+    let skipped = browser
+        .script(
+            "return [...document.querySelectorAll('tr[data-outcome]')].map(r => r.dataset.entry + ':' + r.dataset.outcome)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        skipped,
+        json!(["ada:assign", "bob:assign", "cy:not_enough_seats"])
+    );
+    browser.click("form.bulk-confirm button").await;
+    wait_for_text(&browser, ".bulk-summary", "2 got a seat").await;
+    wait_for_text(&browser, ".bulk-summary", "2 of 2 seats used.").await;
+
+    // Reclaim from holders inactive for a day (both were never active): preview, confirm.
+    browser
+        .script(
+            "document.querySelector('#reclaim-days').value = '1'",
+            json!([]),
+        )
+        .await;
+    browser
+        .click("form.bulk-reclaim button.reclaim-preview")
+        .await;
+    wait_for_text(
+        &browser,
+        ".bulk-summary",
+        "2 seat holders have not been active for 1 days.",
+    )
+    .await;
+    browser.click("form.bulk-confirm button").await;
+    wait_for_text(&browser, ".bulk-summary", "2 seats reclaimed.").await;
+
+    // A license checked before it is uploaded.
+    browser.click("nav a[href='/admin/subscription']").await;
+    wait_for_text(&browser, "h1", "Subscription").await;
+    browser
+        .type_into("#license-file", &key_file.display().to_string())
+        .await;
+    browser.click("form.upload button.check-license").await;
+    wait_for_text(&browser, ".check-verdict", "The upload would be accepted.").await;
+    wait_for_text(&browser, ".check-seats", "20").await;
+    wait_for_text(&browser, ".check-purchases", "GitLab Duo Pro: 2 → 1 seats.").await;
+    assert_eq!(
+        app.get("/api/v4/licenses")
+            .await
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let name = format!("{:?}", app.backend).to_lowercase();
+    let artifacts = crate::web::artifacts_dir();
+    std::fs::create_dir_all(&artifacts).expect("artifacts");
+    browser
+        .screenshot(&artifacts.join(format!("license-check-{name}.png")))
+        .await;
 }

@@ -92,6 +92,11 @@ VALUES ('Big', 'big', '', 'private', $NOW);
 INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
 SELECT u.id, 'Namespace', g.id, 30, $NOW FROM users u, groups g
 WHERE g.path = 'big' AND u.id % 2 = 0;
+INSERT INTO groups (name, path, description, visibility, created_at)
+VALUES ('Team', 'team', '', 'private', $NOW);
+INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
+SELECT u.id, 'Namespace', g.id, 30, $NOW FROM users u, groups g
+WHERE g.path = 'team' AND u.id % 100 = 3 AND u.id <= 1000000;
 INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on, expires_on,
                               trial, created_at, updated_at)
 VALUES ('code_suggestions', NULL, 5000, '2026-01-01', '2099-01-01', FALSE, $NOW, $NOW);
@@ -161,6 +166,23 @@ graphql "GraphQL eligible users, cursor 70 % deep" \
 graphql "GraphQL eligible users by name, cursor 70 % deep" \
   "$(list "sort: NAME_ASC, first: 20, after: \"$(cursor "{\"name\":\"User 700000\",\"id\":\"700000\"}")\"")"
 graphql "GraphQL eligible users, filterByAssignedSeat true" "$(list 'filterByAssignedSeat: "true", first: 20')"
+
+# Seat intelligence (this server's extensions): the dry run of a Duo assignment to a group of
+# 10,000 members (one in a hundred users, at a million), who holds a seat, the alerts.
+post_json() {
+  local name="$1" url="$2" body="$3"
+  printf '%s' "$body" >"$WORK/body.json"
+  row "$name" -X POST -H 'Content-Type: application/json' --data @"$WORK/body.json" "$url"
+}
+team_size=$(( USERS < 1000000 ? USERS / 100 : 10000 ))
+post_json "POST /-/duo_seats/assign dry run, $team_size-member group" "$base/-/duo_seats/assign" \
+  '{"add_on_purchase_id": 1, "group": "team", "min_access_level": 30}'
+row "GET /groups/big/billable_members" "$base/groups/big/billable_members"
+row "GET /groups/big/billable_members?search=98765" "$base/groups/big/billable_members?search=98765"
+row "GET /-/seats/billable_users (first page)" "$base/-/seats/billable_users"
+row "GET /-/seats/billable_users?group=team&inactive_for_days=90" \
+  "$base/-/seats/billable_users?group=team&inactive_for_days=90"
+row "GET /-/seats/alerts" "$base/-/seats/alerts"
 
 # The subscription page, signed in.
 SESSION=$(web_session "http://127.0.0.1:$PORT" "$TOKEN" "$WORK/cookies")

@@ -4,7 +4,6 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
@@ -52,7 +51,7 @@ fn seat_holder_query(params: &Params) -> Result<SeatHolderQuery, ApiError> {
     })
 }
 
-#[utoipa::path(get, operation_id = "seats_billable_users", path = "/api/v4/-/seats/billable_users", tag = TAG, summary = "Who holds a seat (extension)", description = "Every billable user instance-wide, with why each occupies a seat (highest role, user type, state, last activity), in id order. Keyset pages: a `Link` header with rel=next carries the cursor; `X-Total` when there are at most 10,000.", params(("group" = Option<String>, Query, description = "A group's ID or path: its members only"), ("access_level" = Option<i64>, Query, description = "Only users whose highest role is this level (10 Guest … 50 Owner)"), ("inactive_for_days" = Option<i64>, Query, description = "Only users not active for at least this many days, or never"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [SeatHolderEntry]), crate::api::responses::ErrorResponses))]
+#[utoipa::path(get, operation_id = "seats_billable_users", path = "/api/v4/-/seats/billable_users", tag = TAG, summary = "Who holds a seat (extension)", description = "Every billable user instance-wide, with why each occupies a seat (highest role, user type, state, last activity), in id order. Keyset pages, as GitLab's: a `Link` header with rel=next carries the cursor; no totals (the page and the CSV give them).", params(("group" = Option<String>, Query, description = "A group's ID or path: its members only"), ("access_level" = Option<i64>, Query, description = "Only users whose highest role is this level (10 Guest … 50 Owner)"), ("inactive_for_days" = Option<i64>, Query, description = "Only users not active for at least this many days, or never"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [SeatHolderEntry]), crate::api::responses::ErrorResponses))]
 async fn billable_users(
     _: Admin,
     State(state): State<AppState>,
@@ -67,10 +66,9 @@ async fn billable_users(
         .await
         .map_err(seat_holder_error)?;
     let page = holders.page(&state, after, list.per_page()).await?;
-    let mut headers = list.keyset_headers(page.next_after, &state.config.external_url);
-    if let Some(total) = holders.count(&state).await? {
-        headers.insert("x-total", HeaderValue::from(total));
-    }
+    // Keyset pages carry no totals, as GitLab's: counting up to 10,000 filtered rows would
+    // cost more than the page.
+    let headers = list.keyset_headers(page.next_after, &state.config.external_url);
     Ok((headers, Json(page.entries)).into_response())
 }
 

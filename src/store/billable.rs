@@ -60,11 +60,13 @@ macro_rules! bind_args {
 const BILLABLE_MEMBER_COLUMNS: &str = concat!(
     "m.id AS membership_id, m.access_level, m.created_at AS member_created_at, ",
     u_user_columns!(),
-    ", (m.access_level = 50 AND NOT EXISTS (
+    // CASE, not AND: only an owner's row looks for another owner (SQLite evaluated the
+    // subquery for every row, reading a 500,000-member group once per row of the page).
+    ", CASE WHEN m.access_level = 50 THEN NOT EXISTS (
         SELECT 1 FROM members o JOIN users ou ON ou.id = o.user_id
         WHERE o.source_type = 'Namespace' AND o.source_id = m.source_id AND o.access_level = 50
           AND o.user_id <> m.user_id
-          AND ou.user_type NOT IN ('project_bot', 'service_account'))) AS is_last_owner"
+          AND ou.user_type NOT IN ('project_bot', 'service_account')) ELSE FALSE END AS is_last_owner"
 );
 
 impl Store {
@@ -107,16 +109,40 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> StoreResult<Listed<BillableMember>> {
+        let (page_sql, count_sql, args) =
+            self.billable_members_sql(group_id, lowest_level, (search, sort));
+        Ok(Listed::capped(with_pool!(self, pool => {
+            page_and_total!(pool, BillableMember, &page_sql, &count_sql, limit, offset, |query| {
+                bind_args!(query, args)
+            })
+        })))
+    }
+
+    /// The page statement of [`Store::billable_members`] without a search (its binds: the
+    /// group, the lowest level, the limit, the offset) — what the query-plan tests explain.
+    pub fn billable_members_page_sql(&self, sort: BillableMemberSort) -> String {
+        self.billable_members_sql(0, 0, (None, sort)).0
+    }
+
+    /// The page and count statements of a group's billable members, and their arguments.
+    fn billable_members_sql(
+        &self,
+        group_id: i64,
+        lowest_level: i32,
+        (search, sort): (Option<&str>, BillableMemberSort),
+    ) -> (String, String, Vec<Arg>) {
         let (source, args) = self.billable_members_source(group_id, lowest_level, search);
+        // `m.user_id` (equal to `u.id`) so that the id order is the members' unique index on
+        // (source_type, source_id, user_id): a page of a large group is read, not sorted.
         let order = match sort {
-            BillableMemberSort::IdAsc | BillableMemberSort::Unordered => "u.id ASC",
-            BillableMemberSort::NameAsc => "lower(u.name) ASC, u.id ASC",
-            BillableMemberSort::NameDesc => "lower(u.name) DESC, u.id ASC",
+            BillableMemberSort::IdAsc | BillableMemberSort::Unordered => "m.user_id ASC",
+            BillableMemberSort::NameAsc => "lower(u.name) ASC, m.user_id ASC",
+            BillableMemberSort::NameDesc => "lower(u.name) DESC, m.user_id ASC",
             BillableMemberSort::LastActivityOnAsc => {
-                "u.last_activity_on ASC NULLS FIRST, u.id DESC"
+                "u.last_activity_on ASC NULLS FIRST, m.user_id DESC"
             }
             BillableMemberSort::LastActivityOnDesc => {
-                "u.last_activity_on DESC NULLS LAST, u.id ASC"
+                "u.last_activity_on DESC NULLS LAST, m.user_id ASC"
             }
         };
         let page_sql = format!(
@@ -125,11 +151,7 @@ impl Store {
             args.len() + 2
         );
         let count_sql = capped_count(&source);
-        Ok(Listed::capped(with_pool!(self, pool => {
-            page_and_total!(pool, BillableMember, &page_sql, &count_sql, limit, offset, |query| {
-                bind_args!(query, args)
-            })
-        })))
+        (page_sql, count_sql, args)
     }
 
     /// One billable member of a group, if the user is one.

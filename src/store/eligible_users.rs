@@ -621,7 +621,7 @@ impl Store {
         let sql = format!(
             "SELECT {} FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.source_type = 'Namespace' AND m.source_id = $3 AND m.access_level >= $4
-             ORDER BY u.id",
+             ORDER BY m.user_id",
             candidate_columns()
         );
         Ok(with_pool!(self, pool => {

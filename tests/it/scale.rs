@@ -367,3 +367,44 @@ async fn member_pages_are_served_by_an_index(app: TestApp) {
         "20,001 members: above the count cap"
     );
 }
+
+on_both_backends!(billable_member_pages_are_served_by_an_index);
+
+/// A page of a large group's billable members (in GitLab's default id order) is read from the
+/// group's membership index, not sorted — and owners are looked for only on owners' rows.
+async fn billable_member_pages_are_served_by_an_index(app: TestApp) {
+    seed_users(&app, 20_000).await;
+    let big = app.add_group("big").await;
+    app.execute_sql(&format!(
+        "INSERT INTO members (user_id, source_type, source_id, access_level, created_at)
+         SELECT id, 'Namespace', {}, 30, CURRENT_TIMESTAMP FROM users",
+        big.id
+    ))
+    .await;
+    app.state.store.analyze().await.expect("analyze");
+    let sql = app.state.store.billable_members_page_sql(
+        gitlab_license_server::domain::members::BillableMemberSort::IdAsc,
+    );
+    let plan = app
+        .state
+        .store
+        .query_plan(&sql, &[], &[big.id, 10, 21, 0])
+        .await
+        .expect("plan");
+    // Members are reached through an index that gives them in user order (the group's unique
+    // (source_type, source_id, user_id) index, or on PostgreSQL, when every member is in
+    // this group, the (user_id, access_level) one): no sort of the group.
+    match app.backend {
+        Backend::Sqlite => assert!(plan.contains("sqlite_autoindex_members_1"), "{plan}"),
+        Backend::Postgres => assert!(plan.contains("Index Scan using members_"), "{plan}"),
+    }
+    assert!(
+        !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+        "{plan}"
+    );
+    let page = app
+        .get(&format!("/api/v4/groups/{}/billable_members", big.id))
+        .await;
+    assert_eq!(page.json().as_array().map(Vec::len), Some(20));
+    assert_eq!(page.header("x-total"), None, "above 10,000: not counted");
+}

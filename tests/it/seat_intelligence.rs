@@ -312,7 +312,7 @@ async fn who_holds_a_seat(app: TestApp) {
         usernames(&all.json()),
         [root.as_str(), "ada", "bob", "cy", "guest"]
     );
-    assert_eq!(all.header("x-total"), Some("5"));
+    assert_eq!(all.header("x-total"), None, "keyset pages carry no totals");
     let ada_row = &all.json()[1];
     assert_eq!(
         ada_row,

@@ -51,8 +51,20 @@ pub async fn command_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppS
     };
     let license_keys = Arc::new(LicenseKeys::default());
     license_keys.replace(keys);
+    Ok(state_over(config, store, clock, license_keys))
+}
+
+/// The state over an open store: fresh caches, wake handles and counters.
+fn state_over(
+    config: Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    license_keys: Arc<LicenseKeys>,
+) -> AppState {
+    // SQLite has one writer process, so local invalidation is exact from the start; on
+    // PostgreSQL caching waits for the change listener.
     let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
-    Ok(AppState::new(Shared {
+    AppState::new(Shared {
         config: Arc::new(config),
         store,
         clock,
@@ -61,7 +73,7 @@ pub async fn command_state(config: Config, clock: Arc<dyn Clock>) -> Result<AppS
         jobs_wake: crate::jobs::wake_handle(),
         hooks_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
-    }))
+    })
 }
 
 /// Connects, migrates, creates root and loads the keys: everything before the first request.
@@ -95,19 +107,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         }
         None => true,
     };
-    // SQLite has one writer process, so local invalidation is exact from the start; on
-    // PostgreSQL caching waits for the change listener.
-    let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
-    let state = AppState::new(Shared {
-        config: Arc::new(config),
-        store,
-        clock,
-        license_keys,
-        cache,
-        jobs_wake: crate::jobs::wake_handle(),
-        hooks_wake: crate::jobs::wake_handle(),
-        metrics: Arc::new(crate::metrics::Metrics::new()),
-    });
+    let state = state_over(config, store, clock, license_keys);
     spawn_change_listener(&state);
     if generate_keys {
         spawn_key_generation(&state);

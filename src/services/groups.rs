@@ -323,6 +323,26 @@ pub async fn save_member(
     changed_member(state, &write.group, user_id).await
 }
 
+/// The moment and the audit event (with its `user_remove_from_group` hook) of removing
+/// `member` from `group`.
+fn removal(
+    state: &AppState,
+    admin: &AdminPrincipal,
+    group: &Group,
+    member: &Member,
+) -> (DateTime<Utc>, NewAudit) {
+    let now = state.clock.now();
+    let event = member_event(
+        admin.user(),
+        group,
+        &member.user,
+        member.access_level,
+        &MEMBER_REMOVED,
+        now,
+    );
+    (now, event)
+}
+
 pub async fn remove_member(
     state: &AppState,
     admin: &AdminPrincipal,
@@ -331,15 +351,7 @@ pub async fn remove_member(
 ) -> Result<(), GroupError> {
     let group = find(state, id_or_path).await?;
     let member = find_member(state, &group, user_id).await?;
-    let now = state.clock.now();
-    let event = member_event(
-        admin.user(),
-        &group,
-        &member.user,
-        member.access_level,
-        &MEMBER_REMOVED,
-        now,
-    );
+    let (now, event) = removal(state, admin, &group, &member);
     if !state
         .store
         .remove_member(group.id, user_id, Write::audited(now, &event))
@@ -408,15 +420,7 @@ pub async fn remove_billable_member(
         .group_member(group.id, user_id)
         .await?
         .ok_or(GroupError::NoMemberForUser)?;
-    let now = state.clock.now();
-    let event = member_event(
-        admin.user(),
-        &group,
-        &member.user,
-        member.access_level,
-        &MEMBER_REMOVED,
-        now,
-    );
+    let (now, event) = removal(state, admin, &group, &member);
     match state
         .store
         .remove_member_unless_last_owner(group.id, user_id, Write::audited(now, &event))

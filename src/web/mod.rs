@@ -61,6 +61,10 @@ pub fn router() -> Router<AppState> {
             post(seat_pages::assign_duo_seats),
         )
         .route(
+            "/admin/seats/groups/{group}/billable_members/{user_id}/remove",
+            post(seat_pages::remove_billable_member),
+        )
+        .route(
             "/admin/seats/duo/reclaim",
             post(seat_pages::reclaim_duo_seats),
         )

@@ -277,7 +277,7 @@ pub(super) async fn form_change(
 
 /// The checks every change makes: the form's CSRF token, no NUL character, and a token that
 /// may write.
-fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
+pub(super) fn may_change(admin: &WebAdmin, fields: &Fields) -> Result<(), Failure> {
     if !csrf_matches(&admin.csrf_token, fields.get(CSRF_FIELD)) {
         return Err(invalid_authenticity_token());
     }

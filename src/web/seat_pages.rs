@@ -7,7 +7,10 @@ use axum::response::Response;
 
 use axum::extract::Request;
 
-use super::pages::{lenient_query, multipart_fields};
+use axum::extract::Path;
+use axum::response::IntoResponse;
+
+use super::pages::{lenient_query, may_change, multipart_fields};
 use super::response::Fields;
 use super::response::{error_page, error_page_for, html, Failure};
 use super::seat_views::{self, HolderFilters, HolderTable};
@@ -17,6 +20,7 @@ use super::views::{Flash, PageContext};
 use crate::domain::seats::list_entries;
 use crate::services::add_ons::Caller;
 use crate::services::duo_bulk::{self, BulkError, Recipients};
+use crate::services::groups::{self, GroupError};
 use crate::services::seat_alerts;
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery, SeatHolders};
 use crate::state::AppState;
@@ -94,7 +98,60 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Response {
     let filters = lenient_query::<HolderFilters>(query.as_deref());
-    render(&state, &admin, &filters, Ok(None), BulkForm::default()).await
+    let notice = match filters.notice.as_deref() {
+        Some("member_removed") => Some(BulkResult::Notice(
+            "The member was removed from the group.".into(),
+        )),
+        _ => None,
+    };
+    render(&state, &admin, &filters, Ok(notice), BulkForm::default()).await
+}
+
+/// "Remove from group" on a holder of a group-filtered list: GitLab's removal of a billable
+/// member (the last owner is refused), then the list again.
+pub async fn remove_billable_member(
+    State(state): State<AppState>,
+    admin: WebAdmin,
+    Path((group, user_id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let fields = Fields::parse(&body);
+    let outcome = async {
+        may_change(&admin, &fields)?;
+        let user_id = user_id
+            .parse::<i64>()
+            .map_err(|_| Failure::new(StatusCode::NOT_FOUND, "404 Not found"))?;
+        groups::remove_billable_member(&state, &admin.actor, &group, user_id)
+            .await
+            .map_err(|error| match error {
+                GroupError::GroupNotFound => {
+                    Failure::new(StatusCode::NOT_FOUND, "404 Group Not Found")
+                }
+                GroupError::NoMemberForUser => Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "No member found for the given user_id.",
+                ),
+                GroupError::LastOwner => Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "The group's last owner cannot be removed.",
+                ),
+                GroupError::Store(error) => Failure::internal(error),
+                _ => Failure::new(StatusCode::BAD_REQUEST, "The member could not be removed."),
+            })
+    }
+    .await;
+    let filters = HolderFilters {
+        group: Some(group.clone()),
+        ..HolderFilters::default()
+    };
+    match outcome {
+        Ok(()) => axum::response::Redirect::to(&format!(
+            "/admin/seats?{}&notice=member_removed",
+            filters.query()
+        ))
+        .into_response(),
+        Err(failure) => render(&state, &admin, &filters, Err(failure), BulkForm::default()).await,
+    }
 }
 
 /// The page: the holders `filters` ask for, the alerts, the bulk forms, and a bulk form's

@@ -18,6 +18,8 @@ pub struct HolderFilters {
     pub access_level: Option<String>,
     pub inactive_for_days: Option<String>,
     pub after: Option<String>,
+    /// A fixed notice after a change (`member_removed`).
+    pub notice: Option<String>,
 }
 
 impl HolderFilters {
@@ -61,6 +63,8 @@ pub struct BulkForm {
 pub enum BulkResult {
     Assign(AssignReport),
     Reclaim(ReclaimReport),
+    /// A change elsewhere on the page went through (a fixed text).
+    Notice(String),
 }
 
 /// What the Seats page shows besides the holders.
@@ -84,10 +88,12 @@ pub fn seats_page(
             h1 { "Seats" }
             (flash(context.flash.as_ref()))
             (seat_alert_banners(extras.seat_usage))
-            @if let Some(result) = &extras.bulk_result {
-                (bulk_result(result, &extras.bulk_form, context))
+            @match &extras.bulk_result {
+                Some(BulkResult::Notice(text)) => p class="flash notice" role="status" { (text) },
+                Some(result) => (bulk_result(result, &extras.bulk_form, context)),
+                None => {},
             }
-            (holders(filters, table))
+            (holders(filters, table, context))
             @if context.can_write && !extras.purchases.is_empty() {
                 (bulk_forms(extras.purchases, &extras.bulk_form, context))
             }
@@ -95,8 +101,19 @@ pub fn seats_page(
     )
 }
 
-fn holders(filters: &HolderFilters, table: Option<&HolderTable>) -> Markup {
+fn holders(
+    filters: &HolderFilters,
+    table: Option<&HolderTable>,
+    context: &PageContext<'_>,
+) -> Markup {
     let query = filters.query();
+    // Filtered by a group, each holder can be removed from it (GitLab's "remove billable
+    // member").
+    let group = filters
+        .group
+        .as_deref()
+        .map(str::trim)
+        .filter(|group| !group.is_empty() && context.can_write);
     let joiner = if query.is_empty() { "" } else { "&" };
     html! {
         section class="card" aria-labelledby="holders-heading" {
@@ -144,6 +161,7 @@ fn holders(filters: &HolderFilters, table: Option<&HolderTable>) -> Markup {
                             th scope="col" { "Type" }
                             th scope="col" { "Last activity" }
                             th scope="col" { "Why billable" }
+                            @if group.is_some() { th scope="col" { span class="visually-hidden" { "Actions" } } }
                         } }
                         tbody {
                             @for entry in &table.entries {
@@ -159,6 +177,14 @@ fn holders(filters: &HolderFilters, table: Option<&HolderTable>) -> Markup {
                                         }
                                     }
                                     td { (entry.billable_because) }
+                                    @if let Some(group) = group {
+                                        td {
+                                            form class="remove-member" method="post" action={ "/admin/seats/groups/" (group) "/billable_members/" (entry.id) "/remove" } {
+                                                (csrf_field(context.csrf_token))
+                                                button type="submit" class="secondary small" { "Remove from group" span class="visually-hidden" { " @" (entry.username) } }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -301,6 +327,7 @@ fn bulk_result(result: &BulkResult, form: &BulkForm, context: &PageContext<'_>) 
                         }
                     }
                 },
+                BulkResult::Notice(_) => {},
                 BulkResult::Reclaim(report) => {
                     h2 id="bulk-result-heading" {
                         @if report.dry_run { "Preview: " } @else { "Done: " }

@@ -469,6 +469,56 @@ async fn who_holds_a_seat_on_the_page(app: TestApp) {
             .body
     );
 
+    // Removing a billable member from the filtered list: the last owner is refused.
+    let (_, csrf) = web.page().await;
+    let owner = person(&app, "owner", "Owner", None).await;
+    join(&app, platform.id, &owner, 50).await;
+    let last_owner = web
+        .post(
+            &format!(
+                "/admin/seats/groups/platform/billable_members/{}/remove",
+                owner.id
+            ),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(last_owner.status, StatusCode::BAD_REQUEST);
+    assert!(
+        last_owner
+            .body
+            .contains(&escaped("The group's last owner cannot be removed.")),
+        "{}",
+        last_owner.body
+    );
+    let removed = web
+        .post(
+            &format!(
+                "/admin/seats/groups/platform/billable_members/{}/remove",
+                bob.id
+            ),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(removed.status, StatusCode::SEE_OTHER, "{}", removed.body);
+    assert_eq!(
+        crate::web::location(&removed),
+        "/admin/seats?group=platform&notice=member_removed"
+    );
+    let after = web.get(crate::web::location(&removed)).await;
+    assert!(after
+        .body
+        .contains("The member was removed from the group."));
+    assert!(!after.body.contains("tr data-username=\"bob\""));
+    let forged = web
+        .post(
+            &format!(
+                "/admin/seats/groups/platform/billable_members/{}/remove",
+                ada.id
+            ),
+            &[("authenticity_token", "forged")],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::UNPROCESSABLE_ENTITY);
     let unknown = web.get("/admin/seats?group=nope").await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert!(unknown.body.contains("404 Group Not Found"));
@@ -1254,6 +1304,21 @@ async fn the_seat_pages_work_in_chromium(app: TestApp) {
     .await;
     browser.click("form.bulk-confirm button").await;
     wait_for_text(&browser, ".bulk-summary", "2 seats reclaimed.").await;
+
+    // A group's billable member removed from the group, from the filtered list.
+    browser.type_into("#filter-group", "eng").await;
+    browser.click("form.holder-filters button").await;
+    wait_for_text(&browser, ".holder-count", "3 billable users match.").await;
+    browser
+        .click("tr[data-username=cy] form.remove-member button")
+        .await;
+    wait_for_text(
+        &browser,
+        ".flash.notice",
+        "The member was removed from the group.",
+    )
+    .await;
+    wait_for_text(&browser, ".holder-count", "2 billable users match.").await;
 
     // A license checked before it is uploaded.
     browser.click("nav a[href='/admin/subscription']").await;

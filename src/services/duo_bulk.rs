@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::domain::add_ons::{self, MAX_BULK_USERS};
 use crate::domain::members::AccessLevel;
-use crate::domain::seats::{plan_seats, SeatCandidate, SeatOutcome};
+use crate::domain::seats::{plan_seats, SeatCandidate, SeatOutcome, MAX_BULK_ENTRIES};
 use crate::services::add_ons::{
     administrable_purchase, change_bulk, reclaim_bulk, BulkChange, Caller, SeatError,
 };
@@ -170,10 +170,18 @@ async fn candidates(
                     groups::GroupError::Store(error) => BulkError::Store(error),
                     _ => BulkError::GroupNotFound,
                 })?;
+            // One past the bound tells a group that is too large from one that fits.
+            let bound = i64::try_from(MAX_BULK_ENTRIES).unwrap_or(i64::MAX);
             let found = state
                 .store
-                .group_seat_candidates(key, group.id, level.number())
+                .group_seat_candidates(key, (group.id, level.number()), bound + 1)
                 .await?;
+            if found.len() > MAX_BULK_ENTRIES {
+                return Err(BulkError::Refused(format!(
+                    "{} has more than {MAX_BULK_ENTRIES} members from that role: assign by a higher role, or by lists of up to {MAX_BULK_ENTRIES} users",
+                    group.path
+                )));
+            }
             Ok(found
                 .into_iter()
                 .map(|candidate| (candidate.username.clone(), Some(candidate)))

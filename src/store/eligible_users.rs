@@ -612,16 +612,17 @@ impl Store {
     /// The members of `group_id` from `min_level` up, in id order, as candidates for seats of
     /// the purchase `purchase_id` (namespace `namespace_id`): whether each may hold one and
     /// whether they do. Reached through the group's member index.
+    /// At most `limit` of them.
     pub async fn group_seat_candidates(
         &self,
         (purchase_id, namespace_id): (i64, Option<i64>),
-        group_id: i64,
-        min_level: i32,
+        (group_id, min_level): (i64, i32),
+        limit: i64,
     ) -> StoreResult<Vec<SeatCandidate>> {
         let sql = format!(
             "SELECT {} FROM members m JOIN users u ON u.id = m.user_id
              WHERE m.source_type = 'Namespace' AND m.source_id = $3 AND m.access_level >= $4
-             ORDER BY m.user_id",
+             ORDER BY m.user_id LIMIT $5",
             candidate_columns()
         );
         Ok(with_pool!(self, pool => {
@@ -630,6 +631,7 @@ impl Store {
                 .bind(namespace_id)
                 .bind(group_id)
                 .bind(min_level)
+                .bind(limit)
                 .fetch_all(pool)
                 .await?
         }))

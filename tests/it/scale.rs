@@ -407,4 +407,29 @@ async fn billable_member_pages_are_served_by_an_index(app: TestApp) {
         .await;
     assert_eq!(page.json().as_array().map(Vec::len), Some(20));
     assert_eq!(page.header("x-total"), None, "above 10,000: not counted");
+
+    // A bulk Duo assignment to a group over 10,000 members is refused, not answered with a
+    // report of every member.
+    app.execute_sql(
+        "INSERT INTO add_on_purchases (add_on_name, namespace_id, quantity, started_on, expires_on,
+                                       trial, created_at, updated_at)
+         VALUES ('code_suggestions', NULL, 10, '2026-01-01', '2099-01-01', FALSE,
+                 CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)",
+    )
+    .await;
+    let refused = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/-/duo_seats/assign"))
+                .json(&serde_json::json!({"add_on_purchase_id": 1, "group": "big"})),
+            Some(crate::support::app::ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.json()),
+        (
+            reqwest::StatusCode::BAD_REQUEST,
+            serde_json::json!({"message": "big has more than 10000 members from that role: assign by a higher role, or by lists of up to 10000 users"})
+        )
+    );
 }

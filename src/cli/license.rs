@@ -167,14 +167,7 @@ pub fn run(command: LicenseCommand) -> CliResult {
 }
 
 fn check(file: &std::path::Path) -> CliResult {
-    let data = if file.as_os_str() == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|error| format!("cannot read standard input: {error}"))?;
-        text
-    } else {
-        read_text(file)?
-    };
+    let data = super::read_text_or_stdin(file)?;
     let config = crate::config::Config::from_env()?;
     let checked = super::ops::runtime()?.block_on(async {
         let state =

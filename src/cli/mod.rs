@@ -98,3 +98,15 @@ fn read_text(path: &std::path::Path) -> Result<String, String> {
     std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))
 }
+
+/// [`read_text`], or standard input for `-`.
+fn read_text_or_stdin(path: &std::path::Path) -> Result<String, String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|error| format!("cannot read standard input: {error}"))?;
+        Ok(text)
+    } else {
+        read_text(path)
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 
-use super::{read_text, CliResult};
+use super::CliResult;
 use crate::config::Config;
 use crate::policy::{authorize, Need};
 use crate::services::add_ons::Caller;
@@ -87,14 +87,7 @@ pub fn run(command: SeatsCommand) -> CliResult {
         SeatsCommand::Assign {
             csv: Some(file), ..
         } => {
-            let text = if file.as_os_str() == "-" {
-                let mut text = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                    .map_err(|error| format!("cannot read standard input: {error}"))?;
-                text
-            } else {
-                read_text(file)?
-            };
+            let text = super::read_text_or_stdin(file)?;
             Some(Recipients::Listed(crate::domain::seats::list_entries(
                 &text,
             )?))

@@ -181,6 +181,7 @@ mod jobs;
 mod licenses;
 mod plans;
 mod seat_alerts;
+mod seat_candidates;
 mod sessions;
 mod tokens;
 mod users;

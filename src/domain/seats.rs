@@ -180,6 +180,19 @@ pub enum SeatOutcome {
     NotEnoughSeats,
 }
 
+impl SeatOutcome {
+    /// The name the API answers with (`not_enough_seats`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Assign => "assign",
+            Self::NotFound => "not_found",
+            Self::NotEligible => "not_eligible",
+            Self::AlreadySeated => "already_seated",
+            Self::NotEnoughSeats => "not_enough_seats",
+        }
+    }
+}
+
 /// One person a bulk assignment considers: found or not, and what the store knows of them.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SeatCandidate {
@@ -315,6 +328,22 @@ mod tests {
                 SeatOutcome::NotEnoughSeats
             ]
         );
+    }
+
+    #[test]
+    fn outcome_names_are_the_apis() {
+        for outcome in [
+            SeatOutcome::Assign,
+            SeatOutcome::NotFound,
+            SeatOutcome::NotEligible,
+            SeatOutcome::AlreadySeated,
+            SeatOutcome::NotEnoughSeats,
+        ] {
+            assert_eq!(
+                serde_json::to_value(outcome).expect("json"),
+                serde_json::json!(outcome.as_str())
+            );
+        }
     }
 
     #[test]

@@ -317,7 +317,7 @@ fn bulk_result(result: &BulkResult, form: &BulkForm, context: &PageContext<'_>) 
                             thead { tr { th scope="col" { "Listed as" } th scope="col" { "User" } th scope="col" { "Outcome" } } }
                             tbody {
                                 @for line in &report.users {
-                                    tr data-entry=(line.entry) data-outcome=(serde_json::to_value(line.outcome).ok().and_then(|value| value.as_str().map(str::to_string)).unwrap_or_default()) {
+                                    tr data-entry=(line.entry) data-outcome=(line.outcome.as_str()) {
                                         td { (line.entry) }
                                         td { @if let Some(username) = &line.username { "@" (username) } }
                                         td { (outcome_text(line.outcome, report.dry_run)) }

@@ -50,6 +50,13 @@ pub struct Config {
     pub limits: Limits,
     /// Seat-usage percentages that raise a seat alert when crossed (`SEAT_ALERT_THRESHOLDS`).
     pub seat_alert_thresholds: Vec<u32>,
+    /// The key that encrypts secrets for other systems (fleet instances' tokens):
+    /// `SECRETS_KEY` or the file `SECRETS_KEY_FILE`; unset, `DATA_DIR/keys/secrets.key`
+    /// (generated when first needed).
+    pub secrets_key: Option<Secret>,
+    pub secrets_key_file: Option<PathBuf>,
+    /// How often each fleet instance is synced (`FLEET_SYNC_INTERVAL_MINUTES`).
+    pub fleet_sync_interval: Duration,
 }
 
 /// How long a peer may take, and how much it may hold, before it loses its connection or
@@ -69,6 +76,16 @@ pub struct Limits {
     pub hook_timeout: Duration,
     /// System-hook deliveries in flight at once, per server process.
     pub hook_concurrency: usize,
+    /// One outgoing request (connect, send, the whole answer) gets this long.
+    pub outbound_timeout: Duration,
+    /// Attempts per outgoing request before its failure is final (429, 5xx, cut connections
+    /// and time-outs are retried; other answers are not).
+    pub outbound_max_attempts: u32,
+    /// The first back-off between attempts; it doubles with each retry (with jitter).
+    pub outbound_retry_base: Duration,
+    /// The longest `Retry-After` / `RateLimit-Reset` wait honoured; a peer asking for more
+    /// fails the call with its reason instead of holding the sync.
+    pub outbound_max_retry_wait: Duration,
 }
 
 impl Default for Limits {
@@ -80,6 +97,10 @@ impl Default for Limits {
             shutdown_timeout: Duration::from_secs(10),
             hook_timeout: Duration::from_secs(10),
             hook_concurrency: 4,
+            outbound_timeout: Duration::from_secs(30),
+            outbound_max_attempts: 5,
+            outbound_retry_base: Duration::from_millis(500),
+            outbound_max_retry_wait: Duration::from_secs(60),
         }
     }
 }
@@ -144,6 +165,29 @@ impl Limits {
                 1..=64,
             )?)
             .unwrap_or(defaults.hook_concurrency),
+            outbound_timeout: seconds(
+                source,
+                "OUTBOUND_TIMEOUT_SECONDS",
+                defaults.outbound_timeout,
+            )?,
+            outbound_max_attempts: u32::try_from(number(
+                source,
+                "OUTBOUND_MAX_ATTEMPTS",
+                u64::from(defaults.outbound_max_attempts),
+                1..=20,
+            )?)
+            .unwrap_or(defaults.outbound_max_attempts),
+            outbound_retry_base: Duration::from_millis(number(
+                source,
+                "OUTBOUND_RETRY_BASE_MILLISECONDS",
+                u64::try_from(defaults.outbound_retry_base.as_millis()).unwrap_or(500),
+                1..=60_000,
+            )?),
+            outbound_max_retry_wait: seconds(
+                source,
+                "OUTBOUND_MAX_RETRY_WAIT_SECONDS",
+                defaults.outbound_max_retry_wait,
+            )?,
         })
     }
 }
@@ -346,6 +390,11 @@ impl Config {
             metrics_allowed_cidrs,
             limits: Limits::from_source(source)?,
             seat_alert_thresholds: seat_alert_thresholds(source)?,
+            secrets_key: source.get("SECRETS_KEY").map(Secret::new),
+            secrets_key_file: source.get("SECRETS_KEY_FILE").map(PathBuf::from),
+            fleet_sync_interval: Duration::from_secs(
+                60 * number(source, "FLEET_SYNC_INTERVAL_MINUTES", 60, 5..=10_080)?,
+            ),
         })
     }
 }

@@ -64,6 +64,8 @@ fn state_over(
     // SQLite has one writer process, so local invalidation is exact from the start; on
     // PostgreSQL caching waits for the change listener.
     let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
+    let config_limits = config.limits;
+    let secrets = crate::secrets::Secrets::from_config(&config);
     AppState::new(Shared {
         config: Arc::new(config),
         store,
@@ -73,6 +75,8 @@ fn state_over(
         jobs_wake: crate::jobs::wake_handle(),
         hooks_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
+        outbound: Arc::new(crate::outbound::Outbound::new(config_limits)),
+        secrets: Arc::new(secrets),
     })
 }
 
@@ -83,6 +87,9 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
     if config.data_dir.exists() {
         crate::keyfiles::ensure_private_dir(&config.data_dir)?;
     }
+    crate::secrets::Secrets::from_config(&config)
+        .validate()
+        .map_err(|error| error.to_string())?;
     let store = open_store(&config, config.database_pool_size).await?;
     match bootstrap::ensure_root(&store, &config, clock.now()).await? {
         RootSetup::Existing => {}

@@ -41,6 +41,10 @@ pub struct Shared {
     /// Wakes the system-hook sender when deliveries were queued.
     pub hooks_wake: Arc<tokio::sync::Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The one client for every outgoing call (hooks, fleet instances).
+    pub outbound: Arc<crate::outbound::Outbound>,
+    /// Seals and opens secrets for other systems (fleet instances' tokens).
+    pub secrets: Arc<crate::secrets::Secrets>,
 }
 
 /// The keys that verify license keys. Set once at start, except on a first run, where the

@@ -201,7 +201,7 @@ async fn destroy(
 #[utoipa::path(post, operation_id = "hooks_test", path = "/api/v4/hooks/{id}", tag = "hooks", summary = "Send a test event", params(("id" = String, Path, description = "An ID")), responses((status = 201, description = "Created", body = crate::services::hooks::SampleEvent), crate::api::responses::ErrorResponses))]
 async fn test(_: Admin, id: IdParam, State(state): State<AppState>) -> ApiResult<Response> {
     let hook = find(&state, id).await?;
-    match hooks::test(&hook, state.config.limits.hook_timeout).await {
+    match hooks::test(&state.outbound, &hook, state.config.limits.hook_timeout).await {
         Ok(payload) => Ok(created(payload)),
         Err(reason) => Err(ApiError::Message(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::domain::add_ons;
 use crate::domain::licenses::LicenseEntity;
+use crate::outbound::{Call, Outbound};
 use crate::policy::AdminPrincipal;
 use crate::services::{audit, licenses};
 use crate::state::AppState;
@@ -25,6 +26,8 @@ pub const MAX_ATTEMPTS: i32 = 8;
 const LEASE_MARGIN: TimeDelta = TimeDelta::minutes(1);
 /// How often the sender looks for due deliveries when nobody woke it.
 const POLL_INTERVAL: Duration = Duration::from_secs(15);
+/// A receiver's answer is read up to this much (its status is all that counts).
+const HOOK_ANSWER_BYTES: usize = 64 * 1024;
 /// Days before expiry at which `license_expiring` is sent (GitLab's reminder days).
 pub const EXPIRY_NOTICE_DAYS: [i64; 4] = [30, 14, 7, 1];
 
@@ -34,48 +37,46 @@ pub fn backoff(attempts: i32) -> TimeDelta {
     TimeDelta::seconds((10i64 << exponent).min(3600))
 }
 
-fn client(verify_tls: bool, budget: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(budget)
-        .connect_timeout(budget)
-        .danger_accept_invalid_certs(!verify_tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
+/// Posts one payload the way GitLab posts system hooks, within `budget` (connecting,
+/// sending and the answer), through the server's one outgoing client. Ok(status) for any
+/// answer; the caller decides what counts as delivered.
+/// Where a payload goes.
+struct Receiver<'a> {
+    url: &'a str,
+    token: Option<&'a str>,
+    verify_tls: bool,
 }
 
-/// Posts one payload the way GitLab posts system hooks, within `budget` (connecting,
-/// sending and the answer's head). Ok(status) for any answer; the caller decides what counts
-/// as delivered.
 async fn post(
-    url: &str,
-    token: Option<&str>,
-    verify_tls: bool,
+    outbound: &Outbound,
+    receiver: Receiver<'_>,
     event_name: &str,
     payload: String,
     budget: Duration,
 ) -> Result<u16, String> {
-    let mut request = client(verify_tls, budget)
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header(
+    let mut headers = vec![
+        ("Content-Type", "application/json".to_string()),
+        (
             "User-Agent",
             format!("GitLab/{}", env!("CARGO_PKG_VERSION")),
-        )
-        .header("X-Gitlab-Event", "System Hook")
-        .header("X-Gitlab-Event-Name", event_name)
-        .body(payload);
-    if let Some(token) = token.filter(|token| !token.is_empty()) {
-        request = request.header("X-Gitlab-Token", token);
+        ),
+        ("X-Gitlab-Event", "System Hook".to_string()),
+        ("X-Gitlab-Event-Name", event_name.to_string()),
+    ];
+    if let Some(token) = receiver.token.filter(|token| !token.is_empty()) {
+        headers.push(("X-Gitlab-Token", token.to_string()));
     }
-    // The client's own timeout covers the same span; this one also bounds anything the
-    // client does outside it.
-    match tokio::time::timeout(budget, request.send()).await {
-        Ok(Ok(response)) => Ok(response.status().as_u16()),
-        // The error names the URL, never the token.
-        Ok(Err(error)) => Err(error.without_url().to_string()),
-        Err(_) => Err(format!("no answer within {} seconds", budget.as_secs())),
-    }
+    let call = Call {
+        method: reqwest::Method::POST,
+        url: receiver.url,
+        headers,
+        body: Some(payload),
+        max_answer_bytes: HOOK_ANSWER_BYTES,
+    };
+    // The errors name what went wrong, never the URL or the token.
+    outbound
+        .deliver_once(&call, receiver.verify_tls, budget)
+        .await
 }
 
 /// Claims the next due delivery, leased for its time budget and a margin.
@@ -90,7 +91,13 @@ async fn claim(state: &AppState) -> StoreResult<Option<DeliveryWork>> {
 
 /// Makes one attempt at a claimed delivery and records its outcome.
 async fn send(state: &AppState, work: DeliveryWork) {
-    let outcome = attempt(&work, state.config.limits.hook_timeout, state.clock.now()).await;
+    let outcome = attempt(
+        &state.outbound,
+        &work,
+        state.config.limits.hook_timeout,
+        state.clock.now(),
+    )
+    .await;
     if let AttemptOutcome::GiveUp { error, .. } = &outcome {
         tracing::warn!(delivery_id = work.id, %error, "system hook delivery given up");
     }
@@ -155,14 +162,19 @@ pub fn spawn_sender(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 async fn attempt(
+    outbound: &Outbound,
     work: &DeliveryWork,
     budget: Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> AttemptOutcome {
+    let receiver = Receiver {
+        url: &work.url,
+        token: work.token.as_deref(),
+        verify_tls: work.enable_ssl_verification,
+    };
     let sent = post(
-        &work.url,
-        work.token.as_deref(),
-        work.enable_ssl_verification,
+        outbound,
+        receiver,
         &work.event_name,
         work.payload.clone(),
         budget,
@@ -274,18 +286,19 @@ impl Default for SampleEvent {
 }
 
 /// `POST /hooks/:id`: sends a sample event now and reports GitLab's test payload.
-pub async fn test(hook: &SystemHook, budget: Duration) -> Result<SampleEvent, String> {
+pub async fn test(
+    outbound: &Outbound,
+    hook: &SystemHook,
+    budget: Duration,
+) -> Result<SampleEvent, String> {
     let payload = SampleEvent::default();
     let body = serde_json::to_string(&payload).map_err(|error| error.to_string())?;
-    let status = post(
-        &hook.settings.url,
-        hook.settings.token.as_deref(),
-        hook.settings.enable_ssl_verification,
-        "project_create",
-        body,
-        budget,
-    )
-    .await?;
+    let receiver = Receiver {
+        url: &hook.settings.url,
+        token: hook.settings.token.as_deref(),
+        verify_tls: hook.settings.enable_ssl_verification,
+    };
+    let status = post(outbound, receiver, "project_create", body, budget).await?;
     if (200..300).contains(&status) {
         Ok(payload)
     } else {

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, NaiveTime, TimeDelta, Timelike, Utc};
 use tokio::sync::Notify;
 
 use crate::domain::jobs::{JobKind, JobState};
-use crate::services::{add_ons, hooks, licenses, seat_alerts};
+use crate::services::{add_ons, fleet, hooks, licenses, seat_alerts};
 use crate::state::AppState;
 use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
 
@@ -99,6 +99,45 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
     {
         added += 1;
     }
+    added += schedule_fleet_syncs(state, now, &existing).await?;
+    Ok(added)
+}
+
+/// One sync per online fleet instance and interval (`FLEET_SYNC_INTERVAL_MINUTES`, hourly by
+/// default), keyed by the interval's start so replicas agree; only the current interval's
+/// run is made up (a sync reads the present).
+async fn schedule_fleet_syncs(
+    state: &AppState,
+    now: DateTime<Utc>,
+    existing: &std::collections::HashSet<String>,
+) -> StoreResult<usize> {
+    let interval = i64::try_from(state.config.fleet_sync_interval.as_secs())
+        .unwrap_or(3600)
+        .max(60);
+    let slot_start = now.timestamp() - now.timestamp().rem_euclid(interval);
+    let Some(slot_at) = DateTime::<Utc>::from_timestamp(slot_start, 0) else {
+        return Ok(0);
+    };
+    let mut added = 0;
+    for instance in state.store.fleet_instances().await? {
+        if instance.url.is_none() {
+            continue;
+        }
+        let key = format!(
+            "{}:{}:{}",
+            JobKind::FleetSync,
+            instance.id,
+            slot_at.format("%Y-%m-%dT%H:%M")
+        );
+        if !existing.contains(&key)
+            && state
+                .store
+                .enqueue_subject_job(JobKind::FleetSync, &key, instance.id, slot_at, now)
+                .await?
+        {
+            added += 1;
+        }
+    }
     Ok(added)
 }
 
@@ -146,6 +185,8 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
                 .map_err(|error| error.to_string())?;
             Ok(JobEffect::Nothing)
         }
+        // Runs apart (see `run_next`): its effect is a snapshot swapped in page by page.
+        Some(JobKind::FleetSync) => Err("a fleet sync runs on its own".into()),
         None => Err(format!("unknown job kind `{}`", job.kind)),
     }
 }
@@ -157,6 +198,26 @@ pub async fn run_next(state: &AppState) -> StoreResult<bool> {
         return Ok(false);
     };
     let started = std::time::Instant::now();
+    if JobKind::from_name(&job.kind) == Some(JobKind::FleetSync) {
+        // A sync commits its own completion with its snapshot (or its failure), guarded by
+        // the claim like every job; a database failure under it is retried as any job's.
+        let outcome = match fleet::run_sync_job(state, &job).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let retry_at = (job.attempts < MAX_ATTEMPTS)
+                    .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)));
+                state
+                    .store
+                    .fail_job(&job, &error.to_string(), retry_at)
+                    .await?;
+                JobState::Failed.as_str()
+            }
+        };
+        state
+            .metrics
+            .observe_job(&job.kind, outcome, started.elapsed());
+        return Ok(true);
+    }
     let outcome = match effect_of(state, &job).await {
         Ok(effect) => {
             if state

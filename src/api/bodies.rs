@@ -122,3 +122,33 @@ pub struct AddOnPurchaseUpdate {
     pub purchase_xid: Option<String>,
     pub trial: Option<bool>,
 }
+
+/// `POST /-/fleet/instances`.
+#[derive(ToSchema)]
+pub struct FleetInstanceCreate {
+    /// Letters, digits, `.`, `_`, `-` (1–100).
+    pub name: String,
+    /// The instance's base URL, `http` or `https` (e.g. `https://gitlab.example.com`).
+    pub url: String,
+    /// An administrator's personal access token on that instance (`read_api`); stored
+    /// encrypted, never shown.
+    pub token: String,
+}
+
+/// `PUT /-/fleet/instances/:id`: what is given changes.
+#[derive(ToSchema)]
+pub struct FleetInstanceUpdate {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub token: Option<String>,
+}
+
+/// `POST /-/fleet/imports`.
+#[derive(ToSchema)]
+pub struct FleetImport {
+    /// The offline instance's name (created when new).
+    pub name: String,
+    /// The JSON of `GET /api/v4/users` (every page) and `GET /api/v4/license`, concatenated
+    /// or one document per line.
+    pub data: String,
+}

@@ -103,6 +103,12 @@ struct AddOnLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    /// The fleet instance's name (never its URL or token).
+    instance: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PoolLabels {
     state: String,
 }
@@ -234,6 +240,8 @@ async fn render(state: &AppState) -> StoreResult<String> {
         utilization,
     );
 
+    fleet_gauges(state, &mut scrape).await?;
+
     let pool = state.store.pool_stats();
     let connections = Family::<PoolLabels, Gauge>::default();
     for (label, value) in [("idle", pool.idle), ("in_use", pool.size - pool.idle)] {
@@ -276,6 +284,62 @@ async fn render(state: &AppState) -> StoreResult<String> {
     }
     let _ = encode(&mut text, &scrape);
     Ok(text)
+}
+
+/// The fleet: unique billable people, and per instance its billable users, whether its last
+/// sync succeeded and when one last did.
+async fn fleet_gauges(state: &AppState, scrape: &mut Registry) -> StoreResult<()> {
+    let instances = state.store.fleet_instances().await?;
+    if instances.is_empty() {
+        return Ok(());
+    }
+    if let Some((figures, _)) = state.store.fleet_figures().await? {
+        gauge(
+            scrape,
+            "gitlab_license_server_fleet_unique_billable_users",
+            "Billable people across the fleet's instances, each counted once",
+            figures.unique_billable_users,
+        );
+        gauge(
+            scrape,
+            "gitlab_license_server_fleet_people_outside_largest",
+            "Billable people absent from, or not billable on, the largest instance (0: the subset assumption holds)",
+            figures.people_outside_largest,
+        );
+    }
+    let billable = Family::<InstanceLabels, Gauge>::default();
+    let success = Family::<InstanceLabels, Gauge>::default();
+    let last_success = Family::<InstanceLabels, Gauge>::default();
+    for instance in &instances {
+        let labels = InstanceLabels {
+            instance: instance.name.clone(),
+        };
+        if let Some(count) = instance.billable_users {
+            billable.get_or_create(&labels).set(count);
+        }
+        success
+            .get_or_create(&labels)
+            .set(i64::from(instance.sync_status == "success"));
+        if let Some(at) = instance.last_success_at {
+            last_success.get_or_create(&labels).set(at.timestamp());
+        }
+    }
+    scrape.register(
+        "gitlab_license_server_fleet_instance_billable_users",
+        "Billable users in each fleet instance's last complete snapshot",
+        billable,
+    );
+    scrape.register(
+        "gitlab_license_server_fleet_instance_sync_success",
+        "1 when the instance's last sync (or import) succeeded",
+        success,
+    );
+    scrape.register(
+        "gitlab_license_server_fleet_instance_last_success_timestamp_seconds",
+        "When the instance's last successful sync (or import) finished (unix seconds)",
+        last_success,
+    );
+    Ok(())
 }
 
 /// Whether `peer` may scrape without a token.

@@ -3,6 +3,7 @@
 pub mod add_on_purchases;
 pub mod audit;
 pub mod bodies;
+pub mod fleet;
 pub mod groups;
 pub mod health;
 pub mod hooks;

@@ -13,8 +13,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::{
-    add_on_purchases, audit, groups, health, hooks, instance, license, metrics, seats, tokens,
-    users,
+    add_on_purchases, audit, fleet, groups, health, hooks, instance, license, metrics, seats,
+    tokens, users,
 };
 use crate::state::AppState;
 
@@ -24,7 +24,10 @@ use crate::state::AppState;
         title = "gitlab-license-server",
         description = "GitLab's license, user-directory and seat APIs, self-hosted. Authenticate with a personal access token in `PRIVATE-TOKEN`, `Authorization: Bearer`, or the `private_token` / `access_token` query parameters. Errors come in GitLab's shapes: `{\"message\": …}` or `{\"error\": …}`. GitLab Duo seats are managed over GraphQL at `/api/graphql` (schema.graphql)."
     ),
-    tags((name = "seat-intelligence", description = "This server's extensions, not GitLab's API: who holds a seat and why, seat alerts, license checks before upload, and GitLab Duo seats in bulk. All under `/api/v4/-/`, a prefix GitLab's API never uses (real GitLab answers 404), administrators only. See docs/seat-intelligence.md.")),
+    tags(
+        (name = "seat-intelligence", description = "This server's extensions, not GitLab's API: who holds a seat and why, seat alerts, license checks before upload, and GitLab Duo seats in bulk. All under `/api/v4/-/`, a prefix GitLab's API never uses (real GitLab answers 404), administrators only. See docs/seat-intelligence.md."),
+        (name = "fleet", description = "This server's extension for several GitLab instances under one license view: instances registered with a token (stored encrypted), synced through GitLab's own REST API or imported from files, and the unique billable people across them — the largest instance, whether the others are subsets of it, and who breaks that. Under `/api/v4/-/fleet/`, administrators only. See docs/fleet.md."),
+    ),
     modifiers(&TokenAuth),
     security(("private_token" = []), ("bearer" = [])),
 )]
@@ -61,6 +64,7 @@ pub fn rest_routes() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(hooks::router())
         .merge(seats::router())
+        .merge(fleet::router())
         .merge(add_on_purchases::router())
 }
 

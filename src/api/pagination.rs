@@ -164,10 +164,15 @@ impl ListRequest {
     /// The `Link` header of a keyset page: `next` with the cursor after `last_id` when
     /// another page follows (GitLab's cursor paginator sends nothing else).
     pub fn keyset_headers(&self, next_after: Option<i64>, external_url: &str) -> HeaderMap {
+        self.keyset_cursor_headers(next_after.map(id_cursor), external_url)
+    }
+
+    /// [`ListRequest::keyset_headers`] with any cursor (lists keyed by other than an id).
+    pub fn keyset_cursor_headers(&self, cursor: Option<String>, external_url: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        if let Some(last_id) = next_after {
+        if let Some(cursor) = cursor {
             let paging = [
-                ("cursor", id_cursor(last_id)),
+                ("cursor", cursor),
                 ("per_page", self.page.per_page.to_string()),
             ];
             let next = format!(

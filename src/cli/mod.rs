@@ -1,6 +1,7 @@
 //! The command line: one binary for the server and the operator's tools.
 
 mod backup;
+mod fleet;
 mod keys;
 mod license;
 mod ops;
@@ -47,6 +48,10 @@ enum Command {
     /// holders (previews unless --apply).
     #[command(subcommand)]
     Seats(seats::SeatsCommand),
+    /// The fleet: GitLab instances whose users are synced through their API (or imported),
+    /// and unique billable people across them (as the administrator in GITLAB_TOKEN).
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// Back up every row to a portable file, or restore one (SQLite ↔ PostgreSQL).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -72,6 +77,7 @@ pub fn run() -> ExitCode {
         Command::Healthcheck => ops::healthcheck(),
         Command::Backup(command) => backup::run(command),
         Command::Seats(command) => seats::run(command),
+        Command::Fleet(command) => fleet::run(command),
         Command::Openapi => {
             print!("{}", crate::api::openapi::document());
             Ok(())
@@ -88,6 +94,24 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The principal the token in `GITLAB_TOKEN` makes, through the one policy (`need`: what the
+/// command does; `doing` words it for a refusal).
+async fn principal_from_env(
+    state: &crate::state::AppState,
+    need: crate::policy::Need,
+    doing: &str,
+) -> Result<crate::policy::Principal, String> {
+    let token = std::env::var("GITLAB_TOKEN")
+        .ok()
+        .filter(|token| !token.trim().is_empty())
+        .ok_or("set GITLAB_TOKEN to an administrator's personal access token (scope api)")?;
+    let record = crate::auth::find_token(token.trim(), state)
+        .await
+        .map_err(|_| "GITLAB_TOKEN is not a valid personal access token".to_string())?;
+    crate::policy::authorize(record, crate::auth::policy_settings(state), need)
+        .map_err(|refusal| format!("GITLAB_TOKEN may not {doing}: {refusal:?}"))
 }
 
 /// A command's failure, already worded for the operator.

@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::CliResult;
 use crate::config::Config;
-use crate::policy::{authorize, Need};
+use crate::policy::Need;
 use crate::services::add_ons::Caller;
 use crate::services::duo_bulk::{self, Recipients};
 use crate::state::AppState;
@@ -61,15 +61,7 @@ fn purchase_id(text: &str) -> Result<i64, String> {
 /// The caller the token in `GITLAB_TOKEN` makes, through the one policy (a token that may
 /// write).
 async fn caller(state: &AppState) -> Result<Caller, String> {
-    let token = std::env::var("GITLAB_TOKEN")
-        .ok()
-        .filter(|token| !token.trim().is_empty())
-        .ok_or("set GITLAB_TOKEN to an administrator's personal access token (scope api)")?;
-    let record = crate::auth::find_token(token.trim(), state)
-        .await
-        .map_err(|_| "GITLAB_TOKEN is not a valid personal access token".to_string())?;
-    let principal = authorize(record, crate::auth::policy_settings(state), Need::Write)
-        .map_err(|refusal| format!("GITLAB_TOKEN may not change seats: {refusal:?}"))?;
+    let principal = super::principal_from_env(state, Need::Write, "change seats").await?;
     Ok(Caller::from_principal(&principal))
 }
 

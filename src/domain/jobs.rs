@@ -10,10 +10,18 @@ pub enum JobKind {
     /// Re-provisions license add-ons and frees seats of users who may no longer hold them
     /// (GitLab's `RefreshUserAssignmentsWorker` and overage reconciliation).
     SeatRefresh,
+    /// Reads one fleet instance's users and license through its REST API (the job's
+    /// `subject_id` names the instance).
+    FleetSync,
 }
 
 impl JobKind {
-    pub const ALL: [Self; 3] = [Self::Recount, Self::History, Self::SeatRefresh];
+    pub const ALL: [Self; 4] = [
+        Self::Recount,
+        Self::History,
+        Self::SeatRefresh,
+        Self::FleetSync,
+    ];
 
     /// The stored name.
     pub const fn as_str(self) -> &'static str {
@@ -21,6 +29,7 @@ impl JobKind {
             Self::Recount => "billable_users_count",
             Self::History => "historical_data",
             Self::SeatRefresh => "add_on_seats_refresh",
+            Self::FleetSync => "fleet_sync",
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod add_ons;
 pub mod audit;
 pub mod duo_bulk;
+pub mod fleet;
 pub mod groups;
 pub mod hooks;
 pub mod license_changes;

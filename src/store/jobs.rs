@@ -33,6 +33,33 @@ impl Store {
         }))
     }
 
+    /// Queues a job about one thing (`subject_id`), once per `unique_key`.
+    pub async fn enqueue_subject_job(
+        &self,
+        kind: JobKind,
+        unique_key: &str,
+        subject_id: i64,
+        run_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            sqlx::query(
+                "INSERT INTO jobs (kind, unique_key, subject_id, run_at, state, attempts, created_at)
+                 VALUES ($1, $2, $3, $4, 'pending', 0, $5)
+                 ON CONFLICT (unique_key) DO NOTHING",
+            )
+            .bind(kind.as_str())
+            .bind(unique_key)
+            .bind(subject_id)
+            .bind(run_at)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0
+        }))
+    }
+
     /// Claims the oldest due job (or one whose worker's lease ran out) for `lease`.
     pub async fn claim_job(
         &self,
@@ -46,7 +73,7 @@ impl Store {
             format!(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2
                  WHERE id = ({pick})
-                 RETURNING id, kind, unique_key, run_at, attempts"
+                 RETURNING id, kind, unique_key, run_at, attempts, subject_id"
             )
         };
         Ok(match &self.db {

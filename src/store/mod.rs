@@ -174,6 +174,7 @@ mod audit;
 pub mod backup;
 mod billable;
 mod eligible_users;
+mod fleet;
 mod groups;
 mod history;
 mod hooks;
@@ -191,6 +192,10 @@ pub use billable::{BillableMember, BillableUser, BillableUserFilter};
 pub use eligible_users::{
     EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUser, EligibleUserFilter,
     KeyValue, UserSearch,
+};
+pub use fleet::{
+    FleetAccount, FleetInstance, FleetInstanceChanges, PeopleFilter, Recomputed, SnapshotFacts,
+    StagedUser, FLEET_SUBSET_VIOLATED_EVENT, FLEET_SYNC_FAILED_EVENT,
 };
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use seat_alerts::SEAT_ALERT_EVENT;

@@ -80,6 +80,8 @@ pub struct JobRow {
     pub run_at: DateTime<Utc>,
     /// Which claim this is; completing needs the same number, so a stale worker cannot.
     pub attempts: i32,
+    /// What the job is about, for kinds that name one thing (a fleet sync: its instance).
+    pub subject_id: Option<i64>,
 }
 
 /// A job as listed for inspection.

@@ -326,6 +326,14 @@ fn awkward_rows() -> Vec<(&'static str, serde_json::Map<String, serde_json::Valu
         row.insert("last_error".into(), nullable(awkward));
         row.insert("created_at".into(), json!(time(3 * id)));
         row.insert("finished_at".into(), serde_json::Value::Null);
+        row.insert(
+            "subject_id".into(),
+            if id % 3 == 0 {
+                json!(id)
+            } else {
+                serde_json::Value::Null
+            },
+        );
         rows.push(("jobs", row));
     }
     rows

@@ -14,6 +14,8 @@ mod codec_rejections;
 mod codec_round_trip;
 mod eligible_pages;
 mod explorer;
+mod fleet;
+mod fleet_cli;
 mod graphql_fidelity;
 mod graphql_seats;
 mod hardening;

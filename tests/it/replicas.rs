@@ -373,3 +373,187 @@ async fn two_replicas_fire_a_seat_alert_once() {
         .await;
     assert_eq!(fired.len(), 2, "{fired:?}");
 }
+
+/// Two replicas on one PostgreSQL, sharing the secrets key, asked to sync the same instance
+/// at once, again and again (and each scheduling its hourly sync too): every sync job ends
+/// once, the snapshot holds each upstream user once, and no log line, metric or answer of
+/// either replica carries the instance's token — through rate limits and a refused token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_sync_a_fleet_instance_once_and_never_log_its_token() {
+    use crate::support::fault_proxy::{Fault, FaultProxy, Rule};
+    if !postgres_available() {
+        return;
+    }
+    let app = TestApp::start(Backend::Postgres, &[]).await;
+    let upstream = TestApp::start(Backend::Sqlite, &[]).await;
+    assert_eq!(
+        upstream
+            .upload(&crate::support::licenses::premium_today(500))
+            .await
+            .status,
+        201
+    );
+    for index in 0..150 {
+        upstream
+            .add_user(gitlab_license_server::store::NewUser::human(
+                &format!("person{index}"),
+                false,
+            ))
+            .await;
+    }
+    let root = upstream
+        .state
+        .store
+        .find_user_by_username("root")
+        .await
+        .expect("store")
+        .expect("root");
+    let (token, token_id) = upstream.token_for(&root, &["read_api"], None).await;
+    let proxy = FaultProxy::start(&upstream.base).await;
+    proxy.add(Rule {
+        path: "/api/v4/users",
+        skip: 1,
+        times: 2,
+        fault: Fault::RateLimited {
+            retry_after_seconds: 1,
+        },
+    });
+    let secrets_key = "q3Vh0mUqk1rJ1p6n3n0Zr8XlqJ0mX9m0nq6Wkq9yW1A=";
+    let settings = [
+        ("SECRETS_KEY", secrets_key),
+        ("RUST_LOG", "debug"),
+        ("OUTBOUND_RETRY_BASE_MILLISECONDS", "50"),
+    ];
+    let ports = [free_port(), free_port()];
+    let dirs = [app.data_dir.join("a"), app.data_dir.join("b")];
+    let _replicas = [
+        start_server(&app.database_url, &dirs[0], ports[0], &settings).await,
+        start_server(&app.database_url, &dirs[1], ports[1], &settings).await,
+    ];
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!(
+            "http://127.0.0.1:{}/api/v4/-/fleet/instances",
+            ports[0]
+        ))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .json(&json!({"name": "prod", "url": proxy.base, "token": token}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let mut answers = String::new();
+    for _ in 0..5 {
+        let [first, second] = ports.map(|port| {
+            client
+                .post(format!(
+                    "http://127.0.0.1:{port}/api/v4/-/fleet/instances/prod/sync"
+                ))
+                .header("PRIVATE-TOKEN", ROOT_TOKEN)
+                .send()
+        });
+        let (first, second) = tokio::join!(first, second);
+        for reply in [first, second] {
+            let reply = reply.expect("sync");
+            assert_eq!(reply.status(), reqwest::StatusCode::ACCEPTED);
+            answers.push_str(&reply.text().await.unwrap_or_default());
+        }
+    }
+    let started = Instant::now();
+    loop {
+        let jobs = app.state.store.jobs().await.expect("jobs");
+        let syncs: Vec<_> = jobs.iter().filter(|job| job.kind == "fleet_sync").collect();
+        let open = syncs.iter().any(|job| {
+            matches!(
+                job.state,
+                gitlab_license_server::domain::jobs::JobState::Pending
+                    | gitlab_license_server::domain::jobs::JobState::Running
+            )
+        });
+        if !open && !syncs.is_empty() {
+            assert!(
+                syncs.iter().all(|job| job.last_error.is_none()),
+                "{syncs:?}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "syncs did not finish: {jobs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let counts = app
+        .query_texts(
+            "SELECT CAST(COUNT(*) AS TEXT) || ' ' || CAST(COUNT(DISTINCT upstream_id) AS TEXT) FROM fleet_users",
+        )
+        .await;
+    assert_eq!(counts, ["151 151"], "every upstream user exactly once");
+    let status = app
+        .query_texts("SELECT sync_status FROM fleet_instances")
+        .await;
+    assert_eq!(status, ["success"]);
+
+    // The token is refused upstream: the failure is shown, the token is not.
+    assert_eq!(
+        upstream
+            .delete(&format!("/api/v4/personal_access_tokens/{token_id}"))
+            .await
+            .status,
+        204
+    );
+    let reply = client
+        .post(format!(
+            "http://127.0.0.1:{}/api/v4/-/fleet/instances/prod/sync",
+            ports[1]
+        ))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(reply.status(), reqwest::StatusCode::ACCEPTED);
+    let started = Instant::now();
+    while app
+        .query_texts("SELECT sync_status FROM fleet_instances")
+        .await
+        != ["failed"]
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no failure recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for port in ports {
+        for path in [
+            "/-/metrics",
+            "/api/v4/-/fleet/instances",
+            "/api/v4/-/fleet/summary",
+            "/api/v4/audit_events",
+        ] {
+            let body = client
+                .get(format!("http://127.0.0.1:{port}{path}"))
+                .header("PRIVATE-TOKEN", ROOT_TOKEN)
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .unwrap_or_default();
+            answers.push_str(&body);
+        }
+    }
+    assert!(answers.contains("fleet_instance_created"));
+    assert!(!answers.contains(&token), "a response carries the token");
+    let mut logs = String::new();
+    for dir in &dirs {
+        for file in ["server.log", "server.err.log"] {
+            logs.push_str(&std::fs::read_to_string(dir.join(file)).unwrap_or_default());
+        }
+    }
+    assert!(logs.contains("fleet instance synced"), "{logs}");
+    assert!(logs.contains("fleet sync failed"), "{logs}");
+    assert!(!logs.contains(&token), "a log line carries the token");
+    // Sealed with the shared key, not the key files (none was generated).
+    assert!(!dirs[0].join("keys/secrets.key").exists());
+}

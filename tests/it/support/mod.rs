@@ -63,6 +63,7 @@ pub fn cases(default: u32) -> u32 {
 
 pub mod app;
 pub mod browser;
+pub mod fault_proxy;
 pub mod licenses;
 pub mod process;
 pub mod server;

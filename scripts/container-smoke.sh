@@ -182,8 +182,9 @@ cp deploy/compose/nginx.conf "$RECIPE/deploy/compose/"
 podman run --rm --user 0 -v "$RECIPE/keys:/keys" "$IMAGE" keys generate --out /keys >/dev/null
 cp "$RECIPE/keys/license_key.pub" "$RECIPE/keys/license_keys.pub"
 printf 'glpat-%s' "$(head -c 15 /dev/urandom | base64 | tr '+/' '-_')" >"$RECIPE/secrets/initial_root_token"
-chown 10001:10001 "$RECIPE/keys/license_keys.pub" "$RECIPE/secrets/initial_root_token"
-chmod 0600 "$RECIPE/keys/license_keys.pub" "$RECIPE/secrets/initial_root_token"
+head -c 32 /dev/urandom | base64 >"$RECIPE/secrets/secrets_key"
+chown 10001:10001 "$RECIPE/keys/license_keys.pub" "$RECIPE/secrets/initial_root_token" "$RECIPE/secrets/secrets_key"
+chmod 0600 "$RECIPE/keys/license_keys.pub" "$RECIPE/secrets/initial_root_token" "$RECIPE/secrets/secrets_key"
 TOKEN=$(cat "$RECIPE/secrets/initial_root_token")
 REPLICAS_PROJECT="gls-replicas-smoke-$$"
 replicas() {

@@ -57,6 +57,57 @@ pub struct Config {
     pub secrets_key_file: Option<PathBuf>,
     /// How often each fleet instance is synced (`FLEET_SYNC_INTERVAL_MINUTES`).
     pub fleet_sync_interval: Duration,
+    /// Where outgoing calls may go (`OUTBOUND_ALLOW_LIST`); `None`: anywhere.
+    pub outbound_allow_list: Option<Vec<AllowedDestination>>,
+}
+
+/// One entry of `OUTBOUND_ALLOW_LIST`: an address block, or a host name matched exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowedDestination {
+    Addresses(ipnet::IpNet),
+    Host(String),
+}
+
+impl AllowedDestination {
+    /// Whether `host` (a URL's host: a name, an IPv4 address, or an IPv6 one in brackets)
+    /// is this destination. Names are never resolved here: a name is allowed only when it is
+    /// listed as a name.
+    pub fn admits(&self, host: &str) -> bool {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match (self, bare.parse::<std::net::IpAddr>()) {
+            (Self::Addresses(block), Ok(address)) => block.contains(&address.to_canonical()),
+            (Self::Host(name), Err(_)) => name.eq_ignore_ascii_case(bare),
+            _ => false,
+        }
+    }
+}
+
+/// `OUTBOUND_ALLOW_LIST`: comma-separated addresses, CIDR blocks and host names.
+fn outbound_allow_list(source: &dyn Source) -> Result<Option<Vec<AllowedDestination>>, String> {
+    let Some(text) = source.get("OUTBOUND_ALLOW_LIST") else {
+        return Ok(None);
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            if let Ok(block) = entry.parse::<ipnet::IpNet>() {
+                Ok(AllowedDestination::Addresses(block))
+            } else if let Ok(address) = entry.parse::<std::net::IpAddr>() {
+                Ok(AllowedDestination::Addresses(ipnet::IpNet::from(address)))
+            } else if entry
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+            {
+                Ok(AllowedDestination::Host(entry.to_ascii_lowercase()))
+            } else {
+                Err(format!(
+                    "OUTBOUND_ALLOW_LIST: `{entry}` is not an address, a CIDR block or a host name"
+                ))
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// How long a peer may take, and how much it may hold, before it loses its connection or
@@ -395,6 +446,7 @@ impl Config {
             fleet_sync_interval: Duration::from_secs(
                 60 * number(source, "FLEET_SYNC_INTERVAL_MINUTES", 60, 5..=10_080)?,
             ),
+            outbound_allow_list: outbound_allow_list(source)?,
         })
     }
 }
@@ -402,6 +454,35 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_outbound_allow_list_takes_blocks_addresses_and_names() {
+        let config = Config::from_source(&[(
+            "OUTBOUND_ALLOW_LIST",
+            "127.0.0.0/8, ::1, GitLab.Example.com",
+        )])
+        .expect("config");
+        let list = config.outbound_allow_list.expect("a list");
+        let admitted = |host: &str| list.iter().any(|entry| entry.admits(host));
+        for host in ["127.0.0.1", "127.9.9.9", "[::1]", "gitlab.example.com"] {
+            assert!(admitted(host), "{host}");
+        }
+        for host in [
+            "10.0.0.1",
+            "[::2]",
+            "example.com",
+            "gitlab.example.com.evil",
+        ] {
+            assert!(!admitted(host), "{host}");
+        }
+        assert!(Config::from_source(&[("OUTBOUND_ALLOW_LIST", "a b")]).is_err());
+        assert_eq!(
+            Config::from_source(&[])
+                .expect("defaults")
+                .outbound_allow_list,
+            None
+        );
+    }
 
     #[test]
     fn seat_alert_thresholds_are_percentages() {

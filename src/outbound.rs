@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rand_core::RngCore as _;
 use reqwest::header::HeaderMap;
 
-use crate::config::Limits;
+use crate::config::{AllowedDestination, Limits};
 
 /// Redirects followed within one host, at most.
 const MAX_REDIRECTS: usize = 5;
@@ -78,6 +78,8 @@ pub struct Outbound {
     /// Hook deliveries to receivers whose TLS verification is turned off.
     hooks_unverified: OnceLock<reqwest::Client>,
     limits: Limits,
+    /// `OUTBOUND_ALLOW_LIST`; `None`: every destination.
+    allow_list: Option<Vec<AllowedDestination>>,
 }
 
 fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
@@ -198,12 +200,32 @@ fn api_client() -> reqwest::Client {
 }
 
 impl Outbound {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, allow_list: Option<Vec<AllowedDestination>>) -> Self {
         Self {
             api: OnceLock::new(),
             hooks: OnceLock::new(),
             hooks_unverified: OnceLock::new(),
             limits,
+            allow_list,
+        }
+    }
+
+    /// Refuses a destination outside `OUTBOUND_ALLOW_LIST` before anything is sent (redirects
+    /// stay on the same host, so the first URL decides).
+    fn permitted(&self, url: &str) -> Result<(), CallError> {
+        let Some(list) = &self.allow_list else {
+            return Ok(());
+        };
+        let host = reqwest::Url::parse(url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string))
+            .ok_or_else(|| CallError::Invalid("not a usable URL".into()))?;
+        if list.iter().any(|entry| entry.admits(&host)) {
+            Ok(())
+        } else {
+            Err(CallError::Invalid(format!(
+                "{host} is not in OUTBOUND_ALLOW_LIST; nothing was sent"
+            )))
         }
     }
 
@@ -275,6 +297,7 @@ impl Outbound {
     /// An API call with retries (see the module's description). `Ok` is an answer that is
     /// neither a refusal nor retryable: a `2xx`, or a `3xx`/`4xx` the caller decides about.
     pub async fn call(&self, call: &Call<'_>) -> Result<Answer, CallError> {
+        self.permitted(call.url)?;
         let attempts = self.limits.outbound_max_attempts.max(1);
         let mut reason = String::new();
         for attempt in 1..=attempts {
@@ -370,6 +393,8 @@ impl Outbound {
         verify_tls: bool,
         budget: Duration,
     ) -> Result<u16, String> {
+        self.permitted(call.url)
+            .map_err(|error| error.to_string())?;
         let client = if verify_tls {
             self.hooks.get_or_init(|| hook_client(true))
         } else {
@@ -387,6 +412,36 @@ impl Outbound {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
+
+    #[tokio::test]
+    async fn destinations_outside_the_allow_list_are_refused_unsent() {
+        let outbound = Outbound::new(
+            Limits::default(),
+            Some(vec![AllowedDestination::Addresses(
+                "127.0.0.0/8".parse().expect("block"),
+            )]),
+        );
+        let call = |url| Call {
+            method: reqwest::Method::GET,
+            url,
+            headers: Vec::new(),
+            body: None,
+            max_answer_bytes: 10,
+        };
+        let refused = outbound.call(&call("http://10.1.2.3/api")).await;
+        assert!(
+            matches!(&refused, Err(CallError::Invalid(reason)) if reason.contains("OUTBOUND_ALLOW_LIST")),
+            "{refused:?}"
+        );
+        let refused = outbound
+            .deliver_once(
+                &call("http://hooks.example.com/"),
+                true,
+                Duration::from_secs(1),
+            )
+            .await;
+        assert!(refused.is_err_and(|reason| reason.contains("not in OUTBOUND_ALLOW_LIST")));
+    }
 
     #[test]
     fn waits_come_from_retry_after_or_the_rate_limit_reset() {
@@ -425,10 +480,13 @@ mod tests {
 
     #[test]
     fn back_off_doubles_with_jitter() {
-        let outbound = Outbound::new(Limits {
-            outbound_retry_base: Duration::from_millis(100),
-            ..Limits::default()
-        });
+        let outbound = Outbound::new(
+            Limits {
+                outbound_retry_base: Duration::from_millis(100),
+                ..Limits::default()
+            },
+            None,
+        );
         for retry in 1..=4 {
             let base = 100 * (1 << (retry - 1));
             let wait = outbound.backoff(retry).as_millis();

@@ -67,11 +67,11 @@ impl Secrets {
         }
     }
 
-    /// Checks a configured key at start, so a bad `SECRETS_KEY` stops the server at once
-    /// rather than the first sync.
+    /// Checks a configured key (`SECRETS_KEY`, or a named `SECRETS_KEY_FILE`) at start, so a
+    /// bad or missing one stops the server at once rather than failing the first sync.
     pub fn validate(&self) -> Result<(), SecretsError> {
-        if let Some(key) = &self.configured {
-            parse_key(key.expose(), "SECRETS_KEY")?;
+        if self.configured.is_some() || self.file_configured {
+            self.key(false)?;
         }
         Ok(())
     }

@@ -65,6 +65,7 @@ fn state_over(
     // PostgreSQL caching waits for the change listener.
     let cache = Arc::new(Cache::new(store.postgres_pool().is_none()));
     let config_limits = config.limits;
+    let config_allow_list = config.outbound_allow_list.clone();
     let secrets = crate::secrets::Secrets::from_config(&config);
     AppState::new(Shared {
         config: Arc::new(config),
@@ -75,7 +76,10 @@ fn state_over(
         jobs_wake: crate::jobs::wake_handle(),
         hooks_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
-        outbound: Arc::new(crate::outbound::Outbound::new(config_limits)),
+        outbound: Arc::new(crate::outbound::Outbound::new(
+            config_limits,
+            config_allow_list,
+        )),
         secrets: Arc::new(secrets),
     })
 }

@@ -53,8 +53,7 @@ async fn find(state: &AppState, id: &str) -> ApiResult<crate::store::FleetInstan
 
 #[utoipa::path(get, operation_id = "fleet_instances_list", path = "/api/v4/-/fleet/instances", tag = TAG, summary = "The watched GitLab instances (extension)", description = "Every registered instance with its version, license, billable users and how its last sync ended. Tokens are never shown (`token_set`).", responses((status = 200, description = "OK", body = [InstanceEntity]), crate::api::responses::ErrorResponses))]
 async fn list(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
-    let instances = state.store.fleet_instances().await?;
-    Ok(Json(instances.iter().map(fleet::entity).collect::<Vec<_>>()).into_response())
+    Ok(Json(fleet::instances(&state).await?).into_response())
 }
 
 #[utoipa::path(post, operation_id = "fleet_instances_create", path = "/api/v4/-/fleet/instances", tag = TAG, summary = "Watch a GitLab instance (extension)", description = "Registers an instance by name, base URL (http or https) and an administrator's personal access token (`read_api` is enough). The token is stored encrypted with the server's secrets key and never returned. Syncs run hourly (`FLEET_SYNC_INTERVAL_MINUTES`); `POST …/sync` runs one now.", request_body(content = crate::api::bodies::FleetInstanceCreate, description = "As JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = InstanceEntity), crate::api::responses::ErrorResponses))]

@@ -138,25 +138,17 @@ pub fn run(command: FleetCommand) -> CliResult {
                         .map_err(failed)?;
                     json(&fleet::entity(&instance))
                 }
-                FleetCommand::List => {
-                    let instances = state
-                        .store
-                        .fleet_instances()
+                FleetCommand::List => json(
+                    &fleet::instances(&state)
                         .await
-                        .map_err(|error| error.to_string())?;
-                    json(&instances.iter().map(fleet::entity).collect::<Vec<_>>())
-                }
+                        .map_err(|error| error.to_string())?,
+                ),
                 FleetCommand::Sync { name } => {
                     let instances = match name {
                         Some(name) => vec![fleet::find(&state, name).await.map_err(failed)?],
-                        None => state
-                            .store
-                            .fleet_instances()
+                        None => fleet::online_instances(&state)
                             .await
-                            .map_err(|error| error.to_string())?
-                            .into_iter()
-                            .filter(|instance| instance.url.is_some())
-                            .collect(),
+                            .map_err(|error| error.to_string())?,
                     };
                     sync(&state, &admin, instances).await
                 }

@@ -153,6 +153,28 @@ pub fn entity(instance: &FleetInstance) -> InstanceEntity {
     }
 }
 
+/// Every instance as the API shows it (the list of the API, the page and the CLI).
+pub async fn instances(state: &AppState) -> StoreResult<Vec<InstanceEntity>> {
+    Ok(state
+        .store
+        .fleet_instances()
+        .await?
+        .iter()
+        .map(entity)
+        .collect())
+}
+
+/// The instances synced through their API (what `fleet sync` without a name syncs).
+pub async fn online_instances(state: &AppState) -> StoreResult<Vec<FleetInstance>> {
+    Ok(state
+        .store
+        .fleet_instances()
+        .await?
+        .into_iter()
+        .filter(|instance| instance.url.is_some())
+        .collect())
+}
+
 /// An instance by numeric id or by name.
 pub async fn find(state: &AppState, id_or_name: &str) -> Result<FleetInstance, FleetError> {
     let found = match id_or_name.parse::<i64>() {

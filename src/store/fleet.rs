@@ -668,10 +668,7 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<String>> {
-        let sql = format!(
-            "SELECT DISTINCT person_key FROM fleet_users {} ORDER BY person_key LIMIT $5",
-            filter.where_clause()
-        );
+        let sql = people_keys_sql(filter);
         Ok(with_pool!(self, pool => {
             sqlx::query_scalar::<_, String>(&sql)
                 .bind(after)
@@ -682,6 +679,30 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         }))
+    }
+
+    /// The plan of a people page with `filter` (tests hold every filter to an index).
+    pub async fn fleet_people_plan(&self, filter: PeopleFilter) -> StoreResult<String> {
+        let sql = people_keys_sql(filter)
+            .replace("$2", &filter.instance_id.unwrap_or(0).to_string())
+            .replace(
+                "$3",
+                if filter.billable.unwrap_or(false) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                },
+            )
+            .replace(
+                "$4",
+                if filter.outside_largest.unwrap_or(false) {
+                    "TRUE"
+                } else {
+                    "FALSE"
+                },
+            )
+            .replace("$5", "$2");
+        self.query_plan(&sql, &[String::new()], &[101]).await
     }
 
     /// Every account of the people `keys` names, by person then instance.
@@ -705,6 +726,14 @@ impl Store {
             query.fetch_all(pool).await?
         }))
     }
+}
+
+/// One page of person keys: the filters set, after a key, in key order.
+fn people_keys_sql(filter: PeopleFilter) -> String {
+    format!(
+        "SELECT DISTINCT person_key FROM fleet_users {} ORDER BY person_key LIMIT $5",
+        filter.where_clause()
+    )
 }
 
 /// A unique-name violation as the conflict it is.

@@ -3,6 +3,8 @@
 //! the same services as the API, so a license or seat change follows the same rules.
 
 mod chart;
+mod fleet_pages;
+mod fleet_views;
 mod pages;
 mod response;
 mod seat_pages;
@@ -72,5 +74,17 @@ pub fn router() -> Router<AppState> {
             "/admin/seats/billable_users.csv",
             get(seat_pages::billable_users_csv),
         )
+        .route("/admin/fleet", get(fleet_pages::show))
+        .route("/admin/fleet/instances", post(fleet_pages::add_instance))
+        .route(
+            "/admin/fleet/instances/{id}/sync",
+            post(fleet_pages::sync_instance),
+        )
+        .route(
+            "/admin/fleet/instances/{id}/remove",
+            post(fleet_pages::remove_instance),
+        )
+        .route("/admin/fleet/imports", post(fleet_pages::import))
+        .route("/admin/fleet/people.csv", get(fleet_pages::people_csv))
         .route("/admin/assets/subscription.css", get(pages::stylesheet))
 }

@@ -22,9 +22,10 @@ pub enum Flash {
 }
 
 /// The admin pages the top bar links to: (path, name).
-const NAVIGATION: [(&str, &str); 3] = [
+const NAVIGATION: [(&str, &str); 4] = [
     ("/admin/subscription", "Subscription"),
     ("/admin/seats", "Seats"),
+    ("/admin/fleet", "Fleet"),
     ("/-/graphql-explorer", "GraphQL explorer"),
 ];
 

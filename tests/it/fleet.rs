@@ -24,16 +24,16 @@ async fn fleet_server(backend: Backend) -> TestApp {
 
 /// A user to create upstream: username, e-mail, what to do after (`block`, `deactivate`), and
 /// a user type.
-struct Person(
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    &'static str,
+pub(crate) struct Person(
+    pub(crate) &'static str,
+    pub(crate) &'static str,
+    pub(crate) Option<&'static str>,
+    pub(crate) &'static str,
 );
 
 /// An upstream "GitLab" (always SQLite: its backend is not what is tested) with `people` and a
 /// Premium license of 100 seats (GitLab's `using_license_seat` is false without a license).
-async fn upstream(people: &[Person]) -> TestApp {
+pub(crate) async fn upstream(people: &[Person]) -> TestApp {
     let app = TestApp::start(Backend::Sqlite, &[]).await;
     let uploaded = app.upload(&premium(100)).await;
     assert_eq!(uploaded.status, StatusCode::CREATED, "{}", uploaded.body);
@@ -84,7 +84,7 @@ async fn post_json(app: &TestApp, path: &str, body: Value, token: &str) -> Reply
 }
 
 /// Registers `base` as instance `name`, with the upstream's root token.
-async fn add_instance(fleet: &TestApp, name: &str, base: &str) -> Value {
+pub(crate) async fn add_instance(fleet: &TestApp, name: &str, base: &str) -> Value {
     let reply = post_json(
         fleet,
         "/api/v4/-/fleet/instances",
@@ -97,7 +97,7 @@ async fn add_instance(fleet: &TestApp, name: &str, base: &str) -> Value {
 }
 
 /// Asks for a sync (202) and runs the job; returns the instance afterwards.
-async fn sync(fleet: &TestApp, name: &str) -> Value {
+pub(crate) async fn sync(fleet: &TestApp, name: &str) -> Value {
     let reply = fleet
         .send(
             Method::POST,
@@ -785,7 +785,59 @@ async fn registrations_are_checked_and_the_token_never_leaves(backend: Backend) 
     );
 }
 
+/// Online instances are synced on the schedule (hourly by default), once per interval however
+/// often the scheduler runs; offline ones are not.
+async fn instances_are_synced_on_the_schedule(backend: Backend) {
+    let fleet = fleet_server(backend).await;
+    let prod = upstream(&[Person("ada", "ada@example.org", None, "human")]).await;
+    add_instance(&fleet, "prod", &prod.base).await;
+    let data = json!([{"id": 1, "username": "solo", "email": "solo@example.org"}]).to_string();
+    let imported = post_json(
+        &fleet,
+        "/api/v4/-/fleet/imports",
+        json!({"name": "airgap", "data": data}),
+        ROOT_TOKEN,
+    )
+    .await;
+    assert_eq!(imported.status, StatusCode::CREATED);
+    let fleet_jobs = |fleet: &TestApp| {
+        let store = fleet.state.store.clone();
+        async move {
+            store
+                .jobs()
+                .await
+                .expect("jobs")
+                .into_iter()
+                .filter(|job| job.kind == "fleet_sync")
+                .map(|job| job.unique_key.unwrap_or_default())
+                .collect::<Vec<_>>()
+        }
+    };
+    for _ in 0..3 {
+        gitlab_license_server::jobs::schedule_due(&fleet.state)
+            .await
+            .expect("schedule");
+    }
+    // The test clock stands at 2026-06-15 10:30: this hour's slot, for prod only.
+    assert_eq!(fleet_jobs(&fleet).await, ["fleet_sync:1:2026-06-15T10:00"]);
+    fleet.run_jobs().await;
+    let instance = fleet.get("/api/v4/-/fleet/instances/prod").await.json();
+    assert_eq!(instance["last_sync"]["status"], "success", "{instance}");
+    fleet.set_now(crate::support::app::test_now() + chrono::TimeDelta::minutes(45));
+    gitlab_license_server::jobs::schedule_due(&fleet.state)
+        .await
+        .expect("schedule");
+    assert_eq!(
+        fleet_jobs(&fleet).await,
+        [
+            "fleet_sync:1:2026-06-15T10:00",
+            "fleet_sync:1:2026-06-15T11:00"
+        ]
+    );
+}
+
 on_both_backends_as_processes!(
+    instances_are_synced_on_the_schedule,
     three_instances_give_the_hand_counted_answer,
     faults_are_survived_or_fail_with_the_reason,
     instances_without_the_seat_field_or_with_revoked_tokens,

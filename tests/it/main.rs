@@ -16,6 +16,7 @@ mod eligible_pages;
 mod explorer;
 mod fleet;
 mod fleet_cli;
+mod fleet_page;
 mod graphql_fidelity;
 mod graphql_seats;
 mod hardening;

@@ -433,3 +433,79 @@ async fn billable_member_pages_are_served_by_an_index(app: TestApp) {
         )
     );
 }
+
+on_both_backends!(fleet_people_lists_are_served_by_indexes);
+
+/// The fleet's people list, with each filter, reads person keys in order from an index and
+/// stops at the page: no scan of every account, no sort (docs/fleet.md).
+async fn fleet_people_lists_are_served_by_indexes(app: TestApp) {
+    use gitlab_license_server::store::PeopleFilter;
+    let now = "'2026-06-15T10:30:00Z'";
+    app.execute_sql(&format!(
+        "INSERT INTO fleet_instances (name, url, sync_status, created_at, updated_at, last_success_at)
+         VALUES ('a', 'http://a', 'success', {now}, {now}, {now}), ('b', 'http://b', 'success', {now}, {now}, {now}),
+                ('c', 'http://c', 'success', {now}, {now}, {now})"
+    ))
+    .await;
+    let rows: Vec<String> = (1..=30_000)
+        .map(|i| {
+            format!(
+                "({}, {i}, 'u{i}', 'U', 'u{i}@example.com', 'active', FALSE, FALSE, {}, '', 'u{i:06}@example.com', {}, {})",
+                i % 3 + 1,
+                if i % 10 == 0 { "FALSE" } else { "TRUE" },
+                if i % 10 == 0 { "FALSE" } else { "TRUE" },
+                if i % 50 == 0 { "TRUE" } else { "FALSE" },
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(5_000) {
+        app.execute_sql(&format!(
+            "INSERT INTO fleet_users (instance_id, upstream_id, username, name, email, state, bot, is_admin, billable, identities, person_key, person_billable, person_outside_largest) VALUES {}",
+            chunk.join(", ")
+        ))
+        .await;
+    }
+    app.state.store.analyze().await.expect("analyze");
+    // A filter most accounts pass (an instance holding a third of them, billable people) may
+    // be read through the person index, stopping at the page; a rare one (outside the
+    // largest instance: one account in fifty) must be read through its own.
+    for (filter, indexes) in [
+        (PeopleFilter::default(), &["fleet_users_person"][..]),
+        (
+            PeopleFilter {
+                instance_id: Some(2),
+                ..PeopleFilter::default()
+            },
+            &["fleet_users_instance_person", "fleet_users_person"][..],
+        ),
+        (
+            PeopleFilter {
+                billable: Some(true),
+                ..PeopleFilter::default()
+            },
+            &["fleet_users_billable_person", "fleet_users_person"][..],
+        ),
+        (
+            PeopleFilter {
+                outside_largest: Some(true),
+                ..PeopleFilter::default()
+            },
+            &["fleet_users_outside_person"][..],
+        ),
+    ] {
+        let plan = app
+            .state
+            .store
+            .fleet_people_plan(filter)
+            .await
+            .expect("plan");
+        assert!(
+            indexes.iter().any(|index| plan.contains(index)),
+            "{filter:?}: {plan}"
+        );
+        assert!(
+            !plan.contains("TEMP B-TREE") && !plan.contains("Sort") && !plan.contains("Seq Scan"),
+            "{filter:?}: {plan}"
+        );
+    }
+}

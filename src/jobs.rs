@@ -120,7 +120,11 @@ async fn schedule_fleet_syncs(
     };
     let mut added = 0;
     for instance in state.store.fleet_instances().await? {
-        if instance.url.is_none() {
+        // Offline instances are imported, not synced; one synced (or about to be) in this
+        // interval already has its run — on demand, or just after it was added.
+        let synced_in_slot = instance.last_success_at.is_some_and(|at| at >= slot_at);
+        let in_hand = matches!(instance.sync_status.as_str(), "queued" | "running");
+        if instance.url.is_none() || synced_in_slot || in_hand {
             continue;
         }
         let key = format!(
@@ -132,7 +136,13 @@ async fn schedule_fleet_syncs(
         if !existing.contains(&key)
             && state
                 .store
-                .enqueue_subject_job(JobKind::FleetSync, &key, instance.id, slot_at, now)
+                .enqueue_subject_job(
+                    JobKind::FleetSync,
+                    Some(&key),
+                    Some(instance.id),
+                    slot_at,
+                    now,
+                )
                 .await?
         {
             added += 1;

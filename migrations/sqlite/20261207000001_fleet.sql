@@ -80,7 +80,8 @@ CREATE TABLE fleet_staged_users (
     created_at              TEXT,
     staged_at               TEXT NOT NULL
 );
-CREATE INDEX fleet_staged_users_stage ON fleet_staged_users (instance_id, stage);
+-- Each user once per stage: one listed again on a later page replaces its earlier copy.
+CREATE UNIQUE INDEX fleet_staged_users_stage ON fleet_staged_users (instance_id, stage, upstream_id);
 
 -- The fleet's figures as of the last snapshot change (one row, name 'fleet'): JSON.
 CREATE TABLE fleet_summaries (

@@ -266,6 +266,18 @@ pub struct Account {
     /// Stored identity lines (see [`UpstreamUser::identities_text`]).
     pub identities: String,
     pub billable: bool,
+    /// What is stored for the account now: [`key_hash`] of its person key, and the person's
+    /// two flags (billable anywhere, outside the largest), so that only changes are written.
+    pub stored: (u64, bool, bool),
+}
+
+/// A person key's fingerprint, to tell whether a stored key changed without holding every
+/// stored key in memory.
+pub fn key_hash(key: &str) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What matching concludes for one account: its person and that person's standing.
@@ -346,7 +358,8 @@ impl Components {
 /// (case-insensitively); the relation is transitive. A person's key is the smallest e-mail
 /// address among their accounts, else their smallest identity, else the account itself.
 /// The largest instance is the one with the most billable accounts (the lowest id on a
-/// tie) among `instances` (those with a snapshot).
+/// tie) among `instances` (those with a snapshot). Returns the facts of the accounts whose
+/// stored facts differ, and the figures.
 pub fn match_people(instances: &[i64], accounts: &[Account]) -> (Vec<PersonFacts>, FleetFigures) {
     let mut components = Components::new(accounts.len());
     let mut first_by_key: HashMap<&str, u32> = HashMap::new();
@@ -463,17 +476,28 @@ pub fn match_people(instances: &[i64], accounts: &[Account]) -> (Vec<PersonFacts
     overlaps.sort_by_key(|overlap| (overlap.a, overlap.b));
     figures.overlaps = overlaps;
 
+    let key_hashes: HashMap<u32, u64> = keys
+        .iter()
+        .map(|(root, key)| (*root, key_hash(key)))
+        .collect();
     let facts = accounts
         .iter()
         .zip(&roots)
-        .map(|(account, root)| {
+        .filter_map(|(account, root)| {
             let person = &people[root];
-            PersonFacts {
+            let outside = person.billable && !person.billable_on_largest;
+            let unchanged = account.stored
+                == (
+                    key_hashes.get(root).copied().unwrap_or_default(),
+                    person.billable,
+                    outside,
+                );
+            (!unchanged).then(|| PersonFacts {
                 row_id: account.row_id,
                 person_key: keys.get(root).cloned().unwrap_or_default(),
                 person_billable: person.billable,
-                person_outside_largest: person.billable && !person.billable_on_largest,
-            }
+                person_outside_largest: outside,
+            })
         })
         .collect();
     (facts, figures)
@@ -522,6 +546,7 @@ mod tests {
             email: email.to_string(),
             identities: identities.to_string(),
             billable,
+            stored: (0, false, false),
         }
     }
 
@@ -649,6 +674,27 @@ mod tests {
             ]
         );
         assert_eq!(figures.billable_accounts, 6);
+        // Stored as matched: nothing changes the second time.
+        let stored: Vec<Account> = accounts
+            .iter()
+            .map(|account| {
+                let fact = facts
+                    .iter()
+                    .find(|f| f.row_id == account.row_id)
+                    .expect("fact");
+                Account {
+                    stored: (
+                        key_hash(&fact.person_key),
+                        fact.person_billable,
+                        fact.person_outside_largest,
+                    ),
+                    ..account.clone()
+                }
+            })
+            .collect();
+        let (again, same) = match_people(&[1, 2, 3], &stored);
+        assert!(again.is_empty(), "{again:?}");
+        assert_eq!(same, figures);
     }
 
     #[test]

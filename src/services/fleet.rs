@@ -32,10 +32,13 @@ const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
 /// The most pages one sync follows (10,000,000 users): a peer whose `next` links never end
 /// cannot keep a sync running forever.
 const MAX_PAGES: u32 = 100_000;
-/// A sync renews its job's lease this far ahead after every page.
+/// A sync renews its job's lease this far ahead …
 const LEASE: TimeDelta = TimeDelta::minutes(5);
-/// Users per statement when staging an import.
-const IMPORT_BATCH: usize = 500;
+/// … this often (a page never takes longer than the outgoing calls' budget, minutes at most
+/// with every retry, so the lease outlives the gap between renewals).
+const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// Users staged per write transaction (a sync's pages, an import's users).
+const STAGE_BATCH: usize = 500;
 /// People per CSV batch.
 const CSV_BATCH: i64 = 500;
 
@@ -524,53 +527,103 @@ async fn gather(
         Err(CallError::Rejected { status: 404, .. }) => {}
         Err(error) => return Err(call_failure("GET /api/v4/license", error)),
     }
-    let mut next_url = Some(format!(
+    let first_url = format!(
         "{base}/api/v4/users?pagination=keyset&order_by=id&sort=asc&per_page={}",
         fleet::USERS_PER_PAGE
-    ));
+    );
     let mut sources = Sources::default();
-    let mut staged: i64 = 0;
-    // The page just read is staged while the next one is asked for, so a sync takes about as
-    // long as the instance takes to serve its pages: at most two pages are held at a time.
-    let mut rows: Vec<StagedUser> = Vec::new();
-    for page in 1..=MAX_PAGES + 1 {
-        let fetch = async {
-            match &next_url {
-                Some(url) => Some(get(state, url, &token).await),
-                None => None,
+    // A writer stages batches of pages while the next pages are read, so a sync waits on
+    // its own writes only when a second batch is ready before the first is written: memory
+    // holds two batches at most, whatever the instance's size.
+    let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<StagedUser>>(1);
+    let writer = {
+        let (state, stage, instance_id) = (state.clone(), stage.to_string(), instance.id);
+        tokio::spawn(async move {
+            let mut staged: i64 = 0;
+            while let Some(batch) = received.recv().await {
+                state
+                    .store
+                    .stage_fleet_users(instance_id, &stage, &batch, state.clock.now())
+                    .await?;
+                staged += i64::try_from(batch.len()).unwrap_or(0);
             }
-        };
-        let store = state
-            .store
-            .stage_fleet_users(instance.id, stage, &rows, state.clock.now());
-        let (fetched, stored) = tokio::join!(fetch, store);
-        stored?;
-        staged += i64::try_from(rows.len()).unwrap_or(0);
-        if !state
-            .store
-            .extend_job_lease(job, state.clock.now() + LEASE)
-            .await?
-        {
-            return Err(SyncStop::LeaseLost);
-        }
-        let Some(fetched) = fetched else {
-            facts.billability_source = sources.label();
-            return Ok(Gathered { facts, staged });
+            Ok::<i64, StoreError>(staged)
+        })
+    };
+    let read = read_pages(state, job, base, &token, first_url, &mut sources, &batches).await;
+    drop(batches);
+    // The writer finishes (or fails) before anything else happens to the stage.
+    let written = writer
+        .await
+        .map_err(|error| SyncStop::Failed(format!("staging stopped: {error}")))?;
+    read?;
+    facts.billability_source = sources.label();
+    Ok(Gathered {
+        facts,
+        staged: written?,
+    })
+}
+
+/// Reads every page of users, handing batches to the writer.
+async fn read_pages(
+    state: &AppState,
+    job: &JobRow,
+    base: &str,
+    token: &Secret,
+    first_url: String,
+    sources: &mut Sources,
+    batches: &tokio::sync::mpsc::Sender<Vec<StagedUser>>,
+) -> Result<(), SyncStop> {
+    let mut next_url = Some(first_url);
+    let mut pending: Vec<StagedUser> = Vec::new();
+    let mut pending_index: HashMap<i64, usize> = HashMap::new();
+    let mut renewed = std::time::Instant::now();
+    for page in 1.. {
+        let Some(url) = next_url.take() else {
+            // The writer gone means it failed: its error is what the sync reports.
+            let _ = batches.send(pending).await;
+            return Ok(());
         };
         if page > MAX_PAGES {
             break;
         }
-        let answer = fetched
+        let answer = get(state, &url, token)
+            .await
             .map_err(|error| call_failure(&format!("GET /api/v4/users (page {page})"), error))?;
         let users: Vec<UpstreamUser> = serde_json::from_slice(&answer.body).map_err(|error| {
             SyncStop::Failed(format!(
                 "GET /api/v4/users (page {page}): not GitLab's list of users ({error})"
             ))
         })?;
-        rows = users
-            .iter()
-            .map(|user| staged_user(user, &mut sources))
-            .collect();
+        for user in &users {
+            // A user listed twice (the instance's users shifted while it was read) keeps the
+            // later copy: in the batch here, in the stage by its unique key.
+            let row = staged_user(user, sources);
+            match pending_index.get(&user.id) {
+                Some(&at) => pending[at] = row,
+                None => {
+                    pending_index.insert(user.id, pending.len());
+                    pending.push(row);
+                }
+            }
+        }
+        if pending.len() >= STAGE_BATCH {
+            pending_index.clear();
+            if batches.send(std::mem::take(&mut pending)).await.is_err() {
+                return Ok(());
+            }
+        }
+        // The lease is renewed well before it runs out, not after every page (a write each).
+        if renewed.elapsed() >= LEASE_RENEWAL {
+            if !state
+                .store
+                .extend_job_lease(job, state.clock.now() + LEASE)
+                .await?
+            {
+                return Err(SyncStop::LeaseLost);
+            }
+            renewed = std::time::Instant::now();
+        }
         let next = answer
             .headers
             .get_all(reqwest::header::LINK)
@@ -578,11 +631,18 @@ async fn gather(
             .filter_map(|value| value.to_str().ok())
             .find_map(|link| fleet::next_page_url(base, link));
         // A next link back to the same page would never end.
-        next_url = next.filter(|next| next_url.as_deref() != Some(next.as_str()));
+        next_url = next.filter(|next| *next != url);
     }
     Err(SyncStop::Failed(format!(
         "GET /api/v4/users: more than {MAX_PAGES} pages; stopped"
     )))
+}
+
+/// Refreshes the fleet's planner statistics after a swap; a failure only costs plans.
+async fn analyze_quietly(state: &AppState) {
+    if let Err(error) = state.store.analyze_fleet().await {
+        tracing::warn!(%error, "could not refresh the fleet's statistics");
+    }
 }
 
 /// How a sync job ended, for the job metrics.
@@ -623,6 +683,7 @@ pub async fn run_sync_job(state: &AppState, job: &JobRow) -> StoreResult<&'stati
     let started = std::time::Instant::now();
     let stop = match gather(state, job, &instance, &base, &stage).await {
         Ok(gathered) => {
+            let read_ms = started.elapsed().as_millis() as u64;
             match state
                 .store
                 .swap_fleet_snapshot(
@@ -636,9 +697,11 @@ pub async fn run_sync_job(state: &AppState, job: &JobRow) -> StoreResult<&'stati
                 .await
             {
                 Ok(Some(recomputed)) => {
+                    analyze_quietly(state).await;
                     tracing::info!(
                         instance = %instance.name,
                         users = gathered.staged,
+                        read_ms,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         unique_billable_users = recomputed.figures.unique_billable_users,
                         "fleet instance synced"
@@ -765,13 +828,20 @@ pub async fn import(
     };
     let mut sources = Sources::default();
     let stage = format!("import-{}", now.timestamp_micros());
+    // A user the file lists twice keeps the later copy, as in a sync.
+    let mut latest: HashMap<i64, usize> = HashMap::new();
+    for (position, user) in users.iter().enumerate() {
+        latest.insert(user.id, position);
+    }
     let rows: Vec<StagedUser> = users
         .iter()
-        .map(|user| staged_user(user, &mut sources))
+        .enumerate()
+        .filter(|(position, user)| latest.get(&user.id) == Some(position))
+        .map(|(_, user)| staged_user(user, &mut sources))
         .collect();
     drop(users);
     facts.billability_source = sources.label();
-    for batch in rows.chunks(IMPORT_BATCH) {
+    for batch in rows.chunks(STAGE_BATCH) {
         if let Err(error) = state
             .store
             .stage_fleet_users(instance.id, &stage, batch, now)
@@ -800,6 +870,7 @@ pub async fn import(
         .await;
     match swapped {
         Ok(Some(recomputed)) => {
+            analyze_quietly(state).await;
             if recomputed.subset_violated {
                 state.hooks_wake.notify_one();
             }

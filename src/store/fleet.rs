@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::fleet::{Account, FleetFigures, PersonFacts};
+use crate::domain::fleet::{Account, FleetFigures};
 
 use super::{Db, JobRow, Store, StoreError, StoreResult, Write};
 
@@ -154,28 +154,29 @@ macro_rules! recompute_fleet {
         )
         .fetch_all(&mut *$tx)
         .await?;
-        let rows: Vec<(i64, i64, i64, String, String, bool, String, bool, bool)> = sqlx::query_as(
-            "SELECT id, instance_id, upstream_id, lower(email), identities, billable, person_key, person_billable, person_outside_largest FROM fleet_users",
-        )
-        .fetch_all(&mut *$tx)
-        .await?;
-        let mut current = std::collections::HashMap::with_capacity(rows.len());
-        let mut accounts = Vec::with_capacity(rows.len());
-        for (row_id, instance_id, upstream_id, email, identities, billable, key, person_billable, outside) in rows {
-            current.insert(row_id, (key, person_billable, outside));
-            accounts.push(Account { row_id, instance_id, upstream_id, email, identities, billable });
+        // Read as a stream into compact accounts: the stored key is kept as a fingerprint.
+        let mut accounts = Vec::new();
+        {
+            let mut rows = sqlx::query_as::<_, (i64, i64, i64, String, String, bool, String, bool, bool)>(
+                "SELECT id, instance_id, upstream_id, lower(email), identities, billable, person_key, person_billable, person_outside_largest FROM fleet_users",
+            )
+            .fetch(&mut *$tx);
+            while let Some((row_id, instance_id, upstream_id, email, identities, billable, key, person_billable, outside)) =
+                futures_util::TryStreamExt::try_next(&mut rows).await?
+            {
+                accounts.push(Account {
+                    row_id,
+                    instance_id,
+                    upstream_id,
+                    email,
+                    identities,
+                    billable,
+                    stored: (crate::domain::fleet::key_hash(&key), person_billable, outside),
+                });
+            }
         }
-        let (facts, figures) = crate::domain::fleet::match_people(&instances, &accounts);
+        let (changed, figures) = crate::domain::fleet::match_people(&instances, &accounts);
         drop(accounts);
-        let changed: Vec<PersonFacts> = facts
-            .into_iter()
-            .filter(|fact| {
-                current.get(&fact.row_id).is_none_or(|(key, billable, outside)| {
-                    *key != fact.person_key || *billable != fact.person_billable || *outside != fact.person_outside_largest
-                })
-            })
-            .collect();
-        drop(current);
         for chunk in changed.chunks(FACTS_PER_STATEMENT) {
             let values = (0..chunk.len())
                 .map(|i| format!("(CAST(${} AS BIGINT), ${}, CAST(${} AS BOOLEAN), CAST(${} AS BOOLEAN))", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
@@ -344,9 +345,10 @@ impl Store {
         }))
     }
 
-    /// Queues a sync of `instance_id` now, unless one is already waiting (an on-demand job
-    /// has no unique key: this check is what keeps it single); the instance shows `queued`
-    /// until a worker takes it. Returns whether a job was added.
+    /// Queues a sync of `instance_id` now, unless one is already waiting or running (an
+    /// on-demand job has no unique key: this check is what keeps it single, and a request
+    /// made while a sync runs is answered by that sync); the instance shows `queued` until a
+    /// worker takes it. Returns whether a job was added.
     pub async fn queue_fleet_sync(
         &self,
         instance_id: i64,
@@ -355,7 +357,7 @@ impl Store {
     ) -> StoreResult<bool> {
         Ok(in_write_tx!(self, tx => {
             let waiting: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE kind = $1 AND subject_id = $2 AND state = 'pending' LIMIT 1",
+                "SELECT id FROM jobs WHERE kind = $1 AND subject_id = $2 AND state IN ('pending', 'running') LIMIT 1",
             )
             .bind(job_kind)
             .bind(instance_id)
@@ -446,9 +448,16 @@ impl Store {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
+                // A user listed again on a later page (the instance's users shifted while it
+                // was read) keeps the later copy.
                 let sql = format!(
                     "INSERT INTO fleet_staged_users (instance_id, stage, staged_at, upstream_id, username, name, email, state, bot, is_admin, billable, identities, last_activity_on, created_at)
-                     VALUES {values}"
+                     VALUES {values}
+                     ON CONFLICT (instance_id, stage, upstream_id) DO UPDATE SET
+                        username = excluded.username, name = excluded.name, email = excluded.email,
+                        state = excluded.state, bot = excluded.bot, is_admin = excluded.is_admin,
+                        billable = excluded.billable, identities = excluded.identities,
+                        last_activity_on = excluded.last_activity_on, created_at = excluded.created_at"
                 );
                 let mut query = sqlx::query(&sql).bind(instance_id).bind(stage).bind(now);
                 for user in chunk {
@@ -501,8 +510,8 @@ impl Store {
 
     /// Swaps the staged snapshot of `instance_id` in, in one transaction with the job's
     /// completion (when a job ran it: guarded by its claim, so it lands once) and the fleet's
-    /// recomputation. `staged` is how many users the sync staged: fewer found means another
-    /// sync of the instance interfered, and nothing is swapped. `Ok(None)` when the claim
+    /// recomputation. `staged` is how many users the sync staged: none found means another
+    /// sync of the instance dropped the stage, and nothing is swapped. `Ok(None)` when the claim
     /// was lost or the instance removed meanwhile.
     pub async fn swap_fleet_snapshot(
         &self,
@@ -537,7 +546,9 @@ impl Store {
             .bind(stage)
             .fetch_one(&mut *tx)
             .await?;
-            if found != staged {
+            // Stages are dropped whole, never in part: one gone while its pages were read was
+            // dropped by another sync of the instance.
+            if found == 0 && staged > 0 {
                 return Err(StoreError::Conflict(
                     "another sync of this instance ran at the same time; nothing was changed".into(),
                 ));
@@ -546,13 +557,14 @@ impl Store {
                 .bind(instance_id)
                 .execute(&mut *tx)
                 .await?;
-            // Duplicates within one snapshot (an instance listing a user twice while its
-            // pages shifted) keep their last copy.
+            // Each account starts with the facts it has when it is matched by its own
+            // address alone — right for most, so the matching below rewrites only the
+            // accounts another instance changes. (The stage holds each user once.)
             sqlx::query(
                 "INSERT INTO fleet_users (instance_id, upstream_id, username, name, email, state, bot, is_admin, billable, identities, last_activity_on, created_at, person_key, person_billable, person_outside_largest)
-                 SELECT instance_id, upstream_id, username, name, email, state, bot, is_admin, billable, identities, last_activity_on, created_at, '', FALSE, FALSE
-                 FROM fleet_staged_users s WHERE instance_id = $1 AND stage = $2
-                   AND id = (SELECT MAX(id) FROM fleet_staged_users d WHERE d.instance_id = s.instance_id AND d.stage = s.stage AND d.upstream_id = s.upstream_id)",
+                 SELECT instance_id, upstream_id, username, name, email, state, bot, is_admin, billable, identities, last_activity_on, created_at,
+                        CASE WHEN email <> '' THEN lower(email) ELSE 'account:' || instance_id || ':' || upstream_id END, billable, FALSE
+                 FROM fleet_staged_users WHERE instance_id = $1 AND stage = $2",
             )
             .bind(instance_id)
             .bind(stage)
@@ -591,6 +603,17 @@ impl Store {
             insert_audit!(tx, write.audit, write.at);
             Some(recompute_fleet!(tx, write.at))
         }))
+    }
+
+    /// Refreshes the planner's statistics of the fleet's accounts after a snapshot replaced a
+    /// large part of them, so the people lists keep their index plans (on PostgreSQL, stale
+    /// estimates after a bulk swap also bring JIT compilation into a page's time). SQLite
+    /// samples (`analysis_limit`), so this stays cheap at any size.
+    pub async fn analyze_fleet(&self) -> StoreResult<()> {
+        with_pool!(self, pool => {
+            sqlx::query("ANALYZE fleet_users").execute(pool).await?;
+        });
+        Ok(())
     }
 
     /// Records a failed sync: the instance shows why, its staged pages are dropped, the

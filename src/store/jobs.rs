@@ -16,29 +16,17 @@ impl Store {
         run_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        Ok(in_write_tx!(self, tx => {
-            sqlx::query(
-                "INSERT INTO jobs (kind, unique_key, run_at, state, attempts, created_at)
-                 VALUES ($1, $2, $3, 'pending', 0, $4)
-                 ON CONFLICT (unique_key) DO NOTHING",
-            )
-            .bind(kind.as_str())
-            .bind(unique_key)
-            .bind(run_at)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                > 0
-        }))
+        self.enqueue_subject_job(kind, unique_key, None, run_at, now)
+            .await
     }
 
-    /// Queues a job about one thing (`subject_id`), once per `unique_key`.
+    /// [`Store::enqueue_job`] for a job about one thing (`subject_id`: a fleet sync's
+    /// instance).
     pub async fn enqueue_subject_job(
         &self,
         kind: JobKind,
-        unique_key: &str,
-        subject_id: i64,
+        unique_key: Option<&str>,
+        subject_id: Option<i64>,
         run_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {

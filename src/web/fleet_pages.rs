@@ -213,21 +213,41 @@ pub async fn add_instance(State(state): State<AppState>, admin: WebAdmin, body: 
     after_change(&state, &admin, outcome, form, ImportForm::default()).await
 }
 
-/// "Sync now" on an online instance: queues its sync job.
-pub async fn sync_instance(
-    State(state): State<AppState>,
+/// What a button on an instance's row does.
+#[derive(Debug, Clone, Copy)]
+enum InstanceAction {
+    /// "Sync now": queues its sync job.
+    Sync,
+    /// "Remove": the instance, its token and its users go; the figures are recomputed.
+    Remove,
+}
+
+/// An instance row's button: the CSRF check, the service, then the page.
+async fn on_instance(
+    state: AppState,
     admin: WebAdmin,
-    Path(id): Path<String>,
+    id: String,
     body: Bytes,
+    action: InstanceAction,
 ) -> Response {
     let fields = Fields::parse(&body);
     let outcome = async {
         may_change(&admin, &fields)?;
         let instance = fleet::find(&state, &id).await.map_err(fleet_failure)?;
-        fleet::request_sync(&state, &admin.actor, &instance)
-            .await
-            .map_err(fleet_failure)?;
-        Ok("notice=sync_queued".to_string())
+        match action {
+            InstanceAction::Sync => {
+                fleet::request_sync(&state, &admin.actor, &instance)
+                    .await
+                    .map_err(fleet_failure)?;
+                Ok("notice=sync_queued".to_string())
+            }
+            InstanceAction::Remove => {
+                fleet::remove(&state, &admin.actor, &instance)
+                    .await
+                    .map_err(fleet_failure)?;
+                Ok("notice=instance_removed".to_string())
+            }
+        }
     }
     .await;
     after_change(
@@ -240,31 +260,24 @@ pub async fn sync_instance(
     .await
 }
 
-/// "Remove": the instance, its token and its users go; the figures are recomputed.
+/// "Sync now" on an online instance.
+pub async fn sync_instance(
+    State(state): State<AppState>,
+    admin: WebAdmin,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    on_instance(state, admin, id, body, InstanceAction::Sync).await
+}
+
+/// "Remove" an instance.
 pub async fn remove_instance(
     State(state): State<AppState>,
     admin: WebAdmin,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let fields = Fields::parse(&body);
-    let outcome = async {
-        may_change(&admin, &fields)?;
-        let instance = fleet::find(&state, &id).await.map_err(fleet_failure)?;
-        fleet::remove(&state, &admin.actor, &instance)
-            .await
-            .map_err(fleet_failure)?;
-        Ok("notice=instance_removed".to_string())
-    }
-    .await;
-    after_change(
-        &state,
-        &admin,
-        outcome,
-        AddForm::default(),
-        ImportForm::default(),
-    )
-    .await
+    on_instance(state, admin, id, body, InstanceAction::Remove).await
 }
 
 /// "Import": an offline instance's exported JSON, from the text box or a file (a chosen

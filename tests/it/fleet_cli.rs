@@ -156,12 +156,21 @@ async fn the_documented_export_recipe_imports(backend: Backend) {
     assert_eq!(summary["unique_billable_users"], 151);
     // A second import replaces the snapshot (users gone from the file are gone).
     let smaller = dir.join("smaller.json");
-    std::fs::write(&smaller, r#"[{"id": 1, "username": "root", "email": "admin@example.com", "using_license_seat": true}]"#).expect("write");
+    // A user listed twice keeps the later copy.
+    std::fs::write(
+        &smaller,
+        r#"[{"id": 1, "username": "root", "email": "admin@example.com", "using_license_seat": true}]
+[{"id": 1, "username": "root", "email": "root@later.example", "using_license_seat": true}]"#,
+    )
+    .expect("write");
     let report = succeeded(&fleet_cli(
         &fleet,
         &["import", "airgap", &smaller.display().to_string()],
     ));
     assert_eq!(report["instance"]["users"], 1);
+    assert_eq!(report["users_read"], 1);
+    let people = fleet.get("/api/v4/-/fleet/people").await.json();
+    assert_eq!(people[0]["person"], "root@later.example", "{people}");
     // A file that is not GitLab's JSON is refused and changes nothing.
     std::fs::write(&smaller, "id,username\n1,root\n").expect("write");
     let refused = fleet_cli(

@@ -836,7 +836,105 @@ async fn instances_are_synced_on_the_schedule(backend: Backend) {
     );
 }
 
+/// The real binary, logging at debug, syncing through rate limits and then with a revoked
+/// token: the token is in none of its log lines, answers or metrics.
+async fn a_server_process_never_logs_the_token(backend: Backend) {
+    use crate::support::server::ServerProcess;
+    let prod = upstream(&[Person("ada", "ada@example.org", None, "human")]).await;
+    let root = prod
+        .state
+        .store
+        .find_user_by_username("root")
+        .await
+        .expect("store")
+        .expect("root");
+    let (token, token_id) = prod.token_for(&root, &["read_api"], None).await;
+    let proxy = FaultProxy::start(&prod.base).await;
+    proxy.add(Rule {
+        path: "/api/v4/users",
+        skip: 0,
+        times: 2,
+        fault: Fault::RateLimited {
+            retry_after_seconds: 1,
+        },
+    });
+    let server = ServerProcess::start(
+        backend,
+        &[
+            ("RUST_LOG", "debug"),
+            ("OUTBOUND_RETRY_BASE_MILLISECONDS", "50"),
+        ],
+    )
+    .await;
+    let created = server
+        .json_as_root(
+            Method::POST,
+            "/api/v4/-/fleet/instances",
+            &json!({"name": "prod", "url": proxy.base, "token": token}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let mut answers = created.body.clone();
+    let wait_for = |status: &'static str| {
+        let server = &server;
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                let instance = server.get("/api/v4/-/fleet/instances/prod").await;
+                if instance.json()["last_sync"]["status"] == status {
+                    return instance.body;
+                }
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(60),
+                    "no {status}: {}",
+                    instance.body
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let synced = server
+        .send(
+            Method::POST,
+            "/api/v4/-/fleet/instances/prod/sync",
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(synced.status, StatusCode::ACCEPTED);
+    answers.push_str(&wait_for("success").await);
+    assert_eq!(
+        prod.delete(&format!("/api/v4/personal_access_tokens/{token_id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    server
+        .send(
+            Method::POST,
+            "/api/v4/-/fleet/instances/prod/sync",
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    answers.push_str(&wait_for("failed").await);
+    for path in [
+        "/-/metrics",
+        "/api/v4/-/fleet/summary",
+        "/api/v4/audit_events",
+    ] {
+        answers.push_str(&server.get(path).await.body);
+    }
+    assert!(answers.contains("refused the token"), "{answers}");
+    assert!(!answers.contains(&token));
+    let log = server.log();
+    assert!(
+        log.contains("fleet instance synced") && log.contains("fleet sync failed"),
+        "{log}"
+    );
+    assert!(!log.contains(&token), "a log line carries the token");
+}
+
 on_both_backends_as_processes!(
+    a_server_process_never_logs_the_token,
     instances_are_synced_on_the_schedule,
     three_instances_give_the_hand_counted_answer,
     faults_are_survived_or_fail_with_the_reason,

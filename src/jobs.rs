@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use crate::domain::jobs::{JobKind, JobState};
 use crate::services::{add_ons, fleet, hooks, licenses, seat_alerts};
 use crate::state::AppState;
-use crate::store::{HistoryRow, JobEffect, JobRow, StoreResult};
+use crate::store::{ClaimOf, HistoryRow, JobEffect, JobRow, StoreResult};
 
 /// Seats are refreshed every four hours.
 const SEAT_REFRESH_HOURS: u32 = 4;
@@ -201,72 +201,85 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
     }
 }
 
-/// Claims and runs one due job; false when none was due.
+/// Claims and runs one due job of any kind; false when none was due.
 pub async fn run_next(state: &AppState) -> StoreResult<bool> {
+    run_next_of(state, ClaimOf::Any).await
+}
+
+async fn run_next_of(state: &AppState, of: ClaimOf) -> StoreResult<bool> {
     let now = state.clock.now();
-    let Some(job) = state.store.claim_job(now, now + LEASE).await? else {
+    let Some(job) = state.store.claim_job_of(of, now, now + LEASE).await? else {
         return Ok(false);
     };
+    run_claimed(state, job).await?;
+    Ok(true)
+}
+
+/// When a failed attempt of `job` is tried again (none after the last).
+fn retry_time(state: &AppState, job: &JobRow) -> Option<DateTime<Utc>> {
+    (job.attempts < MAX_ATTEMPTS)
+        .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)))
+}
+
+/// Runs a claimed job and records its outcome.
+async fn run_claimed(state: &AppState, job: JobRow) -> StoreResult<()> {
     let started = std::time::Instant::now();
-    if JobKind::from_name(&job.kind) == Some(JobKind::FleetSync) {
+    let outcome = if JobKind::from_name(&job.kind) == Some(JobKind::FleetSync) {
         // A sync commits its own completion with its snapshot (or its failure), guarded by
         // the claim like every job; a database failure under it is retried as any job's.
-        let outcome = match fleet::run_sync_job(state, &job).await {
+        match fleet::run_sync_job(state, &job).await {
             Ok(outcome) => outcome,
             Err(error) => {
-                let retry_at = (job.attempts < MAX_ATTEMPTS)
-                    .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)));
                 state
                     .store
-                    .fail_job(&job, &error.to_string(), retry_at)
+                    .fail_job(&job, &error.to_string(), retry_time(state, &job))
                     .await?;
                 JobState::Failed.as_str()
             }
-        };
-        state
-            .metrics
-            .observe_job(&job.kind, outcome, started.elapsed());
-        return Ok(true);
-    }
-    let outcome = match effect_of(state, &job).await {
-        Ok(effect) => {
-            if state
-                .store
-                .finish_job(&job, &effect, state.clock.now())
-                .await?
-            {
-                // A recount or a seat refresh moves the seats in use: the alerts follow.
-                if matches!(
-                    JobKind::from_name(&job.kind),
-                    Some(JobKind::Recount | JobKind::SeatRefresh)
-                ) {
-                    seat_alerts::check_quietly(state).await;
-                }
-                JobState::Done.as_str()
-            } else {
-                tracing::warn!(
-                    job_id = job.id,
-                    kind = job.kind,
-                    "job lease lost; not committed"
-                );
-                "lost"
-            }
         }
-        Err(error) => {
-            let retry_at = (job.attempts < MAX_ATTEMPTS)
-                .then(|| state.clock.now() + TimeDelta::seconds(30 * i64::from(job.attempts)));
-            tracing::warn!(job_id = job.id, kind = job.kind, error, "job failed");
-            state.store.fail_job(&job, &error, retry_at).await?;
-            JobState::Failed.as_str()
+    } else {
+        match effect_of(state, &job).await {
+            Ok(effect) => {
+                if state
+                    .store
+                    .finish_job(&job, &effect, state.clock.now())
+                    .await?
+                {
+                    // A recount or a seat refresh moves the seats in use: the alerts follow.
+                    if matches!(
+                        JobKind::from_name(&job.kind),
+                        Some(JobKind::Recount | JobKind::SeatRefresh)
+                    ) {
+                        seat_alerts::check_quietly(state).await;
+                    }
+                    JobState::Done.as_str()
+                } else {
+                    tracing::warn!(
+                        job_id = job.id,
+                        kind = job.kind,
+                        "job lease lost; not committed"
+                    );
+                    "lost"
+                }
+            }
+            Err(error) => {
+                tracing::warn!(job_id = job.id, kind = job.kind, error, "job failed");
+                state
+                    .store
+                    .fail_job(&job, &error, retry_time(state, &job))
+                    .await?;
+                JobState::Failed.as_str()
+            }
         }
     };
     state
         .metrics
         .observe_job(&job.kind, outcome, started.elapsed());
-    Ok(true)
+    Ok(())
 }
 
-/// Runs due jobs until none is left; returns how many ran.
+/// Runs due jobs of every kind, one after the other, until none is left; returns how many
+/// ran (tests, the CLI; the server runs [`spawn_worker`] and [`spawn_fleet_syncer`]).
 pub async fn run_due(state: &AppState) -> StoreResult<usize> {
     let mut ran = 0;
     while run_next(state).await? {
@@ -277,18 +290,69 @@ pub async fn run_due(state: &AppState) -> StoreResult<usize> {
 
 /// The background worker of `serve`: schedules, then runs what is due, whenever woken (a
 /// local enqueue or another replica's change) or every [`POLL_INTERVAL`]. System-hook
-/// deliveries have their own sender (`services::hooks::spawn_sender`): a receiver that never
-/// answers must not hold up a recount.
+/// deliveries have their own sender (`services::hooks::spawn_sender`) and fleet syncs their
+/// own runner ([`spawn_fleet_syncer`]): a receiver or a GitLab instance that never answers
+/// must not hold up a recount.
 pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            if let Err(error) = schedule_due(&state).await {
-                tracing::warn!(%error, "scheduling failed");
+            match schedule_due(&state).await {
+                Ok(added) if added > 0 => state.fleet_wake.notify_one(),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "scheduling failed"),
             }
-            if let Err(error) = run_due(&state).await {
-                tracing::warn!(%error, "running jobs failed");
+            loop {
+                match run_next_of(&state, ClaimOf::AllBut(JobKind::FleetSync)).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "running jobs failed");
+                        break;
+                    }
+                }
             }
             let _ = tokio::time::timeout(POLL_INTERVAL, state.jobs_wake.notified()).await;
+        }
+    })
+}
+
+/// Fleet syncs in flight at once, per server process: each holds a connection while it
+/// stages, so a fleet of many instances syncs a few at a time rather than all at once.
+const FLEET_SYNC_CONCURRENCY: usize = 2;
+
+/// The fleet-sync runner of `serve`: claims due `fleet_sync` jobs, at most
+/// [`FLEET_SYNC_CONCURRENCY`] at a time, a new one as soon as one ends; woken when a sync is
+/// queued (here or by another replica) and otherwise every [`POLL_INTERVAL`].
+pub fn spawn_fleet_syncer(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut in_flight = tokio::task::JoinSet::new();
+        loop {
+            while in_flight.len() < FLEET_SYNC_CONCURRENCY && state.store.is_reachable() {
+                let now = state.clock.now();
+                match state
+                    .store
+                    .claim_job_of(ClaimOf::Only(JobKind::FleetSync), now, now + LEASE)
+                    .await
+                {
+                    Ok(Some(job)) => {
+                        let state = state.clone();
+                        in_flight.spawn(async move {
+                            if let Err(error) = run_claimed(&state, job).await {
+                                tracing::warn!(%error, "fleet sync failed to record its outcome");
+                            }
+                        });
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        tracing::warn!(%error, "could not claim fleet syncs");
+                        break;
+                    }
+                }
+            }
+            tokio::select! {
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                _ = tokio::time::timeout(POLL_INTERVAL, state.fleet_wake.notified()) => {}
+            }
         }
     })
 }

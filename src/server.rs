@@ -75,6 +75,7 @@ fn state_over(
         cache,
         jobs_wake: crate::jobs::wake_handle(),
         hooks_wake: crate::jobs::wake_handle(),
+        fleet_wake: crate::jobs::wake_handle(),
         metrics: Arc::new(crate::metrics::Metrics::new()),
         outbound: Arc::new(crate::outbound::Outbound::new(
             config_limits,
@@ -172,6 +173,7 @@ fn spawn_change_listener(state: &AppState) {
     let store = state.store.clone();
     let cache = Arc::clone(&state.cache);
     let jobs_wake = Arc::clone(&state.jobs_wake);
+    let fleet_wake = Arc::clone(&state.fleet_wake);
     let hooks_wake = Arc::clone(&state.hooks_wake);
     tokio::spawn(async move {
         // A lost connection is followed by an immediate attempt to get one back (its failure
@@ -197,6 +199,7 @@ fn spawn_change_listener(state: &AppState) {
                             // Another replica may have queued work.
                             jobs_wake.notify_one();
                             hooks_wake.notify_one();
+                            fleet_wake.notify_one();
                         }
                     }
                     tracing::warn!("change listener disconnected; caching paused");
@@ -274,6 +277,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
         None => None,
     };
     let hook_sender = crate::services::hooks::spawn_sender(state.clone());
+    let fleet_syncer = crate::jobs::spawn_fleet_syncer(state.clone());
     // Off the start-up path: it reads and verifies every stored license.
     tokio::spawn({
         let state = state.clone();
@@ -286,6 +290,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     // A job or delivery cut off here is claimed again once its lease runs out.
     worker.abort();
     hook_sender.abort();
+    fleet_syncer.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

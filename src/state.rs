@@ -40,6 +40,8 @@ pub struct Shared {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// Wakes the system-hook sender when deliveries were queued.
     pub hooks_wake: Arc<tokio::sync::Notify>,
+    /// Wakes the fleet-sync runner when a sync was queued.
+    pub fleet_wake: Arc<tokio::sync::Notify>,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The one client for every outgoing call (hooks, fleet instances).
     pub outbound: Arc<crate::outbound::Outbound>,

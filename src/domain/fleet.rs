@@ -309,8 +309,6 @@ pub struct FleetFigures {
     pub largest_instance_id: Option<i64>,
     pub subset_holds: bool,
     pub people_outside_largest: i64,
-    /// Billable accounts per instance id.
-    pub billable_by_instance: Vec<(i64, i64)>,
     pub overlaps: Vec<Overlap>,
 }
 
@@ -438,7 +436,6 @@ pub fn match_people(instances: &[i64], accounts: &[Account]) -> (Vec<PersonFacts
         people: i64::try_from(people.len()).unwrap_or(i64::MAX),
         billable_accounts: counts.iter().map(|(_, count)| count).sum(),
         largest_instance_id: largest,
-        billable_by_instance: counts,
         ..FleetFigures::default()
     };
     let mut overlaps: HashMap<(i64, i64), i64> = HashMap::new();

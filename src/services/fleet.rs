@@ -24,7 +24,8 @@ use crate::services::audit;
 use crate::state::AppState;
 use crate::store::{
     FleetAccount, FleetInstance, FleetInstanceChanges, JobRow, NewAudit, PeopleFilter,
-    SnapshotFacts, StagedUser, StoreError, StoreResult, Write, FLEET_SYNC_FAILED_EVENT,
+    PersonPresence, SnapshotFacts, StagedUser, StoreError, StoreResult, Write,
+    FLEET_SYNC_FAILED_EVENT,
 };
 
 /// A page of users is at most this large (100 admin user entities are ~100 KiB).
@@ -37,6 +38,9 @@ const LEASE: TimeDelta = TimeDelta::minutes(5);
 /// … this often (a page never takes longer than the outgoing calls' budget, minutes at most
 /// with every retry, so the lease outlives the gap between renewals).
 const LEASE_RENEWAL: std::time::Duration = std::time::Duration::from_secs(30);
+/// The longest a sync may take, however slowly (but within every per-request budget) an
+/// instance answers: 10 million users at 100 a page read at a few pages a second fit.
+const MAX_SYNC_DURATION: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
 /// Users staged per write transaction (a sync's pages, an import's users).
 const STAGE_BATCH: usize = 500;
 /// People per CSV batch.
@@ -288,18 +292,12 @@ pub async fn update(
     }
     let changes = FleetInstanceChanges {
         name: update.name.as_deref().map(checked_name).transpose()?,
-        url: update
-            .url
-            .as_deref()
-            .map(checked_url)
-            .transpose()?
-            .map(Some),
+        url: update.url.as_deref().map(checked_url).transpose()?,
         token_ciphertext: update
             .token
             .as_ref()
             .map(|token| seal_token(state, token.expose()))
-            .transpose()?
-            .map(Some),
+            .transpose()?,
     };
     let mut changed: Vec<&str> = Vec::new();
     for (field, set) in [
@@ -385,7 +383,7 @@ pub async fn request_sync(
         )
         .await?
     {
-        state.jobs_wake.notify_one();
+        state.fleet_wake.notify_one();
     }
     find(state, &instance.id.to_string()).await
 }
@@ -536,9 +534,9 @@ async fn gather(
     // its own writes only when a second batch is ready before the first is written: memory
     // holds two batches at most, whatever the instance's size.
     let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<StagedUser>>(1);
-    let writer = {
+    let mut writer = {
         let (state, stage, instance_id) = (state.clone(), stage.to_string(), instance.id);
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             let mut staged: i64 = 0;
             while let Some(batch) = received.recv().await {
                 state
@@ -548,12 +546,12 @@ async fn gather(
                 staged += i64::try_from(batch.len()).unwrap_or(0);
             }
             Ok::<i64, StoreError>(staged)
-        })
+        }))
     };
     let read = read_pages(state, job, base, &token, first_url, &mut sources, &batches).await;
     drop(batches);
     // The writer finishes (or fails) before anything else happens to the stage.
-    let written = writer
+    let written = (&mut writer.0)
         .await
         .map_err(|error| SyncStop::Failed(format!("staging stopped: {error}")))?;
     read?;
@@ -562,6 +560,16 @@ async fn gather(
         facts,
         staged: written?,
     })
+}
+
+/// A task that ends with its owner: a sync given up (its time ran out) leaves no writer
+/// staging behind it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Reads every page of users, handing batches to the writer.
@@ -660,7 +668,9 @@ pub async fn run_sync_job(state: &AppState, job: &JobRow) -> StoreResult<&'stati
         Some(id) => state.store.fleet_instance(id).await?,
         None => None,
     };
-    let (Some(instance), Some(base)) = (instance.clone(), instance.and_then(|i| i.url)) else {
+    let Some((instance, base)) =
+        instance.and_then(|instance| Some((instance.clone(), instance.url?)))
+    else {
         // Removed, or made offline, since it was queued: nothing to do.
         state
             .store
@@ -681,7 +691,18 @@ pub async fn run_sync_job(state: &AppState, job: &JobRow) -> StoreResult<&'stati
         return Ok(SYNC_SKIPPED);
     }
     let started = std::time::Instant::now();
-    let stop = match gather(state, job, &instance, &base, &stage).await {
+    let gathered = tokio::time::timeout(
+        MAX_SYNC_DURATION,
+        gather(state, job, &instance, &base, &stage),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(SyncStop::Failed(format!(
+            "the sync did not finish within {} hours; stopped",
+            MAX_SYNC_DURATION.as_secs() / 3600
+        )))
+    });
+    let stop = match gathered {
         Ok(gathered) => {
             let read_ms = started.elapsed().as_millis() as u64;
             match state
@@ -1024,6 +1045,10 @@ pub struct PersonEntry {
     pub billable_on: Vec<String>,
     /// The instances the person has an account on.
     pub present_on: Vec<String>,
+    /// How many accounts the person has across the fleet.
+    pub account_count: i64,
+    /// The person's accounts, by instance: the first 50 (`account_count` says how many
+    /// there are).
     pub accounts: Vec<PersonAccount>,
 }
 
@@ -1073,30 +1098,32 @@ pub async fn prepare_people(
 }
 
 impl PreparedPeople {
-    fn person(&self, key: String, accounts: Vec<FleetAccount>) -> PersonEntry {
+    fn person(
+        &self,
+        key: String,
+        accounts: Vec<FleetAccount>,
+        presence: &[PersonPresence],
+    ) -> PersonEntry {
         let name = |id: i64| {
             self.names
                 .get(&id)
                 .cloned()
                 .unwrap_or_else(|| id.to_string())
         };
-        let mut billable_on: Vec<String> = Vec::new();
-        let mut present_on: Vec<String> = Vec::new();
-        for account in &accounts {
-            let instance = name(account.instance_id);
-            if account.billable && !billable_on.contains(&instance) {
-                billable_on.push(instance.clone());
-            }
-            if !present_on.contains(&instance) {
-                present_on.push(instance);
-            }
-        }
         PersonEntry {
             person: key,
             billable: accounts.first().is_some_and(|a| a.person_billable),
             outside_largest: accounts.first().is_some_and(|a| a.person_outside_largest),
-            billable_on,
-            present_on,
+            billable_on: presence
+                .iter()
+                .filter(|place| place.billable > 0)
+                .map(|place| name(place.instance_id))
+                .collect(),
+            present_on: presence
+                .iter()
+                .map(|place| name(place.instance_id))
+                .collect(),
+            account_count: presence.iter().map(|place| place.accounts).sum(),
             accounts: accounts
                 .into_iter()
                 .map(|account| PersonAccount {
@@ -1124,20 +1151,27 @@ impl PreparedPeople {
             .await?;
         let more = i64::try_from(keys.len()).unwrap_or(i64::MAX) > limit;
         keys.truncate(usize::try_from(limit).unwrap_or(0));
-        let accounts = state.store.fleet_accounts_of(&keys).await?;
         let mut by_person: HashMap<String, Vec<FleetAccount>> = HashMap::new();
-        for account in accounts {
+        for account in state.store.fleet_accounts_of(&keys).await? {
             by_person
                 .entry(account.person_key.clone())
                 .or_default()
                 .push(account);
+        }
+        let mut presence_of: HashMap<String, Vec<PersonPresence>> = HashMap::new();
+        for place in state.store.fleet_presence_of(&keys).await? {
+            presence_of
+                .entry(place.person_key.clone())
+                .or_default()
+                .push(place);
         }
         let next_after = more.then(|| keys.last().cloned()).flatten();
         let people = keys
             .into_iter()
             .map(|key| {
                 let accounts = by_person.remove(&key).unwrap_or_default();
-                self.person(key, accounts)
+                let presence = presence_of.remove(&key).unwrap_or_default();
+                self.person(key, accounts, &presence)
             })
             .collect();
         Ok(PeoplePage { people, next_after })

@@ -57,9 +57,8 @@ const INSTANCE_COLUMNS: &str = "id, name, url, token_ciphertext, gitlab_version,
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetInstanceChanges {
     pub name: Option<String>,
-    /// `Some(None)` makes the instance offline.
-    pub url: Option<Option<String>>,
-    pub token_ciphertext: Option<Option<String>>,
+    pub url: Option<String>,
+    pub token_ciphertext: Option<String>,
 }
 
 /// One user of an instance, as staged.
@@ -108,6 +107,19 @@ pub struct FleetAccount {
     pub last_activity_on: Option<NaiveDate>,
     pub person_billable: bool,
     pub person_outside_largest: bool,
+}
+
+/// Accounts listed per person on a people page (a person's `account_count` has them all).
+pub const ACCOUNTS_SHOWN_PER_PERSON: i64 = 50;
+
+/// A person's presence on one instance.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PersonPresence {
+    pub person_key: String,
+    pub instance_id: i64,
+    /// 1 when the person is billable there.
+    pub billable: i64,
+    pub accounts: i64,
 }
 
 /// The people list's filters (each served by its own index).
@@ -299,17 +311,15 @@ impl Store {
             let updated = sqlx::query_as::<_, FleetInstance>(&format!(
                 "UPDATE fleet_instances SET
                     name = COALESCE($2, name),
-                    url = CASE WHEN $3 THEN $4 ELSE url END,
-                    token_ciphertext = CASE WHEN $5 THEN $6 ELSE token_ciphertext END,
-                    updated_at = $7
+                    url = COALESCE($3, url),
+                    token_ciphertext = COALESCE($4, token_ciphertext),
+                    updated_at = $5
                  WHERE id = $1 RETURNING {INSTANCE_COLUMNS}"
             ))
             .bind(id)
             .bind(changes.name.as_deref())
-            .bind(changes.url.is_some())
-            .bind(changes.url.clone().flatten())
-            .bind(changes.token_ciphertext.is_some())
-            .bind(changes.token_ciphertext.clone().flatten())
+            .bind(changes.url.as_deref())
+            .bind(changes.token_ciphertext.as_deref())
             .bind(write.at)
             .fetch_optional(&mut *tx)
             .await
@@ -728,18 +738,21 @@ impl Store {
         self.query_plan(&sql, &[String::new()], &[101]).await
     }
 
-    /// Every account of the people `keys` names, by person then instance.
+    /// The first [`ACCOUNTS_SHOWN_PER_PERSON`] accounts of each person `keys` names, by
+    /// person then instance (a misconfigured identity provider can give one "person"
+    /// thousands of accounts; a page stays bounded).
     pub async fn fleet_accounts_of(&self, keys: &[String]) -> StoreResult<Vec<FleetAccount>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders = (1..=keys.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        const COLUMNS: &str = "person_key, instance_id, upstream_id, username, name, email, state, bot, is_admin, billable, identities, last_activity_on, person_billable, person_outside_largest";
         let sql = format!(
-            "SELECT person_key, instance_id, upstream_id, username, name, email, state, bot, is_admin, billable, identities, last_activity_on, person_billable, person_outside_largest
-             FROM fleet_users WHERE person_key IN ({placeholders}) ORDER BY person_key, instance_id, upstream_id"
+            "SELECT {COLUMNS} FROM (
+                SELECT {COLUMNS}, ROW_NUMBER() OVER (PARTITION BY person_key ORDER BY instance_id, upstream_id) AS place
+                FROM fleet_users WHERE person_key IN ({})
+             ) AS shown WHERE place <= {ACCOUNTS_SHOWN_PER_PERSON}
+             ORDER BY person_key, instance_id, upstream_id",
+            placeholders(keys.len())
         );
         Ok(with_pool!(self, pool => {
             let mut query = sqlx::query_as::<_, FleetAccount>(&sql);
@@ -749,6 +762,36 @@ impl Store {
             query.fetch_all(pool).await?
         }))
     }
+
+    /// Where each person `keys` names is present: (person, instance, billable there, accounts
+    /// there), all of them however many accounts a person has.
+    pub async fn fleet_presence_of(&self, keys: &[String]) -> StoreResult<Vec<PersonPresence>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT person_key, instance_id,
+                    CAST(MAX(CASE WHEN billable THEN 1 ELSE 0 END) AS BIGINT) AS billable, COUNT(*) AS accounts
+             FROM fleet_users WHERE person_key IN ({})
+             GROUP BY person_key, instance_id ORDER BY person_key, instance_id",
+            placeholders(keys.len())
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, PersonPresence>(&sql);
+            for key in keys {
+                query = query.bind(key);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+}
+
+/// `$1, $2, …` for `count` binds.
+fn placeholders(count: usize) -> String {
+    (1..=count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One page of person keys: the filters set, after a key, in key order.

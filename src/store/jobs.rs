@@ -6,6 +6,14 @@ use crate::domain::jobs::{JobKind, JobState};
 
 use super::{Db, JobEffect, JobRow, JobStatus, Store, StoreResult};
 
+/// Which jobs a worker claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOf {
+    Any,
+    Only(JobKind),
+    AllBut(JobKind),
+}
+
 impl Store {
     /// Queues a job; with a `unique_key` a second insert of the same key is a no-op (false),
     /// which is how replicas agree on scheduled runs.
@@ -54,9 +62,27 @@ impl Store {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<JobRow>> {
-        const PICK: &str = "SELECT id FROM jobs
-             WHERE (state = 'pending' AND run_at <= $1) OR (state = 'running' AND locked_until < $1)
-             ORDER BY run_at, id LIMIT 1";
+        self.claim_job_of(ClaimOf::Any, now, lease_until).await
+    }
+
+    /// [`Store::claim_job`] among the kinds `of` names: the job worker and the fleet-sync
+    /// runner each claim their own.
+    pub async fn claim_job_of(
+        &self,
+        of: ClaimOf,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<JobRow>> {
+        let (condition, kind) = match of {
+            ClaimOf::Any => ("", None),
+            ClaimOf::Only(kind) => (" AND kind = $3", Some(kind.as_str())),
+            ClaimOf::AllBut(kind) => (" AND kind <> $3", Some(kind.as_str())),
+        };
+        let pick = format!(
+            "SELECT id FROM jobs
+             WHERE ((state = 'pending' AND run_at <= $1) OR (state = 'running' AND locked_until < $1)){condition}
+             ORDER BY run_at, id LIMIT 1"
+        );
         let claim = |pick: &str| {
             format!(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_until = $2
@@ -68,21 +94,29 @@ impl Store {
             // One writer at a time: the statement is atomic as it stands.
             Db::Sqlite(pool) => {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let job = sqlx::query_as::<_, JobRow>(&claim(PICK))
+                let sql = claim(&pick);
+                let query = sqlx::query_as::<_, JobRow>(&sql)
                     .bind(now)
-                    .bind(lease_until)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    .bind(lease_until);
+                let query = match kind {
+                    Some(kind) => query.bind(kind),
+                    None => query,
+                };
+                let job = query.fetch_optional(&mut *tx).await?;
                 tx.commit().await?;
                 job
             }
             // Concurrent workers skip rows another transaction holds instead of waiting.
             Db::Postgres(pool) => {
-                sqlx::query_as::<_, JobRow>(&claim(&format!("{PICK} FOR UPDATE SKIP LOCKED")))
+                let sql = claim(&format!("{pick} FOR UPDATE SKIP LOCKED"));
+                let query = sqlx::query_as::<_, JobRow>(&sql)
                     .bind(now)
-                    .bind(lease_until)
-                    .fetch_optional(pool)
-                    .await?
+                    .bind(lease_until);
+                let query = match kind {
+                    Some(kind) => query.bind(kind),
+                    None => query,
+                };
+                query.fetch_optional(pool).await?
             }
         })
     }

@@ -194,10 +194,12 @@ pub use eligible_users::{
     KeyValue, UserSearch,
 };
 pub use fleet::{
-    FleetAccount, FleetInstance, FleetInstanceChanges, PeopleFilter, Recomputed, SnapshotFacts,
-    StagedUser, FLEET_SUBSET_VIOLATED_EVENT, FLEET_SYNC_FAILED_EVENT,
+    FleetAccount, FleetInstance, FleetInstanceChanges, PeopleFilter, PersonPresence, Recomputed,
+    SnapshotFacts, StagedUser, ACCOUNTS_SHOWN_PER_PERSON, FLEET_SUBSET_VIOLATED_EVENT,
+    FLEET_SYNC_FAILED_EVENT,
 };
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
+pub use jobs::ClaimOf;
 pub use seat_alerts::SEAT_ALERT_EVENT;
 pub use sessions::{SeatHolder, WebSession};
 

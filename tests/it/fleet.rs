@@ -627,6 +627,27 @@ async fn offline_instances_are_imported_and_matched_by_identity(backend: Backend
     )
     .await;
     assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.body);
+    // One identity shared by 120 accounts (a misconfigured identity provider): one person,
+    // whose page entry lists the first 50 accounts and counts them all.
+    let shared: Vec<Value> = (1..=120)
+        .map(|id| json!({"id": id, "username": format!("svc{id}"), "email": "", "using_license_seat": true,
+                          "identities": [{"provider": "saml", "extern_uid": "shared"}]}))
+        .collect();
+    let reply = post_json(
+        &fleet,
+        "/api/v4/-/fleet/imports",
+        json!({"name": "crowded", "data": Value::Array(shared).to_string()}),
+        ROOT_TOKEN,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let crowded = people(&fleet, "instance=crowded").await;
+    assert_eq!(crowded.len(), 1);
+    assert_eq!(crowded[0]["person"], "identity:saml:shared");
+    assert_eq!(crowded[0]["account_count"], 120);
+    assert_eq!(crowded[0]["accounts"].as_array().map(Vec::len), Some(50));
+    assert_eq!(crowded[0]["present_on"], json!(["crowded"]));
+    assert_eq!(crowded[0]["billable_on"], json!(["crowded"]));
 }
 
 async fn registrations_are_checked_and_the_token_never_leaves(backend: Backend) {
@@ -715,6 +736,21 @@ async fn registrations_are_checked_and_the_token_never_leaves(backend: Backend) 
         .await
         .expect("backup");
     assert!(dump.contains("fleet_instances") && !dump.contains(secret));
+    // And the backup file itself, as `backup create` writes it.
+    let file = fleet.data_dir.join("fleet.backup");
+    let made = crate::support::process::binary()
+        .args(["backup", "create"])
+        .arg(&file)
+        .env("DATABASE_URL", &fleet.database_url)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let backup = std::fs::read_to_string(&file).expect("backup file");
+    assert!(backup.contains("token_ciphertext") && !backup.contains(secret));
     for path in [
         "/api/v4/-/fleet/instances",
         "/api/v4/-/fleet/instances/prod",
@@ -839,7 +875,6 @@ async fn instances_are_synced_on_the_schedule(backend: Backend) {
 /// The real binary, logging at debug, syncing through rate limits and then with a revoked
 /// token: the token is in none of its log lines, answers or metrics.
 async fn a_server_process_never_logs_the_token(backend: Backend) {
-    use crate::support::server::ServerProcess;
     let prod = upstream(&[Person("ada", "ada@example.org", None, "human")]).await;
     let root = prod
         .state
@@ -858,23 +893,17 @@ async fn a_server_process_never_logs_the_token(backend: Backend) {
             retry_after_seconds: 1,
         },
     });
-    let server = ServerProcess::start(
+    let (server, created) = process_watching(
         backend,
         &[
             ("RUST_LOG", "debug"),
             ("OUTBOUND_RETRY_BASE_MILLISECONDS", "50"),
         ],
+        &proxy.base,
+        &token,
     )
     .await;
-    let created = server
-        .json_as_root(
-            Method::POST,
-            "/api/v4/-/fleet/instances",
-            &json!({"name": "prod", "url": proxy.base, "token": token}),
-        )
-        .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    let mut answers = created.body.clone();
+    let mut answers = created;
     let wait_for = |status: &'static str| {
         let server = &server;
         async move {
@@ -933,7 +962,108 @@ async fn a_server_process_never_logs_the_token(backend: Backend) {
     assert!(!log.contains(&token), "a log line carries the token");
 }
 
+/// The real binary with `env`, watching the instance at `url` as `prod`; returns the server
+/// and the registration's answer.
+async fn process_watching(
+    backend: Backend,
+    env: &[(&str, &str)],
+    url: &str,
+    token: &str,
+) -> (crate::support::server::ServerProcess, String) {
+    let server = crate::support::server::ServerProcess::start(backend, env).await;
+    let created = server
+        .json_as_root(
+            Method::POST,
+            "/api/v4/-/fleet/instances",
+            &json!({"name": "prod", "url": url, "token": token}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    (server, created.body)
+}
+
+/// The first column of each row `sql` returns, as text, from a server process's database.
+async fn texts_of(backend: Backend, database_url: &str, sql: &str) -> Vec<String> {
+    use sqlx::Connection as _;
+    match backend {
+        Backend::Sqlite => {
+            let mut connection = sqlx::SqliteConnection::connect(database_url)
+                .await
+                .expect("connect SQLite");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut connection)
+                .await
+                .expect("sql")
+        }
+        Backend::Postgres => {
+            let mut connection = sqlx::PgConnection::connect(database_url)
+                .await
+                .expect("connect PostgreSQL");
+            sqlx::query_scalar(sql)
+                .fetch_all(&mut connection)
+                .await
+                .expect("sql")
+        }
+    }
+}
+
+/// An instance that never answers holds only its own sync: the server's other jobs (here the
+/// recount a license upload queues) run meanwhile.
+async fn a_stalled_instance_holds_up_no_other_job(backend: Backend) {
+    let prod = upstream(&[]).await;
+    let proxy = FaultProxy::start(&prod.base).await;
+    proxy.add(Rule {
+        path: "/api/v4/users",
+        skip: 0,
+        times: 1000,
+        fault: Fault::Stall,
+    });
+    let (server, _) = process_watching(
+        backend,
+        &[
+            ("OUTBOUND_TIMEOUT_SECONDS", "2"),
+            ("OUTBOUND_MAX_ATTEMPTS", "20"),
+        ],
+        &proxy.base,
+        ROOT_TOKEN,
+    )
+    .await;
+    let started = std::time::Instant::now();
+    while server.get("/api/v4/-/fleet/instances/prod").await.json()["last_sync"]["status"]
+        != "running"
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "no sync started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The sync now waits on pages that never come (20 attempts of 2 s each for the first).
+    server
+        .upload(&crate::support::licenses::premium_today(10))
+        .await;
+    let recounted = "SELECT state FROM jobs WHERE kind = 'billable_users_count'";
+    while texts_of(backend, &server.database_url, recounted).await != ["done"] {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the recount waited for the sync: {:?}",
+            texts_of(
+                backend,
+                &server.database_url,
+                "SELECT kind || ' ' || state FROM jobs"
+            )
+            .await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        server.get("/api/v4/-/fleet/instances/prod").await.json()["last_sync"]["status"],
+        "running"
+    );
+}
+
 on_both_backends_as_processes!(
+    a_stalled_instance_holds_up_no_other_job,
     a_server_process_never_logs_the_token,
     instances_are_synced_on_the_schedule,
     three_instances_give_the_hand_counted_answer,

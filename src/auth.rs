@@ -42,6 +42,11 @@ pub fn token_digest(token: &str) -> String {
 
 /// A new `glpat-` token with 120 random bits.
 pub fn generate_token() -> String {
+    generate_prefixed_token(TOKEN_PREFIX)
+}
+
+/// A new token with GitLab's `prefix` (`glpat-`, `glsoat-`) and 120 random bits.
+pub fn generate_prefixed_token(prefix: &str) -> String {
     use rand_core::RngCore as _;
     let mut bytes = [0u8; TOKEN_RANDOM_CHARS];
     rand_core::OsRng.fill_bytes(&mut bytes);
@@ -49,7 +54,7 @@ pub fn generate_token() -> String {
         .iter()
         .map(|byte| TOKEN_ALPHABET[usize::from(*byte) % TOKEN_ALPHABET.len()] as char)
         .collect();
-    format!("{TOKEN_PREFIX}{random}")
+    format!("{prefix}{random}")
 }
 
 /// The token a request carries, in GitLab's order: `private_token` parameter, `PRIVATE-TOKEN`

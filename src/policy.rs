@@ -121,10 +121,46 @@ pub fn authorize(
     })
 }
 
+/// What a request to the instance SCIM API may do (GitLab's `instance_scim.rb`: the token is
+/// checked before anything else, then the license feature `instance_level_scim`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimAccess {
+    Allowed,
+    /// Not the instance SCIM token: GitLab's plain 401.
+    Unauthorized,
+    /// No license whose plan has instance SCIM (Premium, Ultimate): GitLab's plain 404.
+    NotLicensed,
+}
+
+/// The instance SCIM API's rule: the instance SCIM token (`token_matches`), then a current
+/// license on Premium or Ultimate (`plan`). SAML is not this server's (its users sign in
+/// elsewhere), so GitLab's "SAML SSO must be enabled" check has nothing to refuse.
+pub fn scim_access(token_matches: bool, plan: Option<&str>) -> ScimAccess {
+    if !token_matches {
+        ScimAccess::Unauthorized
+    } else if !matches!(plan, Some("premium" | "ultimate")) {
+        ScimAccess::NotLicensed
+    } else {
+        ScimAccess::Allowed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::tokens::Scopes;
+
+    #[test]
+    fn scim_needs_the_token_then_premium_or_ultimate() {
+        assert_eq!(
+            scim_access(false, Some("ultimate")),
+            ScimAccess::Unauthorized
+        );
+        assert_eq!(scim_access(true, None), ScimAccess::NotLicensed);
+        assert_eq!(scim_access(true, Some("starter")), ScimAccess::NotLicensed);
+        assert_eq!(scim_access(true, Some("premium")), ScimAccess::Allowed);
+        assert_eq!(scim_access(true, Some("ultimate")), ScimAccess::Allowed);
+    }
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 6, 15).expect("date")

@@ -152,3 +152,11 @@ pub struct FleetImport {
     /// or one document per line.
     pub data: String,
 }
+
+/// `PUT /-/scim/groups/:id`.
+#[derive(ToSchema)]
+pub struct ScimGroupLink {
+    /// The GitLab Duo add-on purchase whose seats the group's members hold; empty or null
+    /// unlinks the group.
+    pub add_on_purchase_id: Option<i64>,
+}

@@ -14,6 +14,8 @@ pub mod openapi;
 pub mod pagination;
 pub mod params;
 pub mod responses;
+pub mod scim;
+pub mod scim_admin;
 pub mod seats;
 pub mod tokens;
 pub mod users;
@@ -55,6 +57,7 @@ pub fn app(state: AppState) -> impl crate::http::Application + Sync {
         .merge(openapi::router())
         .merge(crate::graphql::router())
         .merge(crate::web::router())
+        .merge(scim::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(

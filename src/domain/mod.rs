@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod licenses;
 pub mod members;
 pub mod moderation;
+pub mod scim;
 pub mod seats;
 pub mod subscription;
 pub mod text;

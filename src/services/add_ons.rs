@@ -12,28 +12,55 @@ use crate::services::{audit, licenses};
 use crate::state::AppState;
 use crate::store::{AddOnPurchase, Locked, SaveMode, StoreError, StoreResult, User, Write};
 
-/// Who is asking: anonymous (`Caller::default()`), or the policy's principal.
+/// Who is asking: anonymous (`Caller::default()`), the policy's principal, or the instance
+/// itself acting on a rule an administrator set up (a SCIM group's seat link).
 #[derive(Debug, Clone, Default)]
-pub struct Caller(Option<Principal>);
+pub struct Caller(Who);
+
+#[derive(Debug, Clone, Default)]
+enum Who {
+    #[default]
+    Anonymous,
+    Token(Principal),
+    /// Acts with administrator rights; audit events name `actor`.
+    Instance(std::sync::Arc<User>),
+}
 
 impl Caller {
     /// An authenticated caller.
     pub fn from_principal(principal: &Principal) -> Self {
-        Self(Some(principal.clone()))
+        Self(Who::Token(principal.clone()))
+    }
+
+    /// The instance applying a rule an administrator configured, audited as `actor`.
+    pub fn instance(actor: std::sync::Arc<User>) -> Self {
+        Self(Who::Instance(actor))
     }
 
     pub fn user(&self) -> Option<&User> {
-        self.0.as_ref().map(Principal::user)
+        match &self.0 {
+            Who::Anonymous => None,
+            Who::Token(principal) => Some(principal.user()),
+            Who::Instance(actor) => Some(actor),
+        }
     }
 
     /// Acts as an administrator (see [`Principal::admin`]).
     pub fn admin(&self) -> bool {
-        self.0.as_ref().is_some_and(|principal| principal.admin)
+        match &self.0 {
+            Who::Anonymous => false,
+            Who::Token(principal) => principal.admin,
+            Who::Instance(_) => true,
+        }
     }
 
     /// May change things (see [`Principal::can_write`]).
     pub fn can_write(&self) -> bool {
-        self.0.as_ref().is_some_and(|principal| principal.can_write)
+        match &self.0 {
+            Who::Anonymous => false,
+            Who::Token(principal) => principal.can_write,
+            Who::Instance(_) => true,
+        }
     }
 }
 

@@ -28,12 +28,24 @@ pub fn event(
             "custom_message": message,
             "event_name": event_name,
             "author_name": author.name,
-            "author_class": "User",
+            "author_class": author_class(author),
             "target_id": target_id,
             "target_type": target_type,
             "target_details": target_details,
         }),
         hook: None,
+    }
+}
+
+/// The id audit events give the instance SCIM token as their author (no user has it).
+pub const SCIM_TOKEN_AUTHOR_ID: i64 = -1;
+
+/// GitLab's `author_class`: a user, or the SCIM token for changes an identity provider made.
+fn author_class(author: &User) -> &'static str {
+    if author.id == SCIM_TOKEN_AUTHOR_ID {
+        "ScimOauthAccessToken"
+    } else {
+        "User"
     }
 }
 

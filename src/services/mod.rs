@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod license_changes;
 pub mod license_check;
 pub mod licenses;
+pub mod scim;
 pub mod seat_alerts;
 pub mod seat_holders;
 pub mod subscription;

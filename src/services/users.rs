@@ -36,7 +36,7 @@ impl From<StoreError> for UserError {
 
 /// GitLab's `user_create` / `user_destroy` system-hook payload (`user_id` is filled in with
 /// the row's id when the change is recorded).
-fn user_hook(
+pub(crate) fn user_hook(
     event_name: &'static str,
     username: &str,
     name: &str,

@@ -319,6 +319,51 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "scim_identities",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("user_id", I64),
+            ("extern_uid", Text),
+            ("active", Bool),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "scim_tokens",
+        key: "id",
+        // A digest: the token itself is nowhere.
+        columns: &[
+            ("id", I64),
+            ("token_digest", Text),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "scim_groups",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("scim_id", Text),
+            ("display_name", Text),
+            ("external_id", Text),
+            ("add_on_purchase_id", I64),
+            ("created_at", Timestamp),
+            ("updated_at", Timestamp),
+        ],
+    },
+    TableSpec {
+        name: "scim_group_members",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("scim_group_id", I64),
+            ("user_id", I64),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
         name: "web_sessions",
         key: "id",
         columns: &[

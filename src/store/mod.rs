@@ -181,6 +181,7 @@ mod hooks;
 mod jobs;
 mod licenses;
 mod plans;
+mod scim;
 mod seat_alerts;
 mod seat_candidates;
 mod sessions;
@@ -200,6 +201,7 @@ pub use fleet::{
 };
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use jobs::ClaimOf;
+pub use scim::{GroupUpdate, MembershipChange, ScimGroup, ScimMember, ScimUser};
 pub use seat_alerts::SEAT_ALERT_EVENT;
 pub use sessions::{SeatHolder, WebSession};
 

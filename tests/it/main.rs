@@ -29,6 +29,7 @@ mod replicas;
 mod rest_fidelity;
 mod ruby_compat;
 mod scale;
+mod scim;
 mod seat_intelligence;
 mod server_process;
 mod vectors;

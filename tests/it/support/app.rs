@@ -480,6 +480,11 @@ impl TestApp {
         use gitlab_license_server::clock::Clock as _;
         self.clock.today()
     }
+
+    pub fn clock_now(&self) -> DateTime<Utc> {
+        use gitlab_license_server::clock::Clock as _;
+        self.clock.now()
+    }
 }
 
 impl TestApp {

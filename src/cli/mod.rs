@@ -5,6 +5,7 @@ mod fleet;
 mod keys;
 mod license;
 mod ops;
+mod scim;
 mod seats;
 
 use std::process::ExitCode;
@@ -52,6 +53,10 @@ enum Command {
     /// and unique billable people across them (as the administrator in GITLAB_TOKEN).
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
+    /// The instance SCIM API: its token (generate once, then reset) and the SCIM groups that
+    /// hold GitLab Duo seats (as the administrator in GITLAB_TOKEN).
+    #[command(subcommand)]
+    Scim(scim::ScimCommand),
     /// Back up every row to a portable file, or restore one (SQLite ↔ PostgreSQL).
     #[command(subcommand)]
     Backup(backup::BackupCommand),
@@ -78,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::Backup(command) => backup::run(command),
         Command::Seats(command) => seats::run(command),
         Command::Fleet(command) => fleet::run(command),
+        Command::Scim(command) => scim::run(command),
         Command::Openapi => {
             print!("{}", crate::api::openapi::document());
             Ok(())

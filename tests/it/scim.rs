@@ -27,6 +27,7 @@ on_both_backends!(
     discovery,
     bad_input_is_refused_whole,
     ten_thousand_member_patch,
+    the_cli_manages_the_token,
 );
 
 /// The SCIM client an identity provider is: Bearer token, `application/scim+json`.
@@ -1192,4 +1193,88 @@ async fn ten_thousand_member_patch(app: TestApp) {
             .await,
         ["0"]
     );
+}
+
+/// Runs `scim <args>` against the app's database as root.
+fn scim_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    crate::support::process::binary()
+        .arg("scim")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("DATA_DIR", &app.data_dir)
+        .env(
+            "LICENSE_PUBLIC_KEY_FILE",
+            crate::support::vectors_dir().join("public_key.pem"),
+        )
+        .env("GITLAB_TOKEN", ROOT_TOKEN)
+        .output()
+        .expect("the binary runs")
+}
+
+fn printed(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+async fn the_cli_manages_the_token(app: TestApp) {
+    assert_eq!(app.upload(&premium(10)).await.status, StatusCode::CREATED);
+    assert!(printed(&scim_cli(&app, &["token", "status"])).starts_with("no SCIM token yet"));
+    let token = printed(&scim_cli(&app, &["token", "generate"]));
+    assert!(token.starts_with("glsoat-"), "{token}");
+    let idp = Idp {
+        app: &app,
+        token: token.clone(),
+    };
+    assert_eq!(idp.get("/Users").await.status, StatusCode::OK);
+    // Only once: a second generate is refused, the status never shows the token.
+    let again = scim_cli(&app, &["token", "generate"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("scim token reset"));
+    let status = printed(&scim_cli(&app, &["token", "status"]));
+    assert!(
+        status.contains("/api/scim/v2/application") && !status.contains(&token),
+        "{status}"
+    );
+    let new_token = printed(&scim_cli(&app, &["token", "reset"]));
+    assert!(new_token.starts_with("glsoat-") && new_token != token);
+    assert_eq!(idp.get("/Users").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        Idp {
+            app: &app,
+            token: new_token
+        }
+        .get("/Users")
+        .await
+        .status,
+        StatusCode::OK
+    );
+    // Groups and links from the command line.
+    assert_eq!(printed(&scim_cli(&app, &["groups"])), "[]");
+    let missing = scim_cli(
+        &app,
+        &[
+            "link",
+            "00000000-0000-4000-8000-000000000000",
+            "--purchase",
+            "1",
+        ],
+    );
+    assert!(!missing.status.success());
+    // Without an administrator's token: refused.
+    let refused = crate::support::process::binary()
+        .args(["scim", "token", "reset"])
+        .env_clear()
+        .env("DATABASE_URL", &app.database_url)
+        .env("DATA_DIR", &app.data_dir)
+        .env("GITLAB_TOKEN", "glpat-nothing")
+        .output()
+        .expect("the binary runs");
+    assert!(!refused.status.success());
 }

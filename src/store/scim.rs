@@ -66,6 +66,11 @@ pub struct ScimUser {
 const SCIM_USER_SELECT: &str = "SELECT i.extern_uid, i.active, u.id AS user_id, u.username, u.name, u.email, u.state, u.admin, u.created_at
      FROM scim_identities i JOIN users u ON u.id = i.user_id";
 
+/// [`SCIM_USER_SELECT`] for a page of every identity: `+i.user_id` keeps the planner from
+/// walking users and sorting; identities are read in id order and stop at the page.
+const SCIM_USER_PAGE: &str = "SELECT i.extern_uid, i.active, u.id AS user_id, u.username, u.name, u.email, u.state, u.admin, u.created_at
+     FROM scim_identities i JOIN users u ON u.id = +i.user_id";
+
 /// A SCIM group.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ScimGroup {
@@ -183,7 +188,7 @@ impl Store {
     ) -> StoreResult<(Vec<ScimUser>, i64)> {
         Ok(with_pool!(self, pool => {
             let rows = sqlx::query_as::<_, ScimUser>(&format!(
-                "{SCIM_USER_SELECT} ORDER BY i.id LIMIT $1 OFFSET $2"
+                "{SCIM_USER_PAGE} ORDER BY i.id LIMIT $1 OFFSET $2"
             ))
             .bind(limit)
             .bind(offset)
@@ -364,14 +369,15 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<ScimGroup>, i64)> {
-        let condition = if display_name.is_some() {
-            "WHERE lower(g.display_name) = lower($3)"
+        // A name matches one group at most (unique index): no order to keep.
+        let (condition, order) = if display_name.is_some() {
+            ("WHERE lower(g.display_name) = lower($3)", "")
         } else {
-            "WHERE $3 IS NULL"
+            ("WHERE $3 IS NULL", "ORDER BY g.id")
         };
         Ok(with_pool!(self, pool => {
             let rows = sqlx::query_as::<_, ScimGroup>(&format!(
-                "{SCIM_GROUP_SELECT} {condition} ORDER BY g.id LIMIT $1 OFFSET $2"
+                "{SCIM_GROUP_SELECT} {condition} {order} LIMIT $1 OFFSET $2"
             ))
             .bind(limit)
             .bind(offset)
@@ -424,7 +430,7 @@ impl Store {
                 "SELECT u.id AS user_id, i.extern_uid, u.username, u.name
                  FROM scim_group_members m JOIN users u ON u.id = m.user_id
                  LEFT JOIN scim_identities i ON i.user_id = u.id
-                 WHERE m.scim_group_id = $1 ORDER BY u.id",
+                 WHERE m.scim_group_id = $1 ORDER BY m.user_id",
             )
             .bind(group_id)
             .fetch_all(pool)
@@ -493,7 +499,7 @@ impl Store {
         );
         Ok(with_pool!(self, pool => {
             let rows = sqlx::query_as::<_, ScimMember>(&format!(
-                "SELECT u.id AS user_id, i.extern_uid, u.username, u.name {source} ORDER BY u.id LIMIT $3"
+                "SELECT u.id AS user_id, i.extern_uid, u.username, u.name {source} ORDER BY m.user_id LIMIT $3"
             ))
             .bind(group_id)
             .bind(purchase_id)
@@ -612,6 +618,61 @@ impl Store {
                 write
             )
         }))
+    }
+
+    /// The plans of the SCIM API's lookups (`tests/it/scale.rs` checks each uses its index):
+    /// an identity by `extern_uid`, by user, a page of identities, a group by name and by id.
+    pub async fn scim_plans(&self) -> StoreResult<Vec<(&'static str, String)>> {
+        let text = |value: &str| vec![value.to_string()];
+        Ok(vec![
+            (
+                "by extern_uid",
+                self.query_plan(
+                    &format!("{SCIM_USER_SELECT} WHERE lower(i.extern_uid) = lower($1)"),
+                    &text("uid-1"),
+                    &[],
+                )
+                .await?,
+            ),
+            (
+                "by user",
+                self.query_plan(
+                    &format!("{SCIM_USER_SELECT} WHERE i.user_id = $1"),
+                    &[],
+                    &[1],
+                )
+                .await?,
+            ),
+            (
+                "a page",
+                self.query_plan(
+                    &format!("{SCIM_USER_PAGE} ORDER BY i.id LIMIT $1 OFFSET $2"),
+                    &[],
+                    &[20, 100],
+                )
+                .await?,
+            ),
+            (
+                "a group by name",
+                self.query_plan(
+                    &format!(
+                        "{SCIM_GROUP_SELECT} WHERE lower(g.display_name) = lower($1) LIMIT 20"
+                    ),
+                    &text("Engineering"),
+                    &[],
+                )
+                .await?,
+            ),
+            (
+                "a group by id",
+                self.query_plan(
+                    &format!("{SCIM_GROUP_SELECT} WHERE g.scim_id = $1"),
+                    &text("x"),
+                    &[],
+                )
+                .await?,
+            ),
+        ])
     }
 
     /// Deletes a group; its members' ids.

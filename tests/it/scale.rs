@@ -509,3 +509,51 @@ async fn fleet_people_lists_are_served_by_indexes(app: TestApp) {
         );
     }
 }
+
+on_both_backends!(scim_lookups_are_served_by_indexes);
+
+/// The instance SCIM API's lookups — an identity by `extern_uid` (Okta's and Entra's `eq`
+/// filters, every PATCH and DELETE), by user, a page of identities, a group by name or id —
+/// read through an index, never a scan of every identity or a sort (docs/scim.md).
+async fn scim_lookups_are_served_by_indexes(app: TestApp) {
+    seed_users(&app, 20_000).await;
+    app.execute_sql(
+        "INSERT INTO scim_identities (user_id, extern_uid, active, created_at, updated_at)
+         SELECT id, 'uid-' || id, TRUE, created_at, updated_at FROM users",
+    )
+    .await;
+    let groups: Vec<String> = (1..=2_000)
+        .map(|n| format!("('{n:08}-0000-4000-8000-000000000000', 'Group {n}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"))
+        .collect();
+    app.execute_sql(&format!(
+        "INSERT INTO scim_groups (scim_id, display_name, created_at, updated_at) VALUES {}",
+        groups.join(", ")
+    ))
+    .await;
+    app.execute_sql(
+        "INSERT INTO scim_group_members (scim_group_id, user_id, created_at)
+         SELECT g.id, u.id, u.created_at FROM users u JOIN scim_groups g ON g.id = u.id % 2000 + 1",
+    )
+    .await;
+    app.state.store.analyze().await.expect("analyze");
+    for (lookup, plan) in app.state.store.scim_plans().await.expect("plans") {
+        assert!(
+            plan.contains("USING INDEX")
+                || plan.contains("USING COVERING INDEX")
+                || plan.contains("USING INTEGER PRIMARY KEY")
+                || plan.contains("Index Scan")
+                || plan.contains("Index Only Scan")
+                || plan.contains("Bitmap Index Scan")
+                || (lookup == "a page"
+                    && plan.starts_with("SCAN i")
+                    && !plan.contains("TEMP B-TREE")),
+            "{lookup}: {plan}"
+        );
+        assert!(
+            !plan.contains("TEMP B-TREE")
+                && !plan.contains("Sort")
+                && !plan.contains("Seq Scan on scim"),
+            "{lookup}: {plan}"
+        );
+    }
+}

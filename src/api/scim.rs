@@ -25,7 +25,7 @@ use crate::state::AppState;
 use crate::store::{ScimGroup, ScimMember, ScimUser};
 
 /// Where the API lives.
-pub const BASE: &str = "/api/scim/v2/application";
+pub const BASE: &str = rules::API_PATH;
 const CONTENT_TYPE: &str = "application/scim+json";
 
 pub fn router() -> Router<AppState> {

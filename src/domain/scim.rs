@@ -5,6 +5,10 @@
 
 use serde_json::{Map, Value};
 
+/// Where GitLab serves the instance SCIM API (identity providers' base URL, after the
+/// instance's external URL).
+pub const API_PATH: &str = "/api/scim/v2/application";
+
 /// GitLab's prefix of the instance SCIM token (`ScimOauthAccessToken::TOKEN_PREFIX`).
 pub const TOKEN_PREFIX: &str = "glsoat-";
 

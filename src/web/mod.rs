@@ -7,6 +7,8 @@ mod fleet_pages;
 mod fleet_views;
 mod pages;
 mod response;
+mod scim_pages;
+mod scim_views;
 mod seat_pages;
 mod seat_views;
 mod seats;
@@ -86,5 +88,13 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/fleet/imports", post(fleet_pages::import))
         .route("/admin/fleet/people.csv", get(fleet_pages::people_csv))
+        .route("/admin/scim", get(scim_pages::show))
+        .route("/admin/scim/token", post(scim_pages::generate_token))
+        .route("/admin/scim/token/reset", post(scim_pages::reset_token))
+        .route("/admin/scim/groups/{id}/link", post(scim_pages::link_group))
+        .route(
+            "/admin/scim/groups/{id}/unlink",
+            post(scim_pages::unlink_group),
+        )
         .route("/admin/assets/subscription.css", get(pages::stylesheet))
 }

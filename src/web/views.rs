@@ -22,10 +22,11 @@ pub enum Flash {
 }
 
 /// The admin pages the top bar links to: (path, name).
-const NAVIGATION: [(&str, &str); 4] = [
+const NAVIGATION: [(&str, &str); 5] = [
     ("/admin/subscription", "Subscription"),
     ("/admin/seats", "Seats"),
     ("/admin/fleet", "Fleet"),
+    ("/admin/scim", "SCIM"),
     ("/-/graphql-explorer", "GraphQL explorer"),
 ];
 

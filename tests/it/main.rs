@@ -30,6 +30,7 @@ mod rest_fidelity;
 mod ruby_compat;
 mod scale;
 mod scim;
+mod scim_page;
 mod seat_intelligence;
 mod server_process;
 mod vectors;

@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/ResourceTypes/{id}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
+        .route("/.search", axum::routing::post(search_not_supported))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new().nest(BASE, scim)
@@ -441,6 +442,15 @@ async fn not_found(_: ScimCaller, uri: axum::http::Uri) -> Response {
     )
 }
 
+/// RFC 7644 §3.4.3's search across resource types: not supported (501, as §3.12 says for an
+/// operation a server does not implement).
+async fn search_not_supported(_: ScimCaller) -> Response {
+    scim_error(
+        StatusCode::NOT_IMPLEMENTED,
+        "Searching with POST /.search is not supported: use GET with a filter",
+    )
+}
+
 async fn method_not_allowed(_: ScimCaller) -> Response {
     scim_error(StatusCode::METHOD_NOT_ALLOWED, "405 Not Allowed")
 }
@@ -536,6 +546,11 @@ fn attribute(name: &str, required: bool, mutability: &str, uniqueness: &str) -> 
     })
 }
 
+fn never_returned(mut attribute: Value) -> Value {
+    attribute["returned"] = json!("never");
+    attribute
+}
+
 fn user_schema() -> Value {
     let mut name = attribute("name", false, "readWrite", "none");
     name["type"] = json!("complex");
@@ -563,7 +578,8 @@ fn user_schema() -> Value {
         "description": "A GitLab user (GitLab acts on active and externalId only; other attributes are accepted and kept as first provisioned)",
         "attributes": [
             attribute("userName", true, "readWrite", "server"),
-            attribute("externalId", true, "readWrite", "server"),
+            // Sent on create and PATCH; GitLab's entity answers it as `id`, never as itself.
+            never_returned(attribute("externalId", true, "readWrite", "server")),
             name,
             emails,
             active,
@@ -590,7 +606,7 @@ fn group_schema() -> Value {
         "description": "A group of the identity provider",
         "attributes": [
             attribute("displayName", true, "readWrite", "server"),
-            attribute("externalId", false, "readWrite", "none"),
+            never_returned(attribute("externalId", false, "readWrite", "none")),
             members,
         ],
         "meta": meta("Schema", &format!("Schemas/{GROUP_SCHEMA}")),

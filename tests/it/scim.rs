@@ -1008,6 +1008,25 @@ async fn discovery(app: TestApp) {
         assert_scim_error(&reply, 405, "Not Allowed");
     }
     assert_scim_error(&idp.get("/9f0c6a3e-unknown").await, 404, "not found");
+    // A search across resource types is not implemented (RFC 7644 §3.12's 501).
+    assert_scim_error(
+        &idp.post("/.search", json!({"filter": "userName eq \"x\""}))
+            .await,
+        501,
+        "not supported",
+    );
+    // externalId is sent, never returned (GitLab answers it as the id).
+    let user_schema = idp.get(&format!("/Schemas/{USER_SCHEMA}")).await.json();
+    let external = user_schema["attributes"]
+        .as_array()
+        .expect("attributes")
+        .iter()
+        .find(|a| a["name"] == "externalId")
+        .cloned();
+    assert_eq!(
+        external.map(|a| a["returned"].clone()),
+        Some(json!("never"))
+    );
     // GitLab has no PUT on Users.
     assert_scim_error(
         &idp.send(Method::PUT, "/Users/x", Some(json!({}))).await,

@@ -60,7 +60,7 @@ EXCLUSIONS: dict[str, list[tuple[str, str]]] = {
             "crud:read:attributes",
             "GitLab's GET /Users and GET /Users/:id ignore attributes and excludedAttributes "
             "(the entity is always whole); nor is there a POST /.search (GitLab has no such "
-            "route; this server answers 501).",
+            "route: 404).",
         ),
     ],
     "Group": [
@@ -68,7 +68,7 @@ EXCLUSIONS: dict[str, list[tuple[str, str]]] = {
             "crud:read:attributes",
             "GitLab's Groups honour excludedAttributes=members only: attributes= is "
             "ignored, the Group entity has no externalId (its id is the externalId, so "
-            "attributes=externalId finds nothing), and there is no POST /.search (501).",
+            "attributes=externalId finds nothing), and there is no POST /.search (404).",
         ),
         (
             "patch:add",

@@ -48,7 +48,6 @@ pub fn router() -> Router<AppState> {
         .route("/ResourceTypes/{id}", get(resource_type))
         .route("/Schemas", get(schemas))
         .route("/Schemas/{id}", get(schema))
-        .route("/.search", axum::routing::post(search_not_supported))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed);
     Router::new().nest(BASE, scim)
@@ -439,15 +438,6 @@ async fn not_found(_: ScimCaller, uri: axum::http::Uri) -> Response {
             "Resource {} not found",
             uri.path().rsplit('/').next().unwrap_or_default()
         ),
-    )
-}
-
-/// RFC 7644 §3.4.3's search across resource types: not supported (501, as §3.12 says for an
-/// operation a server does not implement).
-async fn search_not_supported(_: ScimCaller) -> Response {
-    scim_error(
-        StatusCode::NOT_IMPLEMENTED,
-        "Searching with POST /.search is not supported: use GET with a filter",
     )
 }
 

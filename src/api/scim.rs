@@ -475,30 +475,34 @@ async fn service_provider_config(_: ScimCaller) -> Response {
     )
 }
 
-fn user_resource_type() -> Value {
+/// A `ResourceType` (RFC 7643 §6).
+fn resource_type_of(id: &str, description: &str, schema: &str) -> Value {
     json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-        "id": "User",
-        "name": "User",
-        "endpoint": "/Users",
-        "description": "GitLab users provisioned by the identity provider",
-        "schema": USER_SCHEMA,
+        "id": id,
+        "name": id,
+        "endpoint": format!("/{id}s"),
+        "description": description,
+        "schema": schema,
         "schemaExtensions": [],
-        "meta": meta("ResourceType", "ResourceTypes/User"),
+        "meta": meta("ResourceType", &format!("ResourceTypes/{id}")),
     })
 }
 
+fn user_resource_type() -> Value {
+    resource_type_of(
+        "User",
+        "GitLab users provisioned by the identity provider",
+        USER_SCHEMA,
+    )
+}
+
 fn group_resource_type() -> Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
-        "id": "Group",
-        "name": "Group",
-        "endpoint": "/Groups",
-        "description": "Groups of the identity provider; a group may hold GitLab Duo seats for its members",
-        "schema": GROUP_SCHEMA,
-        "schemaExtensions": [],
-        "meta": meta("ResourceType", "ResourceTypes/Group"),
-    })
+    resource_type_of(
+        "Group",
+        "Groups of the identity provider; a group may hold GitLab Duo seats for its members",
+        GROUP_SCHEMA,
+    )
 }
 
 fn discovery_list(resources: Vec<Value>) -> Response {

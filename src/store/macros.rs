@@ -234,3 +234,33 @@ macro_rules! write_job_effect {
         }
     };
 }
+
+/// Inserts a user inside an open transaction and returns the row ([`super::USER_COLUMNS`]); a
+/// taken username or e-mail is a [`crate::store::StoreError::Conflict`] in GitLab's words.
+macro_rules! insert_user {
+    ($tx:expr, $user:expr, $at:expr) => {
+        sqlx::query_as::<_, User>(&format!(
+            "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+             RETURNING {USER_COLUMNS}"
+        ))
+        .bind(&$user.username)
+        .bind(&$user.name)
+        .bind(&$user.email)
+        .bind($user.state.as_str())
+        .bind($user.user_type.as_str())
+        .bind($user.admin)
+        .bind($at)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(|error| {
+            unique_violation(
+                error,
+                &[
+                    ("users_username_unique", "Username has already been taken"),
+                    ("users_email_unique", "Email has already been taken"),
+                ],
+            )
+        })?
+    };
+}

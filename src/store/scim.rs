@@ -8,7 +8,7 @@ use crate::domain::users::UserState;
 
 use super::{
     placeholders, unique_violation, Db, NewAudit, NewUser, Store, StoreError, StoreResult, User,
-    Write,
+    Write, USER_COLUMNS,
 };
 
 /// Values bound per statement when a list of ids or uids is looked up or inserted.
@@ -235,23 +235,7 @@ impl Store {
             let user_id = match user {
                 Ok(user_id) => user_id,
                 Err(new) => {
-                    let user_id = sqlx::query_scalar::<_, i64>(
-                        "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
-                    )
-                    .bind(&new.username)
-                    .bind(&new.name)
-                    .bind(&new.email)
-                    .bind(new.state.as_str())
-                    .bind(new.user_type.as_str())
-                    .bind(new.admin)
-                    .bind(write.at)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(|error| unique_violation(error, &[
-                        ("users_username_unique", "Username has already been taken"),
-                        ("users_email_unique", "Email has already been taken"),
-                    ]))?;
+                    let user_id = insert_user!(tx, new, write.at).id;
                     insert_audit!(tx, write.audit_of(user_id), write.at);
                     user_id
                 }

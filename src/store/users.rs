@@ -151,24 +151,7 @@ impl Store {
     /// Adds a user; a taken username or email is a [`StoreError::Conflict`] naming it.
     pub async fn create_user(&self, user: &NewUser, write: Write<'_>) -> StoreResult<User> {
         Ok(in_write_tx!(self, tx => {
-            let created = sqlx::query_as::<_, User>(&format!(
-                "INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-                 RETURNING {USER_COLUMNS}"
-            ))
-            .bind(&user.username)
-            .bind(&user.name)
-            .bind(&user.email)
-            .bind(user.state.as_str())
-            .bind(user.user_type.as_str())
-            .bind(user.admin)
-            .bind(write.at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|error| unique_violation(error, &[
-                ("users_username_unique", "Username has already been taken"),
-                ("users_email_unique", "Email has already been taken"),
-            ]))?;
+            let created = insert_user!(tx, user, write.at);
             insert_audit!(tx, write.audit_of(created.id), write.at);
             created
         }))

@@ -165,6 +165,7 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
             Ok(JobEffect::Measurement {
                 count,
                 recorded_at: job.run_at,
+                plan: current.map(|(_, license)| license.plan().to_string()),
             })
         }
         Some(JobKind::History) => {

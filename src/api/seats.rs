@@ -16,6 +16,7 @@ use crate::domain::seats::SeatHolderEntry;
 use crate::error::{ApiError, ApiResult};
 use crate::services::add_ons::Caller;
 use crate::services::duo_bulk::{self, AssignReport, BulkError, Recipients, ReclaimReport};
+use crate::services::ledger::{self, BillableOnEntry, LedgerEntry, LedgerError, LedgerQuery};
 use crate::services::license_check::{self, LicenseCheck};
 use crate::services::seat_alerts::{self, SeatUsage};
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
@@ -28,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(billable_users))
         .routes(routes!(billable_users_csv))
+        .routes(routes!(ledger))
+        .routes(routes!(billable_on))
         .routes(routes!(alerts))
         .routes(routes!(check_license))
         .routes(routes!(assign_duo_seats))
@@ -86,6 +89,69 @@ async fn billable_users_csv(
         "billable_users.csv",
         Body::from_stream(holders.csv(state.clone())),
     ))
+}
+
+fn ledger_error(error: LedgerError) -> ApiError {
+    match error {
+        LedgerError::UserNotFound => ApiError::NotFound("404 User Not Found"),
+        LedgerError::Invalid(name) => ApiError::invalid(name),
+        LedgerError::Store(error) => error.into(),
+        other => ApiError::BadRequest(other.to_string()),
+    }
+}
+
+/// The cursor a keyset list was given (0: the first page).
+fn cursor_after(list: &ListRequest) -> Result<i64, ApiError> {
+    match list.params.optional_string("cursor")? {
+        None => Ok(0),
+        Some(cursor) => cursor_id(&cursor).ok_or_else(|| ApiError::invalid("cursor")),
+    }
+}
+
+#[utoipa::path(get, operation_id = "seats_ledger", path = "/api/v4/-/seats/ledger", tag = TAG, summary = "The seat ledger: who started and stopped being billable, and why (extension)", description = "Every recount (the daily one, `refresh_billable_users`, the recounts after changes) records who started and who stopped being billable since the previous one, with the reason; the first recount after the upgrade records the users who counted then as `baseline`. Append-only, in the order written. Keyset pages: a `Link` header with rel=next carries the cursor.", params(("user" = Option<String>, Query, description = "A user's ID or username"), ("from" = Option<String>, Query, description = "YYYY-MM-DD: entries recorded on or after this day (UTC)"), ("to" = Option<String>, Query, description = "YYYY-MM-DD: entries recorded on or before this day"), ("direction" = Option<String>, Query, description = "started (with the baseline) or stopped"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [LedgerEntry]), crate::api::responses::ErrorResponses))]
+async fn ledger(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
+    let query = LedgerQuery {
+        user: list.params.optional_string("user")?,
+        from: list.params.optional_string("from")?,
+        to: list.params.optional_string("to")?,
+        direction: list.params.optional_string("direction")?,
+    };
+    let per_page = list.per_page();
+    let mut entries = ledger::entries(&state, &query, cursor_after(&list)?, per_page + 1)
+        .await
+        .map_err(ledger_error)?;
+    let next = (entries.len() as i64 > per_page).then(|| {
+        entries.truncate(usize::try_from(per_page).unwrap_or(0));
+        entries.last().map_or(0, |entry| entry.id)
+    });
+    Ok((
+        list.keyset_headers(next, &state.config.external_url),
+        Json(entries),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, operation_id = "seats_billable_on", path = "/api/v4/-/seats/billable_on", tag = TAG, summary = "Who was billable on a day (extension)", description = "The users billable at the end of `date` (UTC) as the recounts up to then found them, each with the recount from which they counted and why — any day since the seat ledger began (400 before). In user-id order; keyset pages: a `Link` header with rel=next carries the cursor.", params(("date" = String, Query, description = "YYYY-MM-DD"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [BillableOnEntry]), crate::api::responses::ErrorResponses))]
+async fn billable_on(
+    _: Admin,
+    State(state): State<AppState>,
+    list: ListRequest,
+) -> ApiResult<Response> {
+    list.params.require(&["date"])?;
+    let date = list.params.required_string("date")?;
+    let per_page = list.per_page();
+    let mut users = ledger::billable_on(&state, &date, cursor_after(&list)?, per_page + 1)
+        .await
+        .map_err(ledger_error)?;
+    let next = (users.len() as i64 > per_page).then(|| {
+        users.truncate(usize::try_from(per_page).unwrap_or(0));
+        users.last().map_or(0, |user| user.user_id)
+    });
+    Ok((
+        list.keyset_headers(next, &state.config.external_url),
+        Json(users),
+    )
+        .into_response())
 }
 
 /// The seat-alert settings and where each set of seats stands.

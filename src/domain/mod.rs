@@ -5,6 +5,7 @@ pub mod cursors;
 pub mod fleet;
 pub mod groups;
 pub mod jobs;
+pub mod ledger;
 pub mod licenses;
 pub mod members;
 pub mod moderation;

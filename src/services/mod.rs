@@ -6,6 +6,7 @@ pub mod duo_bulk;
 pub mod fleet;
 pub mod groups;
 pub mod hooks;
+pub mod ledger;
 pub mod license_changes;
 pub mod license_check;
 pub mod licenses;

@@ -26,7 +26,7 @@ pub enum Kind {
 
 pub struct TableSpec {
     pub name: &'static str,
-    /// The key rows are read in order of (and paged by, when it is `id`).
+    /// The key rows are read in order of (and paged by, when it is a number).
     pub key: &'static str,
     pub columns: &'static [(&'static str, Kind)],
 }
@@ -364,6 +364,29 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "billable_seats",
+        key: "user_id",
+        columns: &[
+            ("user_id", I64),
+            ("username", Text),
+            ("since", Timestamp),
+            ("reason", Text),
+        ],
+    },
+    TableSpec {
+        name: "seat_ledger",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("recorded_at", Timestamp),
+            ("user_id", I64),
+            ("username", Text),
+            ("direction", Text),
+            ("reason", Text),
+            ("plan", Text),
+        ],
+    },
+    TableSpec {
         name: "web_sessions",
         key: "id",
         columns: &[
@@ -428,12 +451,17 @@ impl Store {
                 let mut tx = $tx;
                 for table in TABLES {
                     let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
-                    let paged = table.key == "id";
+                    // A table keyed by a number is read a page at a time (big tables are).
+                    let paged = table
+                        .columns
+                        .iter()
+                        .any(|(name, kind)| *name == table.key && matches!(kind, I64));
                     let sql = if paged {
                         format!(
-                            "SELECT {} FROM {} WHERE id > $1 ORDER BY id LIMIT {PAGE}",
+                            "SELECT {} FROM {} WHERE {key} > $1 ORDER BY {key} LIMIT {PAGE}",
                             columns.join(", "),
-                            table.name
+                            table.name,
+                            key = table.key
                         )
                     } else {
                         format!(
@@ -460,7 +488,10 @@ impl Store {
                                 );
                             }
                             if paged {
-                                after = object.get("id").and_then(Value::as_i64).unwrap_or(after);
+                                after = object
+                                    .get(table.key)
+                                    .and_then(Value::as_i64)
+                                    .unwrap_or(after);
                             }
                             sink(table.name, object).map_err(|error| {
                                 StoreError::Conflict(format!("cannot write the backup: {error}"))
@@ -503,14 +534,16 @@ impl Store {
 
     /// The tables and columns the migrated schema has (to compare with [`TABLES`]). SQLite's
     /// user-search index (`users_search` and its FTS5 shadow tables) is derived from `users`
-    /// by triggers, so it is rebuilt on restore rather than backed up.
+    /// by triggers, so it is rebuilt on restore rather than backed up; so is
+    /// `seat_ledger_pending` (every restored user is marked, and the first recount after a
+    /// restore compares them with the restored `billable_seats`, recording only real changes).
     pub async fn schema_columns(&self) -> StoreResult<Vec<(String, String)>> {
         Ok(match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query_as::<_, (String, String)>(
                     "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
                      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
-                       AND m.name NOT LIKE 'users_search%'
+                       AND m.name NOT LIKE 'users_search%' AND m.name <> 'seat_ledger_pending'
                      ORDER BY m.name, p.cid",
                 )
                 .fetch_all(pool)
@@ -520,6 +553,7 @@ impl Store {
                 sqlx::query_as::<_, (String, String)>(
                     "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
                      WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'
+                       AND table_name <> 'seat_ledger_pending'
                      ORDER BY table_name, ordinal_position",
                 )
                 .fetch_all(pool)

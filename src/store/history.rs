@@ -74,7 +74,11 @@ impl Store {
         count: i64,
         recorded_at: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let effect = JobEffect::Measurement { count, recorded_at };
+        let effect = JobEffect::Measurement {
+            count,
+            recorded_at,
+            plan: None,
+        };
         in_write_tx!(self, tx => {
             write_job_effect!(tx, &effect);
         });

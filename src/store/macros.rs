@@ -210,19 +210,203 @@ macro_rules! page_and_total {
     }};
 }
 
+/// The seat ledger's part of a recount, in its transaction: who started and who stopped being
+/// billable since the previous recount (the users the triggers marked; every user at the
+/// first recount — the baseline — and when the license's plan changed), by the rules of
+/// `domain::ledger`.
+macro_rules! write_seat_ledger {
+    ($tx:expr, $plan:expr, $at:expr) => {{
+        // One ledger writer at a time across replicas (a row lock held until commit; SQLite's
+        // writer is alone anyway): two recounts finishing together must not both record.
+        sqlx::query(
+            "INSERT INTO application_settings (name, value, updated_at)
+             VALUES ('seat_ledger_lock', '', $1)
+             ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+        )
+        .bind($at)
+        .execute(&mut *$tx)
+        .await?;
+        let plan_now: &str = $plan.unwrap_or($crate::store::ledger::NO_PLAN);
+        let before: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM application_settings WHERE name = 'seat_ledger_plan'",
+        )
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let baseline = sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM seat_ledger LIMIT 1) AS any_entry",
+        )
+        .fetch_one(&mut *$tx)
+        .await?
+            == 0;
+        let plans = $crate::domain::ledger::Plans {
+            now: plan_now,
+            before: before.as_deref(),
+        };
+        // Taken first: a change committed while this runs marks its user again.
+        let pending: Vec<i64> = sqlx::query_scalar("DELETE FROM seat_ledger_pending RETURNING user_id")
+            .fetch_all(&mut *$tx)
+            .await?;
+        if baseline || before.as_deref() != Some(plan_now) {
+            let mut after = 0i64;
+            loop {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind($crate::store::ledger::BATCH)
+                .fetch_all(&mut *$tx)
+                .await?;
+                let Some(last) = ids.last() else { break };
+                after = *last;
+                ledger_batch!($tx, &ids, plans, baseline, $at);
+            }
+            // Holders whose user is gone.
+            let gone: Vec<i64> = sqlx::query_scalar(
+                "SELECT s.user_id FROM billable_seats s
+                 WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id)",
+            )
+            .fetch_all(&mut *$tx)
+            .await?;
+            for chunk in gone.chunks($crate::store::ledger::BATCH as usize) {
+                ledger_batch!($tx, chunk, plans, false, $at);
+            }
+        } else {
+            let mut pending = pending;
+            pending.sort_unstable();
+            for chunk in pending.chunks($crate::store::ledger::BATCH as usize) {
+                ledger_batch!($tx, chunk, plans, false, $at);
+            }
+        }
+        sqlx::query(
+            "INSERT INTO application_settings (name, value, updated_at)
+             VALUES ('seat_ledger_plan', $1, $2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )
+        .bind(plan_now)
+        .bind($at)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Appends `changes` to the ledger and applies them to the running set (`billable_seats`), a
+/// few hundred rows a statement.
+macro_rules! write_ledger_changes {
+    ($tx:expr, $changes:expr, $plan:expr, $at:expr) => {{
+        let changes: &[$crate::domain::ledger::Change] = $changes;
+        for chunk in changes.chunks($crate::store::ledger::ROWS_PER_STATEMENT) {
+            let values = (0..chunk.len())
+                .map(|index| {
+                    let base = 3 + index * 4;
+                    format!("($1, ${}, ${}, ${}, ${}, $2)", base, base + 1, base + 2, base + 3)
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan) VALUES {values}"
+            );
+            let mut query = sqlx::query(&sql)
+            .bind($at)
+            .bind($plan);
+            for change in chunk {
+                query = query
+                    .bind(change.user_id)
+                    .bind(&change.username)
+                    .bind(change.direction.as_str())
+                    .bind(&change.reason);
+            }
+            query.execute(&mut *$tx).await?;
+            let starting: Vec<&$crate::domain::ledger::Change> = chunk
+                .iter()
+                .filter(|change| change.direction != $crate::domain::ledger::Direction::Stopped)
+                .collect();
+            if !starting.is_empty() {
+                let values = (0..starting.len())
+                    .map(|index| {
+                        let base = 2 + index * 3;
+                        format!("(${}, ${}, $1, ${})", base, base + 1, base + 2)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO billable_seats (user_id, username, since, reason) VALUES {values}
+                     ON CONFLICT (user_id) DO NOTHING"
+                );
+                let mut query = sqlx::query(&sql).bind($at);
+                for change in &starting {
+                    query = query.bind(change.user_id).bind(&change.username).bind(&change.reason);
+                }
+                query.execute(&mut *$tx).await?;
+            }
+            let stopping: Vec<i64> = chunk
+                .iter()
+                .filter(|change| change.direction == $crate::domain::ledger::Direction::Stopped)
+                .map(|change| change.user_id)
+                .collect();
+            if !stopping.is_empty() {
+                let sql = format!(
+                    "DELETE FROM billable_seats WHERE user_id IN ({})",
+                    $crate::store::placeholders(1, stopping.len())
+                );
+                let mut query = sqlx::query(&sql);
+                for id in &stopping {
+                    query = query.bind(*id);
+                }
+                query.execute(&mut *$tx).await?;
+            }
+        }
+    }};
+}
+
+/// One batch of the ledger: the candidates' facts and previous standing, the domain's
+/// verdict, and the entries and running set written in a few multi-row statements.
+macro_rules! ledger_batch {
+    ($tx:expr, $ids:expr, $plans:expr, $baseline:expr, $at:expr) => {{
+        let ids: &[i64] = $ids;
+        let list = $crate::store::placeholders(1, ids.len());
+        let facts_sql = format!(
+            "SELECT u.id, u.username, u.state, u.user_type,
+                    (SELECT MAX(m.access_level) FROM members m WHERE m.user_id = u.id)
+             FROM users u WHERE u.id IN ({list})"
+        );
+        let mut facts_query =
+            sqlx::query_as::<_, (i64, String, String, String, Option<i32>)>(&facts_sql);
+        for id in ids {
+            facts_query = facts_query.bind(*id);
+        }
+        let facts = facts_query.fetch_all(&mut *$tx).await?;
+        let held_sql =
+            format!("SELECT user_id, username FROM billable_seats WHERE user_id IN ({list})");
+        let mut held_query = sqlx::query_as::<_, (i64, String)>(&held_sql);
+        for id in ids {
+            held_query = held_query.bind(*id);
+        }
+        let held: std::collections::HashMap<i64, String> =
+            held_query.fetch_all(&mut *$tx).await?.into_iter().collect();
+        let candidates = $crate::store::ledger::candidates(ids, facts, &held);
+        let changes = $crate::domain::ledger::changes(&candidates, $plans, $baseline);
+        write_ledger_changes!($tx, &changes, $plans.now, $at);
+    }};
+}
+
 /// Writes what a job produced (a billable-users measurement or a daily snapshot) in the
 /// caller's transaction: the job's completion and direct writes share these statements.
 macro_rules! write_job_effect {
     ($tx:expr, $effect:expr) => {
         match $effect {
             $crate::store::JobEffect::Nothing => {}
-            $crate::store::JobEffect::Measurement { count, recorded_at } => {
+            $crate::store::JobEffect::Measurement {
+                count,
+                recorded_at,
+                plan,
+            } => {
                 sqlx::query($crate::store::history::INSERT_MEASUREMENT)
                     .bind($crate::store::BILLABLE_USERS_MEASUREMENT)
                     .bind(count)
                     .bind(recorded_at)
                     .execute(&mut *$tx)
                     .await?;
+                write_seat_ledger!($tx, plan.as_deref(), recorded_at);
             }
             $crate::store::JobEffect::History(row) => {
                 sqlx::query($crate::store::history::INSERT_HISTORY)

@@ -179,6 +179,7 @@ mod groups;
 mod history;
 mod hooks;
 mod jobs;
+pub mod ledger;
 mod licenses;
 mod plans;
 mod scim;

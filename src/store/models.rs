@@ -104,6 +104,9 @@ pub enum JobEffect {
     Measurement {
         count: i64,
         recorded_at: DateTime<Utc>,
+        /// The plan of the license counted for (`None`: no current license): the seat ledger
+        /// records who started and stopped counting under it, in the same transaction.
+        plan: Option<String>,
     },
     History(HistoryRow),
 }

@@ -159,6 +159,7 @@ async fn a_job_takes_effect_once_even_if_two_workers_finish_it(app: TestApp) {
     let effect = JobEffect::Measurement {
         count: 7,
         recorded_at: now,
+        plan: None,
     };
     assert!(store.finish_job(&job, &effect, now).await.expect("finish"));
     assert!(
@@ -196,6 +197,7 @@ async fn abandoned_jobs_are_claimed_again(app: TestApp) {
     let effect = JobEffect::Measurement {
         count: 3,
         recorded_at: now,
+        plan: None,
     };
     assert!(!store
         .finish_job(&stale, &effect, later)

@@ -22,6 +22,7 @@ mod graphql_seats;
 mod hardening;
 mod hooks;
 mod jobs;
+mod ledger;
 mod operations;
 mod policy;
 mod provisioning;

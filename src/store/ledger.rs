@@ -1,0 +1,165 @@
+//! The seat ledger's rows: the append-only `seat_ledger` (written by each recount, in its
+//! transaction — see `write_seat_ledger!`), the running set `billable_seats` it is compared
+//! with, and the reads: the ledger itself and who was billable on a day.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::ledger::{Candidate, Facts};
+use crate::domain::users::{UserState, UserType};
+
+use super::{Db, Store, StoreResult};
+
+/// The plan recorded for a recount made without a current license.
+pub const NO_PLAN: &str = "none";
+/// Users read per statement when the ledger compares everyone (baseline, plan change).
+pub const BATCH: i64 = 1_000;
+/// Ledger rows written per statement.
+pub const ROWS_PER_STATEMENT: usize = 250;
+
+/// The candidates of one batch: each id with its facts now (none: deleted) and whether it
+/// counted at the previous recount.
+pub fn candidates(
+    ids: &[i64],
+    facts: Vec<(i64, String, String, String, Option<i32>)>,
+    held: &HashMap<i64, String>,
+) -> Vec<Candidate> {
+    let mut now: HashMap<i64, (String, Facts)> = facts
+        .into_iter()
+        .map(|(id, username, state, user_type, level)| {
+            (
+                id,
+                (
+                    username,
+                    Facts {
+                        state: UserState::from(state),
+                        user_type: UserType::from(user_type),
+                        highest_access_level: level,
+                    },
+                ),
+            )
+        })
+        .collect();
+    ids.iter()
+        .map(|id| {
+            let found = now.remove(id);
+            let username = found
+                .as_ref()
+                .map(|(username, _)| username.clone())
+                .or_else(|| held.get(id).cloned())
+                .unwrap_or_default();
+            Candidate {
+                user_id: *id,
+                username,
+                facts: found.map(|(_, facts)| facts),
+                counted_before: held.contains_key(id),
+            }
+        })
+        .collect()
+}
+
+/// One ledger entry.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LedgerRow {
+    pub id: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub user_id: i64,
+    pub username: String,
+    pub direction: String,
+    pub reason: String,
+    pub plan: Option<String>,
+}
+
+/// The ledger's filters (each served by an index).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    pub user_id: Option<i64>,
+    /// `from <= recorded_at < to`.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// `started` also lists the baseline (the users who counted when the ledger began).
+    pub direction: Option<String>,
+}
+
+/// Someone billable on a day: since when (the entry that made them count) and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BillableOnDay {
+    pub user_id: i64,
+    pub username: String,
+    pub since: DateTime<Utc>,
+    pub direction: String,
+    pub reason: String,
+}
+
+impl Store {
+    /// A page of the ledger in entry order, after entry `after_id`.
+    pub async fn ledger_page(
+        &self,
+        filter: &LedgerFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LedgerRow>> {
+        let direction = filter.direction.as_deref();
+        let started = direction == Some("started");
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, LedgerRow>(
+                "SELECT id, recorded_at, user_id, username, direction, reason, plan FROM seat_ledger
+                 WHERE id > $1
+                   AND (CAST($2 AS BIGINT) IS NULL OR user_id = $2)
+                   AND (CAST($3 AS TIMESTAMP) IS NULL OR recorded_at >= $3)
+                   AND (CAST($4 AS TIMESTAMP) IS NULL OR recorded_at < $4)
+                   AND (CAST($5 AS TEXT) IS NULL OR direction = $5 OR ($6 AND direction = 'baseline'))
+                 ORDER BY id LIMIT $7",
+            )
+            .bind(after_id)
+            .bind(filter.user_id)
+            .bind(filter.from)
+            .bind(filter.to)
+            .bind(direction)
+            .bind(started)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// When the ledger began (its first recount), if it has.
+    pub async fn ledger_began(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, DateTime<Utc>>(
+                "SELECT recorded_at FROM seat_ledger ORDER BY id LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// Who was billable at `at` (the recounts before it), in user-id order after `after_user`:
+    /// each user whose latest entry before `at` started (or was the baseline).
+    pub async fn billable_at(
+        &self,
+        at: DateTime<Utc>,
+        after_user: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<BillableOnDay>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, BillableOnDay>(
+                "SELECT l.user_id, l.username, l.recorded_at AS since, l.direction, l.reason
+                 FROM seat_ledger l
+                 WHERE l.user_id > $2 AND l.recorded_at < $1 AND l.direction <> 'stopped'
+                   AND NOT EXISTS (
+                       SELECT 1 FROM seat_ledger later
+                       WHERE later.user_id = l.user_id AND later.recorded_at < $1
+                         AND (later.recorded_at > l.recorded_at
+                              OR (later.recorded_at = l.recorded_at AND later.id > l.id)))
+                 ORDER BY l.user_id LIMIT $3",
+            )
+            .bind(at)
+            .bind(after_user)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

@@ -1,0 +1,303 @@
+//! The seat ledger (docs/true-up.md): a scripted history — users added, a service user and a
+//! bot, one blocked, a license replaced mid-term by an Ultimate one (guests and users without a
+//! role stop counting), a member promoted — gives exactly the entries and the who-was-billable
+//! lists a hand count gives, on SQLite and PostgreSQL, through the REST API.
+
+use chrono::TimeDelta;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::on_both_backends;
+use crate::support::app::{test_now, TestApp, ROOT_TOKEN};
+use crate::support::licenses::{license, premium};
+
+on_both_backends!(
+    the_ledger_records_a_scripted_history,
+    ledger_input_is_checked
+);
+
+async fn recount(app: &TestApp) {
+    let id = app.get("/api/v4/license").await.json()["id"]
+        .as_i64()
+        .expect("license id");
+    let reply = app
+        .put(&format!("/api/v4/license/{id}/refresh_billable_users"))
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.body);
+    app.run_jobs().await;
+}
+
+async fn create_user(app: &TestApp, username: &str, user_type: &str) -> i64 {
+    let reply = app
+        .send_with(
+            app.client.post(app.url("/api/v4/users")).json(&json!({
+                "username": username, "name": username, "email": format!("{username}@example.com"), "user_type": user_type,
+            })),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.json()["id"].as_i64().expect("id")
+}
+
+/// (username, direction, reason) of the whole ledger, in order.
+async fn entries(app: &TestApp, query: &str) -> Vec<(String, String, String)> {
+    let reply = app
+        .get(&format!("/api/v4/-/seats/ledger?per_page=100{query}"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    reply
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|entry| {
+            (
+                entry["username"].as_str().unwrap_or_default().to_string(),
+                entry["direction"].as_str().unwrap_or_default().to_string(),
+                entry["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+async fn billable_on(app: &TestApp, date: &str) -> Vec<String> {
+    let reply = app
+        .get(&format!(
+            "/api/v4/-/seats/billable_on?date={date}&per_page=100"
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{date}: {}", reply.body);
+    reply
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|user| user["username"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn owned(rows: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    rows.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+async fn the_ledger_records_a_scripted_history(app: TestApp) {
+    // Day 1 (2026-06-15): the license; its recount starts the ledger with root as baseline.
+    assert_eq!(app.upload(&premium(10)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    assert_eq!(
+        entries(&app, "").await,
+        owned(&[(
+            "root",
+            "baseline",
+            "Active human user (every active human user occupies a seat)"
+        )])
+    );
+
+    // Day 2: two humans, a service user and a bot; the bot never counts.
+    app.set_now(test_now() + TimeDelta::days(1));
+    let alice = create_user(&app, "alice", "human").await;
+    let bob = create_user(&app, "bob", "human").await;
+    create_user(&app, "carol", "service_user").await;
+    create_user(&app, "project_1_bot", "project_bot").await;
+    recount(&app).await;
+
+    // Day 3: bob is blocked; a recount with nothing else changed records only him.
+    app.set_now(test_now() + TimeDelta::days(2));
+    let blocked = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{bob}/block"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::CREATED);
+    recount(&app).await;
+    recount(&app).await;
+
+    // Day 4: an Ultimate license replaces the Premium one mid-term; alice becomes a Developer
+    // of a group first, so she keeps counting; root and carol have no role above Guest.
+    app.set_now(test_now() + TimeDelta::days(3));
+    let group = app.add_group("platform").await;
+    let member = app
+        .send_with(
+            app.client
+                .post(app.url(&format!("/api/v4/groups/{}/members", group.id)))
+                .json(&json!({"user_id": alice, "access_level": 30})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(member.status, StatusCode::CREATED, "{}", member.body);
+    let ultimate = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "ultimate", "active_user_count": 10}),
+    );
+    assert_eq!(app.upload(&ultimate).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+
+    // The hand count: day 1 {root}; day 2 + alice, bob, carol; day 3 − bob; day 4 − root,
+    // − carol (Ultimate: no role above Guest).
+    let ledger = entries(&app, "").await;
+    assert_eq!(
+        ledger,
+        owned(&[
+            ("root", "baseline", "Active human user (every active human user occupies a seat)"),
+            ("alice", "started", "Active human user (every active human user occupies a seat)"),
+            ("bob", "started", "Active human user (every active human user occupies a seat)"),
+            ("carol", "started", "Active service user (every active service user occupies a seat)"),
+            ("bob", "stopped", "State changed to blocked"),
+            ("root", "stopped", "License plan changed from Premium to Ultimate: Ultimate counts only roles above Guest, and the user has no role"),
+            ("carol", "stopped", "License plan changed from Premium to Ultimate: Ultimate counts only roles above Guest, and the user has no role"),
+        ])
+    );
+    assert_eq!(billable_on(&app, "2026-06-15").await, ["root"]);
+    assert_eq!(
+        billable_on(&app, "2026-06-16").await,
+        ["root", "alice", "bob", "carol"]
+    );
+    assert_eq!(
+        billable_on(&app, "2026-06-17").await,
+        ["root", "alice", "carol"]
+    );
+    assert_eq!(billable_on(&app, "2026-06-18").await, ["alice"]);
+    // Since when: alice from day 2's recount; root counted before the ledger began.
+    let day_two = app
+        .get("/api/v4/-/seats/billable_on?date=2026-06-16")
+        .await
+        .json();
+    assert_eq!(day_two[0]["counted_before_the_ledger_began"], true);
+    assert_eq!(day_two[1]["since"], "2026-06-16T10:30:00.000Z");
+    assert_eq!(
+        day_two[1]["reason"],
+        "Active human user (every active human user occupies a seat)"
+    );
+    // The same count as GET /license.
+    assert_eq!(app.get("/api/v4/license").await.json()["active_users"], 1);
+
+    // Filters: by user (id or username), direction, days.
+    let bobs: Vec<String> = entries(&app, &format!("&user={bob}"))
+        .await
+        .into_iter()
+        .map(|(_, d, _)| d)
+        .collect();
+    assert_eq!(bobs, ["started", "stopped"]);
+    assert_eq!(entries(&app, "&user=bob").await.len(), 2);
+    assert_eq!(entries(&app, "&direction=stopped").await.len(), 3);
+    assert_eq!(
+        entries(&app, "&direction=started").await.len(),
+        4,
+        "with the baseline"
+    );
+    assert_eq!(
+        entries(&app, "&from=2026-06-17&to=2026-06-17").await,
+        owned(&[("bob", "stopped", "State changed to blocked")])
+    );
+    // Keyset pages walk it once.
+    let first = app.get("/api/v4/-/seats/ledger?per_page=4").await;
+    assert_eq!(first.json().as_array().map(Vec::len), Some(4));
+    let next = first.header("link").expect("a next link").to_string();
+    let cursor = next
+        .split("cursor=")
+        .nth(1)
+        .and_then(|rest| rest.split(['&', '>']).next())
+        .expect("cursor");
+    let second = app
+        .get(&format!(
+            "/api/v4/-/seats/ledger?per_page=4&cursor={cursor}"
+        ))
+        .await
+        .json();
+    assert_eq!(second.as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        (
+            second[0]["username"].clone(),
+            second[0]["direction"].clone()
+        ),
+        (json!("bob"), json!("stopped"))
+    );
+
+    // A deleted user who counted is recorded as stopped.
+    app.set_now(test_now() + TimeDelta::days(4));
+    let deleted = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v4/users/{alice}"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    recount(&app).await;
+    assert_eq!(
+        entries(&app, "&direction=stopped&from=2026-06-19").await,
+        owned(&[("alice", "stopped", "User deleted")])
+    );
+    assert_eq!(billable_on(&app, "2026-06-19").await, Vec::<String>::new());
+}
+
+async fn ledger_input_is_checked(app: TestApp) {
+    // Before any recount: no ledger to answer from.
+    let empty = app.get("/api/v4/-/seats/billable_on?date=2026-06-15").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST, "{}", empty.body);
+    assert_eq!(app.get("/api/v4/-/seats/ledger").await.json(), json!([]));
+    assert_eq!(app.upload(&premium(10)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    for (path, expected) in [
+        (
+            "/api/v4/-/seats/billable_on",
+            json!({"error": "date is missing"}),
+        ),
+        (
+            "/api/v4/-/seats/billable_on?date=15/06/2026",
+            json!({"error": "date is invalid"}),
+        ),
+        (
+            "/api/v4/-/seats/ledger?direction=sideways",
+            json!({"error": "direction is invalid"}),
+        ),
+        (
+            "/api/v4/-/seats/ledger?from=yesterday",
+            json!({"error": "from is invalid"}),
+        ),
+        (
+            "/api/v4/-/seats/ledger?cursor=zzz",
+            json!({"error": "cursor is invalid"}),
+        ),
+    ] {
+        let reply = app.get(path).await;
+        assert_eq!(
+            (reply.status, reply.json()),
+            (StatusCode::BAD_REQUEST, expected),
+            "{path}"
+        );
+    }
+    let before = app.get("/api/v4/-/seats/billable_on?date=2026-01-01").await;
+    assert_eq!(before.status, StatusCode::BAD_REQUEST);
+    assert!(
+        before
+            .body
+            .contains("before the seat ledger began (2026-06-15)"),
+        "{}",
+        before.body
+    );
+    let unknown = app.get("/api/v4/-/seats/ledger?user=nobody").await;
+    assert_eq!(
+        (unknown.status, unknown.json()),
+        (
+            StatusCode::NOT_FOUND,
+            json!({"message": "404 User Not Found"})
+        )
+    );
+    // Administrators only.
+    let plain = app
+        .add_user(gitlab_license_server::store::NewUser::human("plain", false))
+        .await;
+    let (token, _) = app.token_for(&plain, &["api"], None).await;
+    let refused = app
+        .send(Method::GET, "/api/v4/-/seats/ledger", Some(&token))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let _: Value = refused.json();
+}

@@ -20,6 +20,7 @@ use crate::services::ledger::{self, BillableOnEntry, LedgerEntry, LedgerError, L
 use crate::services::license_check::{self, LicenseCheck};
 use crate::services::seat_alerts::{self, SeatUsage};
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
+use crate::services::true_up::{self, PeakExplanation, TrueUpError, WhatIf, WhatIfUsers};
 use crate::state::AppState;
 
 /// The OpenAPI tag of every extension.
@@ -31,6 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(billable_users_csv))
         .routes(routes!(ledger))
         .routes(routes!(billable_on))
+        .routes(routes!(peak))
+        .routes(routes!(forecast))
+        .routes(routes!(what_if))
         .routes(routes!(alerts))
         .routes(routes!(check_license))
         .routes(routes!(assign_duo_seats))
@@ -152,6 +156,75 @@ async fn billable_on(
         Json(users),
     )
         .into_response())
+}
+
+fn true_up_error(error: TrueUpError) -> ApiError {
+    match error {
+        TrueUpError::NoLicense => ApiError::NotFound("404 License Not Found"),
+        TrueUpError::Invalid(name) => ApiError::invalid(name),
+        TrueUpError::Missing(message) => ApiError::InvalidParameter(message.into()),
+        TrueUpError::NoTrueUp(message) => {
+            ApiError::Message(axum::http::StatusCode::UNPROCESSABLE_ENTITY, message.into())
+        }
+        TrueUpError::Store(error) => error.into(),
+    }
+}
+
+#[utoipa::path(get, operation_id = "seats_peak", path = "/api/v4/-/seats/peak", tag = TAG, summary = "The peak of the license term, explained (extension)", description = "The day of the term's highest daily billable count (GitLab's historical maximum, which the true-up charges above the seats), the people billable that day with why (from the seat ledger, when it covers that day), and who of them has stopped counting since, with when and why — the peak does not fall with them. People in user-id order; keyset pages: a `Link` header with rel=next carries the cursor.", params(("per_page" = Option<i64>, Query, description = "People per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = PeakExplanation), crate::api::responses::ErrorResponses))]
+async fn peak(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
+    let (explanation, next) = true_up::peak(&state, cursor_after(&list)?, list.per_page())
+        .await
+        .map_err(true_up_error)?;
+    Ok((
+        list.keyset_headers(next, &state.config.external_url),
+        Json(explanation),
+    )
+        .into_response())
+}
+
+#[utoipa::path(get, operation_id = "seats_forecast", path = "/api/v4/-/seats/forecast", tag = TAG, summary = "The true-up forecast (extension)", description = "Users over license so far this term (`overage_so_far`: the peak above the seats, what the renewal charges — `GET /license`'s `overage` is today's count above the seats while the license runs; `explanation` says why they differ), the projection to the term's end at today's count (`projected_overage`, the headline) and at the trend of the last 30 and 90 days, and GitLab's quarterly reconciliation (each quarter's new overage, prorated). With `price_per_seat` (and `currency`, default USD) every figure has its amount. Nothing is written. docs/true-up.md has the rules and a worked example.", params(("price_per_seat" = Option<String>, Query, description = "The annual price of one seat, e.g. 290 or 290.50"), ("currency" = Option<String>, Query, description = "Three letters, e.g. EUR (default USD)")), responses((status = 200, description = "OK", body = crate::domain::true_up::Forecast), crate::api::responses::ErrorResponses))]
+async fn forecast(_: Admin, State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let price = params.optional_string("price_per_seat")?;
+    let currency = params.optional_string("currency")?;
+    let forecast = true_up::forecast(&state, price.as_deref(), currency.as_deref())
+        .await
+        .map_err(true_up_error)?;
+    Ok(Json(forecast).into_response())
+}
+
+#[utoipa::path(post, operation_id = "seats_what_if", path = "/api/v4/-/seats/what_if", tag = TAG, summary = "What removing users would change (extension)", description = "A preview, nothing written: given `usernames` (a list, or text separated by commas, spaces or lines; at most 10,000) or `inactive_for_days` (the billable users not active for that long, or never), how many of them count now, and today's count, the projected overage at renewal and its amount (`price_per_seat`, `currency`) before and after — while the peak already reached (`historical_max`, `overage_so_far`) stays.", request_body(content = String, description = "JSON, a form or the query string: usernames or inactive_for_days, price_per_seat, currency", content_type = "application/json"), responses((status = 200, description = "OK", body = WhatIf), crate::api::responses::ErrorResponses))]
+async fn what_if(_: Admin, State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let users =
+        match (
+            params.optional_list("usernames")?,
+            params.optional_integer("inactive_for_days")?,
+        ) {
+            (Some(names), None) => WhatIfUsers::Usernames(
+                names
+                    .iter()
+                    .flat_map(|entry| entry.split([',', ' ', '\n', '\r', '\t']))
+                    .map(str::trim)
+                    .filter(|name| !name.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            ),
+            (None, Some(days)) => WhatIfUsers::InactiveForDays(days),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::InvalidParameter(
+                    "usernames, inactive_for_days are mutually exclusive".into(),
+                ))
+            }
+            (None, None) => return Err(ApiError::InvalidParameter(
+                "usernames, inactive_for_days are missing, exactly one parameter must be provided"
+                    .into(),
+            )),
+        };
+    let price = params.optional_string("price_per_seat")?;
+    let currency = params.optional_string("currency")?;
+    let answer = true_up::what_if(&state, users, price.as_deref(), currency.as_deref())
+        .await
+        .map_err(true_up_error)?;
+    Ok(Json(answer).into_response())
 }
 
 /// The seat-alert settings and where each set of seats stands.

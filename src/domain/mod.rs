@@ -14,6 +14,7 @@ pub mod seats;
 pub mod subscription;
 pub mod text;
 pub mod tokens;
+pub mod true_up;
 pub mod upload;
 pub mod usage_csv;
 pub mod users;

@@ -15,5 +15,6 @@ pub mod seat_alerts;
 pub mod seat_holders;
 pub mod subscription;
 pub mod tokens;
+pub mod true_up;
 pub mod users;
 pub mod web_sessions;

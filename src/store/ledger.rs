@@ -162,4 +162,46 @@ impl Store {
             .await?
         }))
     }
+
+    /// Of `ids`, those who counted at the last recount.
+    pub async fn ledger_holders_among(&self, ids: &[i64]) -> StoreResult<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT user_id FROM billable_seats WHERE user_id IN ({})",
+            super::placeholders(1, ids.len())
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
+
+    /// The latest stop of each of `ids` at or after `since`: (user, when, why).
+    pub async fn ledger_stops_since(
+        &self,
+        ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<(i64, DateTime<Utc>, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT user_id, recorded_at, reason FROM seat_ledger
+             WHERE direction = 'stopped' AND recorded_at >= $1 AND user_id IN ({})
+             ORDER BY recorded_at, id",
+            super::placeholders(2, ids.len())
+        );
+        Ok(with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, (i64, DateTime<Utc>, String)>(&sql).bind(since);
+            for id in ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        }))
+    }
 }

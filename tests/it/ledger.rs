@@ -13,7 +13,8 @@ use crate::support::licenses::{license, premium};
 
 on_both_backends!(
     the_ledger_records_a_scripted_history,
-    ledger_input_is_checked
+    ledger_input_is_checked,
+    the_peak_forecast_and_what_if_match_a_hand_count,
 );
 
 async fn recount(app: &TestApp) {
@@ -300,4 +301,251 @@ async fn ledger_input_is_checked(app: TestApp) {
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let _: Value = refused.json();
+}
+
+async fn daily_count(app: &TestApp, day: &str, count: i64) {
+    let at = chrono::DateTime::parse_from_rfc3339(&format!("{day}T23:59:00Z"))
+        .expect("time")
+        .with_timezone(&chrono::Utc);
+    app.state
+        .store
+        .insert_history(&[gitlab_license_server::store::HistoryRow {
+            recorded_at: at,
+            active_user_count: count,
+        }])
+        .await
+        .expect("history");
+}
+
+/// The hand count: 3 seats; root counts from day 1; alice, bob and carol join on day 2 (4
+/// billable: the peak, 1 over); bob is blocked on day 3 (3 billable). The renewal charges the
+/// peak: 1 seat, 100 EUR — and removing alice now would not change it.
+async fn the_peak_forecast_and_what_if_match_a_hand_count(app: TestApp) {
+    assert_eq!(
+        app.get("/api/v4/-/seats/forecast").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.upload(&premium(3)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    daily_count(&app, "2026-06-15", 1).await;
+    app.set_now(test_now() + TimeDelta::days(1));
+    for name in ["alice", "bob", "carol"] {
+        create_user(&app, name, "human").await;
+    }
+    recount(&app).await;
+    daily_count(&app, "2026-06-16", 4).await;
+    app.set_now(test_now() + TimeDelta::days(2));
+    let bob = app
+        .send(Method::GET, "/api/v4/users?username=bob", Some(ROOT_TOKEN))
+        .await
+        .json()[0]["id"]
+        .as_i64()
+        .expect("bob");
+    assert_eq!(
+        app.send(
+            Method::POST,
+            &format!("/api/v4/users/{bob}/block"),
+            Some(ROOT_TOKEN)
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    recount(&app).await;
+    daily_count(&app, "2026-06-17", 3).await;
+
+    // The peak: 4 on 2026-06-16, the four people of that day; bob has stopped since.
+    let peak = app.get("/api/v4/-/seats/peak").await;
+    assert_eq!(peak.status, StatusCode::OK, "{}", peak.body);
+    let peak = peak.json();
+    assert_eq!(
+        (
+            peak["historical_max"].clone(),
+            peak["peak_on"].clone(),
+            peak["overage_so_far"].clone()
+        ),
+        (json!(4), json!("2026-06-16"), json!(1))
+    );
+    assert_eq!(peak["names_known"], true);
+    let people: Vec<(String, bool)> = peak["people"]
+        .as_array()
+        .expect("people")
+        .iter()
+        .map(|p| {
+            (
+                p["username"].as_str().unwrap_or_default().to_string(),
+                p["still_billable"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        people,
+        [
+            ("root".to_string(), true),
+            ("alice".into(), true),
+            ("bob".into(), false),
+            ("carol".into(), true)
+        ]
+    );
+    assert_eq!(
+        peak["people"][2]["stopped_because"],
+        "State changed to blocked"
+    );
+    assert_eq!(peak["stopped_since"], 1);
+    // Paged.
+    let first = app.get("/api/v4/-/seats/peak?per_page=2").await;
+    assert_eq!(first.json()["people"].as_array().map(Vec::len), Some(2));
+    assert!(first
+        .header("link")
+        .is_some_and(|link| link.contains("rel=\"next\"")));
+
+    // The forecast: today 3 (0 over, what GET /license shows), the peak 4 (1 over, what the
+    // renewal charges); at today's count the projection stays at the peak: 1 × 100 EUR.
+    let forecast = app
+        .get("/api/v4/-/seats/forecast?price_per_seat=100&currency=eur")
+        .await;
+    assert_eq!(forecast.status, StatusCode::OK, "{}", forecast.body);
+    let forecast = forecast.json();
+    assert_eq!(
+        (
+            forecast["seats"].clone(),
+            forecast["billable_today"].clone(),
+            forecast["overage_today"].clone(),
+            forecast["overage_so_far"].clone(),
+            forecast["projected_overage"].clone(),
+            forecast["amount"].clone(),
+            forecast["currency"].clone()
+        ),
+        (
+            json!(3),
+            json!(3),
+            json!(0),
+            json!(1),
+            json!(1),
+            json!(100.0),
+            json!("EUR")
+        )
+    );
+    assert_eq!(
+        app.get("/api/v4/license").await.json()["overage"],
+        forecast["overage_today"]
+    );
+    assert_eq!(forecast["quarters"][1]["quarter"], 2);
+    assert_eq!(
+        (
+            forecast["quarters"][1]["max_count"].clone(),
+            forecast["quarters"][1]["new_overage"].clone()
+        ),
+        (json!(4), json!(1))
+    );
+    assert_eq!(
+        forecast["quarters"][1]["amount"], 50.0,
+        "the second quarter's new seat, for half the term"
+    );
+
+    // What if alice went: today's count falls to 2, the projected overage stays 1 (the peak).
+    let what_if = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/-/seats/what_if"))
+                .json(&json!({"usernames": "alice, nobody", "price_per_seat": "100"})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(what_if.status, StatusCode::OK, "{}", what_if.body);
+    let what_if = what_if.json();
+    assert_eq!(
+        (
+            what_if["billable_removed"].clone(),
+            what_if["billable_today_after"].clone(),
+            what_if["historical_max"].clone(),
+            what_if["projected_overage"].clone(),
+            what_if["projected_overage_after"].clone(),
+            what_if["amount_after"].clone()
+        ),
+        (
+            json!(1),
+            json!(2),
+            json!(4),
+            json!(1),
+            json!(1),
+            json!(100.0)
+        )
+    );
+    assert_eq!(what_if["usernames_not_found"], json!(["nobody"]));
+    // Never writes: alice is still active, the ledger unchanged.
+    let ledger_before = app
+        .query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM seat_ledger")
+        .await;
+    let inactive = app
+        .send_with(
+            app.client
+                .post(app.url("/api/v4/-/seats/what_if"))
+                .json(&json!({"inactive_for_days": 30})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(inactive.status, StatusCode::OK, "{}", inactive.body);
+    assert_eq!(
+        inactive.json()["billable_removed"],
+        2,
+        "alice and carol were never active; root is, today"
+    );
+    assert_eq!(user_state(&app, "alice").await, "active");
+    assert_eq!(
+        app.query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM seat_ledger")
+            .await,
+        ledger_before
+    );
+
+    // Bad input.
+    for (request, expected) in [
+        (
+            app.client
+                .get(app.url("/api/v4/-/seats/forecast?price_per_seat=abc")),
+            json!({"error": "price_per_seat is invalid"}),
+        ),
+        (
+            app.client
+                .get(app.url("/api/v4/-/seats/forecast?price_per_seat=1&currency=euros")),
+            json!({"error": "currency is invalid"}),
+        ),
+        (
+            app.client
+                .post(app.url("/api/v4/-/seats/what_if"))
+                .json(&json!({})),
+            json!({"error": "usernames, inactive_for_days are missing, exactly one parameter must be provided"}),
+        ),
+        (
+            app.client
+                .post(app.url("/api/v4/-/seats/what_if"))
+                .json(&json!({"usernames": ["a"], "inactive_for_days": 3})),
+            json!({"error": "usernames, inactive_for_days are mutually exclusive"}),
+        ),
+        (
+            app.client
+                .post(app.url("/api/v4/-/seats/what_if"))
+                .json(&json!({"inactive_for_days": -4})),
+            json!({"error": "inactive_for_days is invalid"}),
+        ),
+    ] {
+        let reply = app.send_with(request, Some(ROOT_TOKEN)).await;
+        assert_eq!(
+            (reply.status, reply.json()),
+            (StatusCode::BAD_REQUEST, expected)
+        );
+    }
+}
+
+async fn user_state(app: &TestApp, username: &str) -> String {
+    app.send(
+        Method::GET,
+        &format!("/api/v4/users?username={username}"),
+        Some(ROOT_TOKEN),
+    )
+    .await
+    .json()[0]["state"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }

@@ -84,6 +84,49 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             timings[2], timings[0], timings[4]
         );
     }
+    ledger(&store, &url, users).await?;
     store.close().await;
+    Ok(())
+}
+
+/// The recount with the seat ledger: its baseline (once), a recount with nothing changed, and
+/// one after 1,000 users were blocked — each the count plus the commit of its measurement and
+/// ledger entries, beside the count alone.
+async fn ledger(store: &Store, url: &str, users: i64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut at = Utc::now();
+    let mut recount = |label: &'static str| {
+        at += chrono::TimeDelta::seconds(1);
+        let recorded_at = at;
+        async move {
+            let started = Instant::now();
+            let count = store.count_billable_users(false).await?;
+            let counted = started.elapsed().as_secs_f64() * 1000.0;
+            store
+                .record_recount(count, recorded_at, Some("premium"))
+                .await?;
+            let total = started.elapsed().as_secs_f64() * 1000.0;
+            println!(
+                "{label}: count {counted:.0} ms, with the ledger {total:.0} ms ({:.2}x)",
+                total / counted
+            );
+            Ok::<(), Box<dyn std::error::Error>>(())
+        }
+    };
+    recount("ledger baseline (once, every user)").await?;
+    for _ in 0..3 {
+        recount("recount, nothing changed").await?;
+    }
+    let block = format!(
+        "UPDATE users SET state = 'blocked' WHERE state = 'active' AND id % {} = 1",
+        (users / 1000).max(1)
+    );
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        sqlx::query(&block).execute(&pool).await?;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::query(&block).execute(&pool).await?;
+    }
+    recount("recount after ~1,000 users were blocked").await?;
     Ok(())
 }

@@ -74,10 +74,21 @@ impl Store {
         count: i64,
         recorded_at: DateTime<Utc>,
     ) -> StoreResult<()> {
+        self.record_recount(count, recorded_at, None).await
+    }
+
+    /// What a recount job commits — the measurement and the seat ledger's entries under
+    /// `plan` — without a job (benchmarks, tools).
+    pub async fn record_recount(
+        &self,
+        count: i64,
+        recorded_at: DateTime<Utc>,
+        plan: Option<&str>,
+    ) -> StoreResult<()> {
         let effect = JobEffect::Measurement {
             count,
             recorded_at,
-            plan: None,
+            plan: plan.map(str::to_string),
         };
         in_write_tx!(self, tx => {
             write_job_effect!(tx, &effect);

@@ -280,6 +280,22 @@ async fn two_replicas_run_each_job_exactly_once() {
         (current["active_users"].clone(), current["overage"].clone()),
         (json!(3), json!(1))
     );
+    // The seat ledger, written by whichever replica ran each recount (eleven of them at the
+    // same moment at first): every change once.
+    let ledger = app
+        .query_texts("SELECT username || ' ' || direction FROM seat_ledger ORDER BY id")
+        .await;
+    assert_eq!(
+        ledger,
+        [
+            "root baseline",
+            "ada started",
+            "bob started",
+            "cy started",
+            "ada stopped"
+        ],
+        "each change recorded once"
+    );
     drop(replicas);
 }
 

@@ -50,6 +50,9 @@ pub struct Config {
     pub limits: Limits,
     /// Seat-usage percentages that raise a seat alert when crossed (`SEAT_ALERT_THRESHOLDS`).
     pub seat_alert_thresholds: Vec<u32>,
+    /// `TRUE_UP_PRICE_PER_SEAT` and `TRUE_UP_CURRENCY`: the annual price of a seat the true-up
+    /// forecast and its gauge put amounts on (a request's `price_per_seat` wins).
+    pub true_up_price: Option<(crate::domain::true_up::Price, String)>,
     /// The key that encrypts secrets for other systems (fleet instances' tokens):
     /// `SECRETS_KEY` or the file `SECRETS_KEY_FILE`; unset, `DATA_DIR/keys/secrets.key`
     /// (generated when first needed).
@@ -250,6 +253,32 @@ pub const DEFAULT_GITLAB_VERSION: &str = "18.6.0-ee";
 pub const DEFAULT_METRICS_ALLOWED_CIDRS: &str = "127.0.0.0/8,::1/128";
 pub const DEFAULT_SEAT_ALERT_THRESHOLDS: &str = "80,90,100";
 
+/// `TRUE_UP_PRICE_PER_SEAT` (e.g. `290` or `290.50`) and `TRUE_UP_CURRENCY` (three letters,
+/// `USD` by default).
+fn true_up_price(
+    source: &dyn Source,
+) -> Result<Option<(crate::domain::true_up::Price, String)>, String> {
+    let Some(text) = source
+        .get("TRUE_UP_PRICE_PER_SEAT")
+        .filter(|text| !text.trim().is_empty())
+    else {
+        return Ok(None);
+    };
+    let price = crate::domain::true_up::Price::parse(&text).ok_or_else(|| {
+        format!("TRUE_UP_PRICE_PER_SEAT: `{text}` is not a price (digits, at most two decimals)")
+    })?;
+    let currency = source
+        .get("TRUE_UP_CURRENCY")
+        .unwrap_or_else(|| "USD".into());
+    let currency = currency.trim().to_ascii_uppercase();
+    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(format!(
+            "TRUE_UP_CURRENCY: `{currency}` is not a three-letter currency code"
+        ));
+    }
+    Ok(Some((price, currency)))
+}
+
 /// `SEAT_ALERT_THRESHOLDS`: percentages of seats in use, comma-separated, each 1 to 1000
 /// (above 100 warns of an overage that far past the seats); `none` turns seat alerts off.
 fn seat_alert_thresholds(source: &dyn Source) -> Result<Vec<u32>, String> {
@@ -441,6 +470,7 @@ impl Config {
             metrics_allowed_cidrs,
             limits: Limits::from_source(source)?,
             seat_alert_thresholds: seat_alert_thresholds(source)?,
+            true_up_price: true_up_price(source)?,
             secrets_key: source.get("SECRETS_KEY").map(Secret::new),
             secrets_key_file: source.get("SECRETS_KEY_FILE").map(PathBuf::from),
             fleet_sync_interval: Duration::from_secs(
@@ -482,6 +512,37 @@ mod tests {
                 .outbound_allow_list,
             None
         );
+    }
+
+    #[test]
+    fn true_up_prices() {
+        assert_eq!(
+            Config::from_source(&[]).expect("defaults").true_up_price,
+            None
+        );
+        let config = Config::from_source(&[("TRUE_UP_PRICE_PER_SEAT", "290.5")]).expect("price");
+        assert_eq!(
+            config.true_up_price,
+            Some((
+                crate::domain::true_up::Price { cents: 29_050 },
+                "USD".to_string()
+            ))
+        );
+        for (price, currency) in [
+            ("-1", "USD"),
+            ("1.234", "USD"),
+            ("10", "EURO"),
+            ("10", "12$"),
+        ] {
+            assert!(
+                Config::from_source(&[
+                    ("TRUE_UP_PRICE_PER_SEAT", price),
+                    ("TRUE_UP_CURRENCY", currency)
+                ])
+                .is_err(),
+                "{price} {currency}"
+            );
+        }
     }
 
     #[test]

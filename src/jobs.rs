@@ -253,6 +253,14 @@ async fn run_claimed(state: &AppState, job: JobRow) -> StoreResult<()> {
                     ) {
                         seat_alerts::check_quietly(state).await;
                     }
+                    // A recount moves today's count and a snapshot the peak: the true-up
+                    // forecast may cross zero.
+                    if matches!(
+                        JobKind::from_name(&job.kind),
+                        Some(JobKind::Recount | JobKind::History)
+                    ) {
+                        crate::services::true_up::check_forecast_quietly(state).await;
+                    }
                     JobState::Done.as_str()
                 } else {
                     tracing::warn!(

@@ -240,6 +240,7 @@ async fn render(state: &AppState) -> StoreResult<String> {
         utilization,
     );
 
+    true_up_gauges(state, &mut scrape).await?;
     fleet_gauges(state, &mut scrape).await?;
 
     let pool = state.store.pool_stats();
@@ -288,6 +289,41 @@ async fn render(state: &AppState) -> StoreResult<String> {
 
 /// The fleet: unique billable people, and per instance its billable users, whether its last
 /// sync succeeded and when one last did.
+/// The true-up forecast at today's count: the seats over the license at renewal, and their
+/// amount when a price is configured (`TRUE_UP_PRICE_PER_SEAT`, labelled by currency).
+async fn true_up_gauges(state: &AppState, scrape: &mut Registry) -> StoreResult<()> {
+    use crate::services::true_up::{self, TrueUpError};
+    let forecast = match true_up::forecast(state, None, None).await {
+        Ok(forecast) => forecast,
+        Err(TrueUpError::Store(error)) => return Err(error),
+        // No license with seats and an end: no true-up.
+        Err(_) => return Ok(()),
+    };
+    gauge(
+        scrape,
+        "gitlab_license_server_true_up_forecast_seats",
+        "Users over the license the renewal is projected to charge (the term's peak, or today's count if higher, above the seats)",
+        forecast.projected_overage,
+    );
+    if let (Some(amount), Some(currency)) = (forecast.amount, forecast.currency) {
+        let family = Family::<CurrencyLabels, Gauge<f64, AtomicU64>>::default();
+        family
+            .get_or_create(&CurrencyLabels { currency })
+            .set(amount);
+        scrape.register(
+            "gitlab_license_server_true_up_forecast_amount",
+            "The projected true-up at the configured price per seat",
+            family,
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CurrencyLabels {
+    currency: String,
+}
+
 async fn fleet_gauges(state: &AppState, scrape: &mut Registry) -> StoreResult<()> {
     let instances = state.store.fleet_instances().await?;
     if instances.is_empty() {

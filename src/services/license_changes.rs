@@ -138,6 +138,7 @@ async fn settle(state: &AppState) -> StoreResult<i64> {
     }
     // A license's seats (and the purchases it provisions) are new subjects for seat alerts.
     crate::services::seat_alerts::check_quietly(state).await;
+    crate::services::true_up::check_forecast_quietly(state).await;
     state.hooks_wake.notify_one();
     Ok(daily)
 }

@@ -67,12 +67,14 @@ async fn inputs(
     Ok((term, counts, billable_today, license.plan() == "ultimate"))
 }
 
+/// The price a request names, else the configured one (`TRUE_UP_PRICE_PER_SEAT`).
 fn price_of(
+    state: &AppState,
     price: Option<&str>,
     currency: Option<&str>,
 ) -> Result<Option<(Price, String)>, TrueUpError> {
     match price.map(str::trim).filter(|text| !text.is_empty()) {
-        None => Ok(None),
+        None => Ok(state.config.true_up_price.clone()),
         Some(text) => {
             let price = Price::parse(text).ok_or(TrueUpError::Invalid("price_per_seat"))?;
             let currency = currency
@@ -93,7 +95,7 @@ pub async fn forecast(
     price: Option<&str>,
     currency: Option<&str>,
 ) -> Result<Forecast, TrueUpError> {
-    let price = price_of(price, currency)?;
+    let price = price_of(state, price, currency)?;
     let (term, counts, billable_today, _) = inputs(state).await?;
     Ok(true_up::forecast(
         term,
@@ -248,7 +250,7 @@ pub async fn what_if(
     price: Option<&str>,
     currency: Option<&str>,
 ) -> Result<WhatIf, TrueUpError> {
-    let price = price_of(price, currency)?;
+    let price = price_of(state, price, currency)?;
     let (term, counts, billable_today, ultimate) = inputs(state).await?;
     let (removed, not_found) = match users {
         WhatIfUsers::Usernames(names) => {
@@ -314,4 +316,53 @@ pub async fn what_if(
         currency: before.currency,
         note: "A preview: nothing was changed. The peak already reached this term stays; removing users lowers only what is still to come. To act, use the bulk tools (POST /api/v4/-/duo_seats/reclaim for Duo seats, POST /api/v4/users/:id/deactivate or block for users).",
     })
+}
+
+/// The system-hook event sent when the projected overage at renewal crosses from zero to
+/// positive, or back.
+pub const FORECAST_CHANGED_EVENT: &str = crate::store::TRUE_UP_FORECAST_EVENT;
+
+/// Sends `true_up_forecast_changed` when the projected overage at renewal (at today's count)
+/// has crossed zero since the last check — once per crossing, across replicas. Checked after
+/// recounts, daily snapshots and license changes.
+pub async fn check_forecast(state: &AppState) -> Result<bool, TrueUpError> {
+    let forecast = match forecast(state, None, None).await {
+        Ok(forecast) => forecast,
+        // No license with seats and an end: no true-up to watch.
+        Err(TrueUpError::NoLicense | TrueUpError::NoTrueUp(_)) => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    let over = forecast.projected_overage > 0;
+    let now = state.clock.now();
+    let payload = serde_json::json!({
+        "event_name": FORECAST_CHANGED_EVENT,
+        "projected_overage": forecast.projected_overage,
+        "overage_so_far": forecast.overage_so_far,
+        "seats": forecast.seats,
+        "billable_today": forecast.billable_today,
+        "expires_on": forecast.expires_on,
+        "amount": forecast.amount,
+        "currency": forecast.currency,
+        "over_license": over,
+        "created_at": timestamp_text(now),
+    });
+    let fired = state
+        .store
+        .record_true_up_crossing(over, &payload, now)
+        .await?;
+    if fired {
+        state.hooks_wake.notify_one();
+        tracing::info!(
+            projected_overage = forecast.projected_overage,
+            "true-up forecast crossed zero"
+        );
+    }
+    Ok(fired)
+}
+
+/// [`check_forecast`], for callers whose own work is done: a failure is logged.
+pub async fn check_forecast_quietly(state: &AppState) {
+    if let Err(error) = check_forecast(state).await {
+        tracing::warn!(%error, "could not check the true-up forecast");
+    }
 }

@@ -203,7 +203,7 @@ pub use fleet::{
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use jobs::ClaimOf;
 pub use scim::{GroupUpdate, MembershipChange, ScimGroup, ScimMember, ScimUser};
-pub use seat_alerts::SEAT_ALERT_EVENT;
+pub use seat_alerts::{SEAT_ALERT_EVENT, TRUE_UP_FORECAST_EVENT};
 pub use sessions::{SeatHolder, WebSession};
 
 impl Store {

@@ -9,6 +9,9 @@ use super::{Db, Store, StoreResult};
 /// The system-hook event a reached threshold raises.
 pub const SEAT_ALERT_EVENT: &str = "seat_usage_threshold_reached";
 
+/// The system-hook event of a true-up forecast crossing zero.
+pub const TRUE_UP_FORECAST_EVENT: &str = "true_up_forecast_changed";
+
 impl Store {
     /// The thresholds fired (and not re-armed) for each subject: (subject, threshold).
     pub async fn fired_seat_alerts(&self) -> StoreResult<Vec<(String, i32)>> {
@@ -58,6 +61,47 @@ impl Store {
                 }
             }
             fired
+        }))
+    }
+
+    /// Records that the true-up forecast is over the license (`over`) or back within it, with
+    /// its `true_up_forecast_changed` hook event — only when that changes: the row (subject
+    /// `true_up_forecast`) goes in or out once, so of replicas checking at once one records
+    /// the crossing. True when it did.
+    pub async fn record_true_up_crossing(
+        &self,
+        over: bool,
+        payload: &Value,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        Ok(in_write_tx!(self, tx => {
+            let changed = if over {
+                sqlx::query_scalar::<_, i64>(
+                    "INSERT INTO seat_alerts (subject, threshold, fired_at) VALUES ('true_up_forecast', 0, $1)
+                     ON CONFLICT (subject, threshold) DO NOTHING RETURNING id",
+                )
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some()
+            } else {
+                sqlx::query_scalar::<_, i64>(
+                    "DELETE FROM seat_alerts WHERE subject = 'true_up_forecast' RETURNING id",
+                )
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some()
+            };
+            if changed {
+                let _recorded = insert_hook_event!(
+                    tx,
+                    TRUE_UP_FORECAST_EVENT,
+                    payload.clone(),
+                    None::<String>,
+                    now
+                );
+            }
+            changed
         }))
     }
 }

@@ -549,3 +549,97 @@ async fn user_state(app: &TestApp, username: &str) -> String {
         .unwrap_or_default()
         .to_string()
 }
+
+async fn forecast_events(app: &TestApp) -> Vec<String> {
+    app.query_texts(
+        "SELECT payload FROM hook_events WHERE event_name = 'true_up_forecast_changed' ORDER BY id",
+    )
+    .await
+}
+
+/// The forecast's gauges and its `true_up_forecast_changed` hook event: once when the
+/// projected overage at renewal turns positive, once when it is back to zero.
+async fn forecast_gauges_and_crossings(backend: crate::support::app::Backend) {
+    let app = TestApp::start(
+        backend,
+        &[
+            ("TRUE_UP_PRICE_PER_SEAT", "100"),
+            ("TRUE_UP_CURRENCY", "eur"),
+        ],
+    )
+    .await;
+    assert_eq!(app.upload(&premium(3)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    assert!(
+        forecast_events(&app).await.is_empty(),
+        "1 of 3 seats: nothing to say"
+    );
+    app.set_now(test_now() + TimeDelta::minutes(1));
+    let ids = [
+        create_user(&app, "ann", "human").await,
+        create_user(&app, "ben", "human").await,
+        create_user(&app, "cat", "human").await,
+    ];
+    recount(&app).await;
+    app.set_now(test_now() + TimeDelta::minutes(2));
+    recount(&app).await;
+    let fired = forecast_events(&app).await;
+    assert_eq!(fired.len(), 1, "once per crossing: {fired:?}");
+    let payload: Value = serde_json::from_str(&fired[0]).expect("payload");
+    assert_eq!(
+        (
+            payload["over_license"].clone(),
+            payload["projected_overage"].clone(),
+            payload["amount"].clone(),
+            payload["currency"].clone()
+        ),
+        (json!(true), json!(1), json!(100.0), json!("EUR"))
+    );
+    // The configured price is the forecast's too.
+    assert_eq!(
+        app.get("/api/v4/-/seats/forecast").await.json()["amount"],
+        100.0
+    );
+    let metrics = app.get("/-/metrics").await.body;
+    assert!(
+        metrics.contains("gitlab_license_server_true_up_forecast_seats 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gitlab_license_server_true_up_forecast_amount{currency=\"EUR\"} 100"),
+        "{metrics}"
+    );
+    // Back within the license (no daily snapshot recorded the peak): the crossing back, once.
+    app.set_now(test_now() + TimeDelta::minutes(3));
+    let blocked = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{}/block", ids[0]),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::CREATED);
+    recount(&app).await;
+    app.set_now(test_now() + TimeDelta::minutes(4));
+    recount(&app).await;
+    let fired = forecast_events(&app).await;
+    assert_eq!(fired.len(), 2, "{fired:?}");
+    assert!(fired[1].contains("\"over_license\":false"), "{}", fired[1]);
+    assert!(app
+        .get("/-/metrics")
+        .await
+        .body
+        .contains("gitlab_license_server_true_up_forecast_seats 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_gauges_and_crossings_sqlite() {
+    forecast_gauges_and_crossings(crate::support::app::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forecast_gauges_and_crossings_postgres() {
+    if crate::support::app::postgres_available() {
+        forecast_gauges_and_crossings(crate::support::app::Backend::Postgres).await;
+    }
+}

@@ -103,6 +103,18 @@ VALUES ('code_suggestions', NULL, 5000, '2026-01-01', '2099-01-01', FALSE, $NOW,
 INSERT INTO user_add_on_assignments (add_on_purchase_id, user_id, created_at)
 SELECT p.id, u.id, $NOW FROM add_on_purchases p, users u
 WHERE u.id % 1000 = 7 AND u.state = 'active' AND u.user_type = 'human';
+-- The seat ledger as a recount would have left it (its baseline written here, not timed:
+-- docs/true-up.md), and a term of daily counts for the peak and the forecast.
+INSERT INTO billable_seats (user_id, username, since, reason)
+SELECT id, username, $NOW, 'Active human user (every active human user occupies a seat)'
+FROM users WHERE state = 'active' AND user_type IN ('human', 'service_user');
+INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
+SELECT since, user_id, username, 'baseline', reason, 'premium' FROM billable_seats;
+DELETE FROM seat_ledger_pending;
+INSERT INTO application_settings (name, value, updated_at) VALUES ('seat_ledger_plan', 'premium', $NOW);
+INSERT INTO historical_data (recorded_at, active_user_count)
+SELECT recorded_at, count FROM (
+  SELECT $NOW AS recorded_at, (SELECT COUNT(*) FROM billable_seats) AS count) AS today;
 ANALYZE;
 SQL
 echo "seeded $USERS users on $BACKEND in $(( $(date +%s) - seed_started )) s"
@@ -183,6 +195,20 @@ row "GET /-/seats/billable_users (first page)" "$base/-/seats/billable_users"
 row "GET /-/seats/billable_users?group=team&inactive_for_days=90" \
   "$base/-/seats/billable_users?group=team&inactive_for_days=90"
 row "GET /-/seats/alerts" "$base/-/seats/alerts"
+
+# The seat ledger and the true-up (docs/true-up.md): a license first.
+"$BIN" license issue --private-key "$WORK/keys/license_key" --name Bench --email bench@example.org \
+  --company Bench --plan premium --seats 500000 --starts "$(date -u -d '-30 days' +%F)" \
+  --expires "$(date -u -d '+1 year' +%F)" >"$WORK/license.txt"
+python3 -c 'import json,sys; print(json.dumps({"license": open(sys.argv[1]).read().strip()}))' \
+  "$WORK/license.txt" >"$WORK/license.json"
+curl -fsS -o /dev/null -H "PRIVATE-TOKEN: $TOKEN" -H 'Content-Type: application/json' \
+  --data @"$WORK/license.json" "$base/license"
+sleep 2
+row "GET /-/seats/billable_on?date=today (first page)" "$base/-/seats/billable_on?date=$(date -u +%F)"
+row "GET /-/seats/ledger?user=u765432" "$base/-/seats/ledger?user=u765432"
+row "GET /-/seats/peak (first page)" "$base/-/seats/peak"
+row "GET /-/seats/forecast?price_per_seat=290" "$base/-/seats/forecast?price_per_seat=290"
 
 # The subscription page, signed in.
 SESSION=$(web_session "http://127.0.0.1:$PORT" "$TOKEN" "$WORK/cookies")

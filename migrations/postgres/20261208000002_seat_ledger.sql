@@ -20,7 +20,7 @@ CREATE TABLE seat_ledger (
     reason       TEXT        NOT NULL,
     plan         TEXT
 );
-CREATE INDEX seat_ledger_user ON seat_ledger (user_id, recorded_at, id);
+CREATE INDEX seat_ledger_user ON seat_ledger (user_id, id);
 CREATE INDEX seat_ledger_recorded ON seat_ledger (recorded_at, id);
 
 -- Users whose billability may have changed since the last recount, kept by triggers on

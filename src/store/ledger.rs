@@ -59,6 +59,51 @@ pub fn candidates(
         .collect()
 }
 
+/// Who was billable at `$1`, after user `$2`, at most `$3`: each user whose latest entry
+/// before `$1` is not a stop, read in user order through `seat_ledger_user`.
+const BILLABLE_AT: &str =
+    "SELECT l.user_id, l.username, l.recorded_at AS since, l.direction, l.reason
+     FROM seat_ledger l
+     WHERE l.user_id > $2 AND l.recorded_at < $1 AND l.direction <> 'stopped'
+       AND NOT EXISTS (
+           SELECT 1 FROM seat_ledger later
+           WHERE later.user_id = l.user_id AND later.recorded_at < $1
+             AND (later.recorded_at > l.recorded_at
+                  OR (later.recorded_at = l.recorded_at AND later.id > l.id)))
+     ORDER BY l.user_id LIMIT $3";
+
+/// The statement of [`Store::ledger_page`] for `filter`: `$1` the entry to start after, `$2`
+/// the limit, then the filters that are set, in field order.
+fn ledger_page_sql(filter: &LedgerFilter) -> String {
+    let mut conditions = vec!["id > $1".to_string()];
+    let mut next = 3;
+    let mut bind = |condition: &str| {
+        conditions.push(condition.replace('?', &format!("${next}")));
+        next += 1;
+    };
+    if filter.user_id.is_some() {
+        bind("user_id = ?");
+    }
+    if filter.from.is_some() {
+        bind("recorded_at >= ?");
+    }
+    if filter.to.is_some() {
+        bind("recorded_at < ?");
+    }
+    if let Some(direction) = &filter.direction {
+        if direction == "started" {
+            bind("direction IN (?, 'baseline')");
+        } else {
+            bind("direction = ?");
+        }
+    }
+    format!(
+        "SELECT id, recorded_at, user_id, username, direction, reason, plan FROM seat_ledger
+         WHERE {} ORDER BY id LIMIT $2",
+        conditions.join(" AND ")
+    )
+}
+
 /// One ledger entry.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LedgerRow {
@@ -93,35 +138,56 @@ pub struct BillableOnDay {
 }
 
 impl Store {
-    /// A page of the ledger in entry order, after entry `after_id`.
+    /// A page of the ledger in entry order, after entry `after_id`. Only the filters given
+    /// make the statement, so each is served by its index (a user's entries by
+    /// `seat_ledger_user`, a span of days by `seat_ledger_recorded`).
     pub async fn ledger_page(
         &self,
         filter: &LedgerFilter,
         after_id: i64,
         limit: i64,
     ) -> StoreResult<Vec<LedgerRow>> {
-        let direction = filter.direction.as_deref();
-        let started = direction == Some("started");
+        let sql = ledger_page_sql(filter);
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, LedgerRow>(
-                "SELECT id, recorded_at, user_id, username, direction, reason, plan FROM seat_ledger
-                 WHERE id > $1
-                   AND (CAST($2 AS BIGINT) IS NULL OR user_id = $2)
-                   AND (CAST($3 AS TIMESTAMP) IS NULL OR recorded_at >= $3)
-                   AND (CAST($4 AS TIMESTAMP) IS NULL OR recorded_at < $4)
-                   AND (CAST($5 AS TEXT) IS NULL OR direction = $5 OR ($6 AND direction = 'baseline'))
-                 ORDER BY id LIMIT $7",
-            )
-            .bind(after_id)
-            .bind(filter.user_id)
-            .bind(filter.from)
-            .bind(filter.to)
-            .bind(direction)
-            .bind(started)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
+            let mut query = sqlx::query_as::<_, LedgerRow>(&sql).bind(after_id).bind(limit);
+            if let Some(user_id) = filter.user_id {
+                query = query.bind(user_id);
+            }
+            if let Some(from) = filter.from {
+                query = query.bind(from);
+            }
+            if let Some(to) = filter.to {
+                query = query.bind(to);
+            }
+            if let Some(direction) = &filter.direction {
+                query = query.bind(direction);
+            }
+            query.fetch_all(pool).await?
         }))
+    }
+
+    /// The plans of the ledger's reads (`tests/it/scale.rs` checks their indexes): a user's
+    /// entries, who was billable at a moment.
+    pub async fn ledger_plans(&self) -> StoreResult<Vec<(&'static str, String)>> {
+        let by_user = ledger_page_sql(&LedgerFilter {
+            user_id: Some(1),
+            ..LedgerFilter::default()
+        });
+        // The moment as a literal (a plan needs no bound timestamp), the rest renumbered.
+        let billable_at = BILLABLE_AT
+            .replace("$1", "'2026-01-01 00:00:00+00:00'")
+            .replace("$2", "$1")
+            .replace("$3", "$2");
+        Ok(vec![
+            (
+                "a user's entries",
+                self.query_plan(&by_user, &[], &[0, 20, 1]).await?,
+            ),
+            (
+                "billable at a moment",
+                self.query_plan(&billable_at, &[], &[0, 20]).await?,
+            ),
+        ])
     }
 
     /// When the ledger began (its first recount), if it has.
@@ -144,17 +210,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<BillableOnDay>> {
         Ok(with_pool!(self, pool => {
-            sqlx::query_as::<_, BillableOnDay>(
-                "SELECT l.user_id, l.username, l.recorded_at AS since, l.direction, l.reason
-                 FROM seat_ledger l
-                 WHERE l.user_id > $2 AND l.recorded_at < $1 AND l.direction <> 'stopped'
-                   AND NOT EXISTS (
-                       SELECT 1 FROM seat_ledger later
-                       WHERE later.user_id = l.user_id AND later.recorded_at < $1
-                         AND (later.recorded_at > l.recorded_at
-                              OR (later.recorded_at = l.recorded_at AND later.id > l.id)))
-                 ORDER BY l.user_id LIMIT $3",
-            )
+            sqlx::query_as::<_, BillableOnDay>(BILLABLE_AT)
             .bind(at)
             .bind(after_user)
             .bind(limit)

@@ -557,3 +557,32 @@ async fn scim_lookups_are_served_by_indexes(app: TestApp) {
         );
     }
 }
+
+on_both_backends!(ledger_reads_are_served_by_indexes);
+
+/// The seat ledger's reads — a user's entries, who was billable at a moment — walk
+/// `seat_ledger_user`, never every entry and never a sort (docs/true-up.md).
+async fn ledger_reads_are_served_by_indexes(app: TestApp) {
+    seed_users(&app, 20_000).await;
+    app.execute_sql(
+        "INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
+         SELECT '2025-12-01 00:00:00+00:00', id, username, 'baseline', 'Active human user', 'premium' FROM users",
+    )
+    .await;
+    app.execute_sql(
+        "INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
+         SELECT '2025-12-02 00:00:00+00:00', id, username, 'stopped', 'State changed to blocked', 'premium'
+         FROM users WHERE id % 10 = 0",
+    )
+    .await;
+    app.state.store.analyze().await.expect("analyze");
+    for (read, plan) in app.state.store.ledger_plans().await.expect("plans") {
+        assert!(plan.contains("seat_ledger_user"), "{read}: {plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE")
+                && !plan.contains("Sort")
+                && !plan.contains("Seq Scan on seat_ledger"),
+            "{read}: {plan}"
+        );
+    }
+}

@@ -198,7 +198,7 @@ row "GET /-/seats/alerts" "$base/-/seats/alerts"
 
 # The seat ledger and the true-up (docs/true-up.md): a license first.
 "$BIN" license issue --private-key "$WORK/keys/license_key" --name Bench --email bench@example.org \
-  --company Bench --plan premium --seats 500000 --starts "$(date -u -d '-30 days' +%F)" \
+  --company Bench --plan premium --seats 2000000 --starts "$(date -u -d '-30 days' +%F)" \
   --expires "$(date -u -d '+1 year' +%F)" >"$WORK/license.txt"
 python3 -c 'import json,sys; print(json.dumps({"license": open(sys.argv[1]).read().strip()}))' \
   "$WORK/license.txt" >"$WORK/license.json"

@@ -32,6 +32,17 @@ const LEASE: TimeDelta = TimeDelta::minutes(5);
 const MAX_ATTEMPTS: i32 = 5;
 const POLL_INTERVAL: Duration = Duration::from_secs(15);
 
+/// When the next daily history snapshot is due after `now` (the page's "the first is
+/// recorded at").
+pub fn next_history_snapshot(now: DateTime<Utc>) -> DateTime<Utc> {
+    let today = at(now.date_naive(), HISTORY_AT);
+    if now < today {
+        today
+    } else {
+        today + TimeDelta::days(1)
+    }
+}
+
 fn at(day: NaiveDate, (hour, minute): (u32, u32)) -> DateTime<Utc> {
     day.and_time(NaiveTime::from_hms_opt(hour, minute, 0).unwrap_or(NaiveTime::MIN))
         .and_utc()

@@ -13,6 +13,8 @@ mod seat_pages;
 mod seat_views;
 mod seats;
 pub mod session;
+mod true_up_pages;
+mod true_up_views;
 mod views;
 
 use axum::response::Redirect;
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/admin/sign_out", post(pages::sign_out))
         .route(session::PAGE_PATH, get(pages::show))
+        .route(chart::PEAK_PATH, get(true_up_pages::peak))
         .route("/admin/subscription/licenses", post(pages::upload_license))
         .route(
             "/admin/subscription/licenses/check",

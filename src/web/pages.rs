@@ -13,6 +13,7 @@ use super::session::{
     self, cookie, csrf_matches, set_cookie, WebAdmin, PAGE_PATH, SESSION_COOKIE,
     SIGN_IN_CSRF_COOKIE,
 };
+use super::true_up_pages;
 use super::views::{self, Flash, PageContext, CSRF_FIELD};
 
 use crate::error::ApiError;
@@ -201,7 +202,15 @@ pub async fn show(
     RawQuery(query): RawQuery,
 ) -> Response {
     let flash = lenient_query::<NoticeQuery>(query.as_deref()).flash();
-    render(&state, &admin, StatusCode::OK, flash).await
+    render_with(
+        &state,
+        &admin,
+        StatusCode::OK,
+        flash,
+        None,
+        query.as_deref(),
+    )
+    .await
 }
 
 async fn render(
@@ -210,19 +219,26 @@ async fn render(
     status: StatusCode,
     flash: Option<Flash>,
 ) -> Response {
-    render_with(state, admin, status, flash, None).await
+    render_with(state, admin, status, flash, None, None).await
 }
 
-/// The page, with a license check's result when there is one.
+/// The page, with a license check's result when there is one; `query` may carry the
+/// what-if form (a preview).
 async fn render_with(
     state: &AppState,
     admin: &WebAdmin,
     status: StatusCode,
     flash: Option<Flash>,
     license_check: Option<LicenseCheck>,
+    query: Option<&str>,
 ) -> Response {
     match subscription::overview(state).await {
         Ok(overview) => {
+            let true_up = match overview.current {
+                Some(_) => true_up_pages::section(state, query).await,
+                None => maud::html! {},
+            };
+            let first_count_at = crate::jobs::next_history_snapshot(state.clock.now());
             let context = PageContext {
                 user: admin.actor.user(),
                 csrf_token: &admin.csrf_token,
@@ -231,7 +247,13 @@ async fn render_with(
             };
             html(
                 status,
-                views::subscription(&overview, &context, license_check.as_ref()),
+                views::subscription(
+                    &overview,
+                    &context,
+                    license_check.as_ref(),
+                    first_count_at,
+                    true_up,
+                ),
             )
         }
         Err(error) => error_page_for(Failure::internal(error)),
@@ -386,7 +408,7 @@ pub async fn check_license(
     }
     .await;
     match checked {
-        Ok(check) => render_with(&state, &admin, StatusCode::OK, None, Some(check)).await,
+        Ok(check) => render_with(&state, &admin, StatusCode::OK, None, Some(check), None).await,
         Err(failure) if failure.status.is_server_error() => error_page_for(failure),
         Err(failure) => {
             render(

@@ -176,7 +176,7 @@ fn holders(
                                             _ => "Never",
                                         }
                                     }
-                                    td { (entry.billable_because) }
+                                    td class="why" { (entry.billable_because) }
                                     @if let Some(group) = group {
                                         td {
                                             form class="remove-member" method="post" action={ "/admin/seats/groups/" (group) "/billable_members/" (entry.id) "/remove" } {

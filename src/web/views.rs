@@ -3,7 +3,7 @@
 
 use maud::{html, Markup, DOCTYPE};
 
-use super::chart::{self, Chart, Point};
+use super::chart;
 use crate::domain::add_ons::PurchaseAction;
 use crate::domain::subscription::{expiry_warning, ExpiryWarning};
 use crate::domain::text::titleize;
@@ -128,6 +128,8 @@ pub fn subscription(
     overview: &Overview,
     context: &PageContext<'_>,
     license_check: Option<&LicenseCheck>,
+    first_count_at: chrono::DateTime<chrono::Utc>,
+    true_up: Markup,
 ) -> Markup {
     layout(
         "Subscription",
@@ -161,7 +163,8 @@ pub fn subscription(
                 Some(current) => {
                     (banners(current))
                     (license_details(current, context))
-                    (usage_chart(current, overview.today))
+                    (chart::section(current, overview.today, first_count_at))
+                    (true_up)
                 },
                 None => section class="card" aria-labelledby="license-heading" {
                     h2 id="license-heading" { "Current license" }
@@ -268,7 +271,7 @@ fn banners(current: &CurrentLicense) -> Markup {
     }
 }
 
-fn plural(count: i64, one: &'static str, many: &'static str) -> &'static str {
+pub(super) fn plural(count: i64, one: &'static str, many: &'static str) -> &'static str {
     if count == 1 {
         one
     } else {
@@ -324,52 +327,6 @@ fn license_details(current: &CurrentLicense, context: &PageContext<'_>) -> Marku
                 }
                 a class="button secondary" href="/admin/subscription/usage_export.csv" download {
                     "Download usage CSV"
-                }
-            }
-        }
-    }
-}
-
-fn usage_chart(current: &CurrentLicense, today: chrono::NaiveDate) -> Markup {
-    let points: Vec<Point> = current
-        .history
-        .iter()
-        .map(|row| Point {
-            day: row.recorded_at.date_naive(),
-            count: row.active_user_count,
-        })
-        .collect();
-    let seat_limit = current
-        .license
-        .restrictions
-        .active_user_count
-        .and_then(|seats| i64::try_from(seats).ok())
-        .filter(|seats| *seats > 0);
-    let over = seat_limit.is_some_and(|limit| points.iter().any(|point| point.count > limit));
-    html! {
-        section class="card" aria-labelledby="usage-heading" {
-            h2 id="usage-heading" { "Billable users over the license term" }
-            p class=(if over { "verdict over" } else { "verdict within" }) id="chart-verdict" {
-                (chart::verdict(&points, seat_limit))
-            }
-            figure class="chart-frame" {
-                div class="chart-scroll" tabindex="0" role="group" aria-label="Chart (scrolls sideways on narrow screens)" {
-                    (Chart { points: &points, seat_limit, term: current.term, today }.render())
-                }
-                figcaption class="muted" {
-                    "One point per daily count; the dashed line is the seats in the license."
-                }
-            }
-            details {
-                summary { "Daily counts as a table (" (points.len()) ")" }
-                table {
-                    caption class="visually-hidden" { "Billable users per day" }
-                    thead { tr { th scope="col" { "Day" } th scope="col" class="number" { "Billable users" } } }
-                    tbody {
-                        @for point in &points {
-                            tr { td { (point.day) } td class="number" { (point.count) } }
-                        }
-                    }
                 }
             }
         }

@@ -34,5 +34,6 @@ mod scim;
 mod scim_page;
 mod seat_intelligence;
 mod server_process;
+mod true_up_page;
 mod vectors;
 mod web;

@@ -158,6 +158,47 @@ pub struct Store {
     /// Woken when the database is declared unreachable, so that calls already waiting for a
     /// connection (a pool waits up to its acquire timeout) give up then, not seconds later.
     outage: Arc<tokio::sync::Notify>,
+    /// SQLite: the task that checkpoints the write-ahead log in the background, stopped when
+    /// the last clone of the store goes.
+    _checkpointer: Option<Arc<AbortOnDrop>>,
+}
+
+/// A spawned task that stops when this is dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often SQLite's write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies SQLite's write-ahead log back into the database file every [`CHECKPOINT_EVERY`],
+/// on a connection of its own time, so that no request or recount pays for it. SQLite's
+/// automatic checkpoint (off, see [`Store::connect`]) runs in the commit that crosses 1,000
+/// pages — 50–70 ms of copying and syncing on whichever write happened to be that one, such
+/// as a recount whose seat ledger touched a thousand users. PASSIVE: it never waits for
+/// readers or writers, and a log it could copy entirely starts over at the next write.
+fn spawn_checkpointer(pool: SqlitePool) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                break;
+            }
+            if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::debug!(%error, "SQLite checkpoint skipped");
+            }
+        }
+    }))
 }
 
 #[derive(Clone, Debug)]
@@ -208,7 +249,12 @@ pub use sessions::{SeatHolder, WebSession};
 
 impl Store {
     fn new(db: Db) -> Self {
+        let checkpointer = match &db {
+            Db::Sqlite(pool) => Some(Arc::new(spawn_checkpointer(pool.clone()))),
+            _ => None,
+        };
         Self {
+            _checkpointer: checkpointer,
             db,
             changes: Arc::new(AtomicU64::new(0)),
             unreachable: Arc::new(AtomicBool::new(false)),
@@ -292,7 +338,9 @@ impl Store {
                 .analysis_limit(400)
                 .optimize_on_close(true, None)
                 // Keep per-connection page caches small: the working set is tiny.
-                .pragma("cache_size", "-512");
+                .pragma("cache_size", "-512")
+                // Checkpoints run in the background instead (`spawn_checkpointer`).
+                .pragma("wal_autocheckpoint", "0");
             if !url.contains(":memory:") {
                 prepare_private_sqlite_file(options.get_filename())?;
             }

@@ -257,6 +257,15 @@ async fn run_claimed(state: &AppState, job: JobRow) -> StoreResult<()> {
                     .finish_job(&job, &effect, state.clock.now())
                     .await?
                 {
+                    // The seat ledger's comparison of every user (its baseline, a plan
+                    // change) goes on after the recount, a batch per transaction.
+                    if JobKind::from_name(&job.kind) == Some(JobKind::Recount) {
+                        if let Err(error) =
+                            state.store.continue_ledger_scan(state.clock.now()).await
+                        {
+                            tracing::warn!(%error, "the seat ledger's scan stopped; the next recount continues it");
+                        }
+                    }
                     // A recount or a seat refresh moves the seats in use: the alerts follow.
                     if matches!(
                         JobKind::from_name(&job.kind),

@@ -93,6 +93,7 @@ impl Store {
         in_write_tx!(self, tx => {
             write_job_effect!(tx, &effect);
         });
+        self.continue_ledger_scan(recorded_at).await?;
         Ok(())
     }
 

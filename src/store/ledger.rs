@@ -15,8 +15,30 @@ use super::{Db, Store, StoreResult};
 pub const NO_PLAN: &str = "none";
 /// Users read per statement when the ledger compares everyone (baseline, plan change).
 pub const BATCH: i64 = 1_000;
+/// The most changed users a recount compares in its own transaction; more, and it starts a
+/// scan of every user in batches instead.
+pub const PENDING_IN_RECOUNT: usize = 10_000;
 /// Ledger rows written per statement.
 pub const ROWS_PER_STATEMENT: usize = 250;
+
+/// A comparison of every user under way (the baseline, or after a change of the license's
+/// plan), kept in `application_settings` so that any replica continues it where it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LedgerScan {
+    /// The ledger's first entries: those who count are the baseline, not "started".
+    pub baseline: bool,
+    /// The last user compared.
+    pub after: i64,
+    /// The recount that began it: its entries carry this time.
+    pub at: DateTime<Utc>,
+    pub plan_before: Option<String>,
+    pub plan: String,
+}
+
+/// A moment, given by value or by reference (the macros see both).
+pub fn moment<T: std::borrow::Borrow<DateTime<Utc>>>(at: &T) -> DateTime<Utc> {
+    *at.borrow()
+}
 
 /// The candidates of one batch: each id with its facts now (none: deleted) and whether it
 /// counted at the previous recount.
@@ -164,6 +186,27 @@ impl Store {
             }
             query.fetch_all(pool).await?
         }))
+    }
+
+    /// Continues the seat ledger's scan in progress, if there is one, a batch of
+    /// [`BATCH`] users per transaction until it ends: a writer waits at most one batch.
+    /// Called after every recount; any replica may run it (each batch takes the ledger's
+    /// lock and reads where the scan stands), and a scan cut short by a stop is continued by
+    /// the next recount. Evaluates to the batches run.
+    pub async fn continue_ledger_scan(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let mut batches = 0;
+        loop {
+            let more = in_write_tx!(self, tx => { ledger_scan_batch!(tx, now) });
+            if !more {
+                return Ok(batches);
+            }
+            batches += 1;
+        }
+    }
+
+    /// Whether a comparison of every user is under way (its entries are still being written).
+    pub async fn ledger_scan_in_progress(&self) -> StoreResult<bool> {
+        Ok(self.setting("seat_ledger_scan").await?.is_some())
     }
 
     /// The plans of the ledger's reads (`tests/it/scale.rs` checks their indexes): a user's

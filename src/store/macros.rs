@@ -210,14 +210,11 @@ macro_rules! page_and_total {
     }};
 }
 
-/// The seat ledger's part of a recount, in its transaction: who started and who stopped being
-/// billable since the previous recount (the users the triggers marked; every user at the
-/// first recount — the baseline — and when the license's plan changed), by the rules of
-/// `domain::ledger`.
-macro_rules! write_seat_ledger {
-    ($tx:expr, $plan:expr, $at:expr) => {{
-        // One ledger writer at a time across replicas (a row lock held until commit; SQLite's
-        // writer is alone anyway): two recounts finishing together must not both record.
+/// Takes the seat ledger's writer lock inside an open transaction: one ledger writer at a
+/// time across replicas (a row lock held until commit; SQLite's writer is alone anyway), so
+/// two recounts finishing together, or two replicas continuing a scan, never both record.
+macro_rules! lock_seat_ledger {
+    ($tx:expr, $at:expr) => {
         sqlx::query(
             "INSERT INTO application_settings (name, value, updated_at)
              VALUES ('seat_ledger_lock', '', $1)
@@ -225,57 +222,91 @@ macro_rules! write_seat_ledger {
         )
         .bind($at)
         .execute(&mut *$tx)
+        .await?
+    };
+}
+
+/// Reads (`$scan` absent) or writes the seat ledger's scan in progress — the comparison of
+/// every user that the baseline and a plan change need, done in batches of their own
+/// transactions by [`crate::store::Store::continue_ledger_scan`].
+macro_rules! ledger_scan_state {
+    ($tx:expr) => {{
+        let text: Option<String> = sqlx::query_scalar(
+            "SELECT value FROM application_settings WHERE name = 'seat_ledger_scan'",
+        )
+        .fetch_optional(&mut *$tx)
         .await?;
+        text.and_then(|text| serde_json::from_str::<$crate::store::ledger::LedgerScan>(&text).ok())
+    }};
+    ($tx:expr, $scan:expr, $at:expr) => {
+        match $scan {
+            Some(scan) => sqlx::query(
+                "INSERT INTO application_settings (name, value, updated_at)
+                 VALUES ('seat_ledger_scan', $1, $2)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(serde_json::to_string(scan).unwrap_or_default())
+            .bind($at)
+            .execute(&mut *$tx)
+            .await?,
+            None => sqlx::query("DELETE FROM application_settings WHERE name = 'seat_ledger_scan'")
+                .execute(&mut *$tx)
+                .await?,
+        }
+    };
+}
+
+/// The seat ledger's part of a recount, in its transaction: who started and who stopped being
+/// billable since the previous recount (the users the triggers marked), by the rules of
+/// `domain::ledger`. The first recount (the baseline) and a change of the license's plan
+/// compare every user instead: that starts a scan, which the recount's caller continues in
+/// batches of their own transactions ([`crate::store::Store::continue_ledger_scan`]) — at a
+/// million users it takes tens of seconds, and SQLite's writers must not wait that long.
+macro_rules! write_seat_ledger {
+    ($tx:expr, $plan:expr, $at:expr) => {{
+        lock_seat_ledger!($tx, $at);
         let plan_now: &str = $plan.unwrap_or($crate::store::ledger::NO_PLAN);
         let before: Option<String> = sqlx::query_scalar(
             "SELECT value FROM application_settings WHERE name = 'seat_ledger_plan'",
         )
         .fetch_optional(&mut *$tx)
         .await?;
-        let baseline = sqlx::query_scalar::<_, i64>(
+        let mut scan = ledger_scan_state!($tx);
+        let empty = sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM (SELECT 1 FROM seat_ledger LIMIT 1) AS any_entry",
         )
         .fetch_one(&mut *$tx)
         .await?
             == 0;
-        let plans = $crate::domain::ledger::Plans {
-            now: plan_now,
-            before: before.as_deref(),
-        };
         // Taken first: a change committed while this runs marks its user again.
         let pending: Vec<i64> = sqlx::query_scalar("DELETE FROM seat_ledger_pending RETURNING user_id")
             .fetch_all(&mut *$tx)
             .await?;
-        if baseline || before.as_deref() != Some(plan_now) {
-            let mut after = 0i64;
-            loop {
-                let ids: Vec<i64> = sqlx::query_scalar(
-                    "SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after)
-                .bind($crate::store::ledger::BATCH)
-                .fetch_all(&mut *$tx)
-                .await?;
-                let Some(last) = ids.last() else { break };
-                after = *last;
-                ledger_batch!($tx, &ids, plans, baseline, $at);
-            }
-            // Holders whose user is gone.
-            let gone: Vec<i64> = sqlx::query_scalar(
-                "SELECT s.user_id FROM billable_seats s
-                 WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id)",
-            )
-            .fetch_all(&mut *$tx)
-            .await?;
-            for chunk in gone.chunks($crate::store::ledger::BATCH as usize) {
-                ledger_batch!($tx, chunk, plans, false, $at);
-            }
-        } else {
-            let mut pending = pending;
-            pending.sort_unstable();
-            for chunk in pending.chunks($crate::store::ledger::BATCH as usize) {
-                ledger_batch!($tx, chunk, plans, false, $at);
-            }
+        // A scan too when more users changed than a recount should hold its transaction for
+        // (an import, a restore: every user marked).
+        let many = scan.is_none() && pending.len() > $crate::store::ledger::PENDING_IN_RECOUNT;
+        if (empty && scan.is_none()) || before.as_deref() != Some(plan_now) || many {
+            // From the first user again; a baseline still under way stays one.
+            scan = Some($crate::store::ledger::LedgerScan {
+                baseline: (empty && scan.is_none())
+                    || scan.as_ref().is_some_and(|scan| scan.baseline),
+                after: 0,
+                at: $crate::store::ledger::moment(&$at),
+                plan_before: before.clone().or_else(|| Some(plan_now.to_string())),
+                plan: plan_now.to_string(),
+            });
+            ledger_scan_state!($tx, scan.as_ref(), $at);
+        }
+        // Users a scan has yet to reach are compared when it does.
+        let reached = scan.as_ref().map_or(i64::MAX, |scan| scan.after);
+        let mut pending: Vec<i64> = pending.into_iter().filter(|id| *id <= reached).collect();
+        pending.sort_unstable();
+        let plans = $crate::domain::ledger::Plans {
+            now: plan_now,
+            before: Some(plan_now),
+        };
+        for chunk in pending.chunks($crate::store::ledger::BATCH as usize) {
+            ledger_batch!($tx, chunk, plans, false, $at);
         }
         sqlx::query(
             "INSERT INTO application_settings (name, value, updated_at)
@@ -286,6 +317,52 @@ macro_rules! write_seat_ledger {
         .bind($at)
         .execute(&mut *$tx)
         .await?;
+    }};
+}
+
+/// One batch of the seat ledger's scan in progress, in its own transaction: the next
+/// [`crate::store::ledger::BATCH`] users compared, or — past the last user — the holders whose
+/// user is gone, and the scan ends. Evaluates to whether the scan goes on.
+macro_rules! ledger_scan_batch {
+    ($tx:expr, $now:expr) => {{
+        lock_seat_ledger!($tx, $now);
+        match ledger_scan_state!($tx) {
+            None => false,
+            Some(mut scan) => {
+                let plans = $crate::domain::ledger::Plans {
+                    now: &scan.plan,
+                    before: scan.plan_before.as_deref(),
+                };
+                let ids: Vec<i64> =
+                    sqlx::query_scalar("SELECT id FROM users WHERE id > $1 ORDER BY id LIMIT $2")
+                        .bind(scan.after)
+                        .bind($crate::store::ledger::BATCH)
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                match ids.last() {
+                    Some(last) => {
+                        let last = *last;
+                        ledger_batch!($tx, &ids, plans, scan.baseline, scan.at);
+                        scan.after = last;
+                        ledger_scan_state!($tx, Some(&scan), $now);
+                        true
+                    }
+                    None => {
+                        let gone: Vec<i64> = sqlx::query_scalar(
+                            "SELECT s.user_id FROM billable_seats s
+                             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id)",
+                        )
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                        for chunk in gone.chunks($crate::store::ledger::BATCH as usize) {
+                            ledger_batch!($tx, chunk, plans, false, scan.at);
+                        }
+                        ledger_scan_state!($tx, None::<&$crate::store::ledger::LedgerScan>, $now);
+                        false
+                    }
+                }
+            }
+        }
     }};
 }
 

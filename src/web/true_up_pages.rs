@@ -26,6 +26,12 @@ fn sentence(error: &TrueUpError) -> String {
     match error {
         TrueUpError::NoLicense => "No license is active: there is no true-up.".to_string(),
         TrueUpError::NoTrueUp(text) => capitalized(text),
+        TrueUpError::Invalid("price_per_seat") => {
+            "The price per seat must be a number such as 290 or 290.50.".to_string()
+        }
+        TrueUpError::Invalid("currency") => {
+            "The currency must be three letters, such as EUR.".to_string()
+        }
         TrueUpError::Invalid(_) | TrueUpError::Missing(_) => capitalized(&error.to_string()),
         TrueUpError::Store(error) => {
             tracing::warn!(%error, "the page could not compute the true-up");
@@ -73,7 +79,22 @@ fn users_of(form: &WhatIfForm) -> Result<WhatIfUsers, String> {
 /// The forecast card and the what-if card of the subscription page (nothing without a
 /// license). `query`: the page's query string, which carries the what-if form.
 pub(super) async fn section(state: &AppState, query: Option<&str>) -> Markup {
-    let forecast = true_up::forecast(state, None, None).await;
+    let form = lenient_query::<WhatIfForm>(query);
+    let (price, currency) = (
+        Some(form.price_per_seat.as_str()),
+        Some(form.currency.as_str()),
+    );
+    let mut forecast = true_up::forecast(state, price, currency).await;
+    // A price the form got wrong is said in the what-if card; the forecast keeps the
+    // configured one.
+    let price_error = match &forecast {
+        Err(error @ TrueUpError::Invalid(_)) => {
+            let said = sentence(error);
+            forecast = true_up::forecast(state, None, None).await;
+            Some(said)
+        }
+        _ => None,
+    };
     if matches!(forecast, Err(TrueUpError::NoLicense)) {
         return html! {};
     }
@@ -84,16 +105,15 @@ pub(super) async fn section(state: &AppState, query: Option<&str>) -> Markup {
     if forecast.is_err() {
         return forecast_card;
     }
-    let form = lenient_query::<WhatIfForm>(query);
-    let outcome = if form.is_empty() {
-        None
-    } else {
-        Some(match users_of(&form) {
-            Ok(users) => true_up::what_if(state, users, None, None)
+    let outcome = match (price_error, form.is_empty()) {
+        (Some(said), _) => Some(Err(said)),
+        (None, true) => None,
+        (None, false) => Some(match users_of(&form) {
+            Ok(users) => true_up::what_if(state, users, price, currency)
                 .await
                 .map_err(|error| sentence(&error)),
             Err(sentence) => Err(sentence),
-        })
+        }),
     };
     let what_if_card = true_up_views::what_if_card(
         &form,
@@ -133,6 +153,7 @@ mod tests {
         WhatIfForm {
             usernames: usernames.into(),
             inactive_for_days: days.into(),
+            ..WhatIfForm::default()
         }
     }
 

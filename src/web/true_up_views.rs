@@ -16,12 +16,33 @@ pub struct WhatIfForm {
     pub usernames: String,
     #[serde(default)]
     pub inactive_for_days: String,
+    /// A price per seat for this preview and the forecast beside it (else the configured one).
+    #[serde(default)]
+    pub price_per_seat: String,
+    #[serde(default)]
+    pub currency: String,
 }
 
 impl WhatIfForm {
+    /// Whether the form names nobody (a price alone only prices the forecast).
     pub fn is_empty(&self) -> bool {
         self.usernames.trim().is_empty() && self.inactive_for_days.trim().is_empty()
     }
+}
+
+/// What a projection's basis is called on the page.
+fn basis_label(basis: &str) -> &'static str {
+    match basis {
+        "current_count" => "At today's count",
+        "trend_30_days" => "At the last 30 days' trend",
+        "trend_90_days" => "At the last 90 days' trend",
+        _ => "Projection",
+    }
+}
+
+/// A fraction of the term as a percentage: `75 %`.
+fn percent(fraction: f64) -> String {
+    format!("{:.0} %", fraction * 100.0)
 }
 
 /// An amount with thousands separators and cents: `8,700.00 USD`.
@@ -73,7 +94,68 @@ pub fn forecast_card(forecast: Result<&Forecast, &str>) -> Markup {
                     }
                     p class="forecast-explanation" { (forecast.explanation) }
                     @if forecast.amount.is_none() {
-                        p class="muted" { "Set " code { "TRUE_UP_PRICE_PER_SEAT" } " to see the amount." }
+                        p class="muted" { "Set " code { "TRUE_UP_PRICE_PER_SEAT" } ", or give a price in the what-if form below, to see the amounts." }
+                    }
+                    h3 { "Projections to " (forecast.expires_on) }
+                    div class="table-scroll" tabindex="0" role="region" aria-label="Projections" {
+                        table class="forecast-projections" {
+                            thead { tr {
+                                th scope="col" { "Basis" }
+                                th scope="col" class="number" { "Users a day" }
+                                th scope="col" class="number" { "Count at the end" }
+                                th scope="col" class="number" { "Peak" }
+                                th scope="col" class="number" { "Over" }
+                                @if forecast.amount.is_some() { th scope="col" class="number" { "Amount" } }
+                            } }
+                            tbody {
+                                @for projection in &forecast.projections {
+                                    tr data-basis=(projection.basis) {
+                                        th scope="row" { (basis_label(projection.basis)) }
+                                        td class="number" { (format!("{:+.2}", projection.users_per_day)) }
+                                        td class="number" { (projection.projected_count_at_end) }
+                                        td class="number" { (projection.projected_peak) }
+                                        td class="number" { (projection.projected_overage) }
+                                        @if let Some(amount) = projection.amount {
+                                            td class="number" { (money_text(amount, forecast.currency.as_deref())) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    h3 { "Quarterly reconciliation" }
+                    @if forecast.quarters.is_empty() {
+                        p class="muted" { "The term has not begun." }
+                    } @else {
+                        div class="table-scroll" tabindex="0" role="region" aria-label="Quarterly reconciliation" {
+                            table class="forecast-quarters" {
+                                thead { tr {
+                                    th scope="col" { "Quarter" }
+                                    th scope="col" { "Dates" }
+                                    th scope="col" class="number" { "Highest count" }
+                                    th scope="col" class="number" { "New over" }
+                                    th scope="col" class="number" { "Charged for" }
+                                    @if forecast.amount.is_some() { th scope="col" class="number" { "Amount" } }
+                                } }
+                                tbody {
+                                    @for quarter in &forecast.quarters {
+                                        tr data-quarter=(quarter.quarter) {
+                                            th scope="row" { "Q" (quarter.quarter) }
+                                            td { (quarter.starts_on) " – " (quarter.ends_on) }
+                                            td class="number" {
+                                                @match quarter.max_count { Some(max) => (max), None => span class="muted" { "no count" } }
+                                            }
+                                            td class="number" { (quarter.new_overage) }
+                                            td class="number" { (percent(quarter.prorated_fraction)) " of the term" }
+                                            @if let Some(amount) = quarter.amount {
+                                                td class="number" { (money_text(amount, forecast.currency.as_deref())) }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        p class="muted" { "With quarterly reconciliation each quarter's new users over the highest count already reconciled are charged for the rest of the term; the quarters so far are shown." }
                     }
                 },
             }
@@ -97,6 +179,18 @@ pub fn what_if_card(form: &WhatIfForm, outcome: Option<Result<&WhatIf, &str>>) -
                 label for="what-if-days" { "Or: inactive for at least (days)" }
                 input id="what-if-days" name="inactive_for_days" type="number" min="0"
                     value=(form.inactive_for_days);
+                div class="what-if-price" {
+                    div {
+                        label for="what-if-price" { "Price per seat a year (optional)" }
+                        input id="what-if-price" name="price_per_seat" type="text" inputmode="decimal"
+                            value=(form.price_per_seat) autocomplete="off" placeholder="290.00";
+                    }
+                    div {
+                        label for="what-if-currency" { "Currency" }
+                        input id="what-if-currency" name="currency" type="text" maxlength="3" size="3"
+                            value=(form.currency) autocomplete="off" placeholder="USD";
+                    }
+                }
                 div class="form-actions" { button type="submit" class="secondary" { "Preview" } }
             }
             @match outcome {

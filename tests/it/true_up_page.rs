@@ -81,9 +81,10 @@ fn text_of(body: &str, marker: &str) -> String {
         .unwrap_or_else(|| panic!("{marker} in {body}"));
     let rest = &body[start..];
     let open = rest.find('>').expect("tag") + 1;
-    let end = rest[open..]
-        .find("</dd>")
-        .or_else(|| rest[open..].find("</tr>"))
+    let end = [rest[open..].find("</dd>"), rest[open..].find("</tr>")]
+        .into_iter()
+        .flatten()
+        .min()
         .expect("end")
         + open;
     let mut text = String::new();
@@ -149,6 +150,76 @@ async fn the_page_explains_the_peak_forecasts_and_previews(app: TestApp) {
         .expect("explanation")
         .to_string();
     assert!(body.contains(&crate::web::escaped(&explanation)));
+    // The projections (today's count, the 30- and 90-day trends) and the quarters so far,
+    // with the API's figures.
+    let figures = app.get("/api/v4/-/seats/forecast").await.json();
+    for projection in figures["projections"].as_array().expect("projections") {
+        let basis = projection["basis"].as_str().expect("basis");
+        let label = match basis {
+            "current_count" => "At today's count",
+            "trend_30_days" => "At the last 30 days' trend",
+            _ => "At the last 90 days' trend",
+        };
+        assert_eq!(
+            text_of(body, &format!("data-basis=\"{basis}\"")).replace(',', ""),
+            format!(
+                "{label} {:+.2} {} {} {} {:.2} EUR",
+                projection["users_per_day"].as_f64().expect("slope"),
+                projection["projected_count_at_end"],
+                projection["projected_peak"],
+                projection["projected_overage"],
+                projection["amount"].as_f64().expect("amount"),
+            ),
+            "{basis}"
+        );
+    }
+    let quarters = figures["quarters"].as_array().expect("quarters");
+    assert!(!quarters.is_empty());
+    for quarter in quarters {
+        let number = quarter["quarter"].as_i64().expect("quarter");
+        assert_eq!(
+            text_of(body, &format!("data-quarter=\"{number}\"")).replace(',', ""),
+            format!(
+                "Q{number} {} – {} {} {} {:.0} % of the term {:.2} EUR",
+                quarter["starts_on"].as_str().expect("start"),
+                quarter["ends_on"].as_str().expect("end"),
+                quarter["max_count"]
+                    .as_i64()
+                    .map_or("no count".to_string(), |max| max.to_string()),
+                quarter["new_overage"],
+                quarter["prorated_fraction"].as_f64().expect("fraction") * 100.0,
+                quarter["amount"].as_f64().expect("amount"),
+            ),
+            "quarter {number}"
+        );
+    }
+    // A price in the form prices the forecast and the preview (not the configured one).
+    let priced = web
+        .get("/admin/subscription?price_per_seat=250&currency=usd")
+        .await;
+    assert_eq!(
+        text_of(&priced.body, "id=\"forecast-amount\""),
+        "250.00 USD"
+    );
+    assert!(!priced.body.contains("class=\"what-if-result\""));
+    assert!(priced.body.contains("value=\"250\""));
+    let priced_preview = web
+        .get("/admin/subscription?usernames=alice&price_per_seat=250.5&currency=usd")
+        .await;
+    assert_eq!(
+        text_of(&priced_preview.body, "class=\"what-if-amount\""),
+        "Amount at renewal 250.50 USD 250.50 USD"
+    );
+    let bad_price = web.get("/admin/subscription?price_per_seat=lots").await;
+    assert_eq!(bad_price.status, StatusCode::OK);
+    assert!(bad_price
+        .body
+        .contains("The price per seat must be a number such as 290 or 290.50."));
+    assert_eq!(
+        text_of(&bad_price.body, "id=\"forecast-amount\""),
+        "100.00 EUR",
+        "the configured price stays"
+    );
 
     // The peak's page: the four people of that day, bob stopped since (when and why), the rule.
     let peak = web.get("/admin/subscription/peak").await;

@@ -24,6 +24,18 @@ fn other(backend: Backend) -> Backend {
     }
 }
 
+/// A recount as an administrator asks for one, run to its end.
+async fn recount(app: &TestApp) {
+    let id = app.get("/api/v4/license").await.json()["id"]
+        .as_i64()
+        .expect("license id");
+    let reply = app
+        .put(&format!("/api/v4/license/{id}/refresh_billable_users"))
+        .await;
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    app.run_jobs().await;
+}
+
 fn cli(args: &[&str], database_url: &str) -> std::process::Output {
     binary()
         .args(args)
@@ -46,6 +58,12 @@ async fn answers(app: &TestApp, group_id: i64) -> Vec<(String, String)> {
         "/api/v4/personal_access_tokens?per_page=100".into(),
         "/api/v4/audit_events?per_page=100".into(),
         "/api/v4/license/usage_export.csv".into(),
+        // The seat ledger and what it answers (docs/true-up.md).
+        "/api/v4/-/seats/ledger".into(),
+        "/api/v4/-/seats/ledger.csv".into(),
+        "/api/v4/-/seats/billable_on?date=2026-06-15".into(),
+        "/api/v4/-/seats/peak".into(),
+        "/api/v4/-/seats/forecast".into(),
     ] {
         let reply = app.get(&path).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
@@ -119,6 +137,37 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
         .await
         .expect("history");
     app.run_jobs().await;
+    // The ledger's baseline (root, ada) is written; grace comes back and starts counting.
+    app.state
+        .store
+        .set_user_state(
+            grace.id,
+            gitlab_license_server::domain::users::UserState::Active,
+            Write::unaudited(now),
+        )
+        .await
+        .expect("unblock");
+    recount(&app).await;
+    let ledger = app.get("/api/v4/-/seats/ledger").await.json();
+    let entries: Vec<(String, String)> = ledger
+        .as_array()
+        .expect("ledger entries")
+        .iter()
+        .map(|entry| {
+            (
+                entry["username"].as_str().unwrap_or_default().to_string(),
+                entry["direction"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("root".to_string(), "baseline".to_string()),
+            ("ada".into(), "baseline".into()),
+            ("grace".into(), "started".into())
+        ]
+    );
     let assigned = app
         .graphql(
             Some(ROOT_TOKEN),
@@ -160,6 +209,18 @@ async fn a_backup_moves_an_instance_to_the_other_backend(app: TestApp) {
     for ((path, was), (_, is)) in before.iter().zip(&after) {
         assert_eq!(was, is, "{path} answers the same after the move");
     }
+    // A recount after the restore compares every restored user and finds nothing new: the
+    // restore is not a day on which anyone started or stopped.
+    recount(&moved).await;
+    assert_eq!(
+        moved.get("/api/v4/-/seats/ledger").await.body,
+        before
+            .iter()
+            .find(|(path, _)| path == "/api/v4/-/seats/ledger")
+            .map(|(_, body)| body.clone())
+            .unwrap_or_default(),
+        "the ledger continues unchanged after the move"
+    );
     // Tokens keep working (only their digests were stored), and new rows get fresh ids.
     let user = moved
         .send(reqwest::Method::GET, "/api/v4/user", Some(&ada_token))

@@ -31,8 +31,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(billable_users))
         .routes(routes!(billable_users_csv))
         .routes(routes!(ledger))
+        .routes(routes!(ledger_csv))
         .routes(routes!(billable_on))
+        .routes(routes!(billable_on_csv))
         .routes(routes!(peak))
+        .routes(routes!(peak_csv))
         .routes(routes!(forecast))
         .routes(routes!(what_if))
         .routes(routes!(alerts))
@@ -112,14 +115,19 @@ fn cursor_after(list: &ListRequest) -> Result<i64, ApiError> {
     }
 }
 
+/// The filters both forms of the ledger take.
+fn ledger_query(params: &Params) -> Result<LedgerQuery, ApiError> {
+    Ok(LedgerQuery {
+        user: params.optional_string("user")?,
+        from: params.optional_string("from")?,
+        to: params.optional_string("to")?,
+        direction: params.optional_string("direction")?,
+    })
+}
+
 #[utoipa::path(get, operation_id = "seats_ledger", path = "/api/v4/-/seats/ledger", tag = TAG, summary = "The seat ledger: who started and stopped being billable, and why (extension)", description = "Every recount (the daily one, `refresh_billable_users`, the recounts after changes) records who started and who stopped being billable since the previous one, with the reason; the first recount after the upgrade records the users who counted then as `baseline`. Append-only, in the order written. Keyset pages: a `Link` header with rel=next carries the cursor.", params(("user" = Option<String>, Query, description = "A user's ID or username"), ("from" = Option<String>, Query, description = "YYYY-MM-DD: entries recorded on or after this day (UTC)"), ("to" = Option<String>, Query, description = "YYYY-MM-DD: entries recorded on or before this day"), ("direction" = Option<String>, Query, description = "started (with the baseline) or stopped"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [LedgerEntry]), crate::api::responses::ErrorResponses))]
 async fn ledger(_: Admin, State(state): State<AppState>, list: ListRequest) -> ApiResult<Response> {
-    let query = LedgerQuery {
-        user: list.params.optional_string("user")?,
-        from: list.params.optional_string("from")?,
-        to: list.params.optional_string("to")?,
-        direction: list.params.optional_string("direction")?,
-    };
+    let query = ledger_query(&list.params)?;
     let per_page = list.per_page();
     let mut entries = ledger::entries(&state, &query, cursor_after(&list)?, per_page + 1)
         .await
@@ -133,6 +141,21 @@ async fn ledger(_: Admin, State(state): State<AppState>, list: ListRequest) -> A
         Json(entries),
     )
         .into_response())
+}
+
+#[utoipa::path(get, operation_id = "seats_ledger_csv", path = "/api/v4/-/seats/ledger.csv", tag = TAG, summary = "The seat ledger, as CSV (extension)", description = "Every entry the filters match, in the order written, as CSV (`id,recorded_at,user_id,username,direction,reason,plan`), written a thousand rows at a time as it is read. The filters are checked before the first line: a bad one is the JSON list's 400 or 404.", params(("user" = Option<String>, Query, description = "A user's ID or username"), ("from" = Option<String>, Query, description = "YYYY-MM-DD: entries recorded on or after this day (UTC)"), ("to" = Option<String>, Query, description = "YYYY-MM-DD: entries recorded on or before this day"), ("direction" = Option<String>, Query, description = "started (with the baseline) or stopped")), responses((status = 200, description = "OK", content_type = "text/csv", body = String), crate::api::responses::ErrorResponses))]
+async fn ledger_csv(
+    _: Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let ledger = ledger::prepare(&state, &ledger_query(&params)?)
+        .await
+        .map_err(ledger_error)?;
+    Ok(crate::body::csv_download(
+        "seat_ledger.csv",
+        Body::from_stream(ledger.csv(state.clone())),
+    ))
 }
 
 #[utoipa::path(get, operation_id = "seats_billable_on", path = "/api/v4/-/seats/billable_on", tag = TAG, summary = "Who was billable on a day (extension)", description = "The users billable at the end of `date` (UTC) as the recounts up to then found them, each with the recount from which they counted and why — any day since the seat ledger began (400 before). In user-id order; keyset pages: a `Link` header with rel=next carries the cursor.", params(("date" = String, Query, description = "YYYY-MM-DD"), ("per_page" = Option<i64>, Query, description = "Items per page (at most 100)"), ("cursor" = Option<String>, Query, description = "The cursor from the previous page's next link")), responses((status = 200, description = "OK", body = [BillableOnEntry]), crate::api::responses::ErrorResponses))]
@@ -158,6 +181,23 @@ async fn billable_on(
         .into_response())
 }
 
+#[utoipa::path(get, operation_id = "seats_billable_on_csv", path = "/api/v4/-/seats/billable_on.csv", tag = TAG, summary = "Who was billable on a day, as CSV (extension)", description = "Everyone billable at the end of `date` (UTC), in user-id order, as CSV (`user_id,username,since,counted_before_the_ledger_began,reason`), written a thousand rows at a time as it is read. The date is checked before the first line: missing, invalid or before the seat ledger began is the JSON list's 400.", params(("date" = String, Query, description = "YYYY-MM-DD")), responses((status = 200, description = "OK", content_type = "text/csv", body = String), crate::api::responses::ErrorResponses))]
+async fn billable_on_csv(
+    _: Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    params.require(&["date"])?;
+    let date = params.required_string("date")?;
+    let day = ledger::prepare_billable_on(&state, &date)
+        .await
+        .map_err(ledger_error)?;
+    Ok(crate::body::csv_download(
+        &format!("billable_on_{}.csv", day.day()),
+        Body::from_stream(day.csv(state.clone())),
+    ))
+}
+
 fn true_up_error(error: TrueUpError) -> ApiError {
     match error {
         TrueUpError::NoLicense => ApiError::NotFound("404 License Not Found"),
@@ -180,6 +220,15 @@ async fn peak(_: Admin, State(state): State<AppState>, list: ListRequest) -> Api
         Json(explanation),
     )
         .into_response())
+}
+
+#[utoipa::path(get, operation_id = "seats_peak_csv", path = "/api/v4/-/seats/peak.csv", tag = TAG, summary = "The peak day's people, as CSV (extension)", description = "Everyone billable on the day of the term's highest daily count, in user-id order, with why, whether they still count, and when and why they stopped since (`user_id,username,reason,still_billable,stopped_at,stopped_because`), written a thousand rows at a time as it is read; only the header when the seat ledger does not cover the peak day. Without a license, or one without seats or an end, the JSON answer's error.", responses((status = 200, description = "OK", content_type = "text/csv", body = String), crate::api::responses::ErrorResponses))]
+async fn peak_csv(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    let people = true_up::peak_people(&state).await.map_err(true_up_error)?;
+    Ok(crate::body::csv_download(
+        "peak.csv",
+        Body::from_stream(people.csv(state.clone())),
+    ))
 }
 
 #[utoipa::path(get, operation_id = "seats_forecast", path = "/api/v4/-/seats/forecast", tag = TAG, summary = "The true-up forecast (extension)", description = "Users over license so far this term (`overage_so_far`: the peak above the seats, what the renewal charges — `GET /license`'s `overage` is today's count above the seats while the license runs; `explanation` says why they differ), the projection to the term's end at today's count (`projected_overage`, the headline) and at the trend of the last 30 and 90 days, and GitLab's quarterly reconciliation (each quarter's new overage, prorated). With `price_per_seat` (and `currency`, default USD) every figure has its amount. Nothing is written. docs/true-up.md has the rules and a worked example.", params(("price_per_seat" = Option<String>, Query, description = "The annual price of one seat, e.g. 290 or 290.50"), ("currency" = Option<String>, Query, description = "Three letters, e.g. EUR (default USD)")), responses((status = 200, description = "OK", body = crate::domain::true_up::Forecast), crate::api::responses::ErrorResponses))]

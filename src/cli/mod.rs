@@ -46,7 +46,8 @@ enum Command {
     #[command(subcommand)]
     History(ops::HistoryCommand),
     /// GitLab Duo seats in bulk: assign to a group or a CSV list, reclaim from inactive
-    /// holders (previews unless --apply).
+    /// holders (previews unless --apply); the seat ledger and who was billable on a day (CSV),
+    /// the true-up forecast (JSON).
     #[command(subcommand)]
     Seats(seats::SeatsCommand),
     /// The fleet: GitLab instances whose users are synced through their API (or imported),

@@ -1,18 +1,28 @@
 //! `seats assign` and `seats reclaim`: GitLab Duo seats in bulk from the command line, against
 //! the configured database, as the administrator whose token is in `GITLAB_TOKEN` (the same
 //! policy, limits and audit as the API). A preview unless `--apply` is given.
+//!
+//! `seats ledger`, `seats billable-on` and `seats forecast`: the seat ledger and the true-up
+//! forecast, read as an administrator — the ledger's CSVs line for line as the API's
+//! `ledger.csv` and `billable_on.csv` (the same service functions), the forecast as its JSON.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use clap::Subcommand;
+use futures_util::{Stream, TryStreamExt as _};
 
 use super::CliResult;
 use crate::config::Config;
 use crate::policy::Need;
 use crate::services::add_ons::Caller;
 use crate::services::duo_bulk::{self, Recipients};
+use crate::services::ledger::{self, LedgerQuery};
+use crate::services::true_up;
 use crate::state::AppState;
+use crate::store::StoreError;
 
 #[derive(Debug, Subcommand)]
 pub enum SeatsCommand {
@@ -47,6 +57,40 @@ pub enum SeatsCommand {
         #[arg(long)]
         apply: bool,
     },
+    /// The seat ledger as CSV (as GET /api/v4/-/seats/ledger.csv): every recount's record of
+    /// who started and who stopped being billable, when and why, in the order written.
+    Ledger {
+        /// A user's ID or username: their entries only.
+        #[arg(long)]
+        user: Option<String>,
+        /// Entries recorded on or after this day (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        from: Option<String>,
+        /// Entries recorded on or before this day (UTC).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        to: Option<String>,
+        /// `started` (with the baseline) or `stopped`.
+        #[arg(long, value_name = "started|stopped")]
+        direction: Option<String>,
+    },
+    /// Who was billable at the end of a day (UTC) as CSV (as GET
+    /// /api/v4/-/seats/billable_on.csv): each with since when and why; any day since the
+    /// seat ledger began.
+    BillableOn {
+        #[arg(value_name = "YYYY-MM-DD")]
+        date: String,
+    },
+    /// The true-up forecast of the current license as JSON (as GET /api/v4/-/seats/forecast):
+    /// users over license so far, the projections to the term's end, the quarterly
+    /// reconciliation, and with a price their amounts.
+    Forecast {
+        /// The annual price of one seat, e.g. 290 or 290.50 (else TRUE_UP_PRICE_PER_SEAT).
+        #[arg(long)]
+        price_per_seat: Option<String>,
+        /// Three letters, e.g. EUR (default USD).
+        #[arg(long, requires = "price_per_seat")]
+        currency: Option<String>,
+    },
 }
 
 /// The purchase id from a number or a global ID.
@@ -63,6 +107,32 @@ fn purchase_id(text: &str) -> Result<i64, String> {
 async fn caller(state: &AppState) -> Result<Caller, String> {
     let principal = super::principal_from_env(state, Need::Write, "change seats").await?;
     Ok(Caller::from_principal(&principal))
+}
+
+/// Checks that the token in `GITLAB_TOKEN` is an administrator's that may read (as the API's
+/// extensions require).
+async fn reader(state: &AppState) -> Result<(), String> {
+    super::principal_from_env(
+        state,
+        Need::Read(crate::auth::LICENSE_READ_SCOPES),
+        "read the seat ledger",
+    )
+    .await?
+    .into_admin()
+    .map(drop)
+    .map_err(|_| "GITLAB_TOKEN must belong to an administrator".to_string())
+}
+
+/// Writes a CSV to standard output as it is read.
+async fn write_csv(csv: impl Stream<Item = Result<Bytes, StoreError>>) -> Result<(), String> {
+    let mut csv = std::pin::pin!(csv);
+    let mut out = std::io::stdout();
+    while let Some(chunk) = csv.try_next().await.map_err(|error| error.to_string())? {
+        out.write_all(&chunk)
+            .map_err(|error| format!("cannot write the CSV: {error}"))?;
+    }
+    out.flush()
+        .map_err(|error| format!("cannot write the CSV: {error}"))
 }
 
 pub fn run(command: SeatsCommand) -> CliResult {
@@ -90,11 +160,11 @@ pub fn run(command: SeatsCommand) -> CliResult {
         let state =
             crate::server::command_state(config, Arc::new(crate::clock::SystemClock)).await?;
         let outcome = async {
-            let caller = caller(&state).await?;
             let json = match &command {
                 SeatsCommand::Assign {
                     purchase, apply, ..
                 } => {
+                    let caller = caller(&state).await?;
                     let recipients = recipients.ok_or("give --group or --csv")?;
                     let report = duo_bulk::assign(
                         &state,
@@ -112,6 +182,7 @@ pub fn run(command: SeatsCommand) -> CliResult {
                     inactive_days,
                     apply,
                 } => {
+                    let caller = caller(&state).await?;
                     let report = duo_bulk::reclaim(
                         &state,
                         &caller,
@@ -123,13 +194,54 @@ pub fn run(command: SeatsCommand) -> CliResult {
                     .map_err(|error| error.to_string())?;
                     serde_json::to_string_pretty(&report)
                 }
+                SeatsCommand::Ledger {
+                    user,
+                    from,
+                    to,
+                    direction,
+                } => {
+                    reader(&state).await?;
+                    let query = LedgerQuery {
+                        user: user.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        direction: direction.clone(),
+                    };
+                    let entries = ledger::prepare(&state, &query)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    write_csv(entries.csv(state.clone())).await?;
+                    return Ok(None);
+                }
+                SeatsCommand::BillableOn { date } => {
+                    reader(&state).await?;
+                    let day = ledger::prepare_billable_on(&state, date)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    write_csv(day.csv(state.clone())).await?;
+                    return Ok(None);
+                }
+                SeatsCommand::Forecast {
+                    price_per_seat,
+                    currency,
+                } => {
+                    reader(&state).await?;
+                    let forecast =
+                        true_up::forecast(&state, price_per_seat.as_deref(), currency.as_deref())
+                            .await
+                            .map_err(|error| error.to_string())?;
+                    serde_json::to_string_pretty(&forecast)
+                }
             };
-            json.map_err(|error| format!("cannot print the result: {error}"))
+            json.map(Some)
+                .map_err(|error| format!("cannot print the result: {error}"))
         }
         .await;
         state.store.close().await;
         outcome
     })?;
-    println!("{printed}");
+    if let Some(printed) = printed {
+        println!("{printed}");
+    }
     Ok(())
 }

@@ -4,11 +4,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{NaiveTime, TimeDelta};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use futures_util::Stream;
 use serde::Serialize;
 
 use crate::domain::licenses::timestamp_text;
 use crate::domain::true_up::{self, Forecast, Price, Term};
+use crate::domain::usage_csv::table_cell;
+use crate::services::ledger::{self, optional_cell};
 use crate::services::licenses;
 use crate::services::seat_holders::{self, SeatHolderError, SeatHolderQuery};
 use crate::state::AppState;
@@ -139,13 +143,36 @@ pub struct PeakExplanation {
 
 const PEAK_RULE: &str = "The true-up charges the highest daily count of the term above the seats (GitLab's historical maximum). It does not fall when people are blocked, deactivated, deprovisioned or removed afterwards: they counted on that day.";
 
-/// The peak: its day, who was billable then (`after_user`, `limit`: a page) and who has since
-/// stopped.
-pub async fn peak(
-    state: &AppState,
-    after_user: i64,
-    limit: i64,
-) -> Result<(PeakExplanation, Option<i64>), TrueUpError> {
+/// The people of the peak day, ready to read in pages: the day is found once, so every page
+/// (and a CSV) reads the same day's people.
+#[derive(Debug, Clone, Copy)]
+pub struct PeakPeople {
+    /// The end of the peak day, when the ledger covers it (else nobody's name is known).
+    end: Option<DateTime<Utc>>,
+}
+
+/// The first line of the peak day's CSV.
+pub const PEAK_CSV_HEADER: &str =
+    "user_id,username,reason,still_billable,stopped_at,stopped_because\n";
+
+impl PeakPerson {
+    /// Its line of the peak day's CSV (cells guarded as the seat-holder CSV's are).
+    pub fn csv_line(&self) -> String {
+        format!(
+            "{},{},{},{},{},{}\n",
+            self.user_id,
+            table_cell(&self.username),
+            table_cell(&self.reason),
+            self.still_billable,
+            optional_cell(self.stopped_at.as_deref()),
+            optional_cell(self.stopped_because.as_deref()),
+        )
+    }
+}
+
+/// The current term's forecast (without a price), whether the ledger covers its peak day,
+/// and that day's people.
+async fn peak_day(state: &AppState) -> Result<(Forecast, bool, PeakPeople), TrueUpError> {
     let (term, counts, billable_today, _) = inputs(state).await?;
     let forecast = true_up::forecast(term, &counts, state.clock.today(), billable_today, None);
     let peak_on = forecast
@@ -157,12 +184,33 @@ pub async fn peak(
         (Some(day), Some(began)) => day >= began.date_naive(),
         _ => false,
     };
-    let mut people = Vec::new();
-    let mut next = None;
-    if let (true, Some(day)) = (names_known, peak_on) {
-        let end = (day + TimeDelta::days(1))
+    let end = peak_on.filter(|_| names_known).map(|day| {
+        (day + TimeDelta::days(1))
             .and_time(NaiveTime::MIN)
-            .and_utc();
+            .and_utc()
+    });
+    Ok((forecast, names_known, PeakPeople { end }))
+}
+
+/// The people of the current term's peak day (checks that there is a term: a license with
+/// seats and an end).
+pub async fn peak_people(state: &AppState) -> Result<PeakPeople, TrueUpError> {
+    Ok(peak_day(state).await?.2)
+}
+
+impl PeakPeople {
+    /// The people billable that day, in user-id order after `after_user`, at most `limit`,
+    /// and the user to continue after when more follow.
+    pub async fn page(
+        &self,
+        state: &AppState,
+        after_user: i64,
+        limit: i64,
+    ) -> Result<(Vec<PeakPerson>, Option<i64>), StoreError> {
+        let Some(end) = self.end else {
+            return Ok((Vec::new(), None));
+        };
+        let mut next = None;
         let mut rows = state.store.billable_at(end, after_user, limit + 1).await?;
         if rows.len() as i64 > limit {
             rows.truncate(usize::try_from(limit).unwrap_or(0));
@@ -175,14 +223,14 @@ pub async fn peak(
             .await?
             .into_iter()
             .collect();
-        let stops: HashMap<i64, (chrono::DateTime<chrono::Utc>, String)> = state
+        let stops: HashMap<i64, (DateTime<Utc>, String)> = state
             .store
             .ledger_stops_since(&ids, end)
             .await?
             .into_iter()
             .map(|(id, at, reason)| (id, (at, reason)))
             .collect();
-        people = rows
+        let people = rows
             .into_iter()
             .map(|row| {
                 let still = holding.contains(&row.user_id);
@@ -197,7 +245,31 @@ pub async fn peak(
                 }
             })
             .collect();
+        Ok((people, next))
     }
+
+    /// Everyone of the peak day as CSV (just the header when the ledger does not cover it),
+    /// read [`ledger::CSV_BATCH`] at a time as the reader takes it.
+    pub fn csv(self, state: AppState) -> impl Stream<Item = Result<Bytes, StoreError>> {
+        ledger::csv_pages(PEAK_CSV_HEADER, move |after| {
+            let state = state.clone();
+            async move {
+                let (people, next) = self.page(&state, after, ledger::CSV_BATCH).await?;
+                Ok((people.iter().map(PeakPerson::csv_line).collect(), next))
+            }
+        })
+    }
+}
+
+/// The peak: its day, who was billable then (`after_user`, `limit`: a page) and who has since
+/// stopped.
+pub async fn peak(
+    state: &AppState,
+    after_user: i64,
+    limit: i64,
+) -> Result<(PeakExplanation, Option<i64>), TrueUpError> {
+    let (forecast, names_known, people) = peak_day(state).await?;
+    let (people, next) = people.page(state, after_user, limit).await?;
     let stopped_since = people
         .iter()
         .filter(|person| !person.still_billable)
@@ -262,14 +334,20 @@ pub async fn what_if(
             if names.len() > MAX_WHAT_IF_USERS {
                 return Err(TrueUpError::Invalid("usernames"));
             }
+            // One lookup a chunk, not one a name: usernames match case-insensitively, as
+            // GitLab's do.
             let mut ids = Vec::new();
-            let mut not_found = Vec::new();
-            for name in names {
-                match state.store.find_user_by_username(&name).await? {
-                    Some(user) => ids.push(user.id),
-                    None => not_found.push(name),
+            let mut found = HashSet::new();
+            for chunk in names.chunks(500) {
+                for user in state.store.users_by_usernames(chunk).await? {
+                    found.insert(user.username.to_lowercase());
+                    ids.push(user.id);
                 }
             }
+            let not_found: Vec<String> = names
+                .into_iter()
+                .filter(|name| !found.contains(&name.to_lowercase()))
+                .collect();
             ids.sort_unstable();
             ids.dedup();
             let mut billable = 0i64;

@@ -15,6 +15,8 @@ on_both_backends!(
     the_ledger_records_a_scripted_history,
     ledger_input_is_checked,
     the_peak_forecast_and_what_if_match_a_hand_count,
+    the_csvs_match_a_scripted_history,
+    the_cli_prints_the_ledger_csvs_and_the_forecast,
 );
 
 async fn recount(app: &TestApp) {
@@ -642,4 +644,626 @@ async fn forecast_gauges_and_crossings_postgres() {
     if crate::support::app::postgres_available() {
         forecast_gauges_and_crossings(crate::support::app::Backend::Postgres).await;
     }
+}
+
+on_both_backends!(comparing_everyone_is_written_in_batches);
+
+/// A million users take tens of seconds to compare: the baseline and a plan change are a scan
+/// in batches of 1,000 after the recount commits. Here 2,500 users (three batches): everyone
+/// recorded once, the scan gone when done, and a scan left mid-way (as a stop would leave it)
+/// finished by the next recount without recording anybody twice.
+async fn comparing_everyone_is_written_in_batches(app: TestApp) {
+    app.execute_sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2500)
+         INSERT INTO users (username, name, email, state, user_type, admin, created_at, updated_at)
+         SELECT 'bulk' || i, 'Bulk ' || i, 'bulk' || i || '@example.com', 'active', 'human', false,
+                '2026-06-01 00:00:00+00:00', '2026-06-01 00:00:00+00:00'
+         FROM n",
+    )
+    .await;
+    let count = |sql: &'static str| {
+        let app = &app;
+        async move { app.query_texts(sql).await.join(",") }
+    };
+    assert_eq!(app.upload(&premium(5000)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM seat_ledger WHERE direction = 'baseline'").await,
+        "2501"
+    );
+    assert_eq!(
+        count("SELECT CAST(COUNT(DISTINCT user_id) AS TEXT) FROM seat_ledger").await,
+        "2501"
+    );
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM application_settings WHERE name = 'seat_ledger_scan'").await,
+        "0"
+    );
+
+    // Ultimate: nobody has a role above Guest, so all 2,501 stop, each once, for the plan.
+    app.set_now(test_now() + TimeDelta::days(1));
+    let ultimate = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "ultimate", "active_user_count": 5000}),
+    );
+    assert_eq!(app.upload(&ultimate).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    assert_eq!(
+        count(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM seat_ledger
+             WHERE direction = 'stopped' AND reason LIKE 'License plan changed from Premium to Ultimate%'"
+        )
+        .await,
+        "2501"
+    );
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM billable_seats").await,
+        "0"
+    );
+
+    // A scan left at user 1,250 is continued by the next recount: nothing new to record.
+    app.execute_sql(
+        "INSERT INTO application_settings (name, value, updated_at)
+         VALUES ('seat_ledger_scan',
+                 '{\"baseline\":false,\"after\":1250,\"at\":\"2026-06-16T10:30:00Z\",\"plan_before\":\"ultimate\",\"plan\":\"ultimate\"}',
+                 '2026-06-16 10:30:00+00:00')",
+    )
+    .await;
+    recount(&app).await;
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM seat_ledger").await,
+        "5002"
+    );
+    assert_eq!(
+        count("SELECT CAST(COUNT(*) AS TEXT) FROM application_settings WHERE name = 'seat_ledger_scan'").await,
+        "0"
+    );
+}
+
+const HUMAN: &str = "Active human user (every active human user occupies a seat)";
+const SERVICE: &str = "Active service user (every active service user occupies a seat)";
+const BLOCKED: &str = "State changed to blocked";
+
+/// The ids of the small scripted history.
+struct Script {
+    root: i64,
+    alice: i64,
+    bob: i64,
+    carol: i64,
+    /// The ledger's entry ids, in order: root's baseline, alice, bob and carol started, bob
+    /// stopped.
+    entries: Vec<i64>,
+}
+
+impl Script {
+    /// A line of the ledger's CSV: entry `n` (0-based) of the script.
+    fn entry(
+        &self,
+        n: usize,
+        at: &str,
+        user: i64,
+        name: &str,
+        direction: &str,
+        reason: &str,
+    ) -> String {
+        format!(
+            "{},{at},{user},{name},{direction},{reason},premium\n",
+            self.entries[n]
+        )
+    }
+
+    fn ledger_lines(&self) -> [String; 5] {
+        [
+            self.entry(
+                0,
+                "2026-06-15T10:30:00.000Z",
+                self.root,
+                "root",
+                "baseline",
+                HUMAN,
+            ),
+            self.entry(
+                1,
+                "2026-06-16T10:30:00.000Z",
+                self.alice,
+                "alice",
+                "started",
+                HUMAN,
+            ),
+            self.entry(
+                2,
+                "2026-06-16T10:30:00.000Z",
+                self.bob,
+                "bob",
+                "started",
+                HUMAN,
+            ),
+            self.entry(
+                3,
+                "2026-06-16T10:30:00.000Z",
+                self.carol,
+                "carol",
+                "started",
+                SERVICE,
+            ),
+            self.entry(
+                4,
+                "2026-06-17T10:30:00.000Z",
+                self.bob,
+                "bob",
+                "stopped",
+                BLOCKED,
+            ),
+        ]
+    }
+
+    /// Who was billable at the end of 2026-06-16, as the CSV lists them.
+    fn billable_on_day_two(&self) -> String {
+        [
+            "user_id,username,since,counted_before_the_ledger_began,reason\n".to_string(),
+            format!("{},root,2026-06-15T10:30:00.000Z,true,{HUMAN}\n", self.root),
+            format!(
+                "{},alice,2026-06-16T10:30:00.000Z,false,{HUMAN}\n",
+                self.alice
+            ),
+            format!("{},bob,2026-06-16T10:30:00.000Z,false,{HUMAN}\n", self.bob),
+            format!(
+                "{},carol,2026-06-16T10:30:00.000Z,false,{SERVICE}\n",
+                self.carol
+            ),
+        ]
+        .concat()
+    }
+}
+
+const LEDGER_HEADER: &str = "id,recorded_at,user_id,username,direction,reason,plan\n";
+
+/// 3 seats. Day 1 (2026-06-15): the license; root is the baseline; 1 billable. Day 2: alice,
+/// bob and the service user carol join (4: the peak, 1 over). Day 3: bob is blocked (3).
+async fn scripted_history(app: &TestApp) -> Script {
+    assert_eq!(app.upload(&premium(3)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    daily_count(app, "2026-06-15", 1).await;
+    app.set_now(test_now() + TimeDelta::days(1));
+    let alice = create_user(app, "alice", "human").await;
+    let bob = create_user(app, "bob", "human").await;
+    let carol = create_user(app, "carol", "service_user").await;
+    recount(app).await;
+    daily_count(app, "2026-06-16", 4).await;
+    app.set_now(test_now() + TimeDelta::days(2));
+    let blocked = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{bob}/block"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::CREATED, "{}", blocked.body);
+    recount(app).await;
+    daily_count(app, "2026-06-17", 3).await;
+    let ledger = app.get("/api/v4/-/seats/ledger?per_page=100").await.json();
+    let entries: Vec<i64> = ledger
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|entry| entry["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(entries.len(), 5, "{ledger}");
+    Script {
+        root: ledger[0]["user_id"].as_i64().expect("root"),
+        alice,
+        bob,
+        carol,
+        entries,
+    }
+}
+
+/// A CSV download: 200, its type and file name, and its text.
+async fn csv(app: &TestApp, path: &str, filename: &str) -> String {
+    let reply = app.get(path).await;
+    assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("text/csv; charset=utf-8"),
+        "{path}"
+    );
+    assert_eq!(
+        reply.header("content-disposition"),
+        Some(format!("attachment; filename=\"{filename}\"").as_str()),
+        "{path}"
+    );
+    reply.body
+}
+
+async fn the_csvs_match_a_scripted_history(app: TestApp) {
+    // Before anything: the peak needs a license, who-was-billable a ledger, as in JSON.
+    for (json, csv_path) in [
+        ("/api/v4/-/seats/peak", "/api/v4/-/seats/peak.csv"),
+        (
+            "/api/v4/-/seats/billable_on?date=2026-06-15",
+            "/api/v4/-/seats/billable_on.csv?date=2026-06-15",
+        ),
+    ] {
+        let (json, csv) = (app.get(json).await, app.get(csv_path).await);
+        assert_ne!(json.status, StatusCode::OK, "{}", json.body);
+        assert_eq!(
+            (csv.status, csv.json()),
+            (json.status, json.json()),
+            "{csv_path}"
+        );
+    }
+    assert_eq!(
+        csv(&app, "/api/v4/-/seats/ledger.csv", "seat_ledger.csv").await,
+        LEDGER_HEADER
+    );
+
+    let script = scripted_history(&app).await;
+    let lines = script.ledger_lines();
+
+    // The whole ledger, then each filter as the JSON list applies it.
+    assert_eq!(
+        csv(&app, "/api/v4/-/seats/ledger.csv", "seat_ledger.csv").await,
+        format!("{LEDGER_HEADER}{}", lines.concat())
+    );
+    for (query, rows) in [
+        (format!("user={}", script.bob), vec![2, 4]),
+        ("user=bob".to_string(), vec![2, 4]),
+        ("direction=stopped".to_string(), vec![4]),
+        ("direction=started".to_string(), vec![0, 1, 2, 3]),
+        ("from=2026-06-16&to=2026-06-16".to_string(), vec![1, 2, 3]),
+        ("from=2026-06-17".to_string(), vec![4]),
+        ("user=alice&direction=stopped".to_string(), vec![]),
+    ] {
+        let expected: String = rows.iter().map(|n| lines[*n].as_str()).collect();
+        assert_eq!(
+            csv(
+                &app,
+                &format!("/api/v4/-/seats/ledger.csv?{query}"),
+                "seat_ledger.csv"
+            )
+            .await,
+            format!("{LEDGER_HEADER}{expected}"),
+            "{query}"
+        );
+    }
+
+    // Who was billable on a day: day 2 everyone, day 3 without bob.
+    assert_eq!(
+        csv(
+            &app,
+            "/api/v4/-/seats/billable_on.csv?date=2026-06-16",
+            "billable_on_2026-06-16.csv"
+        )
+        .await,
+        script.billable_on_day_two()
+    );
+    let day_three = csv(
+        &app,
+        "/api/v4/-/seats/billable_on.csv?date=2026-06-17",
+        "billable_on_2026-06-17.csv",
+    )
+    .await;
+    assert_eq!(
+        day_three
+            .lines()
+            .skip(1)
+            .map(|line| line.split(',').nth(1).unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["root", "alice", "carol"]
+    );
+
+    // The peak day (2026-06-16, 4 billable): its four people; bob stopped since, and why.
+    assert_eq!(
+        csv(&app, "/api/v4/-/seats/peak.csv", "peak.csv").await,
+        [
+            "user_id,username,reason,still_billable,stopped_at,stopped_because\n".to_string(),
+            format!("{},root,{HUMAN},true,,\n", script.root),
+            format!("{},alice,{HUMAN},true,,\n", script.alice),
+            format!(
+                "{},bob,{HUMAN},false,2026-06-17T10:30:00.000Z,{BLOCKED}\n",
+                script.bob
+            ),
+            format!("{},carol,{SERVICE},true,,\n", script.carol),
+        ]
+        .concat()
+    );
+
+    // Bad input: the JSON list's error, before any line is written.
+    for (json, status) in [
+        (
+            "/api/v4/-/seats/ledger?direction=sideways",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v4/-/seats/ledger?from=yesterday",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v4/-/seats/ledger?to=2026-13-01",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/api/v4/-/seats/ledger?user=nobody", StatusCode::NOT_FOUND),
+        ("/api/v4/-/seats/billable_on", StatusCode::BAD_REQUEST),
+        (
+            "/api/v4/-/seats/billable_on?date=15/06/2026",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v4/-/seats/billable_on?date=2026-01-01",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let csv_path = json.replacen("/ledger", "/ledger.csv", 1).replacen(
+            "/billable_on",
+            "/billable_on.csv",
+            1,
+        );
+        let (json_reply, csv_reply) = (app.get(json).await, app.get(&csv_path).await);
+        assert_eq!(json_reply.status, status, "{json}: {}", json_reply.body);
+        assert_eq!(
+            (csv_reply.status, csv_reply.json()),
+            (json_reply.status, json_reply.json()),
+            "{csv_path}"
+        );
+        assert_ne!(
+            csv_reply.header("content-type"),
+            Some("text/csv; charset=utf-8")
+        );
+    }
+    let before = app
+        .get("/api/v4/-/seats/billable_on.csv?date=2026-01-01")
+        .await;
+    assert!(
+        before
+            .body
+            .contains("before the seat ledger began (2026-06-15)"),
+        "{}",
+        before.body
+    );
+
+    // Administrators only.
+    let plain = app
+        .add_user(gitlab_license_server::store::NewUser::human("plain", false))
+        .await;
+    let (token, _) = app.token_for(&plain, &["api"], None).await;
+    for path in [
+        "/api/v4/-/seats/ledger.csv",
+        "/api/v4/-/seats/billable_on.csv?date=2026-06-16",
+        "/api/v4/-/seats/peak.csv",
+    ] {
+        assert_eq!(
+            app.send(Method::GET, path, Some(&token)).await.status,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+
+    // A reason with a comma is quoted: an Ultimate license stops those without a role.
+    app.set_now(test_now() + TimeDelta::days(3));
+    let ultimate = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "ultimate", "active_user_count": 10}),
+    );
+    assert_eq!(app.upload(&ultimate).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    let stopped = csv(
+        &app,
+        "/api/v4/-/seats/ledger.csv?from=2026-06-18&user=alice",
+        "seat_ledger.csv",
+    )
+    .await;
+    let line = stopped.lines().nth(1).expect("alice stopped");
+    assert!(
+        line.ends_with(&format!(
+            ",2026-06-18T10:30:00.000Z,{},alice,stopped,\"License plan changed from Premium to Ultimate: Ultimate counts only roles above Guest, and the user has no role\",ultimate",
+            script.alice
+        )),
+        "{line}"
+    );
+
+    // Longer than a batch: 2,100 more entries (users who counted from day 4) are read a
+    // thousand at a time, each once, in order.
+    app.execute_sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2100)
+         INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
+         SELECT l.recorded_at, 100000 + n.i, 'seeded' || n.i, 'started', l.reason, l.plan
+         FROM n, seat_ledger l WHERE l.id = (SELECT MAX(id) FROM seat_ledger) ORDER BY n.i",
+    )
+    .await;
+    let whole = csv(&app, "/api/v4/-/seats/ledger.csv", "seat_ledger.csv").await;
+    let ids: Vec<i64> = whole
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split(',')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .expect("id")
+        })
+        .collect();
+    assert_eq!(
+        app.query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM seat_ledger")
+            .await,
+        [ids.len().to_string()]
+    );
+    assert!(ids.len() > 2_100 && ids.windows(2).all(|pair| pair[0] < pair[1]));
+    let last = whole.lines().last().unwrap_or_default();
+    assert!(last.contains(",102100,seeded2100,started,"), "{last}");
+    let day_four = csv(
+        &app,
+        "/api/v4/-/seats/billable_on.csv?date=2026-06-18",
+        "billable_on_2026-06-18.csv",
+    )
+    .await;
+    let users: Vec<i64> = day_four
+        .lines()
+        .skip(1)
+        .map(|line| {
+            line.split(',')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .expect("user id")
+        })
+        .collect();
+    assert_eq!(users, (100_001..=102_100).collect::<Vec<i64>>());
+}
+
+/// Runs `seats <args>` against the app's database, as `token`.
+fn seats_cli(app: &TestApp, args: &[&str], token: &str) -> std::process::Output {
+    crate::support::process::binary()
+        .arg("seats")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.database_url)
+        .env("DATA_DIR", &app.data_dir)
+        .env(
+            "LICENSE_PUBLIC_KEY_FILE",
+            crate::support::vectors_dir().join("public_key.pem"),
+        )
+        .env("GITLAB_TOKEN", token)
+        .output()
+        .expect("the binary runs")
+}
+
+/// A command's standard output, after checking it succeeded.
+fn stdout_of(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A failure the operator can read: non-zero, nothing on standard output, the message on
+/// standard error.
+fn assert_fails(output: &std::process::Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "expected a failure: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+async fn the_cli_prints_the_ledger_csvs_and_the_forecast(app: TestApp) {
+    let script = scripted_history(&app).await;
+    let lines = script.ledger_lines();
+
+    // The same lines as the API's CSVs, through the same services.
+    let ledger = stdout_of(&seats_cli(&app, &["ledger"], ROOT_TOKEN));
+    assert_eq!(ledger, format!("{LEDGER_HEADER}{}", lines.concat()));
+    assert_eq!(ledger, app.get("/api/v4/-/seats/ledger.csv").await.body);
+    assert_eq!(
+        stdout_of(&seats_cli(
+            &app,
+            &["ledger", "--user", "bob", "--direction", "stopped"],
+            ROOT_TOKEN
+        )),
+        format!("{LEDGER_HEADER}{}", lines[4])
+    );
+    assert_eq!(
+        stdout_of(&seats_cli(
+            &app,
+            &[
+                "ledger",
+                "--from",
+                "2026-06-16",
+                "--to",
+                "2026-06-16",
+                "--direction",
+                "started"
+            ],
+            ROOT_TOKEN
+        )),
+        format!("{LEDGER_HEADER}{}{}{}", lines[1], lines[2], lines[3])
+    );
+    let day_two = stdout_of(&seats_cli(&app, &["billable-on", "2026-06-16"], ROOT_TOKEN));
+    assert_eq!(day_two, script.billable_on_day_two());
+    assert_eq!(
+        day_two,
+        app.get("/api/v4/-/seats/billable_on.csv?date=2026-06-16")
+            .await
+            .body
+    );
+
+    // The API's errors, on standard error with a non-zero exit.
+    assert_fails(
+        &seats_cli(&app, &["billable-on", "2026-01-01"], ROOT_TOKEN),
+        "date is before the seat ledger began (2026-06-15)",
+    );
+    assert_fails(
+        &seats_cli(&app, &["billable-on", "15/06/2026"], ROOT_TOKEN),
+        "date is invalid",
+    );
+    assert_fails(
+        &seats_cli(&app, &["ledger", "--direction", "sideways"], ROOT_TOKEN),
+        "direction is invalid",
+    );
+    assert_fails(
+        &seats_cli(&app, &["ledger", "--user", "nobody"], ROOT_TOKEN),
+        "404 User Not Found",
+    );
+    // An administrator's token only.
+    assert_fails(
+        &seats_cli(&app, &["ledger"], "glpat-nothing"),
+        "GITLAB_TOKEN is not a valid personal access token",
+    );
+    let plain = app
+        .add_user(gitlab_license_server::store::NewUser::human("plain", false))
+        .await;
+    let (token, _) = app.token_for(&plain, &["api"], None).await;
+    assert_fails(
+        &seats_cli(&app, &["billable-on", "2026-06-16"], &token),
+        "GITLAB_TOKEN must belong to an administrator",
+    );
+
+    // The forecast: the command runs by the wall clock, so the license and the server's
+    // clock are today's; the JSON is the API's.
+    app.set_now(chrono::Utc::now());
+    assert_eq!(
+        app.upload(&crate::support::licenses::premium_today(10))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    app.run_jobs().await;
+    let printed = stdout_of(&seats_cli(
+        &app,
+        &["forecast", "--price-per-seat", "100", "--currency", "eur"],
+        ROOT_TOKEN,
+    ));
+    let forecast: Value = serde_json::from_str(&printed).expect("JSON");
+    assert_eq!(
+        forecast,
+        app.get("/api/v4/-/seats/forecast?price_per_seat=100&currency=eur")
+            .await
+            .json()
+    );
+    assert_eq!(
+        (
+            forecast["seats"].clone(),
+            forecast["price_per_seat"].clone(),
+            forecast["currency"].clone()
+        ),
+        (json!(10), json!(100.0), json!("EUR"))
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout_of(&seats_cli(&app, &["forecast"], ROOT_TOKEN)))
+            .expect("JSON")["amount"],
+        Value::Null,
+        "no price configured"
+    );
+    assert_fails(
+        &seats_cli(&app, &["forecast", "--price-per-seat", "abc"], ROOT_TOKEN),
+        "price_per_seat is invalid",
+    );
 }

@@ -105,16 +105,14 @@ SELECT p.id, u.id, $NOW FROM add_on_purchases p, users u
 WHERE u.id % 1000 = 7 AND u.state = 'active' AND u.user_type = 'human';
 -- The seat ledger as a recount would have left it (its baseline written here, not timed:
 -- docs/true-up.md), and a term of daily counts for the peak and the forecast.
-INSERT INTO billable_seats (user_id, username, since, reason)
-SELECT id, username, $NOW, 'Active human user (every active human user occupies a seat)'
-FROM users WHERE state = 'active' AND user_type IN ('human', 'service_user');
 INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
-SELECT since, user_id, username, 'baseline', reason, 'premium' FROM billable_seats;
+SELECT $NOW, id, username, 'baseline', 'Active human user (every active human user occupies a seat)', 'premium'
+FROM users WHERE state = 'active' AND user_type IN ('human', 'service_user') ORDER BY id;
 DELETE FROM seat_ledger_pending;
 INSERT INTO application_settings (name, value, updated_at) VALUES ('seat_ledger_plan', 'premium', $NOW);
 INSERT INTO historical_data (recorded_at, active_user_count)
 SELECT recorded_at, count FROM (
-  SELECT $NOW AS recorded_at, (SELECT COUNT(*) FROM billable_seats) AS count) AS today;
+  SELECT $NOW AS recorded_at, (SELECT COUNT(*) FROM seat_ledger) AS count) AS today;
 ANALYZE;
 SQL
 echo "seeded $USERS users on $BACKEND in $(( $(date +%s) - seed_started )) s"

@@ -364,16 +364,6 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
-        name: "billable_seats",
-        key: "user_id",
-        columns: &[
-            ("user_id", I64),
-            ("username", Text),
-            ("since", Timestamp),
-            ("reason", Text),
-        ],
-    },
-    TableSpec {
         name: "seat_ledger",
         key: "id",
         columns: &[
@@ -536,7 +526,7 @@ impl Store {
     /// user-search index (`users_search` and its FTS5 shadow tables) is derived from `users`
     /// by triggers, so it is rebuilt on restore rather than backed up; so is
     /// `seat_ledger_pending` (every restored user is marked, and the first recount after a
-    /// restore compares them with the restored `billable_seats`, recording only real changes).
+    /// restore compares them with their restored ledger entries, recording only real changes).
     pub async fn schema_columns(&self) -> StoreResult<Vec<(String, String)>> {
         Ok(match &self.db {
             Db::Sqlite(pool) => {

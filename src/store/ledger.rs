@@ -1,6 +1,7 @@
 //! The seat ledger's rows: the append-only `seat_ledger` (written by each recount, in its
-//! transaction — see `write_seat_ledger!`), the running set `billable_seats` it is compared
-//! with, and the reads: the ledger itself and who was billable on a day.
+//! transaction — see `write_seat_ledger!`), which is its own running set (whoever's latest
+//! entry is not a stop counted at the last recount), and the reads: the ledger itself and who
+//! was billable on a day.
 
 use std::collections::HashMap;
 
@@ -34,6 +35,30 @@ pub struct LedgerScan {
     pub plan_before: Option<String>,
     pub plan: String,
 }
+
+/// Whether a user whose latest entry has this direction counted at the last recount.
+pub fn counts(latest: Option<&str>) -> bool {
+    latest.is_some_and(|direction| direction != "stopped")
+}
+
+/// Of `count` users (`$1…`), those who counted at the last recount, with their usernames: each
+/// one's latest entry, found through `seat_ledger_user`, is not a stop.
+pub fn holders_sql(count: usize) -> String {
+    format!(
+        "SELECT l.user_id, l.username FROM seat_ledger l
+         WHERE l.user_id IN ({}) AND l.direction <> 'stopped'
+           AND l.id = (SELECT MAX(x.id) FROM seat_ledger x WHERE x.user_id = l.user_id)",
+        super::placeholders(1, count)
+    )
+}
+
+/// Users who counted at the last recount and are gone (deleted): the end of a scan of every
+/// user records their stop. Reads the whole ledger, as a scan reads every user.
+pub const GONE_HOLDERS: &str = "SELECT l.user_id FROM seat_ledger l
+     WHERE l.direction <> 'stopped'
+       AND NOT EXISTS (SELECT 1 FROM seat_ledger later
+                       WHERE later.user_id = l.user_id AND later.id > l.id)
+       AND NOT EXISTS (SELECT 1 FROM users u WHERE u.id = l.user_id)";
 
 /// A moment, given by value or by reference (the macros see both).
 pub fn moment<T: std::borrow::Borrow<DateTime<Utc>>>(at: &T) -> DateTime<Utc> {
@@ -230,6 +255,10 @@ impl Store {
                 "billable at a moment",
                 self.query_plan(&billable_at, &[], &[0, 20]).await?,
             ),
+            (
+                "who counted at the last recount",
+                self.query_plan(&holders_sql(1), &[], &[1]).await?,
+            ),
         ])
     }
 
@@ -267,17 +296,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT user_id FROM billable_seats WHERE user_id IN ({})",
-            super::placeholders(1, ids.len())
-        );
-        Ok(with_pool!(self, pool => {
-            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        let sql = holders_sql(ids.len());
+        let holders = with_pool!(self, pool => {
+            let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
             for id in ids {
                 query = query.bind(*id);
             }
             query.fetch_all(pool).await?
-        }))
+        });
+        Ok(holders.into_iter().map(|(id, _)| id).collect())
     }
 
     /// The latest stop of each of `ids` at or after `since`: (user, when, why).

@@ -348,12 +348,10 @@ macro_rules! ledger_scan_batch {
                         true
                     }
                     None => {
-                        let gone: Vec<i64> = sqlx::query_scalar(
-                            "SELECT s.user_id FROM billable_seats s
-                             WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = s.user_id)",
-                        )
-                        .fetch_all(&mut *$tx)
-                        .await?;
+                        let gone: Vec<i64> =
+                            sqlx::query_scalar($crate::store::ledger::GONE_HOLDERS)
+                                .fetch_all(&mut *$tx)
+                                .await?;
                         for chunk in gone.chunks($crate::store::ledger::BATCH as usize) {
                             ledger_batch!($tx, chunk, plans, false, scan.at);
                         }
@@ -366,8 +364,8 @@ macro_rules! ledger_scan_batch {
     }};
 }
 
-/// Appends `changes` to the ledger and applies them to the running set (`billable_seats`), a
-/// few hundred rows a statement.
+/// Appends `changes` to the ledger, a few hundred rows a statement. The ledger is its own
+/// running set: whoever's latest entry is not a stop counts.
 macro_rules! write_ledger_changes {
     ($tx:expr, $changes:expr, $plan:expr, $at:expr) => {{
         let changes: &[$crate::domain::ledger::Change] = $changes;
@@ -393,44 +391,6 @@ macro_rules! write_ledger_changes {
                     .bind(&change.reason);
             }
             query.execute(&mut *$tx).await?;
-            let starting: Vec<&$crate::domain::ledger::Change> = chunk
-                .iter()
-                .filter(|change| change.direction != $crate::domain::ledger::Direction::Stopped)
-                .collect();
-            if !starting.is_empty() {
-                let values = (0..starting.len())
-                    .map(|index| {
-                        let base = 2 + index * 3;
-                        format!("(${}, ${}, $1, ${})", base, base + 1, base + 2)
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "INSERT INTO billable_seats (user_id, username, since, reason) VALUES {values}
-                     ON CONFLICT (user_id) DO NOTHING"
-                );
-                let mut query = sqlx::query(&sql).bind($at);
-                for change in &starting {
-                    query = query.bind(change.user_id).bind(&change.username).bind(&change.reason);
-                }
-                query.execute(&mut *$tx).await?;
-            }
-            let stopping: Vec<i64> = chunk
-                .iter()
-                .filter(|change| change.direction == $crate::domain::ledger::Direction::Stopped)
-                .map(|change| change.user_id)
-                .collect();
-            if !stopping.is_empty() {
-                let sql = format!(
-                    "DELETE FROM billable_seats WHERE user_id IN ({})",
-                    $crate::store::placeholders(1, stopping.len())
-                );
-                let mut query = sqlx::query(&sql);
-                for id in &stopping {
-                    query = query.bind(*id);
-                }
-                query.execute(&mut *$tx).await?;
-            }
         }
     }};
 }
@@ -441,25 +401,49 @@ macro_rules! ledger_batch {
     ($tx:expr, $ids:expr, $plans:expr, $baseline:expr, $at:expr) => {{
         let ids: &[i64] = $ids;
         let list = $crate::store::placeholders(1, ids.len());
+        // Each candidate's facts now and its latest entry, read together: whether it counted
+        // at the previous recount is in the index pages its new entry then goes to.
         let facts_sql = format!(
             "SELECT u.id, u.username, u.state, u.user_type,
-                    (SELECT MAX(m.access_level) FROM members m WHERE m.user_id = u.id)
+                    (SELECT MAX(m.access_level) FROM members m WHERE m.user_id = u.id),
+                    (SELECT l.direction FROM seat_ledger l WHERE l.user_id = u.id
+                     ORDER BY l.id DESC LIMIT 1)
              FROM users u WHERE u.id IN ({list})"
         );
-        let mut facts_query =
-            sqlx::query_as::<_, (i64, String, String, String, Option<i32>)>(&facts_sql);
+        let mut facts_query = sqlx::query_as::<
+            _,
+            (i64, String, String, String, Option<i32>, Option<String>),
+        >(&facts_sql);
         for id in ids {
             facts_query = facts_query.bind(*id);
         }
-        let facts = facts_query.fetch_all(&mut *$tx).await?;
-        let held_sql =
-            format!("SELECT user_id, username FROM billable_seats WHERE user_id IN ({list})");
-        let mut held_query = sqlx::query_as::<_, (i64, String)>(&held_sql);
-        for id in ids {
-            held_query = held_query.bind(*id);
+        let rows = facts_query.fetch_all(&mut *$tx).await?;
+        let mut held: std::collections::HashMap<i64, String> = rows
+            .iter()
+            .filter(|row| $crate::store::ledger::counts(row.5.as_deref()))
+            .map(|row| (row.0, row.1.clone()))
+            .collect();
+        // Users deleted since: their latest entry says whether they counted.
+        let found: std::collections::HashSet<i64> = rows.iter().map(|row| row.0).collect();
+        let gone: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !found.contains(id))
+            .collect();
+        if !gone.is_empty() {
+            let sql = $crate::store::ledger::holders_sql(gone.len());
+            let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+            for id in &gone {
+                query = query.bind(*id);
+            }
+            held.extend(query.fetch_all(&mut *$tx).await?);
         }
-        let held: std::collections::HashMap<i64, String> =
-            held_query.fetch_all(&mut *$tx).await?.into_iter().collect();
+        let facts = rows
+            .into_iter()
+            .map(|(id, username, state, user_type, level, _)| {
+                (id, username, state, user_type, level)
+            })
+            .collect();
         let candidates = $crate::store::ledger::candidates(ids, facts, &held);
         let changes = $crate::domain::ledger::changes(&candidates, $plans, $baseline);
         write_ledger_changes!($tx, &changes, $plans.now, $at);

@@ -53,6 +53,14 @@ async fn fill(url: &str, users: i64) -> Result<(), sqlx::Error> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // `RUST_LOG=sqlx::query=debug` shows each statement and its time (where a recount's
+    // time goes).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut args = std::env::args().skip(1);
     let url = args
         .next()

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::ledger::{Candidate, Facts};
 use crate::domain::users::{UserState, UserType};
 
-use super::{Db, Store, StoreResult};
+use super::{Db, Dialect, Store, StoreError, StoreResult};
 
 /// The plan recorded for a recount made without a current license.
 pub const NO_PLAN: &str = "none";
@@ -19,8 +19,6 @@ pub const BATCH: i64 = 1_000;
 /// The most changed users a recount compares in its own transaction; more, and it starts a
 /// scan of every user in batches instead.
 pub const PENDING_IN_RECOUNT: usize = 10_000;
-/// Ledger rows written per statement.
-pub const ROWS_PER_STATEMENT: usize = 250;
 
 /// A comparison of every user under way (the baseline, or after a change of the license's
 /// plan), kept in `application_settings` so that any replica continues it where it stopped.
@@ -34,6 +32,89 @@ pub struct LedgerScan {
     pub at: DateTime<Utc>,
     pub plan_before: Option<String>,
     pub plan: String,
+}
+
+/// Which backend a transaction speaks (the ledger's batch statements differ in their JSON
+/// functions).
+pub fn dialect_of<DB: sqlx::Database>(_: &sqlx::Transaction<'_, DB>) -> Dialect {
+    if DB::NAME == <sqlx::Postgres as sqlx::Database>::NAME {
+        Dialect::Postgres
+    } else {
+        Dialect::Sqlite
+    }
+}
+
+/// A batch's user ids as the one parameter of [`facts_sql`]: a JSON array.
+pub fn ids_json(ids: &[i64]) -> String {
+    serde_json::Value::from(ids).to_string()
+}
+
+/// One candidate as [`facts_sql`] returns it: id, username, state, user type, highest access
+/// level, the direction of its latest ledger entry.
+pub type FactsRow = (i64, String, String, String, Option<i32>, Option<String>);
+
+/// The candidates' facts and latest entries (`$1`: their ids as a JSON array) as one JSON
+/// array of [`FactsRow`]s.
+pub fn facts_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "SELECT json_group_array(json_array(u.id, u.username, u.state, u.user_type,
+                    (SELECT MAX(m.access_level) FROM members m WHERE m.user_id = u.id),
+                    (SELECT l.direction FROM seat_ledger l WHERE l.user_id = u.id
+                     ORDER BY l.id DESC LIMIT 1)))
+             FROM users u WHERE u.id IN (SELECT value FROM json_each($1))"
+        }
+        Dialect::Postgres => {
+            "SELECT COALESCE(json_agg(json_build_array(u.id, u.username, u.state, u.user_type,
+                    (SELECT MAX(m.access_level) FROM members m WHERE m.user_id = u.id),
+                    (SELECT l.direction FROM seat_ledger l WHERE l.user_id = u.id
+                     ORDER BY l.id DESC LIMIT 1)))::text, '[]')
+             FROM users u WHERE u.id IN (SELECT value::bigint FROM json_array_elements_text($1::json))"
+        }
+    }
+}
+
+/// [`facts_sql`]'s answer read back.
+pub fn parse_facts(text: &str) -> Result<Vec<FactsRow>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|error| StoreError::Database(sqlx::Error::Decode(Box::new(error))))
+}
+
+/// Changes as the one parameter of [`insert_changes_sql`]: `[[user_id, username, direction,
+/// reason], …]`, in the order they are appended.
+pub fn changes_json(changes: &[crate::domain::ledger::Change]) -> String {
+    serde_json::Value::from(
+        changes
+            .iter()
+            .map(|change| {
+                serde_json::json!([
+                    change.user_id,
+                    change.username,
+                    change.direction.as_str(),
+                    change.reason
+                ])
+            })
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+/// Appends the entries of [`changes_json`] (`$3`) recorded at `$1` for plan `$2`, in order.
+pub fn insert_changes_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
+             SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                    json_extract(value, '$[2]'), json_extract(value, '$[3]'), $2
+             FROM json_each($3) ORDER BY key"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan)
+             SELECT $1, (entry->>0)::bigint, entry->>1, entry->>2, entry->>3, $2
+             FROM json_array_elements($3::json) WITH ORDINALITY AS rows(entry, position)
+             ORDER BY position"
+        }
+    }
 }
 
 /// Whether a user whose latest entry has this direction counted at the last recount.
@@ -219,6 +300,10 @@ impl Store {
     /// lock and reads where the scan stands), and a scan cut short by a stop is continued by
     /// the next recount. Evaluates to the batches run.
     pub async fn continue_ledger_scan(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        // Almost always none: read before taking the writer's lock.
+        if !self.ledger_scan_in_progress().await? {
+            return Ok(0);
+        }
         let mut batches = 0;
         loop {
             let more = in_write_tx!(self, tx => { ledger_scan_batch!(tx, now) });

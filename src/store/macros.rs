@@ -369,28 +369,18 @@ macro_rules! ledger_scan_batch {
 macro_rules! write_ledger_changes {
     ($tx:expr, $changes:expr, $plan:expr, $at:expr) => {{
         let changes: &[$crate::domain::ledger::Change] = $changes;
-        for chunk in changes.chunks($crate::store::ledger::ROWS_PER_STATEMENT) {
-            let values = (0..chunk.len())
-                .map(|index| {
-                    let base = 3 + index * 4;
-                    format!("($1, ${}, ${}, ${}, ${}, $2)", base, base + 1, base + 2, base + 3)
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "INSERT INTO seat_ledger (recorded_at, user_id, username, direction, reason, plan) VALUES {values}"
-            );
-            let mut query = sqlx::query(&sql)
+        if !changes.is_empty() {
+            // The whole batch as one JSON parameter: binding a thousand rows' values one by
+            // one cost SQLite more than writing them.
+            let rows = $crate::store::ledger::changes_json(changes);
+            sqlx::query($crate::store::ledger::insert_changes_sql(
+                $crate::store::ledger::dialect_of(&$tx),
+            ))
             .bind($at)
-            .bind($plan);
-            for change in chunk {
-                query = query
-                    .bind(change.user_id)
-                    .bind(&change.username)
-                    .bind(change.direction.as_str())
-                    .bind(&change.reason);
-            }
-            query.execute(&mut *$tx).await?;
+            .bind($plan)
+            .bind(rows)
+            .execute(&mut *$tx)
+            .await?;
         }
     }};
 }
@@ -400,24 +390,16 @@ macro_rules! write_ledger_changes {
 macro_rules! ledger_batch {
     ($tx:expr, $ids:expr, $plans:expr, $baseline:expr, $at:expr) => {{
         let ids: &[i64] = $ids;
-        let list = $crate::store::placeholders(1, ids.len());
-        // Each candidate's facts now and its latest entry, read together: whether it counted
-        // at the previous recount is in the index pages its new entry then goes to.
-        let facts_sql = format!(
-            "SELECT u.id, u.username, u.state, u.user_type,
-                    (SELECT MAX(m.access_level) FROM members m WHERE m.user_id = u.id),
-                    (SELECT l.direction FROM seat_ledger l WHERE l.user_id = u.id
-                     ORDER BY l.id DESC LIMIT 1)
-             FROM users u WHERE u.id IN ({list})"
-        );
-        let mut facts_query = sqlx::query_as::<
-            _,
-            (i64, String, String, String, Option<i32>, Option<String>),
-        >(&facts_sql);
-        for id in ids {
-            facts_query = facts_query.bind(*id);
-        }
-        let rows = facts_query.fetch_all(&mut *$tx).await?;
+        let dialect = $crate::store::ledger::dialect_of(&$tx);
+        // Each candidate's facts now and its latest entry, read together (whether it counted
+        // at the previous recount is in the index its new entry then goes to), the ids in
+        // and the rows out as one JSON value each: row by row, SQLite's driver cost more than
+        // the reads.
+        let facts: String = sqlx::query_scalar($crate::store::ledger::facts_sql(dialect))
+            .bind($crate::store::ledger::ids_json(ids))
+            .fetch_one(&mut *$tx)
+            .await?;
+        let rows = $crate::store::ledger::parse_facts(&facts)?;
         let mut held: std::collections::HashMap<i64, String> = rows
             .iter()
             .filter(|row| $crate::store::ledger::counts(row.5.as_deref()))

@@ -1271,3 +1271,86 @@ async fn the_cli_prints_the_ledger_csvs_and_the_forecast(app: TestApp) {
         "price_per_seat is invalid",
     );
 }
+
+on_both_backends!(deprovisioning_is_recorded_and_the_ledger_outlives_the_process);
+
+/// A user an identity provider provisions and then deprovisions (GitLab's `ldap_blocked`)
+/// starts and stops in the ledger; a second server process on the same database — a restart,
+/// or another replica — answers the same ledger.
+async fn deprovisioning_is_recorded_and_the_ledger_outlives_the_process(app: TestApp) {
+    assert_eq!(app.upload(&premium(10)).await.status, StatusCode::CREATED);
+    app.run_jobs().await;
+    let token = app
+        .send(Method::POST, "/api/v4/-/scim/token", Some(ROOT_TOKEN))
+        .await
+        .json()["token"]
+        .as_str()
+        .expect("SCIM token")
+        .to_string();
+    let scim = |method: Method, path: &str, body: Value| {
+        app.client
+            .request(method, app.url(&format!("/api/scim/v2/application{path}")))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+    };
+    let created = scim(
+        Method::POST,
+        "/Users",
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "externalId": "dora-1", "userName": "dora", "active": true,
+            "name": {"formatted": "Dora Example", "givenName": "Dora", "familyName": "Example"},
+            "emails": [{"primary": true, "type": "work", "value": "dora@example.com"}],
+        }),
+    )
+    .send()
+    .await
+    .expect("provision");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    app.set_now(test_now() + TimeDelta::days(1));
+    recount(&app).await;
+    let patched = scim(
+        Method::PATCH,
+        "/Users/dora-1",
+        json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "active", "value": "False"}],
+        }),
+    )
+    .send()
+    .await
+    .expect("deprovision");
+    assert_eq!(patched.status(), StatusCode::NO_CONTENT);
+    app.set_now(test_now() + TimeDelta::days(2));
+    recount(&app).await;
+    assert_eq!(
+        entries(&app, "&user=dora").await,
+        owned(&[
+            (
+                "dora",
+                "started",
+                "Active human user (every active human user occupies a seat)"
+            ),
+            ("dora", "stopped", "State changed to ldap_blocked"),
+        ])
+    );
+    assert!(!billable_on(&app, "2026-06-17")
+        .await
+        .contains(&"dora".to_string()));
+    assert!(billable_on(&app, "2026-06-16")
+        .await
+        .contains(&"dora".to_string()));
+
+    // Another process on the same database answers the same.
+    let ledger = app.get("/api/v4/-/seats/ledger.csv").await.body;
+    let again = TestApp::start(app.backend, &[("DATABASE_URL", &app.database_url)]).await;
+    again.set_now(test_now() + TimeDelta::days(2));
+    assert_eq!(again.get("/api/v4/-/seats/ledger.csv").await.body, ledger);
+    recount(&again).await;
+    assert_eq!(
+        again.get("/api/v4/-/seats/ledger.csv").await.body,
+        ledger,
+        "a recount with nothing changed adds nothing"
+    );
+}

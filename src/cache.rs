@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 
+use crate::domain::settings::Settings;
 use crate::license_key::{DecodeError, License};
 use crate::store::{AddOnPurchase, Store, TokenWithUser};
 
@@ -45,6 +46,8 @@ pub struct Cache {
     /// License id → (stored text, its decoding).
     decoded: RwLock<HashMap<i64, (String, Decoded)>>,
     current_license: RwLock<Option<Entry<(NaiveDate, bytes::Bytes)>>>,
+    /// The instance's settings (read on every request once a throttle is on).
+    settings: RwLock<Option<Entry<Arc<Settings>>>>,
     /// Active add-on purchases by (namespace, day).
     purchases: RwLock<HashMap<PurchasesKey, Entry<Arc<Vec<AddOnPurchase>>>>>,
     /// When this process last recorded each token's use (GitLab records it at most every
@@ -76,6 +79,7 @@ impl Cache {
             auth: RwLock::default(),
             decoded: RwLock::default(),
             current_license: RwLock::default(),
+            settings: RwLock::default(),
             purchases: RwLock::default(),
             token_touches: std::sync::Mutex::default(),
             activity: std::sync::Mutex::default(),
@@ -247,6 +251,38 @@ impl Cache {
         slot.as_ref()
             .filter(|entry| entry.value.0 == today)
             .map(|entry| entry.value.1.clone())
+    }
+
+    /// The instance's settings, if read since the last change.
+    pub fn settings(&self, store: &Store) -> Option<Arc<Settings>> {
+        self.lookup(
+            &self.settings,
+            store.change_count(),
+            |slot| slot.as_ref(),
+            |slot| slot.as_mut(),
+            |settings| Some(Arc::clone(settings)),
+        )
+    }
+
+    /// The settings as last read, however old (for outages only).
+    pub fn last_known_settings(&self) -> Option<Arc<Settings>> {
+        let slot = self
+            .settings
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.as_ref().map(|entry| Arc::clone(&entry.value))
+    }
+
+    pub fn put_settings(&self, ticket: Ticket, settings: Arc<Settings>) {
+        let mut slot = self
+            .settings
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Some(Entry {
+            changes: ticket.0,
+            stored_at: Instant::now(),
+            value: settings,
+        });
     }
 
     /// The active add-on purchases of a namespace (`None`: the instance) on `today`.

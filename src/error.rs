@@ -31,6 +31,8 @@ pub enum ApiError {
     BadRequest(String),
     /// A model validation failed on fields: `400 {"message": {"field": ["message"]}}`.
     FieldInvalid(&'static str, String),
+    /// A model validation failed on several fields: `400 {"message": {"a": [..], "b": [..]}}`.
+    ModelInvalid(Vec<(&'static str, Vec<String>)>),
     /// Any status with GitLab's `{"message": <text>}` (409 conflicts, 403/409 moderation rules).
     Message(StatusCode, String),
     /// A parameter is missing or malformed: `400 {"error": <text>}`.
@@ -140,6 +142,17 @@ impl IntoResponse for ApiError {
                 axum::Json(json!({ "message": { field: [text] } })),
             )
                 .into_response(),
+            Self::ModelInvalid(fields) => {
+                let fields: serde_json::Map<String, serde_json::Value> = fields
+                    .into_iter()
+                    .map(|(field, messages)| (field.to_string(), json!(messages)))
+                    .collect();
+                (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({ "message": fields })),
+                )
+                    .into_response()
+            }
             Self::Message(status, text) => message(status, &text),
             Self::InvalidParameter(text) => error(StatusCode::BAD_REQUEST, &text),
             Self::PayloadTooLarge => message(

@@ -17,6 +17,7 @@ pub mod responses;
 pub mod scim;
 pub mod scim_admin;
 pub mod seats;
+pub mod settings;
 pub mod tokens;
 pub mod users;
 

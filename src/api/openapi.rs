@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::{
     add_on_purchases, audit, fleet, groups, health, hooks, instance, license, metrics, scim_admin,
-    seats, tokens, users,
+    seats, settings, tokens, users,
 };
 use crate::state::AppState;
 
@@ -27,6 +27,7 @@ use crate::state::AppState;
     tags(
         (name = "seat-intelligence", description = "This server's extensions, not GitLab's API: who holds a seat and why, seat alerts, license checks before upload, and GitLab Duo seats in bulk. All under `/api/v4/-/`, a prefix GitLab's API never uses (real GitLab answers 404), administrators only. See docs/seat-intelligence.md."),
         (name = "fleet", description = "This server's extension for several GitLab instances under one license view: instances registered with a token (stored encrypted), synced through GitLab's own REST API or imported from files, and the unique billable people across them — the largest instance, whether the others are subsets of it, and who breaks that. Under `/api/v4/-/fleet/`, administrators only. See docs/fleet.md."),
+        (name = "settings", description = "GitLab's application settings API for the settings this server acts on, and this server's extension for the seat controls GitLab sets only on its admin form (`/api/v4/-/seat_control`). See docs/directory-api.md."),
         (name = "scim", description = "This server's extension for the instance SCIM API (`/api/scim/v2/application`, GitLab's, not in this document): the instance SCIM token (generated once, then only reset; shown once) and the SCIM groups that hold GitLab Duo seats. Under `/api/v4/-/scim/`, administrators only. See docs/scim.md."),
     ),
     modifiers(&TokenAuth),
@@ -67,6 +68,7 @@ pub fn rest_routes() -> OpenApiRouter<AppState> {
         .merge(seats::router())
         .merge(fleet::router())
         .merge(scim_admin::router())
+        .merge(settings::router())
         .merge(add_on_purchases::router())
 }
 

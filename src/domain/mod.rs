@@ -11,6 +11,7 @@ pub mod members;
 pub mod moderation;
 pub mod scim;
 pub mod seats;
+pub mod settings;
 pub mod subscription;
 pub mod text;
 pub mod tokens;

@@ -13,6 +13,7 @@ pub mod licenses;
 pub mod scim;
 pub mod seat_alerts;
 pub mod seat_holders;
+pub mod settings;
 pub mod subscription;
 pub mod tokens;
 pub mod true_up;

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use crate::domain::moderation::{
     self_refusal, transition, Action, Answer, Transition, LAST_ADMIN_REFUSAL, SELF_DEMOTION_REFUSAL,
 };
-use crate::domain::users::validate_identity;
+use crate::domain::users::{validate_identity, UserState};
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
@@ -198,6 +198,51 @@ pub async fn delete(
 }
 
 /// Applies a moderation action; the answer is the JSON body of GitLab's 201.
+/// Approves every user waiting for approval (GitLab's `ApproveBlockedPendingApprovalUsersWorker`:
+/// no cap is checked), each audited as an administrator's approval. Returns how many.
+pub async fn approve_all_pending(
+    state: &AppState,
+    admin: &AdminPrincipal,
+) -> Result<usize, StoreError> {
+    let mut approved = 0;
+    let mut after = 0;
+    loop {
+        let pending = state
+            .store
+            .users_in_state(UserState::BlockedPendingApproval, after, 100)
+            .await?;
+        let Some(last) = pending.last() else {
+            break;
+        };
+        after = last.id;
+        for user in &pending {
+            let event = audit::event(
+                admin.user(),
+                "User",
+                user.id,
+                Action::Approve.event_name(),
+                "Instance access request approved".into(),
+                ("User", user.id, &user.username),
+            );
+            if state
+                .store
+                .set_user_state(
+                    user.id,
+                    UserState::Active,
+                    Write::audited(state.clock.now(), &event),
+                )
+                .await?
+            {
+                approved += 1;
+            }
+        }
+    }
+    if approved > 0 {
+        tracing::info!(approved, "pending users approved");
+    }
+    Ok(approved)
+}
+
 pub async fn moderate(
     state: &AppState,
     admin: &AdminPrincipal,

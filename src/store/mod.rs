@@ -219,6 +219,7 @@ mod fleet;
 mod groups;
 mod history;
 mod hooks;
+mod instance_settings;
 mod jobs;
 pub mod ledger;
 mod licenses;

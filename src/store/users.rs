@@ -183,6 +183,26 @@ impl Store {
         }))
     }
 
+    /// A page of the users in `state`, in id order after user `after` (`users_state_type`
+    /// finds them).
+    pub async fn users_in_state(
+        &self,
+        state: UserState,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<User>> {
+        Ok(with_pool!(self, pool => {
+            sqlx::query_as::<_, User>(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE state = $1 AND id > $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(state.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     pub async fn find_user(&self, id: i64) -> StoreResult<Option<User>> {
         Ok(with_pool!(self, pool => {
             sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))

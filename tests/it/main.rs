@@ -34,6 +34,7 @@ mod scim;
 mod scim_page;
 mod seat_intelligence;
 mod server_process;
+mod settings;
 mod true_up_page;
 mod vectors;
 mod web;

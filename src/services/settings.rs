@@ -1,0 +1,188 @@
+//! The instance's settings: read (cached until a change, as the license is), changed through
+//! GitLab's settings API or the seat-control extension with GitLab's validations, each change
+//! audited, and their side effects (pending users approved when approval is no longer
+//! required, or when a raised or removed user cap is asked to approve them).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::cache::Cache;
+use crate::domain::settings::{Given, ModelErrors, SeatControl, Settings};
+use crate::policy::AdminPrincipal;
+use crate::services::audit;
+use crate::state::AppState;
+use crate::store::{NewAudit, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// GitLab's model errors: attribute → messages.
+    #[error("invalid settings")]
+    Invalid(ModelErrors),
+    /// The seat controls need a Premium or Ultimate license (GitLab's `seat_control` feature).
+    #[error("seat controls need a Premium or Ultimate license")]
+    Unlicensed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How many times a change is reapplied when another one came first.
+const ATTEMPTS: usize = 5;
+
+/// The settings now (GitLab's defaults for every key never changed).
+pub async fn current(state: &AppState) -> Result<Arc<Settings>, StoreError> {
+    if let Some(settings) = state.cache.settings(&state.store) {
+        return Ok(settings);
+    }
+    let ticket = Cache::ticket(&state.store);
+    match state.store.instance_settings_document().await {
+        Ok(document) => {
+            let settings = Arc::new(parse(document.as_deref()));
+            state.cache.put_settings(ticket, Arc::clone(&settings));
+            Ok(settings)
+        }
+        Err(error) => state.cache.last_known_settings().ok_or(error),
+    }
+}
+
+/// Whether the current license lets the seat controls act (GitLab's `seat_control` feature:
+/// Premium and Ultimate).
+pub async fn seat_controls_licensed(state: &AppState) -> Result<bool, StoreError> {
+    Ok(
+        crate::services::licenses::current(state, state.clock.today())
+            .await?
+            .is_some_and(|(_, license)| matches!(license.plan(), "premium" | "ultimate")),
+    )
+}
+
+/// A stored document read back; anything unreadable is GitLab's defaults (a document is only
+/// ever written by [`change`], from a validated [`Settings`]).
+fn parse(document: Option<&str>) -> Settings {
+    document
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
+/// The audit events of a change: one per setting whose value changed, as GitLab's
+/// `ApplicationSettingChangesAuditor` writes them.
+fn audits(author: &AdminPrincipal, before: &Settings, after: &Settings) -> Vec<NewAudit> {
+    let (old, new) = (
+        serde_json::to_value(before).unwrap_or_default(),
+        serde_json::to_value(after).unwrap_or_default(),
+    );
+    before
+        .changed_keys(after)
+        .into_iter()
+        .map(|key| {
+            let mut event = audit::event(
+                author.user(),
+                audit::INSTANCE_SCOPE,
+                1,
+                "application_setting_updated",
+                format!("Changed {key} from {} to {}", old[key], new[key]),
+                ("ApplicationSetting", 1, key),
+            );
+            event.details["change"] = json!(key);
+            event.details["from"] = old[key].clone();
+            event.details["to"] = new[key].clone();
+            event
+        })
+        .collect()
+}
+
+/// Applies `edit` to the settings as stored and saves them with their audits, reapplying it if
+/// another change came first. Returns the settings before and after.
+async fn change(
+    state: &AppState,
+    author: &AdminPrincipal,
+    edit: impl Fn(&Settings) -> Result<Settings, SettingsError>,
+) -> Result<(Settings, Settings), SettingsError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let document = state.store.instance_settings_document().await?;
+        let before = parse(document.as_deref());
+        let after = edit(&before)?;
+        if after == before {
+            return Ok((before, after));
+        }
+        let text = serde_json::to_string(&after)
+            .map_err(|error| StoreError::Database(sqlx::Error::Encode(Box::new(error))))?;
+        let events = audits(author, &before, &after);
+        match state
+            .store
+            .replace_instance_settings(document.as_deref(), &text, &events, state.clock.now())
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(
+                    changed = ?before.changed_keys(&after),
+                    admin_id = author.user().id,
+                    "settings changed"
+                );
+                return Ok((before, after));
+            }
+            Err(StoreError::Conflict(_)) if attempt < ATTEMPTS => continue,
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// `PUT /application/settings`: the given keys, validated together as GitLab's model does.
+pub async fn update(
+    state: &AppState,
+    author: &AdminPrincipal,
+    changes: &[(&'static str, Given)],
+) -> Result<Settings, SettingsError> {
+    let (before, after) = change(state, author, |settings| {
+        settings.with(changes).map_err(SettingsError::Invalid)
+    })
+    .await?;
+    // GitLab approves every pending user once approval is no longer required.
+    if before.require_admin_approval_after_user_signup
+        && !after.require_admin_approval_after_user_signup
+    {
+        crate::services::users::approve_all_pending(state, author).await?;
+    }
+    Ok(after)
+}
+
+/// The seat controls (GitLab's admin form; this server's extension): off, a user cap, or
+/// blocking overages. `auto_approve_pending_users`: approve the users waiting for approval when
+/// the cap is raised or removed (GitLab's form flag).
+pub async fn set_seat_control(
+    state: &AppState,
+    author: &AdminPrincipal,
+    licensed: bool,
+    control: SeatControl,
+    cap: Option<i64>,
+    auto_approve_pending_users: bool,
+) -> Result<Settings, SettingsError> {
+    if !licensed && control != SeatControl::Off {
+        return Err(SettingsError::Unlicensed);
+    }
+    let (before, after) = change(state, author, |settings| {
+        let next = Settings {
+            seat_control: control,
+            new_user_signups_cap: cap,
+            ..settings.clone()
+        };
+        let errors = next.validate();
+        if errors.is_empty() {
+            Ok(next)
+        } else {
+            Err(SettingsError::Invalid(errors))
+        }
+    })
+    .await?;
+    // GitLab's `user_cap_increased?`: there was a cap, and now there is none or a larger one.
+    let raised = match (before.user_cap(true), after.user_cap(true)) {
+        (Some(old), None) => old > 0,
+        (Some(old), Some(new)) => new > old,
+        _ => false,
+    };
+    if raised && auto_approve_pending_users {
+        crate::services::users::approve_all_pending(state, author).await?;
+    }
+    Ok(after)
+}

@@ -1,0 +1,321 @@
+//! `GET`/`PUT /api/v4/application/settings` (GitLab's defaults, validations and error shapes,
+//! audit events, the approval side effect) and the seat-control extension, on both backends.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::on_both_backends;
+use crate::support::app::{TestApp, ROOT_TOKEN};
+use crate::support::licenses::{license, premium};
+use gitlab_license_server::domain::users::UserState;
+use gitlab_license_server::store::NewUser;
+
+on_both_backends!(
+    settings_have_gitlab_defaults_and_validations,
+    seat_controls_are_an_extension_for_paid_plans,
+    turning_approval_off_approves_pending_users,
+);
+
+async fn put_json(app: &TestApp, path: &str, body: Value) -> crate::support::app::Reply {
+    app.send_with(app.client.put(app.url(path)).json(&body), Some(ROOT_TOKEN))
+        .await
+}
+
+async fn settings_have_gitlab_defaults_and_validations(app: TestApp) {
+    let shown = app.get("/api/v4/application/settings").await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(
+        shown.json(),
+        json!({
+            "id": 1,
+            "require_admin_approval_after_user_signup": true,
+            "deactivate_dormant_users": false,
+            "deactivate_dormant_users_period": 90,
+            "personal_access_token_prefix": "glpat-",
+            "require_personal_access_token_expiry": true,
+            "max_personal_access_token_lifetime": null,
+            "throttle_authenticated_api_enabled": false,
+            "throttle_authenticated_api_requests_per_period": 7200,
+            "throttle_authenticated_api_period_in_seconds": 3600,
+            "throttle_unauthenticated_api_enabled": false,
+            "throttle_unauthenticated_api_requests_per_period": 3600,
+            "throttle_unauthenticated_api_period_in_seconds": 3600,
+            "users_get_by_id_limit": 300,
+            "users_get_by_id_limit_allowlist": [],
+        })
+    );
+
+    // GitLab's model error, byte for byte; nothing changes.
+    let refused = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"deactivate_dormant_users": true, "deactivate_dormant_users_period": 30}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.body,
+        r#"{"message":{"deactivate_dormant_users_period":["'30' days of inactivity must be greater than or equal to 90"]}}"#
+    );
+    let several = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"personal_access_token_prefix": "no spaces!", "throttle_authenticated_api_period_in_seconds": 0}),
+    )
+    .await;
+    assert_eq!(several.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        several.json(),
+        json!({"message": {
+            "personal_access_token_prefix": ["can contain only letters of the Base64 alphabet (RFC4648) with the addition of '@', ':' and '.'"],
+            "throttle_authenticated_api_period_in_seconds": ["must be greater than 0"],
+        }})
+    );
+    assert_eq!(
+        app.get("/api/v4/application/settings").await.body,
+        shown.body
+    );
+
+    // Parameter errors are Grape's.
+    let wrong_type = app
+        .send(
+            Method::PUT,
+            "/api/v4/application/settings?throttle_authenticated_api_enabled=maybe",
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(wrong_type.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        wrong_type.json(),
+        json!({"error": "throttle_authenticated_api_enabled is invalid"})
+    );
+    let nothing = put_json(&app, "/api/v4/application/settings", json!({})).await;
+    assert_eq!(nothing.status, StatusCode::BAD_REQUEST);
+    assert!(
+        nothing.json()["error"].as_str().is_some_and(
+            |text| text.ends_with("are missing, at least one parameter must be provided")
+        )
+    );
+
+    // Keys this server does not act on are dropped with a 200, as GitLab drops unknown ones.
+    let unknown = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"signup_enabled": false, "gravatar_enabled": true}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::OK, "{}", unknown.body);
+    assert_eq!(unknown.body, shown.body);
+
+    // A change: applied, shown, audited once per setting that changed.
+    let changed = app
+        .send(
+            Method::PUT,
+            "/api/v4/application/settings?deactivate_dormant_users=true&deactivate_dormant_users_period=120&personal_access_token_prefix=acme-&signup_enabled=false",
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    let after = app.get("/api/v4/application/settings").await.json();
+    assert_eq!(after["deactivate_dormant_users"], true);
+    assert_eq!(after["deactivate_dormant_users_period"], 120);
+    assert_eq!(after["personal_access_token_prefix"], "acme-");
+    assert!(after.get("signup_enabled").is_none());
+    let audits = app.get("/api/v4/audit_events?per_page=100").await.json();
+    let changes: Vec<String> = audits
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| event["event_name"] == "application_setting_updated")
+        .map(|event| {
+            event["details"]["custom_message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let mut changes = changes;
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            "Changed deactivate_dormant_users from false to true",
+            "Changed deactivate_dormant_users_period from 90 to 120",
+            "Changed personal_access_token_prefix from \"glpat-\" to \"acme-\"",
+        ]
+    );
+    // The same again changes nothing and audits nothing.
+    let again = app
+        .send(
+            Method::PUT,
+            "/api/v4/application/settings?deactivate_dormant_users_period=120",
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    let count = app
+        .query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE event_name = 'application_setting_updated'")
+        .await;
+    assert_eq!(count, ["3"]);
+
+    // Administrators only.
+    let ada = app.add_user(NewUser::human("ada", false)).await;
+    let (token, _) = app
+        .token_for(
+            &ada,
+            &["api"],
+            Some(crate::support::licenses::day("2027-01-01")),
+        )
+        .await;
+    let forbidden = app
+        .send(Method::GET, "/api/v4/application/settings", Some(&token))
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let anonymous = app
+        .send(Method::GET, "/api/v4/application/settings", None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn seat_controls_are_an_extension_for_paid_plans(app: TestApp) {
+    let shown = app.get("/api/v4/-/seat_control").await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    assert_eq!(
+        shown.json(),
+        json!({"seat_control": "off", "seat_control_value": 0, "new_user_signups_cap": null, "licensed": false})
+    );
+    // Without Premium or Ultimate: refused.
+    let refused = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "user_cap", "new_user_signups_cap": 5}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+
+    assert_eq!(app.upload(&premium(10)).await.status, StatusCode::CREATED);
+    // GitLab's model rules for the cap.
+    let missing = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "user_cap"}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        missing.json(),
+        json!({"message": {"new_user_signups_cap": ["is not a number"]}})
+    );
+    let zero = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": 1, "new_user_signups_cap": 0}),
+    )
+    .await;
+    assert_eq!(
+        zero.json(),
+        json!({"message": {"new_user_signups_cap": ["must be greater than 0"]}})
+    );
+    let blank = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "block_overages", "new_user_signups_cap": 3}),
+    )
+    .await;
+    assert_eq!(
+        blank.json(),
+        json!({"message": {"new_user_signups_cap": ["must be blank"]}})
+    );
+    let bad = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "sometimes"}),
+    )
+    .await;
+    assert_eq!(
+        bad.json(),
+        json!({"error": "seat_control does not have a valid value"})
+    );
+
+    let set = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "user_cap", "new_user_signups_cap": 5}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(
+        set.json(),
+        json!({"seat_control": "user_cap", "seat_control_value": 1, "new_user_signups_cap": 5, "licensed": true})
+    );
+    // Not on GitLab's settings API (GitLab's API has no such keys).
+    let settings = app.get("/api/v4/application/settings").await.json();
+    assert!(settings.get("seat_control").is_none());
+    assert!(settings.get("new_user_signups_cap").is_none());
+    let ignored = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"new_user_signups_cap": 1}),
+    )
+    .await;
+    assert_eq!(ignored.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v4/-/seat_control").await.json()["new_user_signups_cap"],
+        5
+    );
+
+    // A license without a paid plan: the controls stay set but do not act.
+    let free = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "starter", "active_user_count": 10}),
+    );
+    assert_eq!(app.upload(&free).await.status, StatusCode::CREATED);
+    assert_eq!(
+        app.get("/api/v4/-/seat_control").await.json()["licensed"],
+        false
+    );
+}
+
+async fn turning_approval_off_approves_pending_users(app: TestApp) {
+    let mut pending = NewUser::human("waiting", false);
+    pending.state = UserState::BlockedPendingApproval;
+    let waiting = app.add_user(pending).await;
+    let state_of = |id: i64| {
+        let app = &app;
+        async move {
+            app.get(&format!("/api/v4/users/{id}")).await.json()["state"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    assert_eq!(state_of(waiting.id).await, "blocked_pending_approval");
+    // Turning it on (it is on by default) approves nobody.
+    let on = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"require_admin_approval_after_user_signup": true}),
+    )
+    .await;
+    assert_eq!(on.status, StatusCode::OK);
+    assert_eq!(state_of(waiting.id).await, "blocked_pending_approval");
+    let off = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"require_admin_approval_after_user_signup": "false"}),
+    )
+    .await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert_eq!(
+        off.json()["require_admin_approval_after_user_signup"],
+        false
+    );
+    assert_eq!(state_of(waiting.id).await, "active");
+    let approved = app
+        .query_texts(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE event_name = 'user_approved'",
+        )
+        .await;
+    assert_eq!(approved, ["1"]);
+}

@@ -233,6 +233,12 @@ fn user_error(error: UserError) -> ApiError {
             StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
             message,
         ),
+        // GitLab's API has no answer of its own here (its create service's error carries no
+        // user, and the endpoint then fails): the service's message, as a refusal.
+        UserError::NoSeats => ApiError::Message(
+            StatusCode::FORBIDDEN,
+            crate::services::users::NO_SEATS_AVAILABLE.into(),
+        ),
         UserError::Store(error) => error.into(),
     }
 }
@@ -388,13 +394,20 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban or approve a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban or approve")), responses((status = 201, description = "Created", body = Answer), crate::api::responses::ErrorResponses))]
+#[utoipa::path(post, operation_id = "users_moderate", path = "/api/v4/users/{id}/{action}", tag = "users", summary = "Block, unblock, deactivate, activate, ban, unban, approve or reject a user", params(("id" = String, Path, description = "An ID"), ("action" = String, Path, description = "block, unblock, deactivate, activate, ban, unban, approve or reject")), responses((status = 201, description = "Created", body = Answer), (status = 200, description = "Rejected: the user waiting for approval is removed", body = Answer), crate::api::responses::ErrorResponses))]
 async fn moderate(
     Admin(actor): Admin,
     id: NumericId,
     Path((_, action)): Path<(String, String)>,
     State(state): State<AppState>,
 ) -> ApiResult<Response> {
+    if action == "reject" {
+        let id = id.or_not_found(USER_NOT_FOUND)?;
+        users::reject(&state, &actor, id)
+            .await
+            .map_err(user_error)?;
+        return Ok((StatusCode::OK, Json(Answer::SUCCESS)).into_response());
+    }
     let action = Action::from_path(&action).ok_or(ApiError::RouteNotFound)?;
     let id = id.or_not_found(USER_NOT_FOUND)?;
     let today = state.clock.today();

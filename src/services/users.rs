@@ -5,11 +5,12 @@ use chrono::NaiveDate;
 use crate::domain::moderation::{
     self_refusal, transition, Action, Answer, Transition, LAST_ADMIN_REFUSAL, SELF_DEMOTION_REFUSAL,
 };
-use crate::domain::users::{validate_identity, UserState};
+use crate::domain::settings::SeatControl;
+use crate::domain::users::{validate_identity, UserState, UserType};
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{HookEvent, NewUser, StoreError, User, UserChanges, Write};
+use crate::store::{Admission, HookEvent, NewUser, SeatGate, StoreError, User, UserChanges, Write};
 
 /// Why a user operation was refused, in the terms GitLab answers with.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub enum UserError {
     Invalid(&'static str, String),
     /// A moderation rule: status and message.
     Refused(u16, String),
+    /// No seat left and overages blocked: nothing was created.
+    NoSeats,
     Store(StoreError),
 }
 
@@ -93,13 +96,139 @@ pub async fn create(
         now,
         now,
     ));
-    let user = state
+    let gate = seat_gate(state, &new).await?;
+    let mut pending = audit::event(
+        author,
+        "User",
+        0,
+        PENDING_EVENT,
+        format!(
+            "User cap reached: {} was created pending approval",
+            new.username
+        ),
+        ("User", 0, &new.username),
+    );
+    pending.hook = Some(user_hook(
+        PENDING_EVENT,
+        &new.username,
+        &new.name,
+        &new.email,
+        now,
+        now,
+    ));
+    let admission = state
         .store
-        .create_user(&new, Write::audited(now, &event))
+        .create_user_gated(
+            &new,
+            gate,
+            Write::audited(now, &event),
+            Write::audited(now, &pending),
+        )
         .await?;
+    let user = match admission {
+        Admission::Created(user) => user,
+        Admission::Pending(user) => {
+            tracing::info!(
+                user_id = user.id,
+                "user cap reached: user created pending approval"
+            );
+            user
+        }
+        Admission::NoSeats => {
+            let mut refused = audit::event(
+                author,
+                "User",
+                0,
+                REFUSED_EVENT,
+                format!(
+                    "No seat available: {} was not created (block seat overages)",
+                    new.username
+                ),
+                ("User", 0, &new.username),
+            );
+            let mut hook = user_hook(
+                REFUSED_EVENT,
+                &new.username,
+                &new.name,
+                &new.email,
+                now,
+                now,
+            );
+            hook.id_field = None;
+            hook.payload["reason"] = serde_json::json!(NO_SEATS_AVAILABLE);
+            refused.hook = Some(hook);
+            state.store.record_audit(&refused, now).await?;
+            state.hooks_wake.notify_one();
+            tracing::info!(username = %new.username, "no seat available: user not created");
+            return Err(UserError::NoSeats);
+        }
+    };
     tracing::info!(user_id = user.id, "user created");
     state.hooks_wake.notify_one();
     Ok(user)
+}
+
+/// The audit and system-hook event of a user created pending approval (the user cap).
+pub const PENDING_EVENT: &str = "user_pending_approval";
+/// The audit and system-hook event of a creation refused for want of a seat.
+pub const REFUSED_EVENT: &str = "user_creation_refused";
+/// GitLab's `ERROR_NO_SEATS_AVAILABLE`.
+pub const NO_SEATS_AVAILABLE: &str = "NO_SEATS_AVAILABLE";
+
+/// GitLab's `User.user_cap_reached?`: a user cap in force and at least that many billable
+/// users (counted only that far).
+async fn user_cap_reached(state: &AppState) -> Result<bool, StoreError> {
+    let settings = crate::services::settings::current(state).await?;
+    if settings.seat_control != SeatControl::UserCap {
+        return Ok(false);
+    }
+    let Some((_, license)) = crate::services::licenses::current(state, state.clock.today()).await?
+    else {
+        return Ok(false);
+    };
+    let licensed = matches!(license.plan(), "premium" | "ultimate");
+    match settings.user_cap(licensed) {
+        Some(cap) => Ok(state
+            .store
+            .billable_at_least(cap, license.plan() == "ultimate")
+            .await?),
+        None => Ok(false),
+    }
+}
+
+/// What the seat controls ask of creating `new` (GitLab's `EE::Users::BuildService` and
+/// `CreateService`): a user cap for a new human; blocked overages for a new user who would
+/// take a seat — a new user has no membership yet, so on Ultimate (guests and users without a
+/// role do not count) nobody new does. Both need a Premium or Ultimate license.
+async fn seat_gate(state: &AppState, new: &NewUser) -> Result<SeatGate, StoreError> {
+    let settings = crate::services::settings::current(state).await?;
+    if settings.seat_control == SeatControl::Off {
+        return Ok(SeatGate::Open);
+    }
+    let Some((_, license)) = crate::services::licenses::current(state, state.clock.today()).await?
+    else {
+        return Ok(SeatGate::Open);
+    };
+    let licensed = matches!(license.plan(), "premium" | "ultimate");
+    let ultimate = license.plan() == "ultimate";
+    if let Some(cap) = settings.user_cap(licensed) {
+        if new.user_type == UserType::Human && new.state == UserState::Active {
+            return Ok(SeatGate::UserCap { cap, ultimate });
+        }
+    }
+    let takes_seat = new.state == UserState::Active
+        && matches!(new.user_type, UserType::Human | UserType::ServiceUser)
+        && !ultimate;
+    if settings.blocks_overages(licensed) && takes_seat {
+        // GitLab refuses when the license states no seats at all (`seats` blank or zero).
+        let seats = license
+            .restrictions
+            .active_user_count
+            .and_then(|seats| i64::try_from(seats).ok())
+            .unwrap_or(0);
+        return Ok(SeatGate::BlockOverages { seats, ultimate });
+    }
+    Ok(SeatGate::Open)
 }
 
 /// The user `id`, or `NotFound`.
@@ -197,7 +326,47 @@ pub async fn delete(
     }
 }
 
-/// Applies a moderation action; the answer is the JSON body of GitLab's 201.
+/// `POST /users/:id/reject`: a user waiting for approval is removed (GitLab's
+/// `Users::RejectService`: a hard delete, audited, with the `user_destroy` system hook); anyone
+/// else is `409 User does not have a pending request`.
+pub async fn reject(state: &AppState, admin: &AdminPrincipal, id: i64) -> Result<(), UserError> {
+    let existing = existing_user(state, id).await?;
+    if existing.state != UserState::BlockedPendingApproval {
+        return Err(UserError::Refused(
+            409,
+            "User does not have a pending request".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let mut event = audit::event(
+        admin.user(),
+        "User",
+        id,
+        "user_rejected",
+        format!("Instance access request rejected: {}", existing.username),
+        ("User", id, &existing.username),
+    );
+    event.hook = Some(user_hook(
+        "user_destroy",
+        &existing.username,
+        &existing.name,
+        &existing.email,
+        existing.created_at,
+        now,
+    ));
+    if state
+        .store
+        .delete_user(id, Write::audited(now, &event))
+        .await?
+    {
+        tracing::info!(user_id = id, "pending user rejected");
+        state.hooks_wake.notify_one();
+        Ok(())
+    } else {
+        Err(UserError::NotFound)
+    }
+}
+
 /// Approves every user waiting for approval (GitLab's `ApproveBlockedPendingApprovalUsersWorker`:
 /// no cap is checked), each audited as an administrator's approval. Returns how many.
 pub async fn approve_all_pending(
@@ -243,6 +412,7 @@ pub async fn approve_all_pending(
     Ok(approved)
 }
 
+/// Applies a moderation action; the answer is the JSON body of GitLab's 201.
 pub async fn moderate(
     state: &AppState,
     admin: &AdminPrincipal,
@@ -256,6 +426,16 @@ pub async fn moderate(
         Transition::Refused(status, message) => Err(UserError::Refused(status, message)),
         Transition::Unchanged(body) => Ok(body),
         Transition::To(new_state, body) => {
+            // GitLab: a deactivated user activated while the user cap is reached waits for
+            // approval instead.
+            let new_state = if action == Action::Activate
+                && user.state == UserState::Deactivated
+                && user_cap_reached(state).await?
+            {
+                UserState::BlockedPendingApproval
+            } else {
+                new_state
+            };
             let event = audit::event(
                 author,
                 "User",

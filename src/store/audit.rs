@@ -2,9 +2,18 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{capped_count, AuditRow, Db, Listed, Store, StoreResult};
+use super::{capped_count, AuditRow, Db, Listed, NewAudit, Store, StoreResult};
 
 impl Store {
+    /// Records an audit event (and its hook event) on its own: for what was refused, which
+    /// wrote nothing else.
+    pub async fn record_audit(&self, audit: &NewAudit, at: DateTime<Utc>) -> StoreResult<()> {
+        in_write_tx!(self, tx => {
+            insert_audit!(tx, Some(audit), at);
+        });
+        Ok(())
+    }
+
     /// Audit events, newest first, optionally for one entity and within a time window.
     pub async fn audit_events(
         &self,

@@ -29,6 +29,22 @@ impl Store {
         }))
     }
 
+    /// Whether there are at least `n` billable users (counted only that far, as GitLab's
+    /// `billable.limit(n).count`).
+    pub async fn billable_at_least(&self, n: i64, ultimate: bool) -> StoreResult<bool> {
+        let counted = with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM users u WHERE {BILLABLE} LIMIT $3) AS capped"
+            ))
+            .bind(ultimate)
+            .bind(GUEST_ACCESS_LEVEL)
+            .bind(n)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(counted >= n)
+    }
+
     /// Which of `ids` are billable users (GitLab's `using_license_seat?`), by the same rule
     /// as [`Store::count_billable_users`].
     pub async fn billable_among(

@@ -247,6 +247,7 @@ pub use jobs::ClaimOf;
 pub use scim::{GroupUpdate, MembershipChange, ScimGroup, ScimMember, ScimUser};
 pub use seat_alerts::{SEAT_ALERT_EVENT, TRUE_UP_FORECAST_EVENT};
 pub use sessions::{SeatHolder, WebSession};
+pub use users::{Admission, SeatGate};
 
 impl Store {
     fn new(db: Db) -> Self {

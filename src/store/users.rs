@@ -6,8 +6,36 @@ use crate::domain::users::{UserState, UserType};
 
 use super::{
     capped_count, unique_violation, Db, Dialect, Listed, NewAudit, NewToken, NewUser, Store,
-    StoreError, StoreResult, User, UserChanges, UserFilter, Write, USER_COLUMNS,
+    StoreError, StoreResult, User, UserChanges, UserFilter, Write, BILLABLE, GUEST_ACCESS_LEVEL,
+    USER_COLUMNS,
 };
+
+/// What the seat controls ask of a new user's creation (GitLab's `seat_control`, in force only
+/// on a Premium or Ultimate license: the caller decides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatGate {
+    Open,
+    /// At `cap` billable users, new humans wait for approval.
+    UserCap {
+        cap: i64,
+        ultimate: bool,
+    },
+    /// At `seats` billable users, no new billable user is created.
+    BlockOverages {
+        seats: i64,
+        ultimate: bool,
+    },
+}
+
+/// How a gated creation ended.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    Created(User),
+    /// Created `blocked_pending_approval`: the user cap is reached.
+    Pending(User),
+    /// Nothing written: no seat is left and overages are blocked.
+    NoSeats,
+}
 
 impl Store {
     /// On an empty directory, creates `root` (admin) and its first token in one transaction.
@@ -154,6 +182,63 @@ impl Store {
             let created = insert_user!(tx, user, write.at);
             insert_audit!(tx, write.audit_of(created.id), write.at);
             created
+        }))
+    }
+
+    /// Adds a user under the seat controls, decided inside the insert's transaction and one
+    /// at a time across replicas (a row lock held to commit), so two users created together at
+    /// the cap are counted one after the other: with a user cap reached, a new human is
+    /// created `blocked_pending_approval` (`pending_write`'s audit and hook then recorded
+    /// too); with overages blocked and no seat left, nothing is written.
+    pub async fn create_user_gated(
+        &self,
+        user: &NewUser,
+        gate: SeatGate,
+        write: Write<'_>,
+        pending_write: Write<'_>,
+    ) -> StoreResult<Admission> {
+        Ok(in_write_tx!(self, tx => {
+            let admission = match gate {
+                SeatGate::Open => None,
+                SeatGate::UserCap { cap, ultimate } | SeatGate::BlockOverages { seats: cap, ultimate } => {
+                    sqlx::query(
+                        "INSERT INTO application_settings (name, value, updated_at)
+                         VALUES ('seat_control_lock', '', $1)
+                         ON CONFLICT (name) DO UPDATE SET updated_at = excluded.updated_at",
+                    )
+                    .bind(write.at)
+                    .execute(&mut *tx)
+                    .await?;
+                    // GitLab's `billable.limit(n).count`: counted only as far as it matters.
+                    let billable: i64 = sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM users u WHERE {BILLABLE} LIMIT $3) AS capped"
+                    ))
+                    .bind(ultimate)
+                    .bind(GUEST_ACCESS_LEVEL)
+                    .bind(cap.saturating_add(1))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Some((gate, billable >= cap))
+                }
+            };
+            match admission {
+                Some((SeatGate::BlockOverages { .. }, true)) => Admission::NoSeats,
+                Some((SeatGate::UserCap { .. }, true)) => {
+                    let pending = NewUser {
+                        state: UserState::BlockedPendingApproval,
+                        ..user.clone()
+                    };
+                    let created = insert_user!(tx, pending, write.at);
+                    insert_audit!(tx, write.audit_of(created.id), write.at);
+                    insert_audit!(tx, pending_write.audit_of(created.id), write.at);
+                    Admission::Pending(created)
+                }
+                _ => {
+                    let created = insert_user!(tx, user, write.at);
+                    insert_audit!(tx, write.audit_of(created.id), write.at);
+                    Admission::Created(created)
+                }
+            }
         }))
     }
 

@@ -319,3 +319,234 @@ async fn turning_approval_off_approves_pending_users(app: TestApp) {
         .await;
     assert_eq!(approved, ["1"]);
 }
+
+on_both_backends!(
+    the_user_cap_makes_new_humans_wait_for_approval,
+    blocked_overages_refuse_new_billable_users,
+);
+
+async fn create(app: &TestApp, username: &str, user_type: &str) -> crate::support::app::Reply {
+    app.send_with(
+        app.client.post(app.url("/api/v4/users")).json(&json!({
+            "username": username, "name": username,
+            "email": format!("{username}@example.com"), "user_type": user_type,
+        })),
+        Some(ROOT_TOKEN),
+    )
+    .await
+}
+
+async fn audit_names(app: &TestApp, event: &str) -> Vec<String> {
+    app.query_texts(&format!(
+        "SELECT CAST(entity_id AS TEXT) FROM audit_events WHERE event_name = '{event}' ORDER BY id"
+    ))
+    .await
+}
+
+/// GitLab's user cap: at the cap (billable users counted as the license does), a new human is
+/// created `blocked_pending_approval` (201), does not count, and waits for approve (201) or
+/// reject (200, removed); bots are created active; raising the cap approves nobody unless
+/// asked; a deactivated user activated at the cap waits too.
+async fn the_user_cap_makes_new_humans_wait_for_approval(app: TestApp) {
+    assert_eq!(app.upload(&premium(10)).await.status, StatusCode::CREATED);
+    // root and ada: 2 billable users; a cap of 3.
+    let ada = create(&app, "ada", "human").await;
+    assert_eq!(ada.status, StatusCode::CREATED);
+    let set = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "user_cap", "new_user_signups_cap": 3}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+
+    let bea = create(&app, "bea", "human").await;
+    assert_eq!(bea.status, StatusCode::CREATED);
+    assert_eq!(bea.json()["state"], "active", "under the cap");
+    let cyd = create(&app, "cyd", "human").await;
+    assert_eq!(cyd.status, StatusCode::CREATED, "{}", cyd.body);
+    assert_eq!(cyd.json()["state"], "blocked_pending_approval");
+    assert_eq!(cyd.json()["using_license_seat"], false);
+    let bot = create(&app, "project_9_bot", "project_bot").await;
+    assert_eq!(bot.json()["state"], "active", "bots never wait");
+    let cyd_id = cyd.json()["id"].as_i64().expect("id");
+    assert_eq!(
+        audit_names(&app, "user_pending_approval").await,
+        [cyd_id.to_string()]
+    );
+    let hook = app
+        .query_texts("SELECT CAST(event_name AS TEXT) FROM hook_events WHERE event_name = 'user_pending_approval'")
+        .await;
+    assert_eq!(hook.len(), 1);
+
+    // Reject: 200 and the user is gone; a second time (or for an active user) 409.
+    let dee = create(&app, "dee", "human").await;
+    let dee_id = dee.json()["id"].as_i64().expect("id");
+    let rejected = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{dee_id}/reject"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(rejected.status, StatusCode::OK, "{}", rejected.body);
+    assert_eq!(rejected.json(), json!({"message": "Success"}));
+    assert_eq!(
+        app.get(&format!("/api/v4/users/{dee_id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{dee_id}/reject"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    let bea_id = bea.json()["id"].as_i64().expect("id");
+    let active = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{bea_id}/reject"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(active.status, StatusCode::CONFLICT);
+    assert_eq!(
+        active.json(),
+        json!({"message": "User does not have a pending request"})
+    );
+
+    // Raising the cap without asking approves nobody; with auto_approve_pending_users it does.
+    let raised = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "user_cap", "new_user_signups_cap": 5}),
+    )
+    .await;
+    assert_eq!(raised.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v4/users/{cyd_id}")).await.json()["state"],
+        "blocked_pending_approval"
+    );
+    let raised = put_json(&app, "/api/v4/-/seat_control", json!({"seat_control": "user_cap", "new_user_signups_cap": 6, "auto_approve_pending_users": true})).await;
+    assert_eq!(raised.status, StatusCode::OK);
+    assert_eq!(
+        app.get(&format!("/api/v4/users/{cyd_id}")).await.json()["state"],
+        "active"
+    );
+
+    // Approve: GitLab's answers; no cap check on approve.
+    let approve_active = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{cyd_id}/approve"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(approve_active.status, StatusCode::CONFLICT);
+    assert_eq!(
+        approve_active.json(),
+        json!({"message": "The user you are trying to approve is not pending approval"})
+    );
+
+    // At the cap again (root, ada, bea, cyd = 4; cap 4), a deactivated user activated waits.
+    put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "user_cap", "new_user_signups_cap": 4}),
+    )
+    .await;
+    let deactivated = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{bea_id}/deactivate"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(
+        deactivated.status,
+        StatusCode::CREATED,
+        "{}",
+        deactivated.body
+    );
+    let eve = create(&app, "eve", "human").await;
+    assert_eq!(eve.json()["state"], "active", "bea's seat was free");
+    let activated = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{bea_id}/activate"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(activated.status, StatusCode::CREATED);
+    assert_eq!(
+        app.get(&format!("/api/v4/users/{bea_id}")).await.json()["state"],
+        "blocked_pending_approval"
+    );
+    let approved = app
+        .send(
+            Method::POST,
+            &format!("/api/v4/users/{bea_id}/approve"),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::CREATED);
+    assert_eq!(approved.json(), json!({"message": "Success"}));
+
+    // Off: new humans are created active again.
+    put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "off"}),
+    )
+    .await;
+    assert_eq!(create(&app, "fay", "human").await.json()["state"], "active");
+}
+
+/// Block seat overages: with every seat taken, a new user who would take one is refused with
+/// GitLab's NO_SEATS_AVAILABLE and nothing is written but the refusal's audit and hook event;
+/// a bot is still created.
+async fn blocked_overages_refuse_new_billable_users(app: TestApp) {
+    assert_eq!(app.upload(&premium(2)).await.status, StatusCode::CREATED);
+    assert_eq!(
+        create(&app, "ada", "human").await.status,
+        StatusCode::CREATED
+    );
+    let set = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "block_overages"}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let users = "SELECT CAST(COUNT(*) AS TEXT) FROM users";
+    let before = app.query_texts(users).await;
+    let refused = create(&app, "bea", "human").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.json(), json!({"message": "NO_SEATS_AVAILABLE"}));
+    assert_eq!(app.query_texts(users).await, before, "nothing written");
+    assert_eq!(audit_names(&app, "user_creation_refused").await, ["0"]);
+    let service = create(&app, "svc", "service_user").await;
+    assert_eq!(
+        service.status,
+        StatusCode::FORBIDDEN,
+        "a service user takes a seat too"
+    );
+    let bot = create(&app, "project_9_bot", "project_bot").await;
+    assert_eq!(bot.status, StatusCode::CREATED, "{}", bot.body);
+    // A freed seat lets the next one in.
+    let ada_id = app.get("/api/v4/users?username=ada").await.json()[0]["id"]
+        .as_i64()
+        .expect("ada");
+    app.send(
+        Method::POST,
+        &format!("/api/v4/users/{ada_id}/block"),
+        Some(ROOT_TOKEN),
+    )
+    .await;
+    assert_eq!(
+        create(&app, "bea", "human").await.status,
+        StatusCode::CREATED
+    );
+}

@@ -573,3 +573,66 @@ async fn two_replicas_sync_a_fleet_instance_once_and_never_log_its_token() {
     // Sealed with the shared key, not the key files (none was generated).
     assert!(!dirs[0].join("keys/secrets.key").exists());
 }
+
+/// GitLab's user cap under concurrency: two server processes on one PostgreSQL, users created
+/// on both at the same moment, never both past the cap — exactly as many become active as
+/// the cap leaves room for; the rest wait for approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_create_users_past_the_cap() {
+    if !postgres_available() {
+        return;
+    }
+    let app = TestApp::start(Backend::Postgres, &[]).await;
+    let key = license(
+        "2026-01-01",
+        "2099-01-01",
+        json!({"plan": "premium", "active_user_count": 100}),
+    );
+    assert_eq!(app.upload(&key).await.status, 201);
+    // root and one member: 2 billable users; room for 3 more under a cap of 5.
+    app.add_user(gitlab_license_server::store::NewUser::human(
+        "member", false,
+    ))
+    .await;
+    let set = app
+        .send_with(
+            app.client
+                .put(app.url("/api/v4/-/seat_control"))
+                .json(&json!({"seat_control": "user_cap", "new_user_signups_cap": 5})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let ports = [free_port(), free_port()];
+    let _replicas = [
+        start_server(&app.database_url, &app.data_dir.join("a"), ports[0], &[]).await,
+        start_server(&app.database_url, &app.data_dir.join("b"), ports[1], &[]).await,
+    ];
+    let client = reqwest::Client::new();
+    let create = |port: u16, name: String| {
+        client
+            .post(format!("http://127.0.0.1:{port}/api/v4/users"))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .json(&json!({"username": name, "name": name, "email": format!("{name}@example.com")}))
+            .send()
+    };
+    let mut states = Vec::new();
+    for round in 0..5 {
+        let (first, second) = tokio::join!(
+            create(ports[0], format!("a{round}")),
+            create(ports[1], format!("b{round}"))
+        );
+        for reply in [first, second] {
+            let reply = reply.expect("create");
+            assert_eq!(reply.status(), reqwest::StatusCode::CREATED);
+            let body: serde_json::Value = reply.json().await.expect("json");
+            states.push(body["state"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    let active = states.iter().filter(|state| *state == "active").count();
+    let pending = states
+        .iter()
+        .filter(|state| *state == "blocked_pending_approval")
+        .count();
+    assert_eq!((active, pending), (3, 7), "{states:?}");
+}

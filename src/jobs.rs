@@ -111,7 +111,37 @@ pub async fn schedule_due(state: &AppState) -> StoreResult<usize> {
         added += 1;
     }
     added += schedule_fleet_syncs(state, now, &existing).await?;
+    added += schedule_dormant_users(state, now, &existing).await?;
     Ok(added)
+}
+
+/// GitLab's dormant-user job, on its schedule (`21,42 0-4 * * *` UTC) while
+/// `deactivate_dormant_users` is on: only the latest run due today (it looks at the present).
+async fn schedule_dormant_users(
+    state: &AppState,
+    now: DateTime<Utc>,
+    existing: &std::collections::HashSet<String>,
+) -> StoreResult<usize> {
+    let Some(slot) = crate::domain::dormant::current_slot(now) else {
+        return Ok(0);
+    };
+    if !crate::services::settings::current(state)
+        .await?
+        .deactivate_dormant_users
+    {
+        return Ok(0);
+    }
+    let key = format!(
+        "{}:{}",
+        JobKind::DormantUsers,
+        crate::domain::dormant::slot_key(slot)
+    );
+    let added = !existing.contains(&key)
+        && state
+            .store
+            .enqueue_job(JobKind::DormantUsers, Some(&key), slot, now)
+            .await?;
+    Ok(usize::from(added))
 }
 
 /// One sync per online fleet instance and interval (`FLEET_SYNC_INTERVAL_MINUTES`, hourly by
@@ -203,6 +233,13 @@ async fn effect_of(state: &AppState, job: &JobRow) -> Result<JobEffect, String> 
                 .map_err(|error| error.to_string())?;
             // Licenses expire by the calendar: their alerts are checked on the same beat.
             hooks::check_license_alerts(state)
+                .await
+                .map_err(|error| error.to_string())?;
+            Ok(JobEffect::Nothing)
+        }
+        Some(JobKind::DormantUsers) => {
+            // Commits batch by batch; running it twice deactivates nobody twice.
+            crate::services::dormant::run(state)
                 .await
                 .map_err(|error| error.to_string())?;
             Ok(JobEffect::Nothing)

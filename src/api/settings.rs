@@ -21,6 +21,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(show, update))
         .routes(routes!(seat_control, set_seat_control))
+        .routes(routes!(dormant_preview))
+        .routes(routes!(dormant_exclusions, set_dormant_exclusions))
 }
 
 fn settings_error(error: SettingsError) -> ApiError {
@@ -182,4 +184,37 @@ async fn set_seat_control(
         .await
         .map_err(settings_error)?;
     Ok(Json(seat_control_entity(&settings, licensed)).into_response())
+}
+
+#[utoipa::path(get, operation_id = "dormant_users_preview", path = "/api/v4/-/dormant_users", tag = "settings", summary = "Who the dormant-user job takes next (extension)", description = "GitLab deactivates users inactive for `deactivate_dormant_users_period` days (and users never active, created at least 7 days ago) on its schedule, `21,42 0-4 * * *` UTC, when `deactivate_dormant_users` is on: active humans and service users, never bots, at most 10,000 a run. This answers who that is now and the seats it frees, before it happens. Writes nothing.", responses((status = 200, description = "OK", body = crate::services::dormant::DormantPreview), crate::api::responses::ErrorResponses))]
+async fn dormant_preview(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(crate::services::dormant::preview(&state).await?).into_response())
+}
+
+#[utoipa::path(get, operation_id = "dormant_users_exclusions", path = "/api/v4/-/dormant_users/exclusions", tag = "settings", summary = "Users and groups the dormant-user job never deactivates (extension)", responses((status = 200, description = "OK", body = crate::services::dormant::Exclusions), crate::api::responses::ErrorResponses))]
+async fn dormant_exclusions(_: Admin, State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(crate::services::dormant::exclusions(&state).await?).into_response())
+}
+
+#[utoipa::path(put, operation_id = "dormant_users_set_exclusions", path = "/api/v4/-/dormant_users/exclusions", tag = "settings", summary = "Set the users and groups the dormant-user job never deactivates (extension)", description = "`users`: usernames or ids; `groups`: paths or ids (their members are spared). Replaces the list (at most 1,000 entries); a name that matches nothing is `404` and changes nothing. Audited.", request_body(content = Object, description = "JSON, a form or the query string: users, groups", content_type = "application/json"), responses((status = 200, description = "OK", body = crate::services::dormant::Exclusions), crate::api::responses::ErrorResponses))]
+async fn set_dormant_exclusions(
+    Admin(admin): Admin,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let users = params.optional_list("users")?.unwrap_or_default();
+    let groups = params.optional_list("groups")?.unwrap_or_default();
+    let set = crate::services::dormant::set_exclusions(&state, &admin, &users, &groups)
+        .await
+        .map_err(|error| match error {
+            crate::services::dormant::ExclusionError::NotFound(names) => ApiError::Message(
+                axum::http::StatusCode::NOT_FOUND,
+                format!("404 Not found: {names}"),
+            ),
+            crate::services::dormant::ExclusionError::TooMany(max) => {
+                ApiError::InvalidParameter(format!("users and groups: at most {max} entries"))
+            }
+            crate::services::dormant::ExclusionError::Store(error) => error.into(),
+        })?;
+    Ok(Json(set).into_response())
 }

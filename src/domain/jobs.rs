@@ -13,14 +13,17 @@ pub enum JobKind {
     /// Reads one fleet instance's users and license through its REST API (the job's
     /// `subject_id` names the instance).
     FleetSync,
+    /// Deactivates dormant users (GitLab's `Users::DeactivateDormantUsersWorker`).
+    DormantUsers,
 }
 
 impl JobKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::Recount,
         Self::History,
         Self::SeatRefresh,
         Self::FleetSync,
+        Self::DormantUsers,
     ];
 
     /// The stored name.
@@ -30,6 +33,7 @@ impl JobKind {
             Self::History => "historical_data",
             Self::SeatRefresh => "add_on_seats_refresh",
             Self::FleetSync => "fleet_sync",
+            Self::DormantUsers => "users_deactivate_dormant_users",
         }
     }
 

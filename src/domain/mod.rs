@@ -2,6 +2,7 @@
 
 pub mod add_ons;
 pub mod cursors;
+pub mod dormant;
 pub mod fleet;
 pub mod groups;
 pub mod jobs;

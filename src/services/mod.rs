@@ -2,6 +2,7 @@
 
 pub mod add_ons;
 pub mod audit;
+pub mod dormant;
 pub mod duo_bulk;
 pub mod fleet;
 pub mod groups;

@@ -364,6 +364,16 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "dormant_exclusions",
+        key: "id",
+        columns: &[
+            ("id", I64),
+            ("kind", Text),
+            ("subject_id", I64),
+            ("created_at", Timestamp),
+        ],
+    },
+    TableSpec {
         name: "seat_ledger",
         key: "id",
         columns: &[

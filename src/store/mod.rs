@@ -214,6 +214,7 @@ mod add_ons;
 mod audit;
 pub mod backup;
 mod billable;
+mod dormant;
 mod eligible_users;
 mod fleet;
 mod groups;
@@ -233,6 +234,7 @@ mod users;
 
 pub use add_ons::{AddOnPurchase, Locked, SaveMode, SeatAudit};
 pub use billable::{BillableMember, BillableUser, BillableUserFilter};
+pub use dormant::DormantExclusion;
 pub use eligible_users::{
     EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUser, EligibleUserFilter,
     KeyValue, UserSearch,

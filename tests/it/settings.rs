@@ -550,3 +550,177 @@ async fn blocked_overages_refuse_new_billable_users(app: TestApp) {
         StatusCode::CREATED
     );
 }
+
+on_both_backends!(dormant_users_are_deactivated_on_gitlabs_schedule);
+
+/// GitLab's dormant-user job: with `deactivate_dormant_users` on, the run due at 00:21 UTC
+/// deactivates active humans and service users inactive for the period, and those never
+/// active created at least 7 days ago — not bots, not blocked users, not the exclusions —
+/// with GitLab's `user_deactivate` audit event by the admin bot; the preview named exactly
+/// them beforehand; off, nothing happens.
+async fn dormant_users_are_deactivated_on_gitlabs_schedule(app: TestApp) {
+    assert_eq!(app.upload(&premium(20)).await.status, StatusCode::CREATED);
+    let people = [
+        ("old", "human", "active", Some("2026-03-01"), "2026-01-01"),
+        (
+            "recent",
+            "human",
+            "active",
+            Some("2026-06-01"),
+            "2026-01-01",
+        ),
+        ("never_old", "human", "active", None, "2026-06-01"),
+        ("never_new", "human", "active", None, "2026-06-12"),
+        (
+            "svc",
+            "service_user",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "project_5_bot",
+            "project_bot",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "spared",
+            "human",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "grouped",
+            "human",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "was_blocked",
+            "human",
+            "blocked",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+    ];
+    for (username, user_type, _, _, _) in people {
+        assert_eq!(
+            create(&app, username, user_type).await.status,
+            StatusCode::CREATED
+        );
+    }
+    for (username, _, state, activity, created) in people {
+        let activity = activity.map_or("NULL".to_string(), |day| format!("'{day}'"));
+        app.execute_sql(&format!(
+            "UPDATE users SET state = '{state}', last_activity_on = {activity},
+                              created_at = '{created}T00:00:00+00:00'
+             WHERE username = '{username}'"
+        ))
+        .await;
+    }
+    let group = app.add_group("keep").await;
+    let grouped = app.get("/api/v4/users?username=grouped").await.json()[0]["id"].clone();
+    let member = app
+        .send_with(
+            app.client
+                .post(app.url(&format!("/api/v4/groups/{}/members", group.id)))
+                .json(&json!({"user_id": grouped, "access_level": 30})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(member.status, StatusCode::CREATED, "{}", member.body);
+
+    // Exclusions: names that match nothing change nothing.
+    let missing = put_json(
+        &app,
+        "/api/v4/-/dormant_users/exclusions",
+        json!({"users": ["spared", "nobody"]}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{}", missing.body);
+    let set = put_json(
+        &app,
+        "/api/v4/-/dormant_users/exclusions",
+        json!({"users": ["spared"], "groups": ["keep"]}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    assert_eq!(set.json(), json!({"users": ["spared"], "groups": ["keep"]}));
+    assert_eq!(
+        app.get("/api/v4/-/dormant_users/exclusions").await.json(),
+        set.json()
+    );
+
+    let on = put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"deactivate_dormant_users": true, "deactivate_dormant_users_period": 90}),
+    )
+    .await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    let preview = app.get("/api/v4/-/dormant_users").await.json();
+    let named: Vec<&str> = preview["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|user| user["username"].as_str())
+        .collect();
+    assert_eq!(named, ["old", "never_old", "svc"]);
+    assert_eq!(
+        (
+            preview["dormant_users"].clone(),
+            preview["seats_freed"].clone()
+        ),
+        (json!(3), json!(3))
+    );
+    assert_eq!(preview["enabled"], true);
+    assert!(
+        preview["next_run_at"]
+            .as_str()
+            .is_some_and(|at| at.starts_with("2026-06-16T00:21")),
+        "{preview}"
+    );
+
+    // The run due last today (04:42 UTC; it is 10:30) takes exactly the preview's users.
+    gitlab_license_server::jobs::schedule_due(&app.state).await.expect("schedule");
+    app.run_jobs().await;
+    let mut deactivated = app
+        .query_texts("SELECT username FROM users WHERE state = 'deactivated' ORDER BY id")
+        .await;
+    deactivated.sort();
+    assert_eq!(deactivated, ["never_old", "old", "svc"]);
+    assert_eq!(
+        app.query_texts(
+            "SELECT CAST(author_id AS TEXT) FROM audit_events WHERE event_name = 'user_deactivate'"
+        )
+        .await,
+        ["-2", "-2", "-2"]
+    );
+    assert_eq!(
+        app.get("/api/v4/-/dormant_users").await.json()["dormant_users"],
+        0
+    );
+
+    // Off: the next run takes nobody.
+    put_json(
+        &app,
+        "/api/v4/application/settings",
+        json!({"deactivate_dormant_users": false}),
+    )
+    .await;
+    app.execute_sql("UPDATE users SET last_activity_on = '2026-01-01' WHERE username = 'recent'")
+        .await;
+    app.set_now(crate::support::app::test_now() + chrono::TimeDelta::hours(15));
+    gitlab_license_server::jobs::schedule_due(&app.state)
+        .await
+        .expect("schedule");
+    app.run_jobs().await;
+    assert_eq!(
+        app.get("/api/v4/users?username=recent").await.json()[0]["state"],
+        "active"
+    );
+}

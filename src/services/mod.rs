@@ -1,6 +1,7 @@
 //! Use cases: each reads and writes through the store and applies the domain rules.
 
 pub mod add_ons;
+pub mod approvals;
 pub mod audit;
 pub mod dormant;
 pub mod duo_bulk;

@@ -142,7 +142,7 @@ pub async fn update(
     if before.require_admin_approval_after_user_signup
         && !after.require_admin_approval_after_user_signup
     {
-        crate::services::users::approve_all_pending(state, author).await?;
+        crate::services::approvals::approve_all_pending(state, author).await?;
     }
     Ok(after)
 }
@@ -182,7 +182,7 @@ pub async fn set_seat_control(
         _ => false,
     };
     if raised && auto_approve_pending_users {
-        crate::services::users::approve_all_pending(state, author).await?;
+        crate::services::approvals::approve_all_pending(state, author).await?;
     }
     Ok(after)
 }

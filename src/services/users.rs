@@ -367,51 +367,6 @@ pub async fn reject(state: &AppState, admin: &AdminPrincipal, id: i64) -> Result
     }
 }
 
-/// Approves every user waiting for approval (GitLab's `ApproveBlockedPendingApprovalUsersWorker`:
-/// no cap is checked), each audited as an administrator's approval. Returns how many.
-pub async fn approve_all_pending(
-    state: &AppState,
-    admin: &AdminPrincipal,
-) -> Result<usize, StoreError> {
-    let mut approved = 0;
-    let mut after = 0;
-    loop {
-        let pending = state
-            .store
-            .users_in_state(UserState::BlockedPendingApproval, after, 100)
-            .await?;
-        let Some(last) = pending.last() else {
-            break;
-        };
-        after = last.id;
-        for user in &pending {
-            let event = audit::event(
-                admin.user(),
-                "User",
-                user.id,
-                Action::Approve.event_name(),
-                "Instance access request approved".into(),
-                ("User", user.id, &user.username),
-            );
-            if state
-                .store
-                .set_user_state(
-                    user.id,
-                    UserState::Active,
-                    Write::audited(state.clock.now(), &event),
-                )
-                .await?
-            {
-                approved += 1;
-            }
-        }
-    }
-    if approved > 0 {
-        tracing::info!(approved, "pending users approved");
-    }
-    Ok(approved)
-}
-
 /// Applies a moderation action; the answer is the JSON body of GitLab's 201.
 pub async fn moderate(
     state: &AppState,

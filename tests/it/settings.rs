@@ -686,7 +686,9 @@ async fn dormant_users_are_deactivated_on_gitlabs_schedule(app: TestApp) {
     );
 
     // The run due last today (04:42 UTC; it is 10:30) takes exactly the preview's users.
-    gitlab_license_server::jobs::schedule_due(&app.state).await.expect("schedule");
+    gitlab_license_server::jobs::schedule_due(&app.state)
+        .await
+        .expect("schedule");
     app.run_jobs().await;
     let mut deactivated = app
         .query_texts("SELECT username FROM users WHERE state = 'deactivated' ORDER BY id")

@@ -297,12 +297,33 @@ pub async fn delete(
             "User cannot be removed while is the sole-owner of a group".into(),
         ));
     }
+    remove(
+        state,
+        author,
+        &existing,
+        "user_destroyed",
+        format!("Removed user {}", existing.username),
+    )
+    .await
+}
+
+/// Removes `existing` with the audit event `event_name` and GitLab's `user_destroy` system
+/// hook, in one transaction.
+async fn remove(
+    state: &AppState,
+    author: &User,
+    existing: &User,
+    event_name: &'static str,
+    message: String,
+) -> Result<(), UserError> {
+    let now = state.clock.now();
+    let id = existing.id;
     let mut event = audit::event(
         author,
         "User",
         id,
-        "user_destroyed",
-        format!("Removed user {}", existing.username),
+        event_name,
+        message,
         ("User", id, &existing.username),
     );
     event.hook = Some(user_hook(
@@ -311,14 +332,14 @@ pub async fn delete(
         &existing.name,
         &existing.email,
         existing.created_at,
-        state.clock.now(),
+        now,
     ));
     if state
         .store
-        .delete_user(id, Write::audited(state.clock.now(), &event))
+        .delete_user(id, Write::audited(now, &event))
         .await?
     {
-        tracing::info!(user_id = id, "user removed");
+        tracing::info!(user_id = id, event_name, "user removed");
         state.hooks_wake.notify_one();
         Ok(())
     } else {
@@ -337,34 +358,14 @@ pub async fn reject(state: &AppState, admin: &AdminPrincipal, id: i64) -> Result
             "User does not have a pending request".into(),
         ));
     }
-    let now = state.clock.now();
-    let mut event = audit::event(
+    remove(
+        state,
         admin.user(),
-        "User",
-        id,
+        &existing,
         "user_rejected",
         format!("Instance access request rejected: {}", existing.username),
-        ("User", id, &existing.username),
-    );
-    event.hook = Some(user_hook(
-        "user_destroy",
-        &existing.username,
-        &existing.name,
-        &existing.email,
-        existing.created_at,
-        now,
-    ));
-    if state
-        .store
-        .delete_user(id, Write::audited(now, &event))
-        .await?
-    {
-        tracing::info!(user_id = id, "pending user rejected");
-        state.hooks_wake.notify_one();
-        Ok(())
-    } else {
-        Err(UserError::NotFound)
-    }
+    )
+    .await
 }
 
 /// Applies a moderation action; the answer is the JSON body of GitLab's 201.

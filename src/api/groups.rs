@@ -152,6 +152,11 @@ fn group_error(error: GroupError) -> ApiError {
         GroupError::LastOwner => {
             ApiError::BadRequest("400 Bad request - Gitlab::Access::AccessDeniedError".into())
         }
+        // Inferred: GitLab's members API answers its create service's error as a 400 with
+        // the service's message.
+        GroupError::NoSeats => {
+            ApiError::BadRequest(crate::services::groups::NO_SEATS_MESSAGE.into())
+        }
         GroupError::Store(error) => error.into(),
     }
 }

@@ -29,6 +29,8 @@ pub enum GroupError {
     NoMemberForUser,
     /// The member is the group's last owner and cannot be removed.
     LastOwner,
+    /// Block seat overages: the membership would make someone billable beyond the license.
+    NoSeats,
     Store(StoreError),
 }
 
@@ -300,6 +302,24 @@ pub async fn save_member(
     };
     let write = member_write(state, admin, id_or_path, (user_id, access_level), change).await?;
     let (group_id, level) = (write.group.id, write.access_level.number());
+    if !seat_available_for(state, user_id, level).await? {
+        let mut refused = write.event.clone();
+        refused.event_name = MEMBER_REFUSED_EVENT;
+        refused.details["event_name"] = json!(MEMBER_REFUSED_EVENT);
+        refused.details["custom_message"] = json!(format!(
+            "{NO_SEATS_MESSAGE} ({})",
+            refused.details["custom_message"]
+                .as_str()
+                .unwrap_or_default()
+        ));
+        if let Some(hook) = refused.hook.as_mut() {
+            hook.event_name = MEMBER_REFUSED_EVENT;
+            hook.payload["event_name"] = json!(MEMBER_REFUSED_EVENT);
+        }
+        state.store.record_audit(&refused, write.now).await?;
+        state.hooks_wake.notify_one();
+        return Err(GroupError::NoSeats);
+    }
     let event = Write::audited(write.now, &write.event);
     match mode {
         SaveMode::Create => state
@@ -321,6 +341,52 @@ pub async fn save_member(
         }
     }
     changed_member(state, &write.group, user_id).await
+}
+
+/// The audit and system-hook event of a membership refused for want of a seat.
+pub const MEMBER_REFUSED_EVENT: &str = "member_change_refused";
+/// GitLab's `AddMember` refusal (an administrator owns every group, so its second sentence,
+/// for non-owners, is never added).
+pub const NO_SEATS_MESSAGE: &str =
+    "There are not enough available seats to invite this many users.";
+
+/// GitLab's `BlockSeatOverages.seats_available_for?` for one user at `access_level`: always,
+/// unless overages are blocked (Premium or Ultimate); a level that takes no seat (Minimal
+/// Access; Guest on Ultimate) or a user already billable needs none; otherwise the license's
+/// seats must exceed today's billable users.
+async fn seat_available_for(
+    state: &AppState,
+    user_id: i64,
+    access_level: i32,
+) -> Result<bool, StoreError> {
+    let settings = crate::services::settings::current(state).await?;
+    if settings.seat_control != crate::domain::settings::SeatControl::BlockOverages {
+        return Ok(true);
+    }
+    let Some((_, license)) = licenses::current(state, state.clock.today()).await? else {
+        return Ok(true);
+    };
+    if !settings.blocks_overages(matches!(license.plan(), "premium" | "ultimate")) {
+        return Ok(true);
+    }
+    let ultimate = license.plan() == "ultimate";
+    let takes_no_seat = access_level == AccessLevel::MINIMAL_ACCESS.number()
+        || (ultimate && access_level <= AccessLevel::GUEST.number());
+    if takes_no_seat
+        || !state
+            .store
+            .billable_among(&[user_id], ultimate)
+            .await?
+            .is_empty()
+    {
+        return Ok(true);
+    }
+    let seats = license
+        .restrictions
+        .active_user_count
+        .and_then(|seats| i64::try_from(seats).ok())
+        .unwrap_or(0);
+    Ok(!state.store.billable_at_least(seats, ultimate).await?)
 }
 
 /// The moment and the audit event (with its `user_remove_from_group` hook) of removing

@@ -726,3 +726,100 @@ async fn dormant_users_are_deactivated_on_gitlabs_schedule(app: TestApp) {
         "active"
     );
 }
+
+on_both_backends!(blocked_overages_refuse_memberships_that_would_take_a_seat);
+
+/// Block seat overages on memberships (GitLab's `BlockSeatOverages`): on Ultimate a role above
+/// Guest makes someone billable, so adding or promoting one beyond the license's seats is
+/// refused with GitLab's message and writes nothing; a Guest, or someone already billable, is
+/// let through.
+async fn blocked_overages_refuse_memberships_that_would_take_a_seat(app: TestApp) {
+    let ultimate = license(
+        "2026-01-01",
+        "2027-01-01",
+        json!({"plan": "ultimate", "active_user_count": 2}),
+    );
+    assert_eq!(app.upload(&ultimate).await.status, StatusCode::CREATED);
+    let mut ids = Vec::new();
+    for name in ["ann", "ben", "cat"] {
+        ids.push(
+            create(&app, name, "human").await.json()["id"]
+                .as_i64()
+                .expect("id"),
+        );
+    }
+    let group = app.add_group("team").await;
+    let set = put_json(
+        &app,
+        "/api/v4/-/seat_control",
+        json!({"seat_control": "block_overages"}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let members = format!("/api/v4/groups/{}/members", group.id);
+    let add = |user_id: i64, level: i64| {
+        let app = &app;
+        let members = members.clone();
+        async move {
+            put_or_post(
+                app,
+                Method::POST,
+                &members,
+                json!({"user_id": user_id, "access_level": level}),
+            )
+            .await
+        }
+    };
+    assert_eq!(add(ids[0], 30).await.status, StatusCode::CREATED);
+    assert_eq!(add(ids[1], 30).await.status, StatusCode::CREATED);
+    let before = app
+        .query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM members")
+        .await;
+    let refused = add(ids[2], 30).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert_eq!(
+        refused.json(),
+        json!({"message": "There are not enough available seats to invite this many users."})
+    );
+    assert_eq!(
+        app.query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM members")
+            .await,
+        before
+    );
+    assert_eq!(
+        app.query_texts("SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE event_name = 'member_change_refused'").await,
+        ["1"]
+    );
+    // A Guest takes no seat on Ultimate; promoting them would.
+    assert_eq!(add(ids[2], 10).await.status, StatusCode::CREATED);
+    let promote = put_or_post(
+        &app,
+        Method::PUT,
+        &format!("{members}/{}", ids[2]),
+        json!({"access_level": 30}),
+    )
+    .await;
+    assert_eq!(promote.status, StatusCode::BAD_REQUEST, "{}", promote.body);
+    // Someone already billable may be promoted.
+    let already = put_or_post(
+        &app,
+        Method::PUT,
+        &format!("{members}/{}", ids[0]),
+        json!({"access_level": 40}),
+    )
+    .await;
+    assert_eq!(already.status, StatusCode::OK, "{}", already.body);
+}
+
+async fn put_or_post(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> crate::support::app::Reply {
+    app.send_with(
+        app.client.request(method, app.url(path)).json(&body),
+        Some(ROOT_TOKEN),
+    )
+    .await
+}

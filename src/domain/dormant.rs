@@ -15,10 +15,17 @@ const LAST_HOUR: u32 = 4;
 
 /// The bounds of dormancy on `today` for a period of `period_days`: users whose last activity
 /// is on or before the first, and users never active created before the second.
+/// A period longer than the calendar reaches back (GitLab sets no upper bound) makes nobody
+/// dormant.
 pub fn cutoffs(today: NaiveDate, period_days: i64) -> (NaiveDate, DateTime<Utc>) {
+    let back = |days: i64| {
+        TimeDelta::try_days(days)
+            .and_then(|span| today.checked_sub_signed(span))
+            .unwrap_or(NaiveDate::MIN)
+    };
     (
-        today - TimeDelta::days(period_days),
-        (today - TimeDelta::days(MINIMUM_DAYS_CREATED))
+        back(period_days),
+        back(MINIMUM_DAYS_CREATED)
             .and_time(NaiveTime::MIN)
             .and_utc(),
     )
@@ -102,5 +109,8 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 3, 17).expect("day")
         );
         assert_eq!(created_by, at("2026-06-08T00:00:00Z"));
+        // GitLab bounds the period only from below: a vast one makes nobody dormant.
+        assert_eq!(cutoffs(today, i64::MAX).0, NaiveDate::MIN);
+        assert_eq!(cutoffs(today, 1_000_000_000_000).0, NaiveDate::MIN);
     }
 }

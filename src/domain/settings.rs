@@ -55,6 +55,12 @@ impl SeatControl {
     }
 }
 
+/// Whether a license plan lets the seat controls act (GitLab's `seat_control` feature:
+/// Premium and Ultimate).
+pub fn seat_controls_licensed(plan: &str) -> bool {
+    matches!(plan, "premium" | "ultimate")
+}
+
 /// GitLab's limit on a token's lifetime when no setting lowers it (`MAX_PERSONAL_ACCESS_TOKEN_LIFETIME_IN_DAYS`).
 pub const MAX_TOKEN_LIFETIME_DAYS: i64 = 365;
 /// The shortest dormancy period GitLab accepts.

@@ -366,7 +366,9 @@ async fn seat_available_for(
     let Some((_, license)) = licenses::current(state, state.clock.today()).await? else {
         return Ok(true);
     };
-    if !settings.blocks_overages(matches!(license.plan(), "premium" | "ultimate")) {
+    if !settings.blocks_overages(crate::domain::settings::seat_controls_licensed(
+        license.plan(),
+    )) {
         return Ok(true);
     }
     let ultimate = license.plan() == "ultimate";

@@ -51,7 +51,9 @@ pub async fn seat_controls_licensed(state: &AppState) -> Result<bool, StoreError
     Ok(
         crate::services::licenses::current(state, state.clock.today())
             .await?
-            .is_some_and(|(_, license)| matches!(license.plan(), "premium" | "ultimate")),
+            .is_some_and(|(_, license)| {
+                crate::domain::settings::seat_controls_licensed(license.plan())
+            }),
     )
 }
 

@@ -186,7 +186,7 @@ async fn user_cap_reached(state: &AppState) -> Result<bool, StoreError> {
     else {
         return Ok(false);
     };
-    let licensed = matches!(license.plan(), "premium" | "ultimate");
+    let licensed = crate::domain::settings::seat_controls_licensed(license.plan());
     match settings.user_cap(licensed) {
         Some(cap) => Ok(state
             .store
@@ -209,7 +209,7 @@ async fn seat_gate(state: &AppState, new: &NewUser) -> Result<SeatGate, StoreErr
     else {
         return Ok(SeatGate::Open);
     };
-    let licensed = matches!(license.plan(), "premium" | "ultimate");
+    let licensed = crate::domain::settings::seat_controls_licensed(license.plan());
     let ultimate = license.plan() == "ultimate";
     if let Some(cap) = settings.user_cap(licensed) {
         if new.user_type == UserType::Human && new.state == UserState::Active {

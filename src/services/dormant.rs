@@ -199,14 +199,28 @@ pub async fn set_exclusions(
     }
     let mut missing = Vec::new();
     let mut user_ids = Vec::new();
-    for name in users {
-        let found = match name.parse::<i64>() {
-            Ok(id) => state.store.find_user(id).await?,
-            Err(_) => state.store.find_user_by_username(name).await?,
-        };
-        match found {
+    // Usernames in one lookup (case-insensitive, as GitLab's); ids one by one.
+    let (ids, names): (Vec<&String>, Vec<&String>) =
+        users.iter().partition(|name| name.parse::<i64>().is_ok());
+    let names: Vec<String> = names.into_iter().cloned().collect();
+    let found = state.store.users_by_usernames(&names).await?;
+    for name in &names {
+        match found
+            .iter()
+            .find(|user| user.username.eq_ignore_ascii_case(name))
+        {
             Some(user) => user_ids.push(user.id),
             None => missing.push(name.clone()),
+        }
+    }
+    for text in ids {
+        match state
+            .store
+            .find_user(text.parse().unwrap_or_default())
+            .await?
+        {
+            Some(user) => user_ids.push(user.id),
+            None => missing.push(text.clone()),
         }
     }
     let mut group_ids = Vec::new();

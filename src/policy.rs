@@ -19,6 +19,12 @@ pub enum Need {
     Read(&'static [Scope]),
     /// Changes something: `api` only.
     Write,
+    /// Changes something a narrower scope also allows (`self_rotate`): `api` or one of these;
+    /// `names` is how GitLab's refusal lists them (`api self_rotate`).
+    WriteWith {
+        scopes: &'static [Scope],
+        names: &'static str,
+    },
 }
 
 /// The instance settings the rules depend on.
@@ -99,13 +105,14 @@ pub fn authorize(
     let can_write = token.has_scope(Scope::Api);
     let scope_fits = match need {
         Need::Write => can_write,
-        Need::Read(read_scopes) => {
-            can_write || read_scopes.iter().any(|scope| token.has_scope(*scope))
+        Need::Read(scopes) | Need::WriteWith { scopes, .. } => {
+            can_write || scopes.iter().any(|scope| token.has_scope(*scope))
         }
     };
     if !scope_fits {
         return Err(AuthError::InsufficientScope(match need {
             Need::Write => "api",
+            Need::WriteWith { names, .. } => names,
             Need::Read([Scope::ReadApi]) => "api read_api",
             Need::Read(_) => "api read_api read_user",
         }));
@@ -227,6 +234,20 @@ mod tests {
         );
         let profile = Need::Read(&[Scope::ReadApi, Scope::ReadUser]);
         assert!(check(read_user(), false, profile).is_ok());
+        let self_rotation = Need::WriteWith {
+            scopes: &[Scope::SelfRotate],
+            names: "api self_rotate",
+        };
+        assert!(check(
+            token("self_rotate", false, UserState::Active),
+            false,
+            self_rotation
+        )
+        .is_ok_and(|p| !p.can_write));
+        assert_eq!(
+            check(read_api(), false, self_rotation).err(),
+            Some(AuthError::InsufficientScope("api self_rotate"))
+        );
         assert!(
             check(token("api", false, UserState::Active), false, Need::Write)
                 .is_ok_and(|p| p.can_write)

@@ -67,6 +67,13 @@ pub struct TokenCreate {
     pub expires_at: Option<String>,
 }
 
+/// `POST /personal_access_tokens/:id/rotate` and `/self/rotate`.
+#[derive(ToSchema)]
+pub struct TokenRotate {
+    /// `YYYY-MM-DD`; without it a week from today while expiry is required, else none.
+    pub expires_at: Option<String>,
+}
+
 /// A system hook's settings besides its URL.
 #[derive(ToSchema, Deserialize)]
 pub struct HookOptions {

@@ -14,10 +14,16 @@ use utoipa_axum::routes;
 
 use super::pagination::ListRequest;
 use super::params::{IdParam, NumericId, Params};
-use crate::auth::{Admin, ApiUser};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::auth::{self, Admin, ApiUser, Principal, Scope};
 use crate::domain::licenses::timestamp_text;
 use crate::error::{ApiError, ApiResult};
-use crate::services::tokens::{self, TokenError};
+use crate::policy::{authorize, AuthError, Need};
+use crate::services::tokens::{self, RotateError, TokenError};
 use crate::state::AppState;
 use crate::store::{TokenFilter, TokenRow};
 
@@ -26,7 +32,68 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create))
         .routes(routes!(list))
         .routes(routes!(show_self, revoke_self))
+        .routes(routes!(rotate_self))
         .routes(routes!(show, revoke))
+        .routes(routes!(rotate))
+}
+
+/// The caller of a rotation, as the policy says for `need` — and GitLab's reuse detection
+/// first: a revoked token used to rotate has every token rotated from it revoked before the
+/// usual 401 (`AuthFinders#revoke_token_family`).
+async fn rotation_caller(
+    parts: &Parts,
+    state: &AppState,
+    need: Need,
+) -> Result<Principal, ApiError> {
+    let record = auth::lookup_token(parts, state).await?;
+    match authorize(Arc::clone(&record), auth::policy_settings(state), need) {
+        Ok(principal) => {
+            auth::record_use(state, &principal.token).await;
+            Ok(principal)
+        }
+        Err(AuthError::Revoked) => {
+            tokens::revoke_family(state, &record).await?;
+            Err(ApiError::TokenRevoked)
+        }
+        Err(refusal) => Err(auth::refusal_error(refusal, state)),
+    }
+}
+
+/// `POST /personal_access_tokens/:id/rotate`'s caller: an `api` token.
+struct Rotating(Principal);
+
+impl FromRequestParts<AppState> for Rotating {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        rotation_caller(parts, state, Need::Write).await.map(Self)
+    }
+}
+
+/// `POST /personal_access_tokens/self/rotate`'s caller: an `api` or `self_rotate` token.
+struct RotatingSelf(Principal);
+
+impl FromRequestParts<AppState> for RotatingSelf {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let need = Need::WriteWith {
+            scopes: &[Scope::SelfRotate],
+            names: "api self_rotate",
+        };
+        rotation_caller(parts, state, need).await.map(Self)
+    }
+}
+
+/// The optional `expires_at` (`YYYY-MM-DD`; anything else is Grape's `expires_at is invalid`).
+fn expiry_param(params: &Params) -> Result<Option<NaiveDate>, ApiError> {
+    params
+        .optional_string("expires_at")?
+        .map(|text| {
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map_err(|_| ApiError::invalid("expires_at"))
+        })
+        .transpose()
 }
 
 /// GitLab's token entity (17.x–18.x field order).
@@ -102,13 +169,7 @@ async fn create(
     params.require(&["name", "scopes"])?;
     let name = params.required_string("name")?;
     let scopes = scopes(&params)?;
-    let expires_at = match params.optional_string("expires_at")? {
-        None => None,
-        Some(text) => Some(
-            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map_err(|_| ApiError::invalid("expires_at"))?,
-        ),
-    };
+    let expires_at = expiry_param(&params)?;
     let user_id = id.or_not_found("404 User Not Found")?;
     match tokens::create_for(&state, &actor, user_id, &name, &scopes, expires_at).await {
         Ok((row, value)) => {
@@ -232,4 +293,54 @@ async fn revoke_self(
         .ok_or(ApiError::Unauthorized)?;
     tokens::revoke(&state, actor.user(), &row).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A rotation's answer: GitLab's token entity with the new secret (200), or its 400s.
+async fn rotated(
+    state: &AppState,
+    actor: &Principal,
+    token: &TokenRow,
+    expires_at: Option<NaiveDate>,
+) -> ApiResult<Response> {
+    match tokens::rotate(state, actor, token, expires_at).await {
+        Ok((row, value)) => Ok(Json(CreatedToken {
+            entity: token_entity(&row, state.clock.today()),
+            token: value,
+        })
+        .into_response()),
+        Err(RotateError::AlreadyRevoked) => Err(ApiError::BadRequest(
+            "400 Bad request - Token already revoked".into(),
+        )),
+        Err(RotateError::Invalid(reason)) => {
+            Err(ApiError::BadRequest(format!("400 Bad request - {reason}")))
+        }
+        Err(RotateError::Store(error)) => Err(error.into()),
+    }
+}
+
+#[utoipa::path(post, operation_id = "tokens_rotate", path = "/api/v4/personal_access_tokens/{id}/rotate", tag = "tokens", summary = "Rotate a token: revoke it and make its successor", params(("id" = String, Path, description = "An ID")), request_body(content = crate::api::bodies::TokenRotate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "The successor, with its value", body = CreatedToken), crate::api::responses::ErrorResponses))]
+async fn rotate(
+    Rotating(actor): Rotating,
+    id: IdParam,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let expires_at = expiry_param(&params)?;
+    let row = visible_token(&state, &actor, id, "404 Not Found").await?;
+    rotated(&state, &actor, &row, expires_at).await
+}
+
+#[utoipa::path(post, operation_id = "tokens_rotate_self", path = "/api/v4/personal_access_tokens/self/rotate", tag = "tokens", summary = "Rotate the token used (scope api or self_rotate)", request_body(content = crate::api::bodies::TokenRotate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 200, description = "The successor, with its value", body = CreatedToken), crate::api::responses::ErrorResponses))]
+async fn rotate_self(
+    RotatingSelf(actor): RotatingSelf,
+    State(state): State<AppState>,
+    params: Params,
+) -> ApiResult<Response> {
+    let expires_at = expiry_param(&params)?;
+    let row = state
+        .store
+        .find_token_by_id(actor.token.token_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    rotated(&state, &actor, &row, expires_at).await
 }

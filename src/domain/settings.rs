@@ -5,6 +5,7 @@
 //! `new_user_signups_cap`), kept beside them. Pure: the store keeps the values as one JSON
 //! document and the services apply them.
 
+use crate::domain::tokens::TokenRules;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -404,10 +405,18 @@ impl Settings {
         licensed && self.seat_control == SeatControl::BlockOverages
     }
 
-    /// The longest lifetime a new token may have, in days.
-    pub fn token_lifetime_days(&self) -> i64 {
-        self.max_personal_access_token_lifetime
-            .unwrap_or(MAX_TOKEN_LIFETIME_DAYS)
+    /// What these settings say about new tokens. `ultimate`: the license has GitLab's
+    /// `personal_access_token_expiration_policy` feature, without which
+    /// `max_personal_access_token_lifetime` is stored but not enforced.
+    pub fn token_rules(&self, ultimate: bool) -> TokenRules {
+        TokenRules {
+            prefix: self.personal_access_token_prefix.clone(),
+            expiry_required: self.require_personal_access_token_expiry,
+            max_lifetime_days: self
+                .max_personal_access_token_lifetime
+                .filter(|_| ultimate)
+                .unwrap_or(MAX_TOKEN_LIFETIME_DAYS),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use crate::domain::settings::{Given, ModelErrors, SeatControl, Settings};
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{NewAudit, StoreError};
+use crate::store::{NewAudit, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -55,6 +55,21 @@ pub async fn seat_controls_licensed(state: &AppState) -> Result<bool, StoreError
                 crate::domain::settings::seat_controls_licensed(license.plan())
             }),
     )
+}
+
+/// Whether the current license is Ultimate (GitLab's `personal_access_token_expiration_policy`
+/// feature: the longest token lifetime is enforced only there).
+pub async fn ultimate_licensed(state: &AppState) -> Result<bool, StoreError> {
+    Ok(
+        crate::services::licenses::current(state, state.clock.today())
+            .await?
+            .is_some_and(|(_, license)| license.plan() == "ultimate"),
+    )
+}
+
+/// The settings as stored, straight from the database (the command line, which has no cache).
+pub async fn stored(store: &crate::store::Store) -> Result<Settings, StoreError> {
+    Ok(parse(store.instance_settings_document().await?.as_deref()))
 }
 
 /// A stored document read back; anything unreadable is GitLab's defaults (a document is only
@@ -140,6 +155,14 @@ pub async fn update(
         settings.with(changes).map_err(SettingsError::Invalid)
     })
     .await?;
+    // GitLab's lifetime policy (`update_personal_access_tokens_lifetime`, Ultimate only).
+    if let Some(days) = after.max_personal_access_token_lifetime {
+        if ultimate_licensed(state).await?
+            && before.max_personal_access_token_lifetime != Some(days)
+        {
+            enforce_token_lifetime(state, author, days).await?;
+        }
+    }
     // GitLab approves every pending user once approval is no longer required.
     if before.require_admin_approval_after_user_signup
         && !after.require_admin_approval_after_user_signup
@@ -147,6 +170,38 @@ pub async fn update(
         crate::services::approvals::approve_all_pending(state, author).await?;
     }
     Ok(after)
+}
+
+/// GitLab's lifetime policy (Ultimate): once `max_personal_access_token_lifetime` is set,
+/// tokens that would outlive it, or never expire, are revoked.
+async fn enforce_token_lifetime(
+    state: &AppState,
+    author: &AdminPrincipal,
+    days: i64,
+) -> Result<u64, StoreError> {
+    let today = state.clock.today();
+    let Some(last_day) = u64::try_from(days)
+        .ok()
+        .and_then(|days| today.checked_add_days(chrono::Days::new(days)))
+    else {
+        return Ok(0);
+    };
+    let event = audit::event(
+        author.user(),
+        "User",
+        author.user().id,
+        "personal_access_tokens_revoked_by_lifetime_policy",
+        format!(
+            "Revoked the personal access tokens expiring after {last_day} or never (maximum lifetime {days} days)"
+        ),
+        ("ApplicationSetting", 0, "max_personal_access_token_lifetime"),
+    );
+    let revoked = state
+        .store
+        .revoke_tokens_beyond(last_day, Write::audited(state.clock.now(), &event))
+        .await?;
+    tracing::info!(revoked, days, "token lifetime policy applied");
+    Ok(revoked)
 }
 
 /// The seat controls (GitLab's admin form; this server's extension): off, a user cap, or

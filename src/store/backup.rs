@@ -90,6 +90,7 @@ pub const TABLES: &[TableSpec] = &[
             ("revoked", Bool),
             ("created_at", Timestamp),
             ("last_used_at", Timestamp),
+            ("previous_token_id", I64),
         ],
     },
     TableSpec {

@@ -94,8 +94,9 @@ macro_rules! keep_an_active_admin {
 macro_rules! insert_token {
     ($tx:expr, $user_id:expr, $token:expr, $now:expr) => {
         sqlx::query_scalar::<_, i64>(
-            "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, revoked, created_at)
-             VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+            "INSERT INTO personal_access_tokens
+                 (user_id, name, token_digest, scopes, expires_at, revoked, created_at, previous_token_id)
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6, $7) RETURNING id",
         )
         .bind($user_id)
         .bind(&$token.name)
@@ -103,6 +104,7 @@ macro_rules! insert_token {
         .bind($token.scopes.join(" "))
         .bind($token.expires_at)
         .bind($now)
+        .bind($token.previous_token_id)
         .fetch_one(&mut *$tx)
         .await
         .map_err(|error| match &error {

@@ -38,6 +38,8 @@ pub struct NewToken {
     pub digest: String,
     pub scopes: Vec<String>,
     pub expires_at: Option<NaiveDate>,
+    /// The token this one replaces (a rotation).
+    pub previous_token_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -149,6 +151,18 @@ impl<'a> Write<'a> {
         self.audit.map(|audit| NewAudit {
             entity_id,
             ..audit.clone()
+        })
+    }
+
+    /// The audit event naming, as its target, the row the write has just created.
+    pub fn audit_targeting(&self, target_id: i64) -> Option<NewAudit> {
+        self.audit.map(|audit| {
+            let mut details = audit.details.clone();
+            details["target_id"] = serde_json::json!(target_id);
+            NewAudit {
+                details,
+                ..audit.clone()
+            }
         })
     }
 }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    capped_count, Db, Listed, NewAudit, NewToken, Store, StoreError, StoreResult, TokenFilter,
-    TokenRow, TokenWithUser, Write, TOKEN_WITH_USER_COLUMNS,
+    capped_count, Db, Listed, NewToken, Store, StoreError, StoreResult, TokenFilter, TokenRow,
+    TokenWithUser, Write, TOKEN_WITH_USER_COLUMNS,
 };
 
 impl Store {
@@ -52,14 +52,7 @@ impl Store {
     ) -> StoreResult<i64> {
         Ok(in_write_tx!(self, tx => {
             let id = insert_token!(tx, user_id, token, write.at);
-            insert_audit!(tx, write.audit.map(|audit| NewAudit {
-                details: {
-                    let mut details = audit.details.clone();
-                    details["target_id"] = serde_json::json!(id);
-                    details
-                },
-                ..audit.clone()
-            }), write.at);
+            insert_audit!(tx, write.audit_targeting(id), write.at);
             id
         }))
     }
@@ -113,6 +106,81 @@ impl Store {
             )
             .bind(token_id);
             execute_audited!(tx, statement, write)
+        }))
+    }
+
+    /// Rotates a token in one transaction: revokes it (false when it was revoked already,
+    /// nothing written) and stores its successor, which names it as its previous token.
+    pub async fn rotate_token(
+        &self,
+        token_id: i64,
+        user_id: i64,
+        successor: &NewToken,
+        write: Write<'_>,
+    ) -> StoreResult<Option<i64>> {
+        Ok(in_write_tx!(self, tx => {
+            let revoked = sqlx::query(
+                "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
+            )
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked == 0 {
+                None
+            } else {
+                let id = insert_token!(tx, user_id, successor, write.at);
+                insert_audit!(tx, write.audit_targeting(id), write.at);
+                Some(id)
+            }
+        }))
+    }
+
+    /// GitLab's `RevokeTokenFamilyService`: revokes the active tokens rotated from this one,
+    /// directly or down the chain; how many.
+    pub async fn revoke_token_family(&self, token_id: i64, write: Write<'_>) -> StoreResult<u64> {
+        Ok(in_write_tx!(self, tx => {
+            let revoked = sqlx::query(
+                "WITH RECURSIVE family (id) AS (
+                     SELECT id FROM personal_access_tokens WHERE previous_token_id = $1
+                     UNION ALL
+                     SELECT t.id FROM personal_access_tokens t
+                     JOIN family f ON t.previous_token_id = f.id
+                 )
+                 UPDATE personal_access_tokens SET revoked = TRUE
+                 WHERE id IN (SELECT id FROM family) AND NOT revoked",
+            )
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked > 0 {
+                insert_audit!(tx, write.audit.cloned(), write.at);
+            }
+            revoked
+        }))
+    }
+
+    /// Revokes every active token that expires after `last_day` or never (GitLab's lifetime
+    /// policy, when `max_personal_access_token_lifetime` is set); how many.
+    pub async fn revoke_tokens_beyond(
+        &self,
+        last_day: NaiveDate,
+        write: Write<'_>,
+    ) -> StoreResult<u64> {
+        Ok(in_write_tx!(self, tx => {
+            let revoked = sqlx::query(
+                "UPDATE personal_access_tokens SET revoked = TRUE
+                 WHERE NOT revoked AND (expires_at IS NULL OR expires_at > $1)",
+            )
+            .bind(last_day)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if revoked > 0 {
+                insert_audit!(tx, write.audit.cloned(), write.at);
+            }
+            revoked
         }))
     }
 }

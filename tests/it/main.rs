@@ -35,6 +35,7 @@ mod scim_page;
 mod seat_intelligence;
 mod server_process;
 mod settings;
+mod token_lifecycle;
 mod true_up_page;
 mod vectors;
 mod web;

@@ -450,6 +450,7 @@ impl TestApp {
             digest: gitlab_license_server::auth::token_digest(&value),
             scopes: scopes.iter().map(|scope| scope.to_string()).collect(),
             expires_at,
+            previous_token_id: None,
         };
         let id = self
             .state

@@ -12,7 +12,8 @@
 #
 # Environment:
 #   BIN             server binary (default: <repo>/target/release/gitlab-license-server)
-#   CLIENTS         which clients to run, in order (default: "python node go python-graphql python-billable")
+#   CLIENTS         which clients to run, in order (default: "python node go python-graphql
+#                   python-billable python-settings python-rotate python-gcasc node-settings")
 #   CLIENT_TIMEOUT  seconds per client run (default: 300)
 #   PGHOST_COMPAT   PostgreSQL host (default 127.0.0.1), PGPORT_COMPAT (5432), PGUSER_COMPAT (postgres)
 #   TMPDIR          where the venv, the Go build and the per-run temp dirs go (default /tmp)
@@ -24,7 +25,7 @@ set -uo pipefail
 COMPAT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$COMPAT/.." && pwd)"
 BIN="${BIN:-$ROOT/target/release/gitlab-license-server}"
-CLIENTS="${CLIENTS:-python node go python-graphql python-billable}"
+CLIENTS="${CLIENTS:-python node go python-graphql python-billable python-settings python-rotate python-gcasc node-settings}"
 CLIENT_TIMEOUT="${CLIENT_TIMEOUT:-300}"
 TMPBASE="${TMPDIR:-/tmp}"
 VENV="$TMPBASE/gls-compat-venv"
@@ -152,8 +153,9 @@ install_client() {
   [ -n "${INSTALLED[$c]:-}" ] && return "${INSTALLED[$c]}"
   local rc=0
   case "$c" in
-    python | python-graphql | python-billable) install_python || rc=1 ;;
-    node) install_node || rc=1 ;;
+    python | python-graphql | python-billable | python-settings | python-rotate | python-gcasc)
+      install_python || rc=1 ;;
+    node | node-settings) install_node || rc=1 ;;
     go) install_go || rc=1 ;;
     *) log "unknown client $c"; rc=1 ;;
   esac
@@ -184,7 +186,11 @@ run_client() { # name; the client runs in its own session so that an interrupt c
     python) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_license_api.py) ;;
     python-graphql) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_duo_seats.py) ;;
     python-billable) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_billable_members.py) ;;
+    python-settings) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_settings.py) ;;
+    python-rotate) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_token_rotation.py) ;;
+    python-gcasc) dir="$COMPAT/python"; cmd=("$VENV/bin/python" -u test_gcasc.py) ;;
     node) dir="$COMPAT/node"; cmd=(node license.mjs) ;;
+    node-settings) dir="$COMPAT/node"; cmd=(node settings.mjs) ;;
     go) dir="$COMPAT/go"; cmd=("$GOOUT/gls-compat-go") ;;
   esac
   setsid -w bash -c 'set -o pipefail; cd "$1" && shift && timeout --foreground "$0" "$@" 2>&1 | sed -u -E "s/$GITLAB_TOKEN/[REDACTED]/g; s/glpat-[A-Za-z0-9_-]{20,}/glpat-[REDACTED]/g"' \

@@ -57,6 +57,69 @@ pub async fn seat_controls_licensed(state: &AppState) -> Result<bool, StoreError
     )
 }
 
+/// How many of the users waiting for approval [`seat_control_status`] names.
+pub const PENDING_NAMED: i64 = 10;
+
+/// What the seat-control page shows beside the form: the setting, whether the license lets it
+/// act (and which plan it has), the billable users it is measured against, and who waits for
+/// approval.
+#[derive(Debug, Clone)]
+pub struct SeatControlStatus {
+    pub settings: Arc<Settings>,
+    /// The current license's plan (`None`: no license is active).
+    pub plan: Option<String>,
+    /// Whether that plan lets the seat controls act (Premium or Ultimate).
+    pub licensed: bool,
+    /// The license's seats (`None`: it states none).
+    pub seats: Option<i64>,
+    /// Billable users now, counted as the license counts them.
+    pub billable_users: i64,
+    /// Users waiting for approval (`blocked_pending_approval`), counted up to 10,001.
+    pub pending_approval: i64,
+    /// The first [`PENDING_NAMED`] of them, in id order.
+    pub pending_users: Vec<crate::store::User>,
+}
+
+/// The seat controls with what they act on (writes nothing).
+pub async fn seat_control_status(state: &AppState) -> Result<SeatControlStatus, StoreError> {
+    let settings = current(state).await?;
+    let license = crate::services::licenses::current(state, state.clock.today())
+        .await?
+        .map(|(_, license)| license);
+    let plan = license.as_ref().map(|license| license.plan().to_string());
+    let licensed = plan
+        .as_deref()
+        .is_some_and(crate::domain::settings::seat_controls_licensed);
+    let seats = license
+        .as_ref()
+        .and_then(|license| license.restrictions.active_user_count)
+        .and_then(|seats| i64::try_from(seats).ok())
+        .filter(|seats| *seats > 0);
+    let billable_users =
+        crate::services::licenses::live_billable_users(state, license.as_ref()).await?;
+    let pending_approval = state
+        .store
+        .count_users_in_state(crate::domain::users::UserState::BlockedPendingApproval)
+        .await?;
+    let pending_users = state
+        .store
+        .users_in_state(
+            crate::domain::users::UserState::BlockedPendingApproval,
+            0,
+            PENDING_NAMED,
+        )
+        .await?;
+    Ok(SeatControlStatus {
+        settings,
+        plan,
+        licensed,
+        seats,
+        billable_users,
+        pending_approval,
+        pending_users,
+    })
+}
+
 /// Whether the current license is Ultimate (GitLab's `personal_access_token_expiration_policy`
 /// feature: the longest token lifetime is enforced only there).
 pub async fn ultimate_licensed(state: &AppState) -> Result<bool, StoreError> {

@@ -288,6 +288,18 @@ impl Store {
         }))
     }
 
+    /// How many users are in `state`, counted up to one past [`COUNT_CAP`](super::COUNT_CAP)
+    /// (`users_state_type` finds them).
+    pub async fn count_users_in_state(&self, state: UserState) -> StoreResult<i64> {
+        let sql = capped_count("FROM users WHERE state = $1");
+        Ok(with_pool!(self, pool => {
+            sqlx::query_scalar::<_, i64>(&sql)
+                .bind(state.as_str())
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
     pub async fn find_user(&self, id: i64) -> StoreResult<Option<User>> {
         Ok(with_pool!(self, pool => {
             sqlx::query_as::<_, User>(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))

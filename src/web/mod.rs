@@ -9,6 +9,8 @@ mod pages;
 mod response;
 mod scim_pages;
 mod scim_views;
+mod seat_control_pages;
+mod seat_control_views;
 mod seat_pages;
 mod seat_views;
 mod seats;
@@ -98,6 +100,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/scim/groups/{id}/unlink",
             post(scim_pages::unlink_group),
+        )
+        .route(
+            seat_control_views::SEAT_CONTROLS_PATH,
+            get(seat_control_pages::show),
+        )
+        .route(
+            seat_control_views::SEAT_CONTROL_FORM_PATH,
+            post(seat_control_pages::save_seat_control),
+        )
+        .route(
+            seat_control_views::EXCLUSIONS_FORM_PATH,
+            post(seat_control_pages::save_exclusions),
         )
         .route("/admin/assets/subscription.css", get(pages::stylesheet))
 }

@@ -22,9 +22,10 @@ pub enum Flash {
 }
 
 /// The admin pages the top bar links to: (path, name).
-const NAVIGATION: [(&str, &str); 5] = [
+const NAVIGATION: [(&str, &str); 6] = [
     ("/admin/subscription", "Subscription"),
     ("/admin/seats", "Seats"),
+    ("/admin/seat_controls", "Seat controls"),
     ("/admin/fleet", "Fleet"),
     ("/admin/scim", "SCIM"),
     ("/-/graphql-explorer", "GraphQL explorer"),

@@ -32,6 +32,7 @@ mod ruby_compat;
 mod scale;
 mod scim;
 mod scim_page;
+mod seat_controls_page;
 mod seat_intelligence;
 mod server_process;
 mod settings;

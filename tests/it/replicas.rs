@@ -636,3 +636,89 @@ async fn two_replicas_never_create_users_past_the_cap() {
         .count();
     assert_eq!((active, pending), (3, 7), "{states:?}");
 }
+
+/// GitLab's dormant-user job on two server processes sharing one PostgreSQL: the run due today
+/// is taken by one of them, once — each dormant user deactivated once, one audit event each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_deactivate_dormant_users_once() {
+    if !postgres_available() {
+        return;
+    }
+    let now = Utc::now();
+    if gitlab_license_server::domain::dormant::current_slot(now).is_none() {
+        // Before 00:21 UTC no run is due today; the single-process test covers the schedule.
+        return;
+    }
+    let app = TestApp::start(Backend::Postgres, &[]).await;
+    let key = license(
+        "2026-01-01",
+        "2099-01-01",
+        json!({"plan": "premium", "active_user_count": 100}),
+    );
+    assert_eq!(app.upload(&key).await.status, 201);
+    let today = now.date_naive();
+    let long_ago = (today - TimeDelta::days(200))
+        .format("%Y-%m-%d")
+        .to_string();
+    let recently = today.format("%Y-%m-%d").to_string();
+    for (name, last_activity) in [
+        ("old1", Some(&long_ago)),
+        ("old2", Some(&long_ago)),
+        ("fresh", Some(&recently)),
+        ("never", None),
+    ] {
+        let user = app
+            .add_user(gitlab_license_server::store::NewUser::human(name, false))
+            .await;
+        if let Some(day) = last_activity {
+            app.execute_sql(&format!(
+                "UPDATE users SET last_activity_on = '{day}' WHERE id = {}",
+                user.id
+            ))
+            .await;
+        }
+    }
+    let set = app
+        .send_with(
+            app.client
+                .put(app.url("/api/v4/application/settings"))
+                .json(&json!({"deactivate_dormant_users": true})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let ports = [free_port(), free_port()];
+    let _replicas = [
+        start_server(&app.database_url, &app.data_dir.join("a"), ports[0], &[]).await,
+        start_server(&app.database_url, &app.data_dir.join("b"), ports[1], &[]).await,
+    ];
+    let deactivated = || async {
+        app.query_texts("SELECT username FROM users WHERE state = 'deactivated' ORDER BY username")
+            .await
+    };
+    let started = Instant::now();
+    while deactivated().await.len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the dormant run did not happen: {:?}",
+            deactivated().await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Time for a second run, had either replica been going to make one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deactivated().await, ["never", "old1", "old2"]);
+    let audits = app
+        .query_texts(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE event_name = 'user_deactivate'",
+        )
+        .await;
+    assert_eq!(audits, ["3"], "one audit event per user, from one run");
+    let jobs = app.state.store.jobs().await.expect("jobs");
+    let runs: Vec<_> = jobs
+        .iter()
+        .filter(|job| job.kind == "users_deactivate_dormant_users")
+        .collect();
+    assert_eq!(runs.len(), 1, "one run for today's slot: {runs:?}");
+    assert_eq!(runs[0].attempts, 1);
+}

@@ -207,8 +207,42 @@ pub fn refusal_error(refusal: AuthError, state: &AppState) -> ApiError {
 /// The request's token record, if it is known (whether it may do anything is the
 /// [policy](crate::policy)'s to say).
 pub async fn lookup_token(parts: &Parts, state: &AppState) -> Result<Arc<TokenWithUser>, ApiError> {
+    if let Some(ResolvedToken(record)) = parts.extensions.get::<ResolvedToken>() {
+        return Ok(Arc::clone(record));
+    }
     let token = request_token(parts).ok_or(ApiError::Unauthorized)?;
     find_token(&token, state).await
+}
+
+/// The request's token record as the rate limits found it, so that the handler does not look
+/// it up a second time.
+#[derive(Clone)]
+pub struct ResolvedToken(pub Arc<TokenWithUser>);
+
+/// Who a request counts against for the rate limits (GitLab's `authenticated_identifier`): the
+/// user of a token that authenticates — known, not revoked or expired, account active, any
+/// scope — else the address it came from. A token found is left in the request for
+/// [`lookup_token`].
+pub async fn rate_limit_requester(
+    parts: &mut Parts,
+    state: &AppState,
+    address: std::net::IpAddr,
+) -> crate::domain::throttle::Requester {
+    use crate::domain::throttle::Requester;
+    let Some(token) = request_token(parts) else {
+        return Requester::Address(address);
+    };
+    let Ok(record) = find_token(&token, state).await else {
+        return Requester::Address(address);
+    };
+    parts.extensions.insert(ResolvedToken(Arc::clone(&record)));
+    match authorize(record, policy_settings(state), Need::Read(&Scope::ALL)) {
+        Ok(principal) => Requester::User {
+            id: principal.user().id,
+            admin: principal.admin,
+        },
+        Err(_) => Requester::Address(address),
+    }
 }
 
 /// A token by its value (through the cache), if it is known.

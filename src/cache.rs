@@ -264,6 +264,18 @@ impl Cache {
         )
     }
 
+    /// `view` of the cached settings, without taking a reference to them (the throttles ask
+    /// this on every API request); `None` when they must be read again.
+    pub fn settings_view<R>(&self, store: &Store, view: impl Fn(&Settings) -> R) -> Option<R> {
+        self.lookup(
+            &self.settings,
+            store.change_count(),
+            |slot| slot.as_ref(),
+            |slot| slot.as_mut(),
+            |settings| Some(view(settings)),
+        )
+    }
+
     /// The settings as last read, however old (for outages only).
     pub fn last_known_settings(&self) -> Option<Arc<Settings>> {
         let slot = self

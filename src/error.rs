@@ -38,6 +38,9 @@ pub enum ApiError {
     /// A parameter is missing or malformed: `400 {"error": <text>}`.
     InvalidParameter(String),
     PayloadTooLarge,
+    /// An application rate limit (`check_rate_limit!`): `429 {"message":{"error": …}}`,
+    /// without the throttles' headers.
+    RateLimited,
     /// The request body stopped arriving before its deadline: `408`.
     RequestTimeout,
     /// The database is needed and cannot be reached: `503` with `Retry-After`.
@@ -155,6 +158,13 @@ impl IntoResponse for ApiError {
             }
             Self::Message(status, text) => message(status, &text),
             Self::InvalidParameter(text) => error(StatusCode::BAD_REQUEST, &text),
+            Self::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(json!({
+                    "message": { "error": crate::domain::throttle::APPLICATION_LIMIT_MESSAGE }
+                })),
+            )
+                .into_response(),
             Self::PayloadTooLarge => message(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "413 Request Entity Too Large",

@@ -21,6 +21,7 @@ pub mod license_key;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;
+pub mod rate_limits;
 pub mod secrets;
 pub mod server;
 pub mod services;

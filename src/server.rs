@@ -82,6 +82,7 @@ fn state_over(
             config_allow_list,
         )),
         secrets: Arc::new(secrets),
+        rate_limiter: Arc::new(crate::rate_limits::RateLimiter::new()),
     })
 }
 
@@ -121,6 +122,11 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
     };
     let state = state_over(config, store, clock, license_keys);
     spawn_change_listener(&state);
+    crate::rate_limits::spawn_sync(
+        Arc::clone(&state.rate_limiter),
+        state.store.clone(),
+        Arc::clone(&state.clock),
+    );
     if generate_keys {
         spawn_key_generation(&state);
     }

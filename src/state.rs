@@ -47,6 +47,8 @@ pub struct Shared {
     pub outbound: Arc<crate::outbound::Outbound>,
     /// Seals and opens secrets for other systems (fleet instances' tokens).
     pub secrets: Arc<crate::secrets::Secrets>,
+    /// The rate limits' counters (shared with replicas through the database).
+    pub rate_limiter: Arc<crate::rate_limits::RateLimiter>,
 }
 
 /// The keys that verify license keys. Set once at start, except on a first run, where the

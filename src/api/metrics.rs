@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -276,6 +277,8 @@ async fn render(state: &AppState) -> StoreResult<String> {
         build,
     );
 
+    rate_limit_metrics(state, &mut scrape);
+
     let mut text = String::new();
     // Both encodings end with `# EOF`; the exposition must end with exactly one.
     if state.metrics.encode(&mut text).is_ok() {
@@ -285,6 +288,31 @@ async fn render(state: &AppState) -> StoreResult<String> {
     }
     let _ = encode(&mut text, &scrape);
     Ok(text)
+}
+
+/// The rate limits: refusals, requests that could not be counted, keys counted now.
+fn rate_limit_metrics(state: &AppState, scrape: &mut Registry) {
+    let limiter = &state.rate_limiter;
+    let refusals = Counter::<u64>::default();
+    refusals.inc_by(limiter.refusals());
+    scrape.register(
+        "gitlab_license_server_rate_limit_refusals",
+        "Requests refused by a rate limit (429) since start",
+        refusals,
+    );
+    let untracked = Counter::<u64>::default();
+    untracked.inc_by(limiter.untracked());
+    scrape.register(
+        "gitlab_license_server_rate_limit_untracked_requests",
+        "Requests a rate limit could not count because too many keys were counted at once (let through)",
+        untracked,
+    );
+    gauge(
+        scrape,
+        "gitlab_license_server_rate_limit_keys",
+        "Users and addresses the rate limits are counting in this process",
+        i64::try_from(limiter.keys()).unwrap_or(i64::MAX),
+    );
 }
 
 /// The fleet: unique billable people, and per instance its billable users, whether its last

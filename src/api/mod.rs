@@ -18,6 +18,7 @@ pub mod scim;
 pub mod scim_admin;
 pub mod seats;
 pub mod settings;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
@@ -108,6 +109,11 @@ pub fn app(state: AppState) -> impl crate::http::Application + Sync {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()
         }))
+        // Before anything else reads the request, as GitLab's Rack::Attack; outside the
+        // reshaping of plain-text refusals, since its `Retry later` is GitLab's plain text.
+        .layer(throttle::ThrottleLayer {
+            state: state.clone(),
+        })
         // Outside the limit layer, so that its 413 is reshaped too.
         .layer(GitlabShapedErrorsLayer {
             body_timeout: state.config.limits.request_body_timeout,

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::pagination::{cursor_id, ListRequest};
 use super::params::{NumericId, Params};
-use crate::auth::Admin;
+use crate::auth::{Admin, Authenticated};
 use crate::domain::licenses::timestamp_text;
 use crate::domain::moderation::{Action, Answer};
 use crate::domain::users::{UserState, UserType};
@@ -320,14 +320,44 @@ async fn keyset_list(
     Ok((headers, Json(body)).into_response())
 }
 
-#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]
-async fn show(_: Admin, id: NumericId, State(state): State<AppState>) -> ApiResult<Response> {
+#[utoipa::path(get, operation_id = "users_show", path = "/api/v4/users/{id}", tag = "users", summary = "One user", description = "Administrators get GitLab's `UserDetailsWithAdmin`; anyone else its `User` entity (the fields up to `local_time`, and `is_followed`), within GitLab's `users_get_by_id` limit (300 per 10 minutes by default; over it `429 {\"message\":{\"error\":…}}`).", params(("id" = String, Path, description = "An ID")), responses((status = 200, description = "OK", body = UserEntity), crate::api::responses::ErrorResponses))]
+async fn show(
+    Authenticated(actor): Authenticated,
+    id: NumericId,
+    State(state): State<AppState>,
+) -> ApiResult<Response> {
+    if !actor.admin && !crate::services::throttles::users_get_by_id_allowed(&state, &actor).await? {
+        return Err(ApiError::RateLimited);
+    }
     let user = match id.0 {
         Some(id) => state.store.find_user(id).await?,
         None => None,
     }
     .ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
-    Ok(Json(admin_entity(&state, &user, Detail::DetailsWithAdmin).await?).into_response())
+    if actor.admin {
+        return Ok(
+            Json(admin_entity(&state, &user, Detail::DetailsWithAdmin).await?).into_response(),
+        );
+    }
+    Ok(Json(others_entity(&user, &state.config.external_url)).into_response())
+}
+
+/// GitLab's `User` entity: what anyone signed in sees of another user — `UserPublic`'s fields
+/// up to `local_time`, with `is_followed` (this server has no follows).
+fn others_entity(user: &User, external_url: &str) -> Value {
+    let entity = user_entity(user, external_url, Detail::Public, None);
+    let mut shown = serde_json::Map::new();
+    if let Ok(Value::Object(fields)) = serde_json::to_value(&entity) {
+        for (key, value) in fields {
+            if key == "local_time" {
+                shown.insert("is_followed".into(), Value::Bool(false));
+                shown.insert(key, value);
+                break;
+            }
+            shown.insert(key, value);
+        }
+    }
+    Value::Object(shown)
 }
 
 #[utoipa::path(post, operation_id = "users_create", path = "/api/v4/users", tag = "users", summary = "Create a user", request_body(content = crate::api::bodies::UserCreate, description = "GitLab's parameters, as JSON, a form or the query string", content_type = "application/json"), responses((status = 201, description = "Created", body = UserEntity), crate::api::responses::ErrorResponses))]

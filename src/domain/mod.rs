@@ -15,6 +15,7 @@ pub mod seats;
 pub mod settings;
 pub mod subscription;
 pub mod text;
+pub mod throttle;
 pub mod tokens;
 pub mod true_up;
 pub mod upload;

@@ -17,6 +17,7 @@ pub mod seat_alerts;
 pub mod seat_holders;
 pub mod settings;
 pub mod subscription;
+pub mod throttles;
 pub mod tokens;
 pub mod true_up;
 pub mod users;

@@ -537,7 +537,8 @@ impl Store {
     /// user-search index (`users_search` and its FTS5 shadow tables) is derived from `users`
     /// by triggers, so it is rebuilt on restore rather than backed up; so is
     /// `seat_ledger_pending` (every restored user is marked, and the first recount after a
-    /// restore compares them with their restored ledger entries, recording only real changes).
+    /// restore compares them with their restored ledger entries, recording only real changes);
+    /// and `rate_limit_counters`, request counts of windows an hour long at most.
     pub async fn schema_columns(&self) -> StoreResult<Vec<(String, String)>> {
         Ok(match &self.db {
             Db::Sqlite(pool) => {
@@ -545,6 +546,7 @@ impl Store {
                     "SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
                      WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations'
                        AND m.name NOT LIKE 'users_search%' AND m.name <> 'seat_ledger_pending'
+                       AND m.name <> 'rate_limit_counters'
                      ORDER BY m.name, p.cid",
                 )
                 .fetch_all(pool)
@@ -555,6 +557,7 @@ impl Store {
                     "SELECT table_name::TEXT, column_name::TEXT FROM information_schema.columns
                      WHERE table_schema = current_schema() AND table_name <> '_sqlx_migrations'
                        AND table_name <> 'seat_ledger_pending'
+                       AND table_name <> 'rate_limit_counters'
                      ORDER BY table_name, ordinal_position",
                 )
                 .fetch_all(pool)

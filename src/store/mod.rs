@@ -225,6 +225,7 @@ mod jobs;
 pub mod ledger;
 mod licenses;
 mod plans;
+mod rate_limits;
 mod scim;
 mod seat_alerts;
 mod seat_candidates;
@@ -246,6 +247,7 @@ pub use fleet::{
 };
 pub use hooks::{AttemptOutcome, DeliveryLog, DeliveryWork, HookSettings, SystemHook};
 pub use jobs::ClaimOf;
+pub use rate_limits::RateCount;
 pub use scim::{GroupUpdate, MembershipChange, ScimGroup, ScimMember, ScimUser};
 pub use seat_alerts::{SEAT_ALERT_EVENT, TRUE_UP_FORECAST_EVENT};
 pub use sessions::{SeatHolder, WebSession};

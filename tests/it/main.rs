@@ -26,6 +26,7 @@ mod ledger;
 mod operations;
 mod policy;
 mod provisioning;
+mod rate_limits;
 mod replicas;
 mod rest_fidelity;
 mod ruby_compat;

@@ -76,6 +76,8 @@ async fn admin_mode_holds_on_every_route(backend: Backend) {
     // `DELETE /personal_access_tokens/self` revokes the caller's own token (anyone may):
     // that one is walked with a token of its own.
     let (throwaway, _) = create_token(&server, 1, &["api"]).await;
+    // And `POST /personal_access_tokens/self/rotate` revokes it too (anyone may rotate their own).
+    let (rotating, _) = create_token(&server, 1, &["api"]).await;
     let hook = server
         .json_as_root(
             Method::POST,
@@ -125,6 +127,8 @@ async fn admin_mode_holds_on_every_route(backend: Backend) {
                 .json(&body);
             let token = if method == Method::DELETE && path.ends_with("/self") {
                 &throwaway
+            } else if path.ends_with("/self/rotate") {
+                &rotating
             } else {
                 &plain
             };
@@ -247,7 +251,20 @@ fn check_non_admin_answer(method: &Method, path: &str, reply: &Reply, other: i64
         "/-/metrics",
         "/api/v4/personal_access_tokens",
         "/api/v4/personal_access_tokens/self",
+        "/api/v4/personal_access_tokens/self/rotate",
     ];
+    // GET /users/:id is open to every user, with GitLab's public entity only.
+    let one_user = path.strip_prefix("/api/v4/users/").is_some_and(|id| {
+        id == "{id}" || (!id.is_empty() && id.bytes().all(|byte| byte.is_ascii_digit()))
+    });
+    if *method == Method::GET && one_user && reply.status.is_success() {
+        let user = reply.json();
+        assert!(
+            user.get("email").is_none() && user.get("is_admin").is_none(),
+            "GET {path} showed a non-administrator more than the public entity: {user}"
+        );
+        return;
+    }
     if open_to_all.contains(&path) && reply.status.is_success() {
         if path == "/api/v4/personal_access_tokens" {
             for token in reply.json().as_array().expect("tokens") {
@@ -256,6 +273,9 @@ fn check_non_admin_answer(method: &Method, path: &str, reply: &Reply, other: i64
         }
         if path == "/api/v4/user" {
             assert_eq!(reply.json()["id"], 1);
+        }
+        if path.ends_with("/self/rotate") {
+            assert_eq!(reply.json()["user_id"], 1, "rotated someone else's token");
         }
         return;
     }
@@ -402,7 +422,8 @@ async fn the_last_administrator_cannot_be_locked_out(backend: Backend) {
                 let reply = server
                     .send(Method::GET, &format!("/api/v4/users/{id}"), Some(token))
                     .await;
-                if reply.status == 200 {
+                // Non-administrators see GitLab's public `User` entity (no email, no is_admin).
+                if reply.status == 200 && reply.json().get("email").is_some() {
                     user = reply.json();
                     break;
                 }

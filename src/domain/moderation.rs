@@ -6,9 +6,6 @@ use serde::Serialize;
 
 use super::users::{User, UserState};
 
-/// GitLab's "dormant" period: only users inactive this long may be deactivated.
-pub const DEACTIVATION_INACTIVE_DAYS: i64 = 90;
-
 /// The state-changing actions of `POST /users/:id/<action>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -89,7 +86,15 @@ pub const LAST_ADMIN_REFUSAL: &str =
     "403 Forbidden - The last active administrator cannot be blocked, banned, deactivated, demoted or deleted";
 
 /// GitLab's rules for `action` on `user` by the administrator `actor_id`.
-pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) -> Transition {
+/// `dormant_days`: the instance's `deactivate_dormant_users_period` — only users inactive this
+/// long may be deactivated (GitLab's `User#no_recent_activity?`).
+pub fn transition(
+    action: Action,
+    user: &User,
+    actor_id: i64,
+    today: NaiveDate,
+    dormant_days: i64,
+) -> Transition {
     use UserState::{Active, Banned, Blocked, BlockedPendingApproval, Deactivated, LdapBlocked};
     let state = user.state;
     let forbidden = |message: &str| Transition::Refused(403, message.to_string());
@@ -131,9 +136,11 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
         Action::Deactivate => {
             // GitLab's `last_active_at` is nil for a user never seen active, which counts as
             // inactive: only recorded activity within the period refuses.
-            let recently_active = user
-                .last_activity_on
-                .is_some_and(|day| day > today - TimeDelta::days(DEACTIVATION_INACTIVE_DAYS));
+            let recently_active = user.last_activity_on.is_some_and(|day| {
+                TimeDelta::try_days(dormant_days)
+                    .and_then(|period| today.checked_sub_signed(period))
+                    .is_none_or(|cutoff| day > cutoff)
+            });
             if state.is_blocked() {
                 forbidden("Error occurred. A blocked user cannot be deactivated")
             } else if state == Deactivated {
@@ -142,7 +149,7 @@ pub fn transition(action: Action, user: &User, actor_id: i64, today: NaiveDate) 
                 forbidden("Internal users cannot be deactivated")
             } else if recently_active {
                 forbidden(&format!(
-                    "The user you are trying to deactivate has been active in the past {DEACTIVATION_INACTIVE_DAYS} days and cannot be deactivated"
+                    "The user you are trying to deactivate has been active in the past {dormant_days} days and cannot be deactivated"
                 ))
             } else {
                 Transition::To(Deactivated, Answer::Flag(Some(true)))
@@ -310,20 +317,20 @@ mod tests {
             (Deactivate, "deactivated"),
         ] {
             assert_eq!(
-                transition(action, &me, me.id, today()),
+                transition(action, &me, me.id, today(), 90),
                 Transition::Refused(403, self_refusal(verb)),
             );
         }
         for (action, state, user_type, expected) in cases {
             assert_eq!(
-                transition(action, &user(state, user_type), 1, today()),
+                transition(action, &user(state, user_type), 1, today(), 90),
                 expected,
                 "{action:?} {state}"
             );
         }
         assert!(
             matches!(
-                transition(Block, &user("active", "human"), 5, today()),
+                transition(Block, &user("active", "human"), 5, today(), 90),
                 Transition::Refused(403, _)
             ),
             "not yourself"
@@ -335,19 +342,24 @@ mod tests {
         let mut recent = user("active", "human");
         recent.last_activity_on = Some(today() - TimeDelta::days(10));
         assert!(
-            matches!(transition(Action::Deactivate, &recent, 1, today()), Transition::Refused(403, message) if message.contains("90 days"))
+            matches!(transition(Action::Deactivate, &recent, 1, today(), 90), Transition::Refused(403, message) if message.contains("90 days"))
         );
         // Never seen active (even if created yesterday): inactive, as GitLab counts it.
         let never = user("active", "human");
         assert_eq!(
-            transition(Action::Deactivate, &never, 1, today()),
+            transition(Action::Deactivate, &never, 1, today(), 90),
             Transition::To(UserState::Deactivated, Answer::Flag(Some(true)))
         );
         let mut long_ago = user("active", "human");
         long_ago.last_activity_on = Some(today() - TimeDelta::days(91));
         assert_eq!(
-            transition(Action::Deactivate, &long_ago, 1, today()),
+            transition(Action::Deactivate, &long_ago, 1, today(), 90),
             Transition::To(UserState::Deactivated, Answer::Flag(Some(true)))
         );
+        // The instance's period decides (GitLab reads `deactivate_dormant_users_period`).
+        assert!(matches!(
+            transition(Action::Deactivate, &long_ago, 1, today(), 180),
+            Transition::Refused(403, message) if message.contains("past 180 days")
+        ));
     }
 }

@@ -378,7 +378,10 @@ pub async fn moderate(
 ) -> Result<Answer, UserError> {
     let author = admin.user();
     let user = existing_user(state, id).await?;
-    match transition(action, &user, author.id, today) {
+    let dormant_days = crate::services::settings::current(state)
+        .await?
+        .deactivate_dormant_users_period;
+    match transition(action, &user, author.id, today, dormant_days) {
         Transition::Refused(status, message) => Err(UserError::Refused(status, message)),
         Transition::Unchanged(body) => Ok(body),
         Transition::To(new_state, body) => {

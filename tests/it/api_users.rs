@@ -411,6 +411,30 @@ async fn moderation_actions(app: TestApp) {
         StatusCode::FORBIDDEN,
         json!({"message": "The user you are trying to deactivate has been active in the past 90 days and cannot be deactivated"}),
     );
+    // The period is the instance's `deactivate_dormant_users_period`, as GitLab reads it.
+    let longer = app
+        .send_with(
+            app.client
+                .put(app.url("/api/v4/application/settings"))
+                .json(&json!({"deactivate_dormant_users_period": 180})),
+            Some(crate::support::app::ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(longer.status, StatusCode::OK, "{}", longer.body);
+    expect(
+        act(ada.id, "deactivate").await,
+        StatusCode::FORBIDDEN,
+        json!({"message": "The user you are trying to deactivate has been active in the past 180 days and cannot be deactivated"}),
+    );
+    let back = app
+        .send_with(
+            app.client
+                .put(app.url("/api/v4/application/settings"))
+                .json(&json!({"deactivate_dormant_users_period": 90})),
+            Some(crate::support::app::ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK);
     expect(
         act(old.id, "deactivate").await,
         StatusCode::CREATED,

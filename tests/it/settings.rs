@@ -14,7 +14,50 @@ on_both_backends!(
     settings_have_gitlab_defaults_and_validations,
     seat_controls_are_an_extension_for_paid_plans,
     turning_approval_off_approves_pending_users,
+    concurrent_changes_to_different_settings_both_land,
 );
+
+/// Two administrators changing different settings at the same moment: the settings are one
+/// stored document, changed by compare-and-set and reapplied on conflict, so neither change
+/// overwrites the other, and each is audited once.
+async fn concurrent_changes_to_different_settings_both_land(app: TestApp) {
+    const ROUNDS: i64 = 12;
+    for round in 0..ROUNDS {
+        let period = 100 + round;
+        let prefix = format!("r{round}-");
+        let (first, second) = tokio::join!(
+            put_json(
+                &app,
+                "/api/v4/application/settings",
+                json!({"deactivate_dormant_users_period": period}),
+            ),
+            put_json(
+                &app,
+                "/api/v4/application/settings",
+                json!({"personal_access_token_prefix": prefix}),
+            )
+        );
+        assert_eq!(
+            (first.status, second.status),
+            (StatusCode::OK, StatusCode::OK)
+        );
+        let settings = app.get("/api/v4/application/settings").await.json();
+        assert_eq!(
+            (
+                settings["deactivate_dormant_users_period"].clone(),
+                settings["personal_access_token_prefix"].clone()
+            ),
+            (json!(period), json!(prefix)),
+            "round {round}: one change overwrote the other"
+        );
+    }
+    let audited = app
+        .query_texts(
+            "SELECT CAST(COUNT(*) AS TEXT) FROM audit_events WHERE event_name = 'application_setting_updated'",
+        )
+        .await;
+    assert_eq!(audited, [(2 * ROUNDS).to_string()]);
+}
 
 async fn put_json(app: &TestApp, path: &str, body: Value) -> crate::support::app::Reply {
     app.send_with(app.client.put(app.url(path)).json(&body), Some(ROOT_TOKEN))

@@ -11,6 +11,8 @@
 #   JIT=off scripts/bench-scale.sh postgres                    (the server's sessions without JIT)
 #   SERVER_LOG=/tmp/scale.log scripts/bench-scale.sh           (keep the server's log: each
 #                                                               statement and its time)
+#   ONLY=dormant scripts/bench-scale.sh                        (only the rows whose name
+#                                                               contains this text)
 #
 # Loopback only; PostgreSQL is the local one at 127.0.0.1:5432 (user postgres). The scratch
 # database is dropped at the end.
@@ -50,6 +52,7 @@ case "$BACKEND" in
     SERIES="WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $USERS)"
     FROM_SERIES="FROM n"
     NOW="strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+    LONG_AGO="'2025-01-01T00:00:00.000Z'"
     ;;
   postgres)
     PG_DB="gls_scale_$$"
@@ -60,6 +63,7 @@ case "$BACKEND" in
     SERIES=""
     FROM_SERIES="FROM generate_series(1, $USERS) AS n(i)"
     NOW="now()"
+    LONG_AGO="'2025-01-01T00:00:00Z'"
     ;;
   *) echo "usage: $0 [sqlite|postgres] [USERS]" >&2; exit 2 ;;
 esac
@@ -135,6 +139,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2
 # A row of the table: the medians of RUNS requests and their ratio.
 row() {
   local name="$1"; shift
+  if [ -n "${ONLY:-}" ] && [[ "$name" != *"$ONLY"* ]]; then return 0; fi
   local samples
   samples=$(for _ in $(seq 1 "$RUNS"); do timed "$@"; done)
   local request sql
@@ -193,6 +198,15 @@ row "GET /-/seats/billable_users (first page)" "$base/-/seats/billable_users"
 row "GET /-/seats/billable_users?group=team&inactive_for_days=90" \
   "$base/-/seats/billable_users?group=team&inactive_for_days=90"
 row "GET /-/seats/alerts" "$base/-/seats/alerts"
+# The dormant-user preview (the job's next run): nobody is dormant in this directory (every
+# seeded user was created today and never active), the costliest case for its counts.
+row "GET /-/dormant_users (nobody dormant)" "$base/-/dormant_users"
+# Then half the directory created long ago and never active: dormant, the job's full run.
+if [ -z "${ONLY:-}" ] || [[ "GET /-/dormant_users (half dormant)" == *"$ONLY"* ]]; then
+  echo "UPDATE users SET created_at = $LONG_AGO WHERE id % 2 = 0 AND username <> 'root';" | run_sql
+  row "GET /-/dormant_users (half dormant)" "$base/-/dormant_users"
+  echo "UPDATE users SET created_at = $NOW WHERE id % 2 = 0 AND username <> 'root';" | run_sql
+fi
 
 # The seat ledger and the true-up (docs/true-up.md): a license first.
 "$BIN" license issue --private-key "$WORK/keys/license_key" --name Bench --email bench@example.org \

@@ -12,7 +12,7 @@ use crate::domain::users::{UserState, UserType};
 use crate::policy::AdminPrincipal;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{StoreError, User, COUNT_CAP};
+use crate::store::{Dormancy, DormancyCutoffs, DormantCursor, StoreError, User, COUNT_CAP};
 
 /// The author of the job's audit events (GitLab's `Users::Internal.admin_bot`; no row).
 pub const ADMIN_BOT_ID: i64 = -2;
@@ -60,25 +60,42 @@ pub struct DormantPreview {
     pub counts_capped: bool,
     /// At most this many a run (GitLab's 100,000 a day over ten runs).
     pub per_run: i64,
-    /// The first of them, in id order (the order the job takes them).
+    /// The first of them, in the order the job takes them: the longest inactive first, then
+    /// the never active, oldest first.
     pub users: Vec<DormantUser>,
+}
+
+/// GitLab's dormancy cutoffs for `period_days` as of `now`.
+fn cutoffs(now: DateTime<chrono::Utc>, period_days: i64) -> DormancyCutoffs {
+    let (active_by, created_by) = dormant::cutoffs(now.date_naive(), period_days);
+    DormancyCutoffs {
+        active_by,
+        created_by,
+    }
 }
 
 /// Who the next run would deactivate, and the seats that frees. Writes nothing.
 pub async fn preview(state: &AppState) -> Result<DormantPreview, StoreError> {
     let settings = crate::services::settings::current(state).await?;
     let now = state.clock.now();
-    let (active_by, created_by) =
-        dormant::cutoffs(now.date_naive(), settings.deactivate_dormant_users_period);
+    let cutoffs = cutoffs(now, settings.deactivate_dormant_users_period);
     let ultimate = crate::services::licenses::current_is_ultimate(state).await?;
-    let (count, seats) = state
-        .store
-        .count_dormant(active_by, created_by, ultimate)
-        .await?;
-    let users = state
-        .store
-        .dormant_users(active_by, created_by, 0, PREVIEW_LIMIT)
-        .await?
+    let (count, seats) = state.store.count_dormant(cutoffs, ultimate).await?;
+    // In the order the job takes them: the longest inactive first, then the never active.
+    let mut users = Vec::new();
+    for dormancy in Dormancy::BOTH {
+        let room = PREVIEW_LIMIT - users.len() as i64;
+        if room <= 0 {
+            break;
+        }
+        users.extend(
+            state
+                .store
+                .dormant_users(dormancy, cutoffs, None, room)
+                .await?,
+        );
+    }
+    let users = users
         .into_iter()
         .map(|user| DormantUser {
             id: user.id,
@@ -109,38 +126,39 @@ pub async fn run(state: &AppState) -> Result<usize, StoreError> {
         return Ok(0);
     }
     let now = state.clock.now();
-    let (active_by, created_by) =
-        dormant::cutoffs(now.date_naive(), settings.deactivate_dormant_users_period);
+    let cutoffs = cutoffs(now, settings.deactivate_dormant_users_period);
     let bot = admin_bot();
     let mut deactivated = 0usize;
-    let mut after = 0;
-    while (deactivated as i64) < PER_RUN {
-        let room = (PER_RUN - deactivated as i64).min(BATCH as i64);
-        let users = state
-            .store
-            .dormant_users(active_by, created_by, after, room)
-            .await?;
-        let Some(last) = users.last() else {
-            break;
-        };
-        after = last.id;
-        let batch: Vec<(i64, crate::store::NewAudit)> = users
-            .iter()
-            .map(|user| {
-                (
-                    user.id,
-                    audit::event(
-                        &bot,
-                        "User",
+    for dormancy in Dormancy::BOTH {
+        let mut after: Option<DormantCursor> = None;
+        while (deactivated as i64) < PER_RUN {
+            let room = (PER_RUN - deactivated as i64).min(BATCH as i64);
+            let users = state
+                .store
+                .dormant_users(dormancy, cutoffs, after, room)
+                .await?;
+            let Some(last) = users.last() else {
+                break;
+            };
+            after = Some(DormantCursor::from(last));
+            let batch: Vec<(i64, crate::store::NewAudit)> = users
+                .iter()
+                .map(|user| {
+                    (
                         user.id,
-                        "user_deactivate",
-                        "Deactivated user".into(),
-                        ("User", user.id, &user.username),
-                    ),
-                )
-            })
-            .collect();
-        deactivated += state.store.deactivate_dormant(&batch, now).await?.len();
+                        audit::event(
+                            &bot,
+                            "User",
+                            user.id,
+                            "user_deactivate",
+                            "Deactivated user".into(),
+                            ("User", user.id, &user.username),
+                        ),
+                    )
+                })
+                .collect();
+            deactivated += state.store.deactivate_dormant(&batch, now).await?.len();
+        }
     }
     if deactivated > 0 {
         tracing::info!(deactivated, "dormant users deactivated");

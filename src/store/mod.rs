@@ -235,7 +235,7 @@ mod users;
 
 pub use add_ons::{AddOnPurchase, Locked, SaveMode, SeatAudit};
 pub use billable::{BillableMember, BillableUser, BillableUserFilter};
-pub use dormant::DormantExclusion;
+pub use dormant::{Dormancy, DormancyCutoffs, DormantCursor, DormantExclusion};
 pub use eligible_users::{
     EligibleKey, EligibleOrder, EligiblePage, EligibleQuery, EligibleUser, EligibleUserFilter,
     KeyValue, UserSearch,

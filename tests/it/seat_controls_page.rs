@@ -658,7 +658,8 @@ async fn the_dormant_preview_is_the_apis(app: TestApp) {
     dormant_people(&app).await;
     // Off: the page says so, and what the job would do.
     let named = assert_same_preview(&app, &web).await;
-    assert_eq!(named, ["old", "never_old", "svc", "spared", "grouped"]);
+    // The longest inactive first (ties by creation, then id), then the never active.
+    assert_eq!(named, ["svc", "spared", "grouped", "old", "never_old"]);
     let on = put_json(
         &app,
         "/api/v4/application/settings",
@@ -674,7 +675,7 @@ async fn the_dormant_preview_is_the_apis(app: TestApp) {
     );
     assert_eq!(
         assert_same_preview(&app, &web).await,
-        ["old", "never_old", "svc", "spared", "grouped"]
+        ["svc", "spared", "grouped", "old", "never_old"]
     );
     assert!(page.body.contains("<td class=\"wrap\">@old</td>"));
     assert!(page.body.contains("2026-03-01"));
@@ -725,7 +726,7 @@ async fn the_dormant_preview_is_the_apis(app: TestApp) {
     // The preview leaves them out, as the API's does.
     assert_eq!(
         assert_same_preview(&app, &web).await,
-        ["old", "never_old", "svc"]
+        ["svc", "old", "never_old"]
     );
 
     // More than the preview lists: the first 100 in the job's order, and the total.

@@ -522,79 +522,6 @@ async fn only_administrators_reach_the_page(app: TestApp) {
     );
 }
 
-/// Users of every kind the job weighs, with their activity and creation dates.
-async fn dormant_people(app: &TestApp) {
-    let people = [
-        ("old", "human", "active", Some("2026-03-01"), "2026-01-01"),
-        (
-            "recent",
-            "human",
-            "active",
-            Some("2026-06-01"),
-            "2026-01-01",
-        ),
-        ("never_old", "human", "active", None, "2026-06-01"),
-        ("never_new", "human", "active", None, "2026-06-12"),
-        (
-            "svc",
-            "service_user",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "project_5_bot",
-            "project_bot",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "spared",
-            "human",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "grouped",
-            "human",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "was_blocked",
-            "human",
-            "blocked",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-    ];
-    for (username, user_type, state, activity, created) in people {
-        app.add_user(NewUser::human(username, false)).await;
-        let activity = activity.map_or("NULL".to_string(), |day| format!("'{day}'"));
-        app.execute_sql(&format!(
-            "UPDATE users SET state = '{state}', user_type = '{user_type}',
-                              last_activity_on = {activity},
-                              created_at = '{created}T00:00:00+00:00'
-             WHERE username = '{username}'"
-        ))
-        .await;
-    }
-    let group = app.add_group("keep").await;
-    let grouped = app.get("/api/v4/users?username=grouped").await.json()[0]["id"].clone();
-    let member = app
-        .send_with(
-            app.client
-                .post(app.url(&format!("/api/v4/groups/{}/members", group.id)))
-                .json(&json!({"user_id": grouped, "access_level": 30})),
-            Some(ROOT_TOKEN),
-        )
-        .await;
-    assert_eq!(member.status, StatusCode::CREATED, "{}", member.body);
-}
-
 /// The usernames of the page's preview rows, in order.
 fn preview_rows(body: &str) -> Vec<String> {
     let Some(start) = body.find("<table class=\"dormant-users\">") else {
@@ -655,7 +582,7 @@ async fn the_dormant_preview_is_the_apis(app: TestApp) {
     assert!(page.body.contains("id=\"dormant-off\""));
     assert_eq!(assert_same_preview(&app, &web).await, Vec::<String>::new());
 
-    dormant_people(&app).await;
+    crate::settings::dormant_people(&app).await;
     // Off: the page says so, and what the job would do.
     let named = assert_same_preview(&app, &web).await;
     // The longest inactive first (ties by creation, then id), then the never active.
@@ -871,7 +798,7 @@ async fn the_seat_controls_page_works_in_chromium(app: TestApp) {
         return;
     };
     assert_eq!(app.upload(&premium(20)).await.status, StatusCode::CREATED);
-    dormant_people(&app).await;
+    crate::settings::dormant_people(&app).await;
     let mut waiting = NewUser::human("waiting", false);
     waiting.state = UserState::BlockedPendingApproval;
     app.add_user(waiting).await;

@@ -603,79 +603,7 @@ on_both_backends!(dormant_users_are_deactivated_on_gitlabs_schedule);
 /// them beforehand; off, nothing happens.
 async fn dormant_users_are_deactivated_on_gitlabs_schedule(app: TestApp) {
     assert_eq!(app.upload(&premium(20)).await.status, StatusCode::CREATED);
-    let people = [
-        ("old", "human", "active", Some("2026-03-01"), "2026-01-01"),
-        (
-            "recent",
-            "human",
-            "active",
-            Some("2026-06-01"),
-            "2026-01-01",
-        ),
-        ("never_old", "human", "active", None, "2026-06-01"),
-        ("never_new", "human", "active", None, "2026-06-12"),
-        (
-            "svc",
-            "service_user",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "project_5_bot",
-            "project_bot",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "spared",
-            "human",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "grouped",
-            "human",
-            "active",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-        (
-            "was_blocked",
-            "human",
-            "blocked",
-            Some("2026-01-01"),
-            "2026-01-01",
-        ),
-    ];
-    for (username, user_type, _, _, _) in people {
-        assert_eq!(
-            create(&app, username, user_type).await.status,
-            StatusCode::CREATED
-        );
-    }
-    for (username, _, state, activity, created) in people {
-        let activity = activity.map_or("NULL".to_string(), |day| format!("'{day}'"));
-        app.execute_sql(&format!(
-            "UPDATE users SET state = '{state}', last_activity_on = {activity},
-                              created_at = '{created}T00:00:00+00:00'
-             WHERE username = '{username}'"
-        ))
-        .await;
-    }
-    let group = app.add_group("keep").await;
-    let grouped = app.get("/api/v4/users?username=grouped").await.json()[0]["id"].clone();
-    let member = app
-        .send_with(
-            app.client
-                .post(app.url(&format!("/api/v4/groups/{}/members", group.id)))
-                .json(&json!({"user_id": grouped, "access_level": 30})),
-            Some(ROOT_TOKEN),
-        )
-        .await;
-    assert_eq!(member.status, StatusCode::CREATED, "{}", member.body);
+    dormant_people(&app).await;
 
     // Exclusions: names that match nothing change nothing.
     let missing = put_json(
@@ -866,4 +794,82 @@ async fn put_or_post(
         Some(ROOT_TOKEN),
     )
     .await
+}
+
+/// Users of every kind the dormant-user job weighs, with their activity and creation dates,
+/// and `grouped` a member of the group `keep` (shared with the seat-controls page's tests).
+pub async fn dormant_people(app: &TestApp) {
+    let people = [
+        ("old", "human", "active", Some("2026-03-01"), "2026-01-01"),
+        (
+            "recent",
+            "human",
+            "active",
+            Some("2026-06-01"),
+            "2026-01-01",
+        ),
+        ("never_old", "human", "active", None, "2026-06-01"),
+        ("never_new", "human", "active", None, "2026-06-12"),
+        (
+            "svc",
+            "service_user",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "project_5_bot",
+            "project_bot",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "spared",
+            "human",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "grouped",
+            "human",
+            "active",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+        (
+            "was_blocked",
+            "human",
+            "blocked",
+            Some("2026-01-01"),
+            "2026-01-01",
+        ),
+    ];
+    for (username, user_type, _, _, _) in people {
+        assert_eq!(
+            create(app, username, user_type).await.status,
+            StatusCode::CREATED
+        );
+    }
+    for (username, _, state, activity, created) in people {
+        let activity = activity.map_or("NULL".to_string(), |day| format!("'{day}'"));
+        app.execute_sql(&format!(
+            "UPDATE users SET state = '{state}', last_activity_on = {activity},
+                              created_at = '{created}T00:00:00+00:00'
+             WHERE username = '{username}'"
+        ))
+        .await;
+    }
+    let group = app.add_group("keep").await;
+    let grouped = app.get("/api/v4/users?username=grouped").await.json()[0]["id"].clone();
+    let member = app
+        .send_with(
+            app.client
+                .post(app.url(&format!("/api/v4/groups/{}/members", group.id)))
+                .json(&json!({"user_id": grouped, "access_level": 30})),
+            Some(ROOT_TOKEN),
+        )
+        .await;
+    assert_eq!(member.status, StatusCode::CREATED, "{}", member.body);
 }

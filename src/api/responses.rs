@@ -40,6 +40,28 @@ impl IntoResponses for ErrorResponses {
                 .build();
             (status.to_string(), RefOr::T(response))
         })
+        .chain(std::iter::once((
+            // GitLab's throttles answer `Retry later` as plain text, with their `RateLimit-*`
+            // headers; `GET /users/:id`'s own limit answers JSON (docs/operations.md).
+            "429".to_string(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description("Too many requests: a rate limit is reached")
+                    .content(
+                        "text/plain",
+                        ContentBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                            .build(),
+                    )
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        )))
         .collect()
     }
 }

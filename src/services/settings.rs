@@ -120,16 +120,6 @@ pub async fn seat_control_status(state: &AppState) -> Result<SeatControlStatus, 
     })
 }
 
-/// Whether the current license is Ultimate (GitLab's `personal_access_token_expiration_policy`
-/// feature: the longest token lifetime is enforced only there).
-pub async fn ultimate_licensed(state: &AppState) -> Result<bool, StoreError> {
-    Ok(
-        crate::services::licenses::current(state, state.clock.today())
-            .await?
-            .is_some_and(|(_, license)| license.plan() == "ultimate"),
-    )
-}
-
 /// The settings as stored, straight from the database (the command line, which has no cache).
 pub async fn stored(store: &crate::store::Store) -> Result<Settings, StoreError> {
     Ok(parse(store.instance_settings_document().await?.as_deref()))
@@ -220,7 +210,8 @@ pub async fn update(
     .await?;
     // GitLab's lifetime policy (`update_personal_access_tokens_lifetime`, Ultimate only).
     if let Some(days) = after.max_personal_access_token_lifetime {
-        if ultimate_licensed(state).await?
+        // Ultimate only: GitLab's `personal_access_token_expiration_policy` feature.
+        if crate::services::licenses::current_is_ultimate(state).await?
             && before.max_personal_access_token_lifetime != Some(days)
         {
             enforce_token_lifetime(state, author, days).await?;

@@ -79,7 +79,8 @@ pub async fn create_for(
 /// What the settings (and, for the longest lifetime, an Ultimate license) say about new tokens.
 pub async fn token_rules(state: &AppState) -> Result<TokenRules, StoreError> {
     let settings = crate::services::settings::current(state).await?;
-    let ultimate = crate::services::settings::ultimate_licensed(state).await?;
+    // The longest lifetime is enforced on Ultimate only (`personal_access_token_expiration_policy`).
+    let ultimate = crate::services::licenses::current_is_ultimate(state).await?;
     Ok(settings.token_rules(ultimate))
 }
 

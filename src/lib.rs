@@ -18,6 +18,7 @@ pub mod http;
 pub mod jobs;
 pub mod keyfiles;
 pub mod license_key;
+pub mod logging;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;

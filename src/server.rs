@@ -8,7 +8,7 @@ use tokio::net::TcpListener;
 use crate::bootstrap::{self, KeySource, RootSetup};
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::config::{Config, LogFormat};
+use crate::config::Config;
 use crate::state::{AppState, LicenseKeys, Shared};
 use crate::store::{Store, CHANGE_CHANNEL};
 
@@ -229,26 +229,6 @@ fn spawn_change_listener(state: &AppState) {
     });
 }
 
-pub fn init_logging(format: LogFormat) {
-    // An empty RUST_LOG counts as unset, like every other setting.
-    // sqlx reports every dropped pooled connection at info: during a database outage that
-    // would be a line per request, so its default is warn.
-    let directives = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|value| !value.trim().is_empty())
-        .unwrap_or_else(|| "info,sqlx=warn".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 /// `serve`: runs until SIGINT or SIGTERM, then finishes the requests in flight.
 pub async fn serve(config: Config) -> Result<(), String> {
     let listen_addr = config.listen_addr;
@@ -284,6 +264,7 @@ pub async fn serve(config: Config) -> Result<(), String> {
     };
     let hook_sender = crate::services::hooks::spawn_sender(state.clone());
     let fleet_syncer = crate::jobs::spawn_fleet_syncer(state.clone());
+    let drop_reporter = tokio::spawn(crate::logging::report_drops());
     // Off the start-up path: it reads and verifies every stored license.
     tokio::spawn({
         let state = state.clone();
@@ -297,7 +278,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
     worker.abort();
     hook_sender.abort();
     fleet_syncer.abort();
+    drop_reporter.abort();
     store.close().await;
+    let dropped = crate::logging::dropped_lines();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped_since_start = dropped,
+            "log output could not keep up: lines were dropped"
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }

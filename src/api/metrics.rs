@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use crate::auth::Admin;
 use crate::domain::add_ons;
 use crate::error::ApiError;
+use crate::logging::Route;
 use crate::metrics::{self, HttpLabels, Metrics};
 use crate::services::{licenses, seat_alerts};
 use crate::state::AppState;
@@ -68,14 +69,14 @@ pub async fn observe(
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    let route = request
+    let matched = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_string();
-    // The request's span (see `api::app`) is made before routing; the route is known here.
-    tracing::Span::current().record("route", route.as_str());
-    let response = next.run(request).await;
+        .map_or(Route::Unmatched, |path| Route::Matched(path.clone()));
+    let route = matched.as_str().to_string();
+    let mut response = next.run(request).await;
+    // For the access line (see `api::access_log`), made outside the router.
+    response.extensions_mut().insert(matched);
     metrics.observe_request(
         &HttpLabels {
             method,
@@ -278,6 +279,13 @@ async fn render(state: &AppState) -> StoreResult<String> {
     );
 
     rate_limit_metrics(state, &mut scrape);
+    let dropped_log_lines = Counter::<u64>::default();
+    dropped_log_lines.inc_by(crate::logging::dropped_lines());
+    scrape.register(
+        "gitlab_license_server_log_lines_dropped",
+        "Log lines dropped since start because the log output could not keep up",
+        dropped_log_lines,
+    );
 
     let mut text = String::new();
     // Both encodings end with `# EOF`; the exposition must end with exactly one.

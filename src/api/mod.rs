@@ -1,5 +1,6 @@
 //! The HTTP surface: one router per resource, and the middleware every request passes.
 
+pub mod access_log;
 pub mod add_on_purchases;
 pub mod audit;
 pub mod bodies;
@@ -39,10 +40,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::trace::TraceLayer;
-use tracing::Span;
 
-use crate::error::{ApiError, FailureNote};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -73,38 +72,10 @@ pub fn app(state: AppState) -> impl crate::http::Application + Sync {
             REQUEST_ID,
             SequentialRequestId::new(),
         ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|request: &Request| {
-                    let request_id = request
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|value| value.to_str().ok())
-                        .unwrap_or_default();
-                    // The route is recorded once the router has matched it (in
-                    // `metrics::observe`); never the raw path, whose query string may carry
-                    // `private_token`.
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        route = tracing::field::Empty,
-                        request_id
-                    )
-                })
-                .on_request(())
-                // One line per request; a failure inside the server rides on it.
-                .on_response(|response: &Response<_>, latency: Duration, _: &Span| {
-                    let status = response.status().as_u16();
-                    let latency_ms = latency.as_secs_f64() * 1000.0;
-                    match response.extensions().get::<FailureNote>() {
-                        Some(FailureNote(cause)) => {
-                            tracing::error!(status, latency_ms, cause, "response")
-                        }
-                        None => tracing::info!(status, latency_ms, "response"),
-                    }
-                })
-                .on_failure(()),
-        )
+        // One line per request; a failure inside the server rides on it.
+        .layer(access_log::AccessLogLayer {
+            request_id: REQUEST_ID,
+        })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a handler panicked".into()).into_response()

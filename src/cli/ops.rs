@@ -111,8 +111,13 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, String> {
 
 pub fn serve() -> CliResult {
     let config = Config::from_env()?;
-    crate::server::init_logging(config.log_format);
-    runtime()?.block_on(crate::server::serve(config))
+    let log_output = crate::logging::init(config.log_format);
+    let runtime = runtime()?;
+    let outcome = runtime.block_on(crate::server::serve(config));
+    // The runtime first (its tasks may still log), then the log's queue is written out.
+    drop(runtime);
+    drop(log_output);
+    outcome
 }
 
 /// Command-line tools need one connection, not a pool.

@@ -4,6 +4,7 @@
 //! in time and traffic, each on SQLite and PostgreSQL (the outage on PostgreSQL, the only
 //! backend reached over a network).
 
+mod access_log;
 mod admin;
 mod audit;
 mod errors;

@@ -118,6 +118,11 @@ impl ServerProcess {
         server
     }
 
+    /// Keeps `database` until the server is dropped.
+    pub fn keep(&mut self, database: ScratchDatabase) {
+        self._database = Some(database);
+    }
+
     /// Waits (at most 30 s) until readiness answers 200.
     pub async fn wait_ready(&self) {
         let started = Instant::now();

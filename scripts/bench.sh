@@ -2,6 +2,10 @@
 # Throughput and latency of GET /api/v4/license against a bare axum JSON handler, measured in
 # the same run on the same machine, plus start-up time and idle memory.
 #
+# The server runs as users run it: default settings, one access-log line per request, its
+# output going to a file. A second server on the same database with RUST_LOG=warn (no access
+# log) is measured in the same rounds: the difference is what the access log costs.
+#
 #   scripts/bench.sh [sqlite|postgres]      (default sqlite)
 #   BIN=/tmp/other-build scripts/bench.sh   (measure another build of the server)
 #
@@ -27,6 +31,7 @@ SERVER_CPUS="${SERVER_CPUS:-0}"
 WRK_CPUS="${WRK_CPUS:-1}"
 BARE_PORT=18081
 SERVER_PORT=18082
+QUIET_PORT=18083
 TOKEN="glpat-benchmark-token-000000"
 WORK="$(mktemp -d)"
 PIDS=()
@@ -44,7 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for port in "$BARE_PORT" "$SERVER_PORT"; do
+for port in "$BARE_PORT" "$SERVER_PORT" "$QUIET_PORT"; do
   if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
     echo "port $port is already in use; stop whatever listens there first" >&2
     exit 1
@@ -77,8 +82,8 @@ now_ms() { date +%s%3N; }
 # Start-up: a first run (migrations, root user, key generation) and a second one on the same
 # database, timed from spawn to the first 200 from /-/readiness.
 start_server() {
-  DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$SERVER_PORT" \
-    INITIAL_ROOT_TOKEN="$TOKEN" RUST_LOG=warn taskset -c "$SERVER_CPUS" "$BIN" serve >>"$WORK/server.log" 2>&1 &
+  env -u RUST_LOG -u LOG_FORMAT DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$SERVER_PORT" \
+    INITIAL_ROOT_TOKEN="$TOKEN" taskset -c "$SERVER_CPUS" "$BIN" serve >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
   local started; started=$(now_ms)
@@ -102,7 +107,13 @@ curl -fs -o /dev/null -H "PRIVATE-TOKEN: $TOKEN" --data-urlencode "license@$WORK
   "http://127.0.0.1:$SERVER_PORT/api/v4/license"
 
 taskset -c "$SERVER_CPUS" ./target/release/examples/bare_json "127.0.0.1:$BARE_PORT" &
+BARE_PID=$!
+PIDS+=("$BARE_PID")
+# The same server without its access log (RUST_LOG=warn), on the same database.
+DATABASE_URL="$DATABASE_URL" DATA_DIR="$WORK/data" LISTEN_ADDR="127.0.0.1:$QUIET_PORT" \
+  RUST_LOG=warn taskset -c "$SERVER_CPUS" "$BIN" serve >>"$WORK/quiet.log" 2>&1 &
 PIDS+=("$!")
+until curl -fs -o /dev/null "http://127.0.0.1:$QUIET_PORT/-/readiness"; do sleep 0.01; done
 until curl -fs -o /dev/null "http://127.0.0.1:$BARE_PORT/license"; do sleep 0.01; done
 
 # wrk prints "Requests/sec: N" and, with --latency, a "99%" percentile line.
@@ -122,15 +133,18 @@ to_ms() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # Warm-up, not counted: connections, caches and the allocator's pages settle first.
 taskset -c "$WRK_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s "http://127.0.0.1:$BARE_PORT/license" >/dev/null
-taskset -c "$WRK_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "PRIVATE-TOKEN: $TOKEN" \
-  "http://127.0.0.1:$SERVER_PORT/api/v4/license" >/dev/null
+for port in "$SERVER_PORT" "$QUIET_PORT"; do
+  taskset -c "$WRK_CPUS" wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -H "PRIVATE-TOKEN: $TOKEN" \
+    "http://127.0.0.1:$port/api/v4/license" >/dev/null
+done
 : >"$WORK/rounds"
 for round in $(seq "$ROUNDS"); do
   read -r bare_rps bare_p99 < <(measure "http://127.0.0.1:$BARE_PORT/license")
   read -r api_rps api_p99 < <(measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$SERVER_PORT/api/v4/license")
-  bare_p99=$(to_ms "$bare_p99"); api_p99=$(to_ms "$api_p99")
-  echo "$bare_rps $api_rps $bare_p99 $api_p99" >>"$WORK/rounds"
-  echo "round $round: bare $bare_rps requests/s, p99 $bare_p99 ms; server $api_rps requests/s, p99 $api_p99 ms" >&2
+  read -r quiet_rps quiet_p99 < <(measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$QUIET_PORT/api/v4/license")
+  bare_p99=$(to_ms "$bare_p99"); api_p99=$(to_ms "$api_p99"); quiet_p99=$(to_ms "$quiet_p99")
+  echo "$bare_rps $api_rps $bare_p99 $api_p99 $quiet_rps $quiet_p99" >>"$WORK/rounds"
+  echo "round $round: bare $bare_rps requests/s, p99 $bare_p99 ms; server $api_rps requests/s, p99 $api_p99 ms; without access log $quiet_rps requests/s, p99 $quiet_p99 ms" >&2
 done
 column_median() { awk -v c="$1" '{ print $c }' "$WORK/rounds" | median; }
 BARE_RPS=$(column_median 1); API_RPS=$(column_median 2)
@@ -138,7 +152,30 @@ BARE_P99_MS=$(column_median 3); API_P99_MS=$(column_median 4)
 # The ratios are the medians of each round's ratio: the two in a round ran side by side.
 RPS_RATIO=$(awk '{ print $2 / $1 }' "$WORK/rounds" | median)
 P99_RATIO=$(awk '{ print $4 / $3 }' "$WORK/rounds" | median)
+QUIET_RPS=$(column_median 5)
+QUIET_RPS_RATIO=$(awk '{ print $5 / $1 }' "$WORK/rounds" | median)
+QUIET_P99_RATIO=$(awk '{ print $6 / $3 }' "$WORK/rounds" | median)
+ACCESS_LOG_LINES=$(grep -c ' response status=' "$WORK/server.log" || true)
 LOADED_RSS_KIB=$(rss_kib "$SERVER_PID")
+
+# wrk and the servers sharing both cores (as on a small machine running everything): the
+# servers are moved onto SHARED_CPUS and wrk runs there too, SHARED_ROUNDS alternating rounds.
+SHARED_CPUS="${SHARED_CPUS:-0,1}"
+SHARED_ROUNDS="${SHARED_ROUNDS:-5}"
+taskset -a -p -c "$SHARED_CPUS" "$SERVER_PID" >/dev/null
+taskset -a -p -c "$SHARED_CPUS" "$BARE_PID" >/dev/null
+: >"$WORK/shared"
+for round in $(seq "$SHARED_ROUNDS"); do
+  read -r bare_rps bare_p99 < <(WRK_CPUS="$SHARED_CPUS" measure "http://127.0.0.1:$BARE_PORT/license")
+  read -r api_rps api_p99 < <(WRK_CPUS="$SHARED_CPUS" measure -H "PRIVATE-TOKEN: $TOKEN" "http://127.0.0.1:$SERVER_PORT/api/v4/license")
+  echo "$bare_rps $api_rps $(to_ms "$bare_p99") $(to_ms "$api_p99")" >>"$WORK/shared"
+  echo "shared-cores round $round: bare $bare_rps requests/s; server $api_rps requests/s, p99 $(to_ms "$api_p99") ms" >&2
+done
+taskset -a -p -c "$SERVER_CPUS" "$SERVER_PID" >/dev/null
+taskset -a -p -c "$SERVER_CPUS" "$BARE_PID" >/dev/null
+SHARED_RPS=$(awk '{ print $2 }' "$WORK/shared" | median)
+SHARED_RPS_RATIO=$(awk '{ print $2 / $1 }' "$WORK/shared" | median)
+SHARED_P99_RATIO=$(awk '{ print $4 / $3 }' "$WORK/shared" | median)
 
 # GitLab's per-user throttle turned on (a limit no round reaches): what counting every request
 # costs, in THROTTLED_ROUNDS more alternating rounds. Turned off again afterwards.
@@ -176,13 +213,17 @@ awk -v backend="$BACKEND" -v bare="$BARE_RPS" -v api="$API_RPS" -v bp="$BARE_P99
     -v rr="$RPS_RATIO" -v pr="$P99_RATIO" -v rounds="$ROUNDS" \
     -v first="$FIRST_READY_MS" -v ready="$READY_MS" -v idle="$IDLE_RSS_KIB" -v loaded="$LOADED_RSS_KIB" \
     -v conns="$CONNECTIONS" -v dur="$DURATION" 'BEGIN {
-  printf "backend: %s, wrk -t'"$THREADS"' -c%d -d%ds on CPU '"$WRK_CPUS"', servers on CPU '"$SERVER_CPUS"', medians of %d alternating rounds, loopback\n", backend, conns, dur, rounds
+  printf "backend: %s, wrk -t'"$THREADS"' -c%d -d%ds on CPU '"$WRK_CPUS"', servers on CPU '"$SERVER_CPUS"', medians of %d alternating rounds, loopback; the server with default settings, its log (one line per request, '"$ACCESS_LOG_LINES"' lines) to a file\n", backend, conns, dur, rounds
   printf "| measure | bare axum JSON | GET /api/v4/license | ratio | aim |\n|---|---|---|---|---|\n"
   printf "| requests/s | %.0f | %.0f | %.2f | ≥ 0.90 |\n", bare, api, rr
   printf "| p99 latency | %.2f ms | %.2f ms | %.2f× | ≤ 1.25× |\n", bp, ap, pr
   printf "| ready after start (first run / later) | | %d ms / %d ms | | < 200 ms |\n", first, ready
   printf "| resident memory idle / after load | | %.1f MiB / %.1f MiB | | idle < 20 MiB |\n", idle / 1024, loaded / 1024
 }'
+printf "| GET /api/v4/license without the access log (RUST_LOG=warn), same rounds | | %.0f requests/s | %.2f (p99 %.2f×) | |\n" \
+  "$QUIET_RPS" "$QUIET_RPS_RATIO" "$QUIET_P99_RATIO"
+printf "| GET /api/v4/license, wrk and servers sharing CPUs %s (%d rounds) | | %.0f requests/s | %.2f (p99 %.2f×) | ≥ 0.85 |\n" \
+  "$SHARED_CPUS" "$SHARED_ROUNDS" "$SHARED_RPS" "$SHARED_RPS_RATIO" "$SHARED_P99_RATIO"
 printf "| GET /api/v4/license, per-user throttle on (%d rounds) | | %.0f requests/s | %.2f (p99 %.2f×) | ≥ 0.90 |\n" \
   "$THROTTLED_ROUNDS" "$THROTTLED_RPS" "$THROTTLED_RPS_RATIO" "$THROTTLED_P99_RATIO"
 PAGE_P99_MS=$(to_ms "$PAGE_P99")

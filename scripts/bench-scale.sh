@@ -12,7 +12,8 @@
 #   SERVER_LOG=/tmp/scale.log scripts/bench-scale.sh           (keep the server's log: each
 #                                                               statement and its time)
 #   ONLY=dormant scripts/bench-scale.sh                        (only the rows whose name
-#                                                               contains this text)
+#                                                               contains this text; several
+#                                                               texts: ONLY='search=987|big/billable')
 #
 # Loopback only; PostgreSQL is the local one at 127.0.0.1:5432 (user postgres). The scratch
 # database is dropped at the end.
@@ -136,10 +137,21 @@ timed() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", v[int((NR + 1) / 2)] }'; }
 
+# Whether the row called $1 is wanted (ONLY: texts separated by |, one of them in the name).
+wanted() {
+  [ -z "${ONLY:-}" ] && return 0
+  local text
+  IFS='|' read -r -a texts <<<"$ONLY"
+  for text in "${texts[@]}"; do
+    if [[ "$1" == *"$text"* ]]; then return 0; fi
+  done
+  return 1
+}
+
 # A row of the table: the medians of RUNS requests and their ratio.
 row() {
   local name="$1"; shift
-  if [ -n "${ONLY:-}" ] && [[ "$name" != *"$ONLY"* ]]; then return 0; fi
+  wanted "$name" || return 0
   local samples
   samples=$(for _ in $(seq 1 "$RUNS"); do timed "$@"; done)
   local request sql
@@ -163,6 +175,7 @@ deep_id=$(( USERS * 3 / 10 ))
 base="http://127.0.0.1:$PORT/api/v4"
 printf '| request (%s users, %s) | median | its SQL | ratio |\n|---|---|---|---|\n' "$USERS" "$BACKEND"
 row "GET /users?search=98765" "$base/users?search=98765"
+row "GET /users?search=987 (three characters)" "$base/users?search=987"
 row "GET /users?search=u765432@example.com" "$base/users?search=u765432@example.com"
 row "GET /users?username=u765432" "$base/users?username=u765432"
 row "GET /users (page 1)" "$base/users"
@@ -202,7 +215,7 @@ row "GET /-/seats/alerts" "$base/-/seats/alerts"
 # seeded user was created today and never active), the costliest case for its counts.
 row "GET /-/dormant_users (nobody dormant)" "$base/-/dormant_users"
 # Then half the directory created long ago and never active: dormant, the job's full run.
-if [ -z "${ONLY:-}" ] || [[ "GET /-/dormant_users (half dormant)" == *"$ONLY"* ]]; then
+if wanted "GET /-/dormant_users (half dormant)"; then
   echo "UPDATE users SET created_at = $LONG_AGO WHERE id % 2 = 0 AND username <> 'root';" | run_sql
   row "GET /-/dormant_users (half dormant)" "$base/-/dormant_users"
   echo "UPDATE users SET created_at = $NOW WHERE id % 2 = 0 AND username <> 'root';" | run_sql

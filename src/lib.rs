@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keyfiles;
 pub mod license_key;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod outbound;
 pub mod policy;

@@ -44,7 +44,7 @@ const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// After a batch, the writer thread sleeps this long before it looks for more, and goes back
 /// to waiting on the queue only when nothing came: under load, requests then queue lines
 /// without waking it each time, and a line waits at most this long.
-const BATCH_PAUSE: Duration = Duration::from_millis(2);
+const BATCH_PAUSE: Duration = Duration::from_millis(10);
 /// How long a stop waits for the queue to be written out (a stalled output cannot hold the
 /// exit back longer).
 const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
@@ -106,11 +106,14 @@ thread_local! {
     static WRITER_BUFFER: RefCell<Option<Vec<u8>>> = const { RefCell::new(None) };
     /// The time the line being formatted on this thread is stamped with, when not now.
     static LINE_TIME: Cell<Option<SystemTime>> = const { Cell::new(None) };
+    /// Set while a report of dropped lines is logged: that line is queued even when the queue
+    /// is full (else the report of drops would be dropped itself).
+    static PAST_THE_LIMIT: Cell<bool> = const { Cell::new(false) };
 }
 
 impl Queue {
     fn push(&self, message: Message) {
-        if self.queued.load(Ordering::Relaxed) >= QUEUE_LIMIT {
+        if self.queued.load(Ordering::Relaxed) >= QUEUE_LIMIT && !PAST_THE_LIMIT.with(Cell::get) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -325,11 +328,14 @@ fn text_access(
     };
     write!(
         line,
-        "{timestamp} {level} request{{method={} request_id={request_id:?}",
+        "{timestamp} {level} request{{method={}",
         record.method
     )?;
+    line.extend_from_slice(b" request_id=");
+    debug_str(line, request_id)?;
     if let Some(route) = &record.route {
-        write!(line, " route={:?}", route.as_str())?;
+        line.extend_from_slice(b" route=");
+        debug_str(line, route.as_str())?;
     }
     write!(
         line,
@@ -341,6 +347,22 @@ fn text_access(
     }
     line.push(b'\n');
     Ok(())
+}
+
+/// `text` as `{:?}` writes it, without the per-character work when nothing needs escaping
+/// (request ids and routes are plain ASCII).
+fn debug_str(line: &mut Vec<u8>, text: &str) -> std::io::Result<()> {
+    let plain = text.bytes().all(|byte| {
+        (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\' && byte != b'\''
+    });
+    if plain {
+        line.push(b'"');
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'"');
+        Ok(())
+    } else {
+        write!(line, "{text:?}")
+    }
 }
 
 fn json_access(
@@ -503,8 +525,8 @@ impl FormatTime for LineTime {
 }
 
 /// Runs for the life of the server: every few seconds, if lines were dropped since the last
-/// look, says so in the log (a line that is itself queued, so it arrives once the output
-/// takes lines again, and is counted if it cannot).
+/// look, says so in the log (a line queued even when the queue is full, so it arrives once the
+/// output takes lines again).
 pub async fn report_drops() {
     let mut reported = dropped_lines();
     let mut interval = tokio::time::interval(DROP_REPORT_INTERVAL);
@@ -513,14 +535,35 @@ pub async fn report_drops() {
         interval.tick().await;
         let dropped = dropped_lines();
         if dropped > reported {
-            tracing::warn!(
-                dropped = dropped - reported,
-                dropped_since_start = dropped,
-                "log output cannot keep up: lines were dropped"
-            );
+            past_the_limit(|| {
+                tracing::warn!(
+                    dropped = dropped - reported,
+                    dropped_since_start = dropped,
+                    "log output cannot keep up: lines were dropped"
+                );
+            });
             reported = dropped;
         }
     }
+}
+
+/// At a stop: how many lines were dropped since start, if any.
+pub fn report_drops_at_stop() {
+    let dropped = dropped_lines();
+    if dropped > 0 {
+        past_the_limit(|| {
+            tracing::warn!(
+                dropped_since_start = dropped,
+                "log output could not keep up: lines were dropped"
+            );
+        });
+    }
+}
+
+fn past_the_limit(log: impl FnOnce()) {
+    PAST_THE_LIMIT.with(|flag| flag.set(true));
+    log();
+    PAST_THE_LIMIT.with(|flag| flag.set(false));
 }
 
 #[cfg(test)]

@@ -270,7 +270,11 @@ pub async fn serve(config: Config) -> Result<(), String> {
         let state = state.clone();
         async move { crate::services::licenses::warn_about_unverifiable(&state).await }
     });
-    crate::http::serve(listener, crate::api::app(state), limits, shutdown_signal()).await;
+    let app = crate::api::app(state);
+    // Once start-up's own work (the tasks above included) is over, its code leaves memory;
+    // again whenever the server has gone idle.
+    let memory_keeper = tokio::spawn(crate::memory::keep_idle_memory_low());
+    crate::http::serve(listener, app, limits, shutdown_signal()).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server.abort();
     }
@@ -279,14 +283,9 @@ pub async fn serve(config: Config) -> Result<(), String> {
     hook_sender.abort();
     fleet_syncer.abort();
     drop_reporter.abort();
+    memory_keeper.abort();
     store.close().await;
-    let dropped = crate::logging::dropped_lines();
-    if dropped > 0 {
-        tracing::warn!(
-            dropped_since_start = dropped,
-            "log output could not keep up: lines were dropped"
-        );
-    }
+    crate::logging::report_drops_at_stop();
     tracing::info!("stopped");
     Ok(())
 }

@@ -54,6 +54,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        crate::memory::note_request();
         let method = request.method().clone();
         let request_id = request.headers().get(&self.request_id).cloned();
         let id_text = request_id

@@ -20,20 +20,23 @@
 //! thread emits each access line as the same event, in the same `request` span, that the
 //! request would have, with the time the response was made.
 
+mod access_line;
+
 use std::cell::{Cell, RefCell};
-use std::io::{BufWriter, IsTerminal as _, Stdout, Write as _};
+use std::io::{IsTerminal as _, Stdout, Write as _};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::{HeaderValue, Method};
-use chrono::{Datelike as _, Timelike as _};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::LogFormat;
+
+use access_line::{AccessLine, LineClock, Timestamp};
 
 /// Lines (or access records) the queue holds while the writer thread is behind; beyond it
 /// lines are dropped. At about 300 bytes a line that is at most a few megabytes, allocated
@@ -53,23 +56,58 @@ const DROP_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// The access line's target, as it was when the request's own thread wrote it.
 pub const ACCESS_TARGET: &str = "gitlab_license_server::api";
 
-/// What a request leaves for its access-log line.
+/// What a request leaves for its access-log line: plain values, nothing the writer thread
+/// would have to free on the request thread's behalf.
 pub struct AccessRecord {
     /// When the response was made (the line's timestamp).
-    pub at: SystemTime,
+    pub ended: Instant,
     pub method: Method,
     /// `None` when the request never reached the router (refused before it, e.g. by a rate
     /// limit).
     pub route: Option<Route>,
-    pub request_id: Option<HeaderValue>,
+    pub request_id: RequestIdText,
     pub status: u16,
     pub latency: Duration,
     /// Why the server failed the request, for the ones it did (logged at error level).
     pub cause: Option<String>,
 }
 
+/// The request id as the line shows it (empty when absent or not printable). The server's own
+/// ids (32 characters) are copied inline; longer ones a client sent are kept as they came.
+pub enum RequestIdText {
+    Inline { bytes: [u8; 32], len: u8 },
+    Long(HeaderValue),
+}
+
+impl RequestIdText {
+    pub fn new(value: Option<&HeaderValue>) -> Self {
+        let mut bytes = [0; 32];
+        let Some((value, text)) = value.and_then(|value| Some((value, value.to_str().ok()?)))
+        else {
+            return Self::Inline { bytes, len: 0 };
+        };
+        match (bytes.get_mut(..text.len()), u8::try_from(text.len())) {
+            (Some(inline), Ok(len)) => {
+                inline.copy_from_slice(text.as_bytes());
+                Self::Inline { bytes, len }
+            }
+            _ => Self::Long(value.clone()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Inline { bytes, len } => bytes
+                .get(..usize::from(*len))
+                .and_then(|text| std::str::from_utf8(text).ok())
+                .unwrap_or_default(),
+            Self::Long(value) => value.to_str().unwrap_or_default(),
+        }
+    }
+}
+
 /// The route a request matched, as the router's middleware (`metrics::observe`) leaves it on
-/// the response.
+/// the response (a shared string: cloning it copies nothing).
 #[derive(Clone)]
 pub enum Route {
     Matched(axum::extract::MatchedPath),
@@ -83,6 +121,26 @@ impl Route {
             Self::Matched(path) => path.as_str(),
             Self::Unmatched => "unmatched",
         }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
     }
 }
 
@@ -187,7 +245,7 @@ pub fn init(format: LogFormat) -> LogOutput {
             dropped: AtomicU64::new(0),
         };
         if QUEUE.set(queue).is_ok() {
-            let out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, std::io::stdout());
+            let out = std::io::stdout();
             let spawned = std::thread::Builder::new()
                 .name("log-writer".into())
                 .spawn(move || write_lines(&receiver, out, style));
@@ -229,11 +287,7 @@ pub fn access(record: AccessRecord) {
 /// The access line as the event it has always been: `response` with the status, the latency
 /// and any failure, inside the `request` span with the method, route and request id.
 fn emit_access(record: &AccessRecord) {
-    let request_id = record
-        .request_id
-        .as_ref()
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
+    let request_id = record.request_id.as_str();
     let span = tracing::info_span!(
         target: ACCESS_TARGET,
         "request",
@@ -255,9 +309,9 @@ fn emit_access(record: &AccessRecord) {
     }
 }
 
-/// How access lines are written: as `tracing_subscriber`'s formatter writes the event, by
-/// hand where that is plain (text to a file or a pipe, JSON) — a tenth of the work — and
-/// through the formatter itself for a terminal's colours.
+/// How access lines are written: by hand as `tracing_subscriber`'s formatter writes the event
+/// where that is plain (text to a file or a pipe, JSON; see [`access_line`]), and through the
+/// formatter itself for a terminal's colours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LineStyle {
     Text,
@@ -265,20 +319,21 @@ enum LineStyle {
     Colour,
 }
 
-/// The access line of `record`, exactly as the formatter would write the event
+/// The access line of `record`, made at `at`, exactly as the formatter would write the event
 /// [`emit_access`] makes (a test holds the two together).
-fn format_access(style: LineStyle, record: &AccessRecord, line: &mut Vec<u8>) {
-    let request_id = record
-        .request_id
-        .as_ref()
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let latency_ms = record.latency.as_secs_f64() * 1000.0;
-    let timestamp = Timestamp(record.at);
-    // Writing into a Vec cannot fail.
-    let _ = match style {
+fn format_access(
+    style: LineStyle,
+    record: &AccessRecord,
+    at: SystemTime,
+    clock: &mut LineClock,
+    line: &mut Vec<u8>,
+) {
+    let access_line = AccessLine { record, at };
+    match style {
+        LineStyle::Text => access_line.text(clock, line),
+        LineStyle::Json => access_line.json(clock, line),
         LineStyle::Colour => {
-            LINE_TIME.with(|time| time.set(Some(record.at)));
+            LINE_TIME.with(|time| time.set(Some(at)));
             emit_access(record);
             LINE_TIME.with(|time| time.set(None));
             WRITER_BUFFER.with(|buffer| {
@@ -286,154 +341,72 @@ fn format_access(style: LineStyle, record: &AccessRecord, line: &mut Vec<u8>) {
                     line.append(buffer);
                 }
             });
-            Ok(())
         }
-        LineStyle::Text => text_access(line, record, request_id, latency_ms, timestamp),
-        LineStyle::Json => json_access(line, record, request_id, latency_ms, timestamp),
-    };
-}
-
-/// RFC 3339 in UTC with microseconds (`2026-12-07T21:57:52.891258Z`), as the formatter's
-/// timer writes it.
-struct Timestamp(SystemTime);
-
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at: chrono::DateTime<chrono::Utc> = self.0.into();
-        write!(
-            formatter,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            at.year(),
-            at.month(),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.timestamp_subsec_micros().min(999_999)
-        )
     }
 }
 
-fn text_access(
-    line: &mut Vec<u8>,
-    record: &AccessRecord,
-    request_id: &str,
-    latency_ms: f64,
-    timestamp: impl std::fmt::Display,
-) -> std::io::Result<()> {
-    let level = if record.cause.is_some() {
-        "ERROR"
-    } else {
-        " INFO"
-    };
-    write!(
-        line,
-        "{timestamp} {level} request{{method={}",
-        record.method
-    )?;
-    line.extend_from_slice(b" request_id=");
-    debug_str(line, request_id)?;
-    if let Some(route) = &record.route {
-        line.extend_from_slice(b" route=");
-        debug_str(line, route.as_str())?;
-    }
-    write!(
-        line,
-        "}}: {ACCESS_TARGET}: response status={} latency_ms={latency_ms:?}",
-        record.status
-    )?;
-    if let Some(cause) = &record.cause {
-        write!(line, " cause={cause:?}")?;
-    }
-    line.push(b'\n');
-    Ok(())
+/// Turns the monotonic instants requests are stamped with into wall-clock time: one reading of
+/// both clocks per batch, so a request reads one clock, not two, and every line of a batch is
+/// placed against a wall-clock reading at most a batch old.
+struct WallClock {
+    wall: SystemTime,
+    monotonic: Instant,
 }
 
-/// `text` as `{:?}` writes it, without the per-character work when nothing needs escaping
-/// (request ids and routes are plain ASCII).
-fn debug_str(line: &mut Vec<u8>, text: &str) -> std::io::Result<()> {
-    let plain = text.bytes().all(|byte| {
-        (b' '..=b'~').contains(&byte) && byte != b'"' && byte != b'\\' && byte != b'\''
-    });
-    if plain {
-        line.push(b'"');
-        line.extend_from_slice(text.as_bytes());
-        line.push(b'"');
-        Ok(())
-    } else {
-        write!(line, "{text:?}")
+impl WallClock {
+    fn now() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            monotonic: Instant::now(),
+        }
     }
-}
 
-fn json_access(
-    line: &mut Vec<u8>,
-    record: &AccessRecord,
-    request_id: &str,
-    latency_ms: f64,
-    timestamp: impl std::fmt::Display,
-) -> std::io::Result<()> {
-    let level = if record.cause.is_some() {
-        "ERROR"
-    } else {
-        "INFO"
-    };
-    write!(
-        line,
-        "{{\"timestamp\":\"{timestamp}\",\"level\":\"{level}\",\"message\":\"response\",\"status\":{},\"latency_ms\":",
-        record.status
-    )?;
-    serde_json::to_writer(&mut *line, &latency_ms)?;
-    if let Some(cause) = &record.cause {
-        line.extend_from_slice(b",\"cause\":");
-        serde_json::to_writer(&mut *line, cause)?;
+    fn at(&self, instant: Instant) -> SystemTime {
+        match self.monotonic.checked_duration_since(instant) {
+            Some(before) => self.wall.checked_sub(before).unwrap_or(self.wall),
+            None => self
+                .wall
+                .checked_add(instant.duration_since(self.monotonic))
+                .unwrap_or(self.wall),
+        }
     }
-    write!(line, ",\"target\":\"{ACCESS_TARGET}\",\"span\":")?;
-    let span_start = line.len();
-    write!(line, "{{\"method\":\"{}\",\"request_id\":", record.method)?;
-    serde_json::to_writer(&mut *line, request_id)?;
-    if let Some(route) = &record.route {
-        line.extend_from_slice(b",\"route\":");
-        serde_json::to_writer(&mut *line, route.as_str())?;
-    }
-    line.extend_from_slice(b",\"name\":\"request\"}");
-    let span = line[span_start..].to_vec();
-    line.extend_from_slice(b",\"spans\":[");
-    line.extend_from_slice(&span);
-    line.extend_from_slice(b"]}\n");
-    Ok(())
 }
 
 /// The writer thread: takes what is queued, formats access records, writes in batches.
-fn write_lines(receiver: &Receiver<Message>, mut out: BufWriter<Stdout>, style: LineStyle) {
+fn write_lines(receiver: &Receiver<Message>, out: Stdout, style: LineStyle) {
     WRITER_BUFFER.with(|buffer| *buffer.borrow_mut() = Some(Vec::with_capacity(512)));
-    let mut unwritten = 0_u64;
-    let mut access_line = Vec::with_capacity(512);
+    let mut batch = Batch {
+        out,
+        buffer: Vec::with_capacity(WRITE_BUFFER_BYTES + 4096),
+        unwritten: 0,
+    };
+    let mut line_clock = LineClock::default();
     loop {
         // Asleep until something arrives…
         let Ok(first) = receiver.recv() else { return };
         let mut next = Some(first);
         // …then in batches while lines keep coming.
         loop {
+            let wall_clock = WallClock::now();
             while let Some(message) = next.take().or_else(|| receiver.try_recv().ok()) {
                 if let Some(queue) = QUEUE.get() {
                     queue.queued.fetch_sub(1, Ordering::Relaxed);
                 }
                 match message {
-                    Message::Line(line) => write_line(&mut out, &line, &mut unwritten),
+                    Message::Line(line) => batch.add(|buffer| buffer.extend_from_slice(&line)),
                     Message::Access(record) => {
-                        let mut line = std::mem::take(&mut access_line);
-                        line.clear();
-                        format_access(style, &record, &mut line);
-                        write_line(&mut out, &line, &mut unwritten);
-                        access_line = line;
+                        let at = wall_clock.at(record.ended);
+                        batch.add(|buffer| {
+                            format_access(style, &record, at, &mut line_clock, buffer);
+                        });
                     }
                     Message::Flush(done) => {
-                        flush_out(&mut out, &mut unwritten);
+                        batch.write_out();
                         let _ = done.send(());
                     }
                 }
             }
-            flush_out(&mut out, &mut unwritten);
+            batch.write_out();
             // A pause, not a wait on the queue: while this thread waits on it, every line
             // queued would wake it (a switch of threads per request, on a busy core).
             std::thread::sleep(BATCH_PAUSE);
@@ -446,30 +419,45 @@ fn write_lines(receiver: &Receiver<Message>, mut out: BufWriter<Stdout>, style: 
     }
 }
 
-fn write_line(out: &mut BufWriter<Stdout>, line: &[u8], unwritten: &mut u64) {
-    if line.is_empty() {
-        return;
-    }
-    *unwritten += 1;
-    if out.write_all(line).is_err() {
-        count_lost(unwritten);
-    }
+/// Lines formatted straight into one buffer, written out with one write when it fills or the
+/// queue runs dry.
+struct Batch {
+    out: Stdout,
+    buffer: Vec<u8>,
+    /// Lines in `buffer`: counted as dropped if the output refuses them.
+    unwritten: u64,
 }
 
-fn flush_out(out: &mut BufWriter<Stdout>, unwritten: &mut u64) {
-    if out.flush().is_ok() {
-        *unwritten = 0;
-    } else {
-        count_lost(unwritten);
+impl Batch {
+    fn add(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let before = self.buffer.len();
+        write(&mut self.buffer);
+        if self.buffer.len() > before {
+            self.unwritten += 1;
+        }
+        if self.buffer.len() >= WRITE_BUFFER_BYTES {
+            self.write_out();
+        }
     }
-}
 
-/// Lines that went into a write the output refused count as dropped.
-fn count_lost(unwritten: &mut u64) {
-    if let Some(queue) = QUEUE.get() {
-        queue.dropped.fetch_add(*unwritten, Ordering::Relaxed);
+    fn write_out(&mut self) {
+        if self.buffer.is_empty() {
+            return;
+        }
+        let mut out = self.out.lock();
+        if out
+            .write_all(&self.buffer)
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            // Lines that went into a write the output refused count as dropped.
+            if let Some(queue) = QUEUE.get() {
+                queue.dropped.fetch_add(self.unwritten, Ordering::Relaxed);
+            }
+        }
+        self.unwritten = 0;
+        self.buffer.clear();
     }
-    *unwritten = 0;
 }
 
 /// The formatter's output: onto the queue, or, on the writer thread, into its buffer.
@@ -585,7 +573,7 @@ mod tests {
     }
 
     /// What `tracing_subscriber`'s own formatter writes for the access event of `record`.
-    fn formatter_line(json: bool, record: &AccessRecord) -> String {
+    fn formatter_line(json: bool, record: &AccessRecord, at: SystemTime) -> String {
         let captured = Captured::default();
         let writer = {
             let captured = captured.clone();
@@ -595,7 +583,7 @@ mod tests {
             .with_ansi(false)
             .with_timer(LineTime)
             .with_writer(writer);
-        LINE_TIME.with(|time| time.set(Some(record.at)));
+        LINE_TIME.with(|time| time.set(Some(at)));
         if json {
             let subscriber = builder.json().flatten_event(true).finish();
             tracing::subscriber::with_default(subscriber, || emit_access(record));
@@ -608,50 +596,111 @@ mod tests {
     }
 
     fn records() -> Vec<AccessRecord> {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_688_000_123_456);
+        let ended = Instant::now();
+        let long_id = "a client's own request id, longer than the server's 32 characters";
         vec![
             AccessRecord {
-                at,
+                ended,
                 method: Method::GET,
                 route: Some(Route::Unmatched),
-                request_id: Some(HeaderValue::from_static("50cf0a2cfa77b8100000000000000001")),
+                request_id: RequestIdText::new(Some(&HeaderValue::from_static(
+                    "50cf0a2cfa77b8100000000000000001",
+                ))),
                 status: 404,
                 latency: Duration::from_nanos(48_743),
                 cause: None,
             },
             AccessRecord {
-                at,
+                ended,
                 method: Method::POST,
                 route: None,
-                request_id: None,
+                request_id: RequestIdText::new(None),
                 status: 413,
                 latency: Duration::from_nanos(7_110_695),
                 cause: None,
             },
             AccessRecord {
-                at,
+                ended,
                 method: Method::from_bytes(b"PURGE").expect("method"),
                 route: Some(Route::Unmatched),
-                request_id: Some(HeaderValue::from_static("client-chose-this \"one\"")),
+                request_id: RequestIdText::new(Some(&HeaderValue::from_static(
+                    "client-chose-this \"one\"",
+                ))),
                 status: 500,
                 latency: Duration::from_secs(3),
                 cause: Some("database said: \"no\"\n\tand \\ more — ünïcode".into()),
+            },
+            AccessRecord {
+                ended,
+                method: Method::DELETE,
+                route: None,
+                request_id: RequestIdText::new(Some(&HeaderValue::from_static(long_id))),
+                status: 204,
+                latency: Duration::from_nanos(1),
+                cause: None,
+            },
+            AccessRecord {
+                ended,
+                method: Method::GET,
+                route: None,
+                request_id: RequestIdText::new(Some(
+                    &HeaderValue::from_bytes("not printable: ü".as_bytes()).expect("value"),
+                )),
+                status: 200,
+                latency: Duration::from_secs(123_456),
+                cause: None,
             },
         ]
     }
 
     #[test]
     fn access_lines_are_the_formatters_lines() {
-        for record in records() {
-            for (style, json) in [(LineStyle::Text, false), (LineStyle::Json, true)] {
-                let mut ours = Vec::new();
-                format_access(style, &record, &mut ours);
-                assert_eq!(
-                    String::from_utf8(ours).expect("utf-8"),
-                    formatter_line(json, &record),
-                    "{style:?}"
-                );
+        let start = SystemTime::UNIX_EPOCH + Duration::from_micros(1_796_688_000_123_456);
+        let mut clock = LineClock::default();
+        // The clock's cache of the last second is used, renewed and skipped alike.
+        for at in [
+            start,
+            start + Duration::from_millis(5),
+            start + Duration::from_secs(90),
+        ] {
+            for record in records() {
+                for (style, json) in [(LineStyle::Text, false), (LineStyle::Json, true)] {
+                    let mut ours = Vec::new();
+                    format_access(style, &record, at, &mut clock, &mut ours);
+                    assert_eq!(
+                        String::from_utf8(ours).expect("utf-8"),
+                        formatter_line(json, &record, at),
+                        "{style:?}"
+                    );
+                }
             }
         }
+    }
+
+    #[test]
+    fn request_ids_are_shown_as_they_came() {
+        let own = HeaderValue::from_static("50cf0a2cfa77b8100000000000000001");
+        let long = HeaderValue::from_static("an id of forty characters from a client");
+        assert_eq!(
+            RequestIdText::new(Some(&own)).as_str(),
+            own.to_str().expect("text")
+        );
+        assert_eq!(
+            RequestIdText::new(Some(&long)).as_str(),
+            long.to_str().expect("text")
+        );
+        assert_eq!(RequestIdText::new(None).as_str(), "");
+        let unprintable = HeaderValue::from_bytes(b"\xff").expect("value");
+        assert_eq!(RequestIdText::new(Some(&unprintable)).as_str(), "");
+    }
+
+    #[test]
+    fn instants_become_the_wall_clock_time_they_were() {
+        let clock = WallClock::now();
+        let before = clock.monotonic - Duration::from_millis(7);
+        let after = clock.monotonic + Duration::from_millis(3);
+        assert_eq!(clock.at(before), clock.wall - Duration::from_millis(7));
+        assert_eq!(clock.at(after), clock.wall + Duration::from_millis(3));
+        assert_eq!(clock.at(clock.monotonic), clock.wall);
     }
 }

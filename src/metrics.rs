@@ -9,12 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+
+use crate::logging::Route;
 
 /// The exposition's content type (OpenMetrics text, which Prometheus scrapes natively).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -23,8 +27,14 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub struct HttpLabels {
     pub method: &'static str,
     /// The matched route (`/api/v4/license/{id}`), never the raw path.
-    pub route: String,
+    pub route: Route,
     pub status: u16,
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
 }
 
 /// A histogram recorded with atomic adds only. The crate's own histogram takes a write lock
@@ -184,7 +194,7 @@ mod tests {
         registry.register("latency", "test", histogram.clone());
         let labels = HttpLabels {
             method: "GET",
-            route: "/x".into(),
+            route: Route::Unmatched,
             status: 200,
         };
         for millis in [0.3, 3.0, 20_000.0] {
@@ -195,7 +205,9 @@ mod tests {
         let mut text = String::new();
         encode(&mut text, &registry).expect("encode");
         let line = |le: &str| {
-            format!("latency_bucket{{le=\"{le}\",method=\"GET\",route=\"/x\",status=\"200\"}} ")
+            format!(
+                "latency_bucket{{le=\"{le}\",method=\"GET\",route=\"unmatched\",status=\"200\"}} "
+            )
         };
         let value = |prefix: String| {
             text.lines()
@@ -207,12 +219,13 @@ mod tests {
         assert_eq!(value(line("16.384")), "2");
         assert_eq!(value(line("+Inf")), "3");
         assert_eq!(
-            value("latency_count{method=\"GET\",route=\"/x\",status=\"200\"} ".into()),
+            value("latency_count{method=\"GET\",route=\"unmatched\",status=\"200\"} ".into()),
             "3"
         );
-        let sum: f64 = value("latency_sum{method=\"GET\",route=\"/x\",status=\"200\"} ".into())
-            .parse()
-            .expect("sum");
+        let sum: f64 =
+            value("latency_sum{method=\"GET\",route=\"unmatched\",status=\"200\"} ".into())
+                .parse()
+                .expect("sum");
         assert!((sum - 20.0033).abs() < 1e-6, "{sum}");
     }
 }

@@ -3,13 +3,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{header, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use prometheus_client::encoding::text::encode;
@@ -24,8 +21,7 @@ use utoipa_axum::routes;
 use crate::auth::Admin;
 use crate::domain::add_ons;
 use crate::error::ApiError;
-use crate::logging::Route;
-use crate::metrics::{self, HttpLabels, Metrics};
+use crate::metrics;
 use crate::services::{licenses, seat_alerts};
 use crate::state::AppState;
 use crate::store::StoreResult;
@@ -49,43 +45,6 @@ async fn scrape(State(state): State<AppState>, mut parts: Parts) -> Response {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
         Err(error) => ApiError::from(error).into_response(),
     }
-}
-
-/// Counts and times every answered request by its matched route (never the raw path, which
-/// would make one series per id).
-pub async fn observe(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = match *request.method() {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    };
-    let matched = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(Route::Unmatched, |path| Route::Matched(path.clone()));
-    let route = matched.as_str().to_string();
-    let mut response = next.run(request).await;
-    // For the access line (see `api::access_log`), made outside the router.
-    response.extensions_mut().insert(matched);
-    metrics.observe_request(
-        &HttpLabels {
-            method,
-            route,
-            status: response.status().as_u16(),
-        },
-        started.elapsed(),
-    );
-    response
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -31,7 +31,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderName, Response, StatusCode};
-use axum::middleware;
 use axum::response::IntoResponse;
 use axum::Router;
 use tower::{Service, ServiceBuilder};
@@ -50,8 +49,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 ///
 /// The middleware every request passes wraps the router once, as one service. Added with
 /// `Router::layer` instead, each layer would wrap every route separately, and axum clones a
-/// route's whole stack, box inside box, for every request it serves. Only the metrics layer
-/// sits inside the router, where the matched route is known.
+/// route's whole stack, box inside box, for every request it serves. Only the route tag sits
+/// inside the router, where the matched route is known.
 pub fn app(state: AppState) -> impl crate::http::Application + Sync {
     let (rest, _) = openapi::rest_routes().split_for_parts();
     let router = rest
@@ -61,10 +60,7 @@ pub fn app(state: AppState) -> impl crate::http::Application + Sync {
         .merge(scim::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&state.metrics),
-            metrics::observe,
-        ))
+        .layer(access_log::RouteTagLayer)
         .with_state(state.clone());
     ServiceBuilder::new()
         .map_response(|response: Response<_>| response.map(Body::new))
@@ -72,9 +68,11 @@ pub fn app(state: AppState) -> impl crate::http::Application + Sync {
             REQUEST_ID,
             SequentialRequestId::new(),
         ))
-        // One line per request; a failure inside the server rides on it.
+        // One line and one metric observation per request; a failure inside the server rides
+        // on the line.
         .layer(access_log::AccessLogLayer {
             request_id: REQUEST_ID,
+            metrics: Arc::clone(&state.metrics),
         })
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(CatchPanicLayer::custom(|_| {

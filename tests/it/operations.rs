@@ -113,6 +113,15 @@ async fn the_scrape_shows_the_license_as_exporters_do(app: TestApp) {
         "gitlab_license_server_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v4/license/{id}\",status=\"404\"}"
     ));
     assert!(!later.keys().any(|series| series.contains("424242")));
+    // Refused before any route is matched (a NUL in the path): counted too, as unmatched.
+    assert_eq!(
+        app.get("/api/v4/groups/ac%00me").await.status,
+        reqwest::StatusCode::BAD_REQUEST
+    );
+    let refused = samples(&scrape(&app, None).await.body);
+    assert!(refused.contains_key(
+        "gitlab_license_server_http_request_duration_seconds_count{method=\"GET\",route=\"unmatched\",status=\"400\"}"
+    ));
     assert!(
         later
             ["gitlab_license_server_job_runs_total{kind=\"billable_users_count\",outcome=\"done\"}"]
